@@ -1,0 +1,89 @@
+"""What a reference model is: one `ModelSpec` per model, everything else hangs off it.
+
+A model module (e.g. `models/digits_cnn.py`) defines `SPEC = ModelSpec(...)` and is listed once in
+`models/__init__.py`. Frameworks are imported lazily inside the builders so that light processes
+(the benchmark worker, the report) never import torch or TensorFlow.
+
+Layout contract: datasets are numpy float32 in the *PyTorch* layout (NCHW for images, (N, T, F) for
+sequences). `keras_layout` says how the Keras twin sees the same tensor ("nhwc": transposed from
+NCHW; "same": unchanged). Both twins output logits (classification) or the reconstruction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+TASKS = ("classification", "reconstruction")
+LAYOUTS = ("nhwc", "same")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("x_train", "x_test"):
+            if getattr(self, name).dtype != np.float32:
+                raise TypeError(f"Dataset.{name} must be float32, got {getattr(self, name).dtype}")
+        if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
+            raise ValueError("Dataset: inputs and labels differ in length")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(f"TrainConfig: epochs, batch_size and lr must be positive: {self}")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Parity thresholds for this model's artifacts, checked by tests and shown in the report."""
+    fp32_atol: float = 1e-4          # max abs diff of fp32 artifacts vs their framework reference
+    fp16_atol: float = 5e-2          # fp16-weight artifacts
+    int8_top1_agreement: float = 0.97  # share of test samples whose int8 top-1 equals the reference's
+    transfer_atol: float = 1e-4      # Keras weight-transfer twin vs PyTorch
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    task: str
+    input_shape: tuple[int, ...]          # one sample, PyTorch layout, no batch dim
+    num_outputs: int                      # classes, or features for reconstruction
+    load_data: Callable[[int], Dataset]   # seed -> Dataset (generated or shipped by a package)
+    build_torch: Callable[[], Any]        # -> torch.nn.Module (untrained, deterministic given the seed)
+    build_keras: Callable[[], Any]        # -> keras.Model with layers named like the torch modules
+    transfer: Callable[[Any, Any], None]  # copy torch weights into the Keras twin, in place
+    keras_layout: str = "nhwc"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    calibration_samples: int = 200        # representative/calibration set taken from training data
+    eval_samples: int = 0                 # 0 = the whole test set
+    # export paths that cannot work for this model, with the reason (recorded as "unsupported")
+    skip_paths: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"{self.name}: task {self.task!r} not in {TASKS}")
+        if self.keras_layout not in LAYOUTS:
+            raise ValueError(f"{self.name}: keras_layout {self.keras_layout!r} not in {LAYOUTS}")
+        if not self.name.isidentifier():
+            raise ValueError(f"model name {self.name!r} must be an identifier")
+
+    def to_keras(self, x: np.ndarray) -> np.ndarray:
+        """A batch in PyTorch layout -> the same batch in the Keras twin's layout."""
+        if self.keras_layout == "nhwc" and x.ndim == 4:
+            return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        return x

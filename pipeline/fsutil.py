@@ -1,0 +1,114 @@
+"""Atomic writes, content hashes and the run lock.
+
+Every file the pipeline produces is written to a temporary name in the same folder and renamed
+into place, so an interrupted run never leaves a half-written artifact or record behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_text(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def source_hash(paths: Iterable[Path]) -> str:
+    """Hash of source files: a change to the code that produced something invalidates it."""
+    return sha256_text(*[Path(p).read_bytes() for p in sorted(paths, key=str)])
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to `dest`; rename it onto `dest` only if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # some writers (Keras) insist on a file ending; `suffix` keeps it on the temporary name
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or (dest.suffix + ".tmp"),
+                               dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if not tmp_path.exists():
+            raise FileNotFoundError(f"{dest}: the writer produced no file")
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_atomic(dest: Path, data: str | bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def write_json_atomic(dest: Path, obj) -> None:
+    write_atomic(dest, json.dumps(obj, indent=1, sort_keys=True, default=str))
+
+
+def write_with(dest: Path, writer: Callable[[Path], None], suffix: str = "") -> None:
+    """Let `writer` write to a temporary path that becomes `dest` only on success."""
+    with atomic_path(dest, suffix) as tmp:
+        writer(tmp)
+
+
+def save_npz(dest: Path, **arrays) -> None:
+    import numpy as np
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a handle, so numpy does not append ".npz" to the temp name
+            np.savez(f, **arrays)
+    write_with(dest, writer)
+
+
+class LockedError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, what: str) -> Iterator[None]:
+    """One writer per tree: a second `make export`/`bench` on the same folder stops with a clear message."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_file = folder / ".lock"
+    f = open(lock_file, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.close()
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            raise LockedError(f"{lock_file}: another {what} run holds the lock on this tree; "
+                              f"wait for it to finish") from None
+        raise
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()

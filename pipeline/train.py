@@ -1,0 +1,226 @@
+"""Train a model's twins and write a self-describing checkpoint folder.
+
+    python -m pipeline train --models digits_cnn
+
+Writes `artifacts/<model>/train/`: `torch.pt` (state_dict, loaded with weights_only=True),
+`keras.weights.h5` (Keras-native twin), `keras_tw.weights.h5` (PyTorch weights transferred),
+`eval.npz` (test set, calibration set and every twin's reference outputs) and `meta.json`
+(the cache key and the train record). A re-run with the same key reuses all of it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import models
+from models.spec import ModelSpec
+from pipeline import fsutil
+from pipeline.schema import Record
+
+SOURCES = ("torch", "keras", "keras_tw")
+TRAIN_CODE = [Path(__file__), Path(models.__file__).parent / "spec.py",
+              Path(models.__file__).parent / "transfer.py"]
+
+
+def train_dir(artifacts: Path, name: str) -> Path:
+    return artifacts / name / "train"
+
+
+def cache_key(spec: ModelSpec) -> str:
+    return fsutil.sha256_text(fsutil.source_hash(TRAIN_CODE + [models.source_file(spec.name)]),
+                              repr(spec.train), repr(spec.calibration_samples), repr(spec.eval_samples))
+
+
+def is_fresh(spec: ModelSpec, artifacts: Path) -> bool:
+    meta = train_dir(artifacts, spec.name) / "meta.json"
+    if not meta.exists():
+        return False
+    try:
+        m = json.loads(meta.read_text())
+    except ValueError:
+        return False
+    d = train_dir(artifacts, spec.name)
+    return m.get("key") == cache_key(spec) and all((d / f).exists() for f in m.get("files", []))
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    import torch
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    import keras
+    keras.utils.set_random_seed(seed)
+
+
+def _loss_torch(spec: ModelSpec):
+    import torch.nn as nn
+    return nn.CrossEntropyLoss() if spec.task == "classification" else nn.MSELoss()
+
+
+def train_torch(spec: ModelSpec, data, log=print):
+    import torch
+    cfg = spec.train
+    model = spec.build_torch()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    loss_fn = _loss_torch(spec)
+    x = torch.from_numpy(data.x_train)
+    y = torch.from_numpy(data.y_train if spec.task == "classification" else data.x_train.reshape(len(data.x_train), -1))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for i in range(0, len(x), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            opt.zero_grad()
+            out = model(x[idx])
+            loss = loss_fn(out, y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        sched.step()
+        log(f"  [{spec.name}] torch epoch {epoch + 1}/{cfg.epochs} loss {total / len(x):.4f}")
+    return model.eval()
+
+
+def train_keras(spec: ModelSpec, data, log=print):
+    import keras
+    cfg = spec.train
+    model = spec.build_keras()
+    steps = cfg.epochs * int(np.ceil(len(data.x_train) / cfg.batch_size))
+    opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(cfg.lr, steps))
+    if spec.task == "classification":
+        model.compile(opt, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        y = data.y_train
+    else:
+        model.compile(opt, "mse")
+        y = data.x_train.reshape(len(data.x_train), -1)
+
+    class Log(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            log(f"  [{spec.name}] keras epoch {epoch + 1}/{cfg.epochs} loss {logs['loss']:.4f}")
+
+    # the Keras twins are built with batch size 1 (what ships); train a batch-free copy, same layers
+    trainable = _unbatched_clone(model)
+    trainable.compile(model.optimizer, model.loss)
+    trainable.fit(spec.to_keras(data.x_train), y, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                  shuffle=True, verbose=0, callbacks=[Log()])
+    model.set_weights(trainable.get_weights())
+    return model
+
+
+def _unbatched_clone(model):
+    import keras
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            cfg = layer["config"]
+            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+            key = "batch_shape" if "batch_shape" in cfg else "batch_input_shape"
+            cfg[key] = [None] + list(shape[1:])
+    return keras.Model.from_config(config)
+
+
+def predict_torch(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    import torch
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy()
+                               for i in range(0, len(x), batch)])
+
+
+def predict_keras(model, spec: ModelSpec, x: np.ndarray) -> np.ndarray:
+    # the shipped twin has batch size 1; predict through a batch-free clone with the same weights
+    clone = _unbatched_clone(model)
+    clone.set_weights(model.get_weights())
+    return np.asarray(clone.predict(spec.to_keras(x), batch_size=256, verbose=0))
+
+
+def quality(spec: ModelSpec, out: np.ndarray, data) -> dict[str, float]:
+    if spec.task == "classification":
+        return {"accuracy": float((out.argmax(-1) == data.y_test).mean())}
+    err = ((out - data.x_test.reshape(len(data.x_test), -1)) ** 2).mean(-1)
+    return {"reconstruction_mse": float(err.mean())}
+
+
+def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> Record:
+    """Train both twins, transfer weights, save everything; reuse a fresh cache unless `force`."""
+    d = train_dir(artifacts, spec.name)
+    if not force and is_fresh(spec, artifacts):
+        log(f"[train] {spec.name}: up to date, reusing {d}")
+        return Record.from_dict(json.loads((d / "meta.json").read_text())["record"])
+    import torch
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    _seed_all(spec.train.seed)
+    data = spec.load_data(spec.train.seed)
+    log(f"[train] {spec.name}: {len(data.x_train)} train / {len(data.x_test)} test samples")
+    t = time.perf_counter()
+    tmodel = train_torch(spec, data, log)
+    torch_s = time.perf_counter() - t
+    _seed_all(spec.train.seed)
+    t = time.perf_counter()
+    kmodel = train_keras(spec, data, log)
+    keras_s = time.perf_counter() - t
+    ktw = spec.build_keras()
+    transferred = spec.transfer(tmodel, ktw)
+
+    n_eval = spec.eval_samples or len(data.x_test)
+    x_eval = data.x_test[:n_eval]
+    refs = {"torch": predict_torch(tmodel, x_eval), "keras": predict_keras(kmodel, spec, x_eval),
+            "keras_tw": predict_keras(ktw, spec, x_eval)}
+    transfer_diff = float(np.abs(refs["keras_tw"] - refs["torch"]).max())
+    rng = np.random.default_rng(spec.train.seed)
+    calib_idx = np.sort(rng.choice(len(data.x_train), min(spec.calibration_samples, len(data.x_train)),
+                                   replace=False))
+    metrics = {"train_seconds": time.perf_counter() - t0, "torch_train_seconds": torch_s,
+               "keras_train_seconds": keras_s, "transfer_max_abs_diff": transfer_diff,
+               "train_samples": len(data.x_train), "test_samples": n_eval,
+               "params": float(sum(p.numel() for p in tmodel.parameters()))}
+    sub = type(data)(data.x_train, data.y_train, x_eval, data.y_test[:n_eval])
+    for src, out in refs.items():
+        for k, v in quality(spec, out, sub).items():
+            metrics[f"{src}_{k}"] = v
+    status = "ok" if transfer_diff <= spec.tolerances.transfer_atol else "failed"
+    rec = Record(kind="train", model=spec.name, status=status, framework="both", metrics=metrics,
+                 error="" if status == "ok" else
+                 f"weight transfer max abs diff {transfer_diff:.3g} > {spec.tolerances.transfer_atol}",
+                 info={"transferred_layers": transferred, "calibration_indices": calib_idx.tolist()})
+
+    fsutil.write_with(d / "torch.pt", lambda p: torch.save(
+        {"model": spec.name, "state_dict": tmodel.state_dict(), "train": repr(spec.train)}, p))
+    fsutil.write_with(d / "keras.weights.h5", lambda p: kmodel.save_weights(str(p)), ".tmp.weights.h5")
+    fsutil.write_with(d / "keras_tw.weights.h5", lambda p: ktw.save_weights(str(p)), ".tmp.weights.h5")
+    fsutil.save_npz(d / "eval.npz", x=x_eval, y=data.y_test[:n_eval], calib=data.x_train[calib_idx],
+        **{f"ref_{k}": v.astype(np.float32) for k, v in refs.items()})
+    fsutil.write_json_atomic(d / "meta.json", {
+        "key": cache_key(spec), "record": json.loads(rec.to_json()),
+        "files": ["torch.pt", "keras.weights.h5", "keras_tw.weights.h5", "eval.npz"]})
+    log(f"[train] {spec.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return rec
+
+
+def load_torch(spec: ModelSpec, artifacts: Path):
+    import torch
+    model = spec.build_torch()
+    ckpt = torch.load(train_dir(artifacts, spec.name) / "torch.pt", weights_only=True)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def load_keras(spec: ModelSpec, artifacts: Path, source: str):
+    model = spec.build_keras()
+    model.load_weights(str(train_dir(artifacts, spec.name) / f"{source}.weights.h5"))
+    return model
+
+
+def load_eval(spec: ModelSpec, artifacts: Path) -> dict[str, np.ndarray]:
+    with np.load(train_dir(artifacts, spec.name) / "eval.npz") as z:
+        return {k: z[k] for k in z.files}
