@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -40,15 +41,16 @@ def source_hash(paths: Iterable[Path]) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to `dest`; rename it onto `dest` only if the block succeeds."""
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path that becomes `dest` (by rename) only if the block succeeds.
+
+    The temporary file keeps `dest`'s own name inside a hidden folder next to it: writers that
+    insist on a file ending (Keras) or embed the name (TorchScript archives) see the real name.
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # some writers (Keras) insist on a file ending; `suffix` keeps it on the temporary name
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or (dest.suffix + ".tmp"),
-                               dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}.", dir=dest.parent))
+    tmp_path = tmp_dir / dest.name
     try:
         yield tmp_path
         if not tmp_path.exists():
@@ -57,8 +59,7 @@ def atomic_path(dest: Path, suffix: str = "") -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp_path, dest)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def write_atomic(dest: Path, data: str | bytes) -> None:
@@ -70,9 +71,9 @@ def write_json_atomic(dest: Path, obj) -> None:
     write_atomic(dest, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
-def write_with(dest: Path, writer: Callable[[Path], None], suffix: str = "") -> None:
+def write_with(dest: Path, writer: Callable[[Path], None]) -> None:
     """Let `writer` write to a temporary path that becomes `dest` only on success."""
-    with atomic_path(dest, suffix) as tmp:
+    with atomic_path(dest) as tmp:
         writer(tmp)
 
 
@@ -80,8 +81,7 @@ def save_npz(dest: Path, **arrays) -> None:
     import numpy as np
 
     def writer(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a handle, so numpy does not append ".npz" to the temp name
-            np.savez(f, **arrays)
+        np.savez(tmp, **arrays)
     write_with(dest, writer)
 
 

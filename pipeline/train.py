@@ -196,8 +196,8 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
 
     fsutil.write_with(d / "torch.pt", lambda p: torch.save(
         {"model": spec.name, "state_dict": tmodel.state_dict(), "train": repr(spec.train)}, p))
-    fsutil.write_with(d / "keras.weights.h5", lambda p: kmodel.save_weights(str(p)), ".tmp.weights.h5")
-    fsutil.write_with(d / "keras_tw.weights.h5", lambda p: ktw.save_weights(str(p)), ".tmp.weights.h5")
+    fsutil.write_with(d / "keras.weights.h5", lambda p: kmodel.save_weights(str(p)))
+    fsutil.write_with(d / "keras_tw.weights.h5", lambda p: ktw.save_weights(str(p)))
     fsutil.save_npz(d / "eval.npz", x=x_eval, y=data.y_test[:n_eval], calib=data.x_train[calib_idx],
         **{f"ref_{k}": v.astype(np.float32) for k, v in refs.items()})
     fsutil.write_json_atomic(d / "meta.json", {

@@ -1,0 +1,59 @@
+# mobilebench. The README's two commands: `make bench-mobile` (everything) and `make test`.
+# Each target sets up .venv itself when it is missing.
+PY      := .venv/bin/python
+TFLRT   := .venv-tflite-runtime/bin/python
+PIPQ    := --disable-pip-version-check -q
+# pip warns about every missing local index folder on this machine; keep the output readable
+PIPFILTER := 2>&1 | grep -v "^WARNING: Location" || true
+MODELS  ?=
+PATHS   ?=
+MODEL   ?=
+PROFILES ?=
+
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test test-all clean help
+
+help:
+	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
+	@echo "make test           the test suite (< 10 min)"
+	@echo "make export         train + export only;  make report   rebuild results/report.md"
+	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
+	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
+
+setup: .venv/.installed .venv-tflite-runtime/.installed
+
+.venv/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install $(PIPQ) -r requirements.txt $(PIPFILTER)
+	$(PY) -c "import torch, executorch, tensorflow, ai_edge_litert, litert_torch" 2>/dev/null
+	touch $@
+
+# the old interpreter needs numpy<2, so it gets its own small venv (run through a worker process)
+setup-tflite-runtime: .venv-tflite-runtime/.installed
+.venv-tflite-runtime/.installed: requirements-tflite-runtime.txt
+	test -x $(TFLRT) || python3 -m venv .venv-tflite-runtime
+	$(TFLRT) -m pip install $(PIPQ) -r requirements-tflite-runtime.txt $(PIPFILTER)
+	$(TFLRT) -c "import tflite_runtime.interpreter"
+	touch $@
+
+train: setup
+	$(PY) -m pipeline train $(if $(MODELS),--models $(MODELS))
+
+export: setup
+	$(PY) -m pipeline export $(if $(MODELS),--models $(MODELS)) $(if $(PATHS),--paths $(PATHS))
+
+ifeq ($(MODEL),)
+bench-mobile: export
+	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES))
+else
+bench-mobile: setup
+	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES))
+endif
+
+report: setup
+	$(PY) -m pipeline report
+
+test: setup
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf artifacts results

@@ -1,0 +1,78 @@
+"""ExecuTorch `.pte` via torch.export: portable (no delegate), XNNPACK fp32, XNNPACK int8 (PT2E).
+
+Straight line, as in ExecuTorch's aot_compiler: export -> [quantize] -> lower -> serialize.
+"""
+from __future__ import annotations
+
+from export.registry import ExportContext, register
+
+
+def _export(model, example):
+    import torch
+    return torch.export.export(model, (torch.from_numpy(example),), strict=False)
+
+
+def _lower_and_write(ctx: ExportContext, ep, delegate: bool) -> dict:
+    from executorch.devtools.backend_debug import get_delegation_info
+    from executorch.exir import to_edge_transform_and_lower
+
+    partitioners = []
+    if delegate:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        partitioners = [XnnpackPartitioner()]
+    edge = to_edge_transform_and_lower(ep, partitioner=partitioners)
+    info = delegation_summary(get_delegation_info(edge.exported_program().graph_module))
+    prog = edge.to_executorch()
+    ctx.out.write_bytes(prog.buffer)
+    info["input_layout"] = "torch"
+    return info
+
+
+def delegation_summary(di) -> dict:
+    """ExecuTorch's own delegation info, reduced to what the report shows."""
+    by_op = {name: {"delegated": b.delegated, "non_delegated": b.non_delegated}
+             for name, b in di.delegation_by_operator.items()}
+    return {"delegated_ops": di.num_delegated_nodes, "non_delegated_ops": di.num_non_delegated_nodes,
+            "delegated_subgraphs": di.num_delegated_subgraphs, "ops_by_delegation": by_op,
+            "not_delegated": sorted(k for k, v in by_op.items() if v["non_delegated"])}
+
+
+@register("et_portable_fp32", input_kind="torch", format="pte", quantization="fp32",
+          runtimes=("executorch",))
+def et_portable_fp32(ctx: ExportContext) -> dict:
+    """ExecuTorch portable kernels, no delegate."""
+    return _lower_and_write(ctx, _export(ctx.model, ctx.example), delegate=False)
+
+
+@register("et_xnnpack_fp32", input_kind="torch", format="pte", quantization="fp32",
+          runtimes=("executorch",))
+def et_xnnpack_fp32(ctx: ExportContext) -> dict:
+    """ExecuTorch with the XNNPACK delegate, fp32."""
+    return _lower_and_write(ctx, _export(ctx.model, ctx.example), delegate=True)
+
+
+def pt2e_quantize(model, example, calib, quantizer, fold_quantize: bool = True):
+    """PT2E static quantization: export, prepare, calibrate, convert (torchao's pt2e, as 2.13 requires)."""
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    gm = _export(model, example).module()
+    prepared = prepare_pt2e(gm, quantizer)
+    with torch.no_grad():
+        for i in range(len(calib)):
+            prepared(torch.from_numpy(calib[i:i + 1]))
+    return convert_pt2e(prepared, fold_quantize=fold_quantize)
+
+
+@register("et_xnnpack_int8", input_kind="torch", format="pte", quantization="int8",
+          runtimes=("executorch",))
+def et_xnnpack_int8(ctx: ExportContext) -> dict:
+    """XNNPACK int8: PT2E static quantization with XNNPACKQuantizer (per-channel weights)."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer)
+    info = _lower_and_write(ctx, _export(qmodel, ctx.example), delegate=True)
+    info["calibration_samples"] = len(ctx.calib)
+    return info

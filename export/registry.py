@@ -1,0 +1,86 @@
+"""Export paths: one function registered under a name. The driver (`export/run.py`) does the rest:
+timing, atomic write, the record, and turning any exception into a `failed` record.
+
+A path function takes an `ExportContext` and writes `ctx.out` (a temporary file that becomes the
+artifact only if the function returns). It returns a dict of facts for the record's `info`
+(delegation summary, operator list, warnings). Raise `Unsupported` for what the toolchain cannot do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from models.spec import ModelSpec
+
+FRAMEWORK_OF_SOURCE = {"torch": "pytorch", "keras": "tensorflow", "keras_tw": "tensorflow"}
+
+
+class Unsupported(Exception):
+    """The toolchain cannot do this (a finding, recorded as `unsupported`, not a crash)."""
+
+
+@dataclass(frozen=True)
+class ExportPath:
+    name: str
+    fn: Callable[["ExportContext"], dict]
+    input_kind: str          # "torch" (a torch.nn.Module) or "keras" (a keras.Model)
+    format: str              # tflite | pte | ptl | onnx
+    quantization: str        # fp32 | fp16 | dynamic_int8 | int8
+    runtimes: tuple[str, ...]  # runtime adapters that run this artifact on a device
+    description: str = ""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Trained twins this path starts from; Keras paths run on the native and the transfer twin."""
+        return ("torch",) if self.input_kind == "torch" else ("keras", "keras_tw")
+
+
+@dataclass
+class ExportContext:
+    spec: ModelSpec
+    source: str
+    model: Any                # torch.nn.Module or keras.Model of the `source` twin
+    example: np.ndarray       # one batch-1 input in the model's own layout
+    calib: np.ndarray         # calibration/representative samples in the model's own layout
+    out: Path                 # where to write the artifact (temporary; renamed on success)
+    work_dir: Path            # scratch space for sidecar files (etrecord, saved models)
+    info: dict = field(default_factory=dict)
+
+
+PATHS: dict[str, ExportPath] = {}
+
+
+def register(name: str, *, input_kind: str, format: str, quantization: str,
+             runtimes: tuple[str, ...], description: str = ""):
+    def deco(fn):
+        if name in PATHS:
+            raise ValueError(f"export path {name!r} registered twice")
+        PATHS[name] = ExportPath(name, fn, input_kind, format, quantization, runtimes,
+                                 description or (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+    return deco
+
+
+def all_paths() -> dict[str, ExportPath]:
+    # importing the modules registers their paths
+    from export import executorch_paths, litert_torch_paths, tflite_paths, torchscript_paths  # noqa: F401
+    return PATHS
+
+
+def get(name: str) -> ExportPath:
+    paths = all_paths()
+    if name not in paths:
+        raise KeyError(f"unknown export path {name!r}; valid paths: {', '.join(paths)}")
+    return paths[name]
+
+
+def artifact_stem(model: str, source: str, path: str) -> str:
+    """Artifact names come from the config, never typed by hand."""
+    return f"{source}__{path}"
+
+
+def artifact_file(artifacts: Path, model: str, source: str, p: ExportPath) -> Path:
+    return artifacts / model / f"{artifact_stem(model, source, p.name)}.{p.format}"

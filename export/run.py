@@ -1,0 +1,147 @@
+"""Run export paths for one model (train first if needed). Runs inside a worker process:
+
+    python -m export.run --model digits_cnn --artifacts artifacts [--paths tflite_int8,...] [--force]
+
+Every (source twin x path) writes `artifacts/<model>/<source>__<path>.<ext>` atomically plus a
+sidecar `<source>__<path>.record.json` holding the cache key and the export `Record`. A record whose
+key still matches the code and the trained weights is reused; one failed path never stops the others.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import models  # noqa: E402
+from export import registry  # noqa: E402
+from pipeline import fsutil  # noqa: E402
+from pipeline.schema import Record, first_line  # noqa: E402
+from pipeline.train import cache_key as train_key, load_eval, load_keras, load_torch, train  # noqa: E402
+
+EXPORT_CODE = [Path(registry.__file__), Path(__file__)]
+
+
+def record_file(artifacts: Path, model: str, source: str, path: str) -> Path:
+    return artifacts / model / f"{registry.artifact_stem(model, source, path)}.record.json"
+
+
+def export_key(spec, p: registry.ExportPath) -> str:
+    module_file = Path(sys.modules[p.fn.__module__].__file__)
+    return fsutil.sha256_text(train_key(spec), fsutil.source_hash(EXPORT_CODE + [module_file]), p.name)
+
+
+def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath) -> Record | None:
+    rf = record_file(artifacts, spec.name, source, p.name)
+    if not rf.exists():
+        return None
+    try:
+        saved = json.loads(rf.read_text())
+        rec = Record.from_dict(saved["record"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if saved.get("key") != export_key(spec, p):
+        return None
+    if rec.status == "ok":
+        art = artifacts.parent / rec.artifact if not Path(rec.artifact).is_absolute() else Path(rec.artifact)
+        if not art.exists() or fsutil.sha256_file(art) != rec.artifact_sha256:
+            return None
+    return rec
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(fsutil.ROOT))
+    except ValueError:
+        return str(path.resolve())
+
+
+def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artifacts: Path) -> Record:
+    art = registry.artifact_file(artifacts, spec.name, source, p)
+    example = data["x"][:1] if p.input_kind == "torch" else spec.to_keras(data["x"][:1])
+    calib = data["calib"] if p.input_kind == "torch" else spec.to_keras(data["calib"])
+    base = dict(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
+                framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
+                artifact=_rel(art))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with fsutil.atomic_path(art) as tmp:
+                ctx = registry.ExportContext(spec, source, model, example, calib, tmp, art.parent)
+                info = p.fn(ctx) or {}
+        except registry.Unsupported as e:
+            return Record(status="unsupported", error=first_line(str(e)), **base,
+                          metrics={"export_seconds": time.perf_counter() - t0},
+                          info={"warnings": _warning_lines(caught)})
+        except Exception as e:  # noqa: BLE001 - a failed path is a result, whatever the toolchain raised
+            return Record(status="failed", error=first_line(e), **base,
+                          metrics={"export_seconds": time.perf_counter() - t0},
+                          info={"warnings": _warning_lines(caught)})
+    seconds = time.perf_counter() - t0
+    info.setdefault("warnings", [])
+    info["warnings"] = sorted(set(info["warnings"]) | set(_warning_lines(caught)))
+    info["runtimes"] = list(p.runtimes)
+    return Record(status="ok", **base, artifact_sha256=fsutil.sha256_file(art),
+                  metrics={"export_seconds": seconds, "size_bytes": art.stat().st_size}, info=info)
+
+
+def _warning_lines(caught) -> list[str]:
+    # deprecations (e.g. "Lite Interpreter is deprecated") are findings; keep each distinct first line
+    lines = {f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:200]}"
+             for w in caught if str(w.message).strip()}
+    return sorted(lines)[:20]
+
+
+def export_model(name: str, artifacts: Path, path_names: list[str] | None = None, force: bool = False,
+                 log=print) -> list[Record]:
+    spec = models.get(name)
+    train(spec, artifacts, force=False, log=log)
+    paths = registry.all_paths()
+    selected = [registry.get(n) for n in path_names] if path_names else list(paths.values())
+    data = load_eval(spec, artifacts)
+    records, loaded = [], {}
+    jobs = [(src, p) for p in selected for src in p.sources]
+    for i, (source, p) in enumerate(jobs, 1):
+        tag = f"[export {spec.name} {i}/{len(jobs)}] {source}__{p.name}"
+        rec = None if force else cached_record(artifacts, spec, source, p)
+        if rec is not None:
+            log(f"{tag}: up to date ({rec.status})")
+            records.append(rec)
+            continue
+        if p.name in spec.skip_paths:
+            rec = Record(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
+                         framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
+                         status="unsupported", error=spec.skip_paths[p.name])
+        else:
+            if source not in loaded:
+                loaded[source] = (load_torch(spec, artifacts) if source == "torch"
+                                  else load_keras(spec, artifacts, source))
+            rec = run_path(spec, source, p, loaded[source], data, artifacts)
+        fsutil.write_json_atomic(record_file(artifacts, spec.name, source, p.name),
+                                 {"key": export_key(spec, p), "record": json.loads(rec.to_json())})
+        log(f"{tag}: {rec.status} in {rec.metrics.get('export_seconds', 0):.1f}s"
+            + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))
+        records.append(rec)
+    return records
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    ap.add_argument("--paths", default="", help="comma-separated export path names (default: all)")
+    ap.add_argument("--force", action="store_true", help="ignore cached artifacts and records")
+    args = ap.parse_args(argv)
+    export_model(args.model, args.artifacts, [p for p in args.paths.split(",") if p], args.force,
+                 log=lambda m: print(m, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Benchmark artifacts with the real mobile runtimes, each measurement in an isolated worker.
+
+    python -m pipeline bench                      # every exported artifact of every model
+    python -m pipeline bench my_model.tflite      # bring your own model (no labels needed)
+
+For each (artifact x runtime x device profile) one fresh worker process loads and runs the artifact
+(`pipeline/worker.py`); a crash, hang or out-of-memory becomes a `failed` record with its signal or
+exit code. Results are cached by content hash (artifact, eval data, settings, worker code).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import fsutil, profiles, runtimes
+from pipeline.schema import Record, first_line
+from pipeline.stats import agreement
+
+WORKER_CODE = [Path(__file__).parent / f for f in ("worker.py", "stats.py", "bench.py")] + \
+    sorted((Path(__file__).parent / "runtimes").glob("*.py"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One artifact to measure, with what is known about it (from its export record, if ours)."""
+    artifact: Path
+    format: str
+    runtimes: tuple[str, ...]
+    export: Record | None = None         # None for bring-your-own-model files
+    eval_npz: Path | None = None         # eval inputs and references (our artifacts only)
+    layout: str = "same"                 # "nhwc" when the artifact takes the Keras layout
+    shapes: tuple = ()                   # input shape overrides (BYOM)
+    task: str = ""
+
+
+@dataclass
+class Outcome:
+    record: Record
+    cached: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def zipped_size(path: Path) -> int:
+    """Size as the file would sit deflated in an APK/IPA (zip, deflate level 9)."""
+    return len(zlib.compress(path.read_bytes(), 9))
+
+
+def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, eval_sha: str,
+             want_outputs: bool) -> str:
+    return fsutil.sha256_text(fsutil.sha256_file(t.artifact), runtime, repr(prof), repr(cfg),
+                              eval_sha, t.layout, repr(t.shapes), str(want_outputs),
+                              fsutil.source_hash(WORKER_CODE))
+
+
+def _python_for(runtime: str) -> str:
+    adapter = runtimes.get(runtime)
+    return str(getattr(adapter, "PYTHON", sys.executable))
+
+
+def _describe_exit(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"worker killed by signal {signal.Signals(-rc).name} ({-rc})"
+        except ValueError:
+            return f"worker killed by signal {-rc}"
+    return f"worker exited with code {rc}"
+
+
+def run_worker(job: dict, python: str, timeout_s: float) -> dict:
+    """Run one worker; whatever happens to it, return a result dict (never raise)."""
+    with tempfile.TemporaryDirectory(prefix="mb-worker-") as tmp:
+        job = {**job, "result": str(Path(tmp) / "result.json")}
+        job_file = Path(tmp) / "job.json"
+        job_file.write_text(json.dumps(job))
+        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.Popen([python, "-m", "pipeline.worker", str(job_file)], cwd=fsutil.ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return {"status": "failed", "error": f"worker timed out after {timeout_s:.0f}s (killed)"}
+        result_file = Path(job["result"])
+        if result_file.exists():
+            result = json.loads(result_file.read_text())
+            if proc.returncode != 0 and result.get("status") == "ok":
+                result = {"status": "failed", "error": _describe_exit(proc.returncode)}
+            return result
+        tail = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()][-1:]
+        return {"status": "failed", "error": _describe_exit(proc.returncode) +
+                (f"; last output: {tail[0][:200]}" if tail else "")}
+
+
+def _identity(t: Target) -> dict:
+    e = t.export
+    if e is not None:
+        return dict(model=e.model, source=e.source, path=e.path, format=e.format, framework=e.framework,
+                    quantization=e.quantization, artifact=e.artifact, artifact_sha256=e.artifact_sha256)
+    return dict(model=str(t.artifact), path="user", format=t.format, artifact=str(t.artifact),
+                artifact_sha256=fsutil.sha256_file(t.artifact))
+
+
+def _quality(t: Target, outputs: np.ndarray) -> dict[str, float]:
+    with np.load(t.eval_npz) as z:
+        ref = z[f"ref_{t.export.source}"][:len(outputs)]
+        y = z["y"][:len(outputs)]
+        x = z["x"][:len(outputs)]
+    m = agreement(outputs, ref)
+    if t.task == "classification":
+        m["accuracy"] = float((outputs.argmax(-1) == y).mean())
+        m["reference_accuracy"] = float((ref.argmax(-1) == y).mean())
+    elif t.task == "reconstruction":
+        m["reconstruction_mse"] = float(((outputs - x.reshape(len(x), -1)) ** 2).mean())
+        m["reference_reconstruction_mse"] = float(((ref.reshape(len(ref), -1) - x.reshape(len(x), -1)) ** 2).mean())
+    m["eval_samples"] = float(len(outputs))
+    return m
+
+
+def measure(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, cache_dir: Path,
+            want_outputs: bool) -> Outcome:
+    base = dict(kind="bench", runtime=runtime, profile=prof.name, threads=prof.threads, **_identity(t))
+    adapter = runtimes.get(runtime)
+    if not adapter.available():
+        return Outcome(Record(status="skipped", error=f"runtime {runtime} is not installed: "
+                              f"{adapter.INSTALL_HINT}", **base))
+    eval_sha = fsutil.sha256_file(t.eval_npz) if t.eval_npz else ""
+    key = _job_key(t, runtime, prof, cfg, eval_sha, want_outputs)
+    cache_file = cache_dir / f"{key}.json"
+    if cache_file.exists():
+        try:
+            return Outcome(Record.from_dict(json.loads(cache_file.read_text())), cached=True)
+        except (ValueError, TypeError):
+            pass
+    with tempfile.TemporaryDirectory(prefix="mb-out-") as tmp:
+        outputs_file = str(Path(tmp) / "outputs.npy") if want_outputs and t.eval_npz else ""
+        job = {"root": str(fsutil.ROOT), "artifact": str(t.artifact), "runtime": runtime,
+               "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
+               "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
+               "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
+               "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
+               "eval_limit": cfg.eval_limit, "outputs": outputs_file,
+               "shapes": [list(s) for s in t.shapes]}
+        result = run_worker(job, _python_for(runtime), cfg.timeout_s)
+        if result["status"] != "ok":
+            rec = Record(status="failed", error=first_line(result["error"]), **base)
+        else:
+            metrics = dict(result["metrics"])
+            metrics["size_bytes"] = float(t.artifact.stat().st_size)
+            metrics["size_zipped_bytes"] = float(zipped_size(t.artifact))
+            info = result["info"]
+            if outputs_file and Path(outputs_file).exists():
+                metrics.update(_quality(t, np.load(outputs_file)))
+            rec = Record(status="ok", metrics=metrics, info=info, **base)
+    fsutil.write_atomic(cache_file, rec.to_json())
+    return Outcome(rec)
+
+
+def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[Target]:
+    import models
+    out = []
+    for r in export_records:
+        if r.kind != "export" or r.status != "ok":
+            continue
+        spec = models.get(r.model)
+        layout = "nhwc" if r.info.get("input_layout") == "nhwc" else "same"
+        out.append(Target(artifact=fsutil.ROOT / r.artifact, format=r.format,
+                          runtimes=tuple(r.info.get("runtimes", runtimes.for_format(r.format))),
+                          export=r, eval_npz=artifacts / r.model / "train" / "eval.npz",
+                          layout=layout, task=spec.task))
+    return out
+
+
+def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=print) -> list[Record]:
+    jobs = [(t, rt, profiles.get(p)) for t in targets for rt in t.runtimes for p in cfg.profiles]
+    records = []
+    for i, (t, rt, prof) in enumerate(jobs, 1):
+        # accuracy/agreement do not depend on the profile: evaluate once, on the first profile
+        want_outputs = prof.name == cfg.profiles[0]
+        o = measure(t, rt, prof, cfg, cache_dir, want_outputs)
+        r = o.record
+        name = f"{r.model}/{r.source}__{r.path}" if t.export else str(t.artifact)
+        msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
+               (f", agree {r.metrics['top1_agreement']:.3f}" if "top1_agreement" in r.metrics else "")
+               if r.status == "ok" else f"{r.status}: {r.error}")
+        log(f"[bench {i}/{len(jobs)}] {name} {rt} {prof.name}: {msg}{' (cached)' if o.cached else ''}")
+        records.append(r)
+    return records
+
+
+def byom_target(path: Path, shapes: tuple = ()) -> Target:
+    """A user's own file: the format comes from the file's bytes, checked before any runtime sees it."""
+    from pipeline.validate import check_model_file
+    fmt = check_model_file(path)
+    return Target(artifact=path.resolve(), format=fmt, runtimes=tuple(runtimes.for_format(fmt)), shapes=shapes)
+
+
+def config_with(**overrides) -> profiles.BenchConfig:
+    return dataclasses.replace(profiles.BenchConfig(), **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,119 @@
+"""Command line: `python -m pipeline {train,export,bench,report}`; the Makefile wraps these."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _names(arg: str) -> list[str]:
+    import models
+    names = [n for n in arg.split(",") if n] if arg else models.names()
+    for n in names:
+        models.get(n)  # unknown names fail here, listing the valid ones
+    return names
+
+
+def _paths(arg: str) -> list[str]:
+    from export import registry
+    names = [n for n in arg.split(",") if n]
+    for n in names:
+        registry.get(n)
+    return names
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().replace("x", ",").split(",") if d)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected numbers like 1,3,96,96") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"--shape {text!r}: every dimension must be >= 1")
+    return dims
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m pipeline", description=(
+        "mobilebench: train PyTorch/Keras twins, export them along every mobile path, "
+        "benchmark with the real runtimes, report."))
+    ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    ap.add_argument("--results", type=Path, default=Path("results"))
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train both twins and the weight-transfer twin")
+    t.add_argument("--models", default="", help="comma-separated model names (default: all)")
+    t.add_argument("--force", action="store_true", help="retrain even when the cache is fresh")
+
+    e = sub.add_parser("export", help="train if needed, then run every export path")
+    e.add_argument("--models", default="")
+    e.add_argument("--paths", default="", help="comma-separated export paths (default: all)")
+    e.add_argument("--force", action="store_true", help="re-export even when up to date")
+    e.add_argument("--jobs", type=_positive_int, default=2, help="models exported in parallel")
+
+    b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
+    b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl files of your own")
+    b.add_argument("--models", default="")
+    b.add_argument("--profiles", default="", help="device profiles, comma-separated")
+    b.add_argument("--shape", type=_shape, action="append", default=[],
+                   help="input shape override for your own file, once per input, e.g. 1,3,224,224")
+    b.add_argument("--min-runs", type=_positive_int)
+    b.add_argument("--min-seconds", type=float)
+    b.add_argument("--timeout", type=float, dest="timeout_s")
+
+    sub.add_parser("report", help="write results/report.md from the records")
+    sub.add_parser("list", help="list models, export paths, runtimes and device profiles")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    from pipeline import fsutil, stages
+    if args.cmd == "list":
+        import models
+        from export import registry
+        from pipeline import profiles, runtimes
+        print("models:  ", ", ".join(models.names()))
+        print("paths:   ", ", ".join(registry.all_paths()))
+        print("runtimes:", ", ".join(runtimes.names()))
+        print("profiles:", ", ".join(profiles.PROFILES))
+        return 0
+    if args.cmd == "report":
+        return stages.report(args.results, log=_log)
+    with fsutil.run_lock(args.results, args.cmd):
+        if args.cmd == "train":
+            from pipeline.train import train
+            import models
+            recs = [train(models.get(n), args.artifacts, args.force, log=_log) for n in _names(args.models)]
+            stages.save_records(args.results, recs)
+            return 0 if all(r.status == "ok" for r in recs) else 1
+        if args.cmd == "export":
+            recs = stages.export(_names(args.models), args.artifacts, _paths(args.paths), args.force,
+                                 args.jobs, log=_log)
+            stages.save_records(args.results, recs)
+            return 0
+        if args.cmd == "bench":
+            return stages.bench(args, log=_log)
+    return 2

@@ -1,0 +1,92 @@
+"""Shared by the two TFLite interpreters (ai-edge-litert and the old tflite-runtime): same API.
+
+Quantized inputs are quantized with the tensor's own scale and zero point (round, then clip: never
+truncate); quantized outputs are dequantized, so callers always see float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def load(interpreter_cls, path, threads: int):
+    it = interpreter_cls(model_path=str(path), num_threads=int(threads))
+    it.allocate_tensors()
+    return it
+
+
+def quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    q = np.round(np.asarray(x, np.float32) / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _to_input(x: np.ndarray, d: dict) -> np.ndarray:
+    dtype = d["dtype"]
+    scale, zp = d["quantization"]
+    if np.issubdtype(dtype, np.integer) and x.dtype != dtype:
+        if scale == 0:
+            return x.astype(dtype)
+        return quantize(x, dtype, scale, zp)
+    return x.astype(dtype, copy=False)
+
+
+def _from_output(y: np.ndarray, d: dict) -> np.ndarray:
+    scale, zp = d["quantization"]
+    if np.issubdtype(y.dtype, np.integer) and scale != 0:
+        return (y.astype(np.float32) - zp) * scale
+    return y.astype(np.float32, copy=False)
+
+
+def run(it, inputs: list) -> list:
+    ins = it.get_input_details()
+    if len(inputs) != len(ins):
+        raise ValueError(f"model takes {len(ins)} inputs, got {len(inputs)}")
+    for x, d in zip(inputs, ins):
+        if tuple(x.shape) != tuple(d["shape"]):
+            raise ValueError(f"input {d['name']!r}: shape {tuple(x.shape)} does not fit the model's "
+                             f"{tuple(d['shape'])}")
+        it.set_tensor(d["index"], _to_input(x, d))
+    it.invoke()
+    return [_from_output(it.get_tensor(d["index"]), d) for d in it.get_output_details()]
+
+
+def _spec(d: dict) -> dict:
+    scale, zp = d["quantization"]
+    return {"name": d["name"], "shape": [int(s) for s in d["shape"]],
+            "shape_signature": [int(s) for s in d.get("shape_signature", d["shape"])],
+            "dtype": np.dtype(d["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
+
+
+def delegated_nodes(ops: list[dict]) -> set[int]:
+    """Original nodes absorbed by a DELEGATE node: walk back from its outputs to its inputs."""
+    producer = {}
+    for o in ops:
+        if o["op_name"] != "DELEGATE":
+            for t in o["outputs"]:
+                producer[int(t)] = o
+    inside: set[int] = set()
+    for d in (o for o in ops if o["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in d["inputs"]}
+        stack = [int(t) for t in d["outputs"]]
+        while stack:
+            t = stack.pop()
+            n = producer.get(t)
+            if t in boundary or n is None or n["index"] in inside:
+                continue
+            inside.add(n["index"])
+            stack.extend(int(i) for i in n["inputs"])
+    return inside
+
+
+def describe(it) -> dict:
+    ops = it._get_ops_details()
+    inside = delegated_nodes(ops)
+    original = [o for o in ops if o["op_name"] != "DELEGATE"]
+    return {"inputs": [_spec(d) for d in it.get_input_details()],
+            "outputs": [_spec(d) for d in it.get_output_details()],
+            "ops": sorted({o["op_name"] for o in original}),
+            "op_count": len(original),
+            "delegated_ops": len(inside),
+            "non_delegated_ops": len(original) - len(inside),
+            "not_delegated": sorted({o["op_name"] for o in original if o["index"] not in inside}),
+            "delegates": sum(o["op_name"] == "DELEGATE" for o in ops)}

@@ -1,0 +1,43 @@
+"""PyTorch's lite interpreter for TorchScript-mobile `.ptl` (deprecated upstream for ExecuTorch).
+
+A `.ptl` carries no input shapes: callers give them (our artifacts: the eval data; a user's file:
+`--shape`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FORMATS = ("ptl",)
+INSTALL_HINT = "pip install torch==2.13.0 (make setup)"
+
+
+def available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load(path, threads: int = 1):
+    import torch
+    from torch.jit.mobile import _load_for_lite_interpreter
+    torch.set_num_threads(int(threads))
+    return _load_for_lite_interpreter(str(path))
+
+
+def run(module, inputs: list) -> list:
+    import torch
+    with torch.no_grad():
+        out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    return [o.detach().float().numpy() for o in outs]
+
+
+def describe(module) -> dict:
+    return {"inputs": [], "outputs": [], "note": "TorchScript-mobile files carry no input shapes"}
+
+
+def version() -> str:
+    from importlib.metadata import version as v
+    return v("torch")

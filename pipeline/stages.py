@@ -1,0 +1,135 @@
+"""The pipeline's stages as plain functions: train, export, bench, report. The CLI calls these.
+
+Each stage merges its records into `results/results.jsonl` (atomically, under the results lock).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import models
+from pipeline import fsutil
+from pipeline.schema import Record, merge, read_records
+
+
+def results_file(results: Path) -> Path:
+    return results / "results.jsonl"
+
+
+def save_records(results: Path, new: list[Record]) -> None:
+    path = results_file(results)
+    fsutil.write_atomic(path, "".join(r.to_json() + "\n" for r in merge(read_records(path), new)))
+
+
+def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
+    out = []
+    for name in names:
+        meta = artifacts / name / "train" / "meta.json"
+        if meta.exists():
+            out.append(Record.from_dict(json.loads(meta.read_text())["record"]))
+        for f in sorted((artifacts / name).glob("*.record.json")):
+            out.append(Record.from_dict(json.loads(f.read_text())["record"]))
+    return out
+
+
+def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print) -> list[Record]:
+    """One worker process per model (train if needed, then every path): a converter that crashes
+    natively takes down only its model's worker, and the paths it had not finished are recorded."""
+    def one(name: str) -> tuple[str, int, str]:
+        cmd = [sys.executable, "-m", "export.run", "--model", name, "--artifacts", str(artifacts)]
+        if paths:
+            cmd += ["--paths", ",".join(paths)]
+        if force:
+            cmd.append("--force")
+        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        tail = []
+        for line in proc.stdout:
+            if line.startswith("[") and (line.startswith("[export") or line.startswith("[train")
+                                         or line.startswith("  [")):
+                log(line.rstrip())
+            tail = (tail + [line.rstrip()])[-20:]
+        proc.wait()
+        return name, proc.returncode, "\n".join(tail)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(one, names))
+    records = collect_export_records(artifacts, names)
+    for name, rc, tail in results:
+        if rc != 0:
+            log(f"[export] {name}: worker exited with {rc}; last output:\n{tail}")
+            records += _missing_as_failed(name, artifacts, paths, records, rc)
+    log(f"[export] {len(names)} model(s) in {time.perf_counter() - t0:.1f}s")
+    return records
+
+
+def _missing_as_failed(name, artifacts, paths, records, rc) -> list[Record]:
+    from export import registry
+    have = {(r.source, r.path) for r in records if r.model == name and r.kind == "export"}
+    out = []
+    for p in registry.all_paths().values():
+        if paths and p.name not in paths:
+            continue
+        for src in p.sources:
+            if (src, p.name) not in have:
+                out.append(Record(kind="export", model=name, source=src, path=p.name, format=p.format,
+                                  framework=registry.FRAMEWORK_OF_SOURCE[src], quantization=p.quantization,
+                                  status="failed", error=f"export worker died (exit {rc}) before this path finished"))
+    return out
+
+
+def bench(args, log=print) -> int:
+    """Benchmark our artifacts (from the export records) or the user's own files."""
+    from pipeline import bench as bench_mod
+    from pipeline import profiles
+    from pipeline.report import summary_table
+    overrides = {k: getattr(args, k) for k in ("min_runs", "min_seconds", "timeout_s")}
+    if args.profiles:
+        overrides["profiles"] = tuple(p for p in args.profiles.split(",") if p)
+    cfg = bench_mod.config_with(**overrides)
+    cache = args.results / "cache" / "bench"
+    if args.files:
+        from pipeline.validate import BadModelFile
+        targets, bad = [], 0
+        for f in args.files:
+            try:
+                targets.append(bench_mod.byom_target(f, tuple(args.shape)))
+            except BadModelFile as e:
+                log(f"error: {e}")
+                bad += 1
+        records = bench_mod.run(targets, cfg, cache, log=log)
+        save_records(args.results, records)
+        log(summary_table(records))
+        return 1 if bad or any(r.status == "failed" for r in records) else 0
+    import models as _models
+    names = [n for n in args.models.split(",") if n] or _models.names()
+    exports = collect_export_records(args.artifacts, names)
+    if not any(r.kind == "export" for r in exports):
+        log(f"no exported artifacts under {args.artifacts}: run `make export` first")
+        return 1
+    t0 = time.perf_counter()
+    records = bench_mod.run(bench_mod.targets_from_exports(exports, args.artifacts), cfg, cache, log=log)
+    save_records(args.results, exports + records)
+    log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
+    report(args.results, log=log)
+    log(summary_table(records))
+    return 0
+
+
+def report(results: Path, log=print) -> int:
+    from pipeline import report as report_mod
+    from pipeline.schema import read_records
+    records = read_records(results_file(results))
+    if not records:
+        log(f"no records in {results_file(results)}: run `make bench-mobile` first")
+        return 1
+    report_mod.write(records, results / "report.md")
+    log(f"[report] wrote {results / 'report.md'}")
+    return 0

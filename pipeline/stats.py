@@ -1,0 +1,31 @@
+"""Latency statistics over one steady run (numpy only: the worker imports this in any venv)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def latency_stats(seconds: list[float] | np.ndarray) -> dict[str, float]:
+    """Milliseconds: mean, p50/p90/p99, min, max, std and coefficient of variation."""
+    a = np.asarray(seconds, dtype=np.float64) * 1e3
+    if a.size == 0:
+        raise ValueError("latency_stats: no samples")
+    mean = float(a.mean())
+    std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return {"latency_mean_ms": mean, "latency_p50_ms": float(np.percentile(a, 50)),
+            "latency_p90_ms": float(np.percentile(a, 90)), "latency_p99_ms": float(np.percentile(a, 99)),
+            "latency_min_ms": float(a.min()), "latency_max_ms": float(a.max()),
+            "latency_std_ms": std, "latency_cv": std / mean if mean > 0 else 0.0, "runs": float(a.size)}
+
+
+def agreement(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """How closely an artifact reproduces its framework reference model on the same inputs."""
+    out = outputs.reshape(len(outputs), -1).astype(np.float64)
+    ref = reference.reshape(len(reference), -1).astype(np.float64)
+    if out.shape != ref.shape:
+        raise ValueError(f"outputs {out.shape} and reference {ref.shape} differ in shape")
+    diff = np.abs(out - ref)
+    noise = ((out - ref) ** 2).sum()
+    sqnr = 10 * np.log10((ref ** 2).sum() / noise) if noise > 0 else float("inf")
+    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "sqnr_db": float(min(sqnr, 200.0)),
+            "top1_agreement": float((out.argmax(-1) == ref.argmax(-1)).mean())}

@@ -1,0 +1,30 @@
+"""Shared fixtures. The digits artifacts are built once (train + every export path) into a cache
+folder keyed by content hashes, so a second `make test` reuses them."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TEST_ARTIFACTS = ROOT / ".cache" / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def digits_exports():
+    """Every export record of the digits model (training included), built with the real toolchains."""
+    from export.run import export_model
+    records = export_model("digits_cnn", TEST_ARTIFACTS, log=lambda m: None)
+    return {(r.source, r.path): r for r in records}
+
+
+@pytest.fixture(scope="session")
+def digits_eval(digits_exports):
+    import models
+    from pipeline.train import load_eval
+    return load_eval(models.get("digits_cnn"), TEST_ARTIFACTS)
