@@ -119,6 +119,20 @@ def model_section(model: str, records: list[Record]) -> list[str]:
     return lines
 
 
+# Extra report sections: "module:function" names, each `fn(records) -> list[str]` of Markdown lines.
+# Adding a section = one file with one function + one line here.
+SECTIONS: list[str] = []
+
+
+def _extra_sections(records: list[Record]) -> list[str]:
+    import importlib
+    lines = []
+    for ref in SECTIONS:
+        mod, fn = ref.split(":")
+        lines += getattr(importlib.import_module(mod), fn)(records)
+    return lines
+
+
 def render(records: list[Record]) -> str:
     models = sorted({r.model for r in records if r.kind in ("train", "export")})
     byom = sorted({r.model for r in records if r.kind == "bench" and r.path == "user"})
@@ -132,6 +146,7 @@ def render(records: list[Record]) -> str:
     lines += support_matrix(records)
     for m in models:
         lines += model_section(m, records)
+    lines += _extra_sections(records)
     if byom:
         lines += ["## Your models", ""]
         for m in byom:
