@@ -10,7 +10,7 @@ PATHS   ?=
 MODEL   ?=
 PROFILES ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test test-all clean help
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test clean help bench-pipeline
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -51,6 +51,10 @@ endif
 
 report: setup
 	$(PY) -m pipeline report
+
+# pipeline speed against its budgets (cold/warm export, bench), in a scratch copy of the tree
+bench-pipeline: setup
+	$(PY) -m pipeline.bench_pipeline $(if $(MODELS),--models $(MODELS))
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -66,7 +66,8 @@ def register(name: str, *, input_kind: str, format: str, quantization: str,
 
 def all_paths() -> dict[str, ExportPath]:
     # importing the modules registers their paths
-    from export import executorch_paths, litert_torch_paths, tflite_paths, torchscript_paths  # noqa: F401
+    from export import (executorch_paths, litert_torch_paths, onnx_paths, tflite_paths,  # noqa: F401
+                        torchscript_paths)
     return PATHS
 
 

@@ -46,7 +46,9 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
             cmd += ["--paths", ",".join(paths)]
         if force:
             cmd.append("--force")
-        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        threads = str(max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(names)))))
+        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+               "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads}
         proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         tail = []

@@ -157,7 +157,16 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
         log(f"[train] {spec.name}: up to date, reusing {d}")
         return Record.from_dict(json.loads((d / "meta.json").read_text())["record"])
     import torch
-    torch.set_num_threads(2)
+    # parallel export workers share the cores: each trains on its share, never oversubscribed
+    # (an OpenMP barrier waiting on a descheduled thread makes training many times slower)
+    threads = int(os.environ.get("MOBILEBENCH_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    import tensorflow as tf
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow was already initialised in this process; it keeps its pools
     t0 = time.perf_counter()
     _seed_all(spec.train.seed)
     data = spec.load_data(spec.train.seed)

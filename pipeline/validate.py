@@ -10,7 +10,7 @@ import struct
 import zipfile
 from pathlib import Path
 
-EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl"}
+EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx"}
 
 
 class BadModelFile(ValueError):
@@ -54,6 +54,9 @@ def check_model_file(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(64)
     found = sniff(head)
+    if expected == "onnx":
+        _check_onnx(path, head, found)
+        return "onnx"
     if expected == "ptl":
         if found != "zip":
             raise BadModelFile(f"{path}: not a zip archive, so not a TorchScript-mobile file"
@@ -83,3 +86,11 @@ def _check_ptl(path: Path) -> None:
     if not any(n.endswith("/bytecode.pkl") or n == "bytecode.pkl" for n in names):
         raise BadModelFile(f"{path}: a zip without bytecode.pkl: not saved for the lite interpreter "
                            "(_save_for_lite_interpreter)")
+
+
+def _check_onnx(path: Path, head: bytes, found: str) -> None:
+    # an ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08
+    if found:
+        raise BadModelFile(f"{path}: contents are a {found} file but the extension says onnx")
+    if head[:1] != b"\x08":
+        raise BadModelFile(f"{path}: not an ONNX model (no ir_version field at the start)")

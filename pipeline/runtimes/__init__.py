@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "tflite_runtime": "pipeline.runtimes.tflite_runtime",
     "executorch": "pipeline.runtimes.executorch_rt",
     "lite_interpreter": "pipeline.runtimes.lite_interpreter",
+    "onnxruntime": "pipeline.runtimes.onnxruntime_rt",
 }
 
 

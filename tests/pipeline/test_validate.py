@@ -55,7 +55,7 @@ def test_plain_zip_is_not_a_ptl(tmp_path):
 
 
 def test_unknown_extension(tmp_path):
-    f = tmp_path / "m.onnx"
+    f = tmp_path / "m.bin"
     f.write_bytes(b"x" * 10)
     with pytest.raises(BadModelFile, match="unknown extension"):
         check_model_file(f)
