@@ -27,7 +27,8 @@ STEM_PAD = (1, 1, 4, 5)  # torch F.pad order: left, right, top, bottom == Keras 
 
 
 def load_data(seed: int) -> Dataset:
-    return Dataset(*make_kws_dataset(seed, n_train=3000, n_test=600))
+    x_tr, y_tr, x_te, y_te = make_kws_dataset(seed, n_train=3000, n_test=600)
+    return Dataset(x_tr[:, None], y_tr, x_te[:, None], y_te)  # (N, 49, 10) -> NCHW (N, 1, 49, 10)
 
 
 def build_torch():
