@@ -2,6 +2,8 @@
 of an untrained (seeded, norm layers randomised) torch model reproduces it in Keras. No training."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,22 @@ def test_untrained_transfer(twins):
     assert diff <= spec.tolerances.transfer_atol, \
         f"{spec.name}: transfer max abs diff {diff:.3g} > {spec.tolerances.transfer_atol} " \
         f"(output max abs {scale:.3g})"
+
+
+@pytest.mark.skipif(not os.environ.get("MOBILEBENCH_SLOW_TESTS"),
+                    reason="generates every dataset (minutes); set MOBILEBENCH_SLOW_TESTS=1")
+@pytest.mark.parametrize("name", models.names())
+def test_dataset_contract(name):
+    """The generated data fits the model: layout, dtype, labels; and is deterministic per seed."""
+    spec = models.get(name)
+    data = spec.load_data(spec.train.seed)
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        assert x.shape[1:] == spec.input_shape, f"{name}: {split} samples {x.shape[1:]} != {spec.input_shape}"
+        assert np.isfinite(x).all(), f"{name}: {split} has {(~np.isfinite(x)).sum()} non-finite values"
+        if spec.task == "classification":
+            assert y.min() >= 0 and y.max() < spec.num_outputs, f"{name}: {split} labels {y.min()}..{y.max()}"
+    if spec.task == "reconstruction":
+        assert int(np.prod(spec.input_shape)) == spec.num_outputs, f"{name}: num_outputs != features"
+    again = spec.load_data(spec.train.seed)
+    assert np.array_equal(again.x_test, data.x_test), \
+        f"{name}: load_data is not deterministic (max diff {np.abs(again.x_test - data.x_test).max():.3g})"
