@@ -1,8 +1,10 @@
 """MobileNetV2-style classifier (width ~0.35, shortened) on procedural shapes/textures (3x96x96, 10 classes).
 
-stem conv3x3/2 -> 7 inverted residual blocks (the first also stride 2: 96 -> 48 -> 24 ... -> 3) (expand 1x1 + BN + ReLU6, depthwise 3x3 + BN + ReLU6,
+stem conv3x3/2 -> 7 inverted residual blocks (expand 1x1 + BN + ReLU6, depthwise 3x3 + BN + ReLU6,
 project 1x1 + BN, linear; residual when stride 1 and channels equal) -> conv1x1 + BN + ReLU6 ->
-global average pool -> dense logits. Data: `models/data_images.py` (3000 train / 500 test).
+global average pool -> dense logits. Spatial size 96 -> 48 (stem) -> 24 (block 0, stride 2 unlike
+the real network's first block: full-resolution 48x48 blocks made training several times slower on
+2 cores) -> 12 -> 6 -> 3. Data: `models/data_images.py` (3000 train / 500 test).
 
 Twin parity notes:
 - stride-2 convs: Keras 'same' pads bottom/right only for even inputs, torch pads symmetrically. Both
