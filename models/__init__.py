@@ -10,6 +10,11 @@ from models.spec import ModelSpec
 
 REGISTRY: dict[str, str] = {
     "digits_cnn": "models.digits_cnn",
+    "mobilenet_v2": "models.mobilenet_v2",
+    "ds_cnn_kws": "models.ds_cnn_kws",
+    "kws_gru": "models.kws_gru",
+    "tiny_transformer": "models.tiny_transformer",
+    "anomaly_ae": "models.anomaly_ae",
 }
 
 

@@ -47,7 +47,16 @@ def _batchnorm(mod, layer) -> list[np.ndarray]:
 
 
 def _layernorm(mod, layer) -> list[np.ndarray]:
+    if abs(layer.epsilon - mod.eps) > 1e-12:
+        raise ValueError(f"{layer.name}: epsilon {layer.epsilon} != torch eps {mod.eps}")
+    if tuple(mod.normalized_shape) != (mod.weight.shape[-1],):
+        raise ValueError(f"{layer.name}: only LayerNorm over the last axis transfers")
     return [_np(mod.weight), _np(mod.bias)]
+
+
+def _embedding(mod, layer) -> list[np.ndarray]:
+    # (num_embeddings, dim) in both: Keras Embedding, or a (length, dim) position table
+    return [_np(mod.weight)]
 
 
 def _lstm(mod, layer) -> list[np.ndarray]:
@@ -74,7 +83,7 @@ def _torch_converters() -> dict[type, Callable]:
     import torch.nn as nn
     return {nn.Conv2d: _conv, nn.Conv1d: _conv, nn.ConvTranspose2d: _conv_transpose,
             nn.Linear: _linear, nn.BatchNorm2d: _batchnorm, nn.BatchNorm1d: _batchnorm,
-            nn.LayerNorm: _layernorm, nn.LSTM: _lstm, nn.GRU: _gru}
+            nn.LayerNorm: _layernorm, nn.Embedding: _embedding, nn.LSTM: _lstm, nn.GRU: _gru}
 
 
 def transfer_by_name(torch_model: Any, keras_model: Any,

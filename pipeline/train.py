@@ -30,8 +30,17 @@ def train_dir(artifacts: Path, name: str) -> Path:
     return artifacts / name / "train"
 
 
+def _shared_model_code() -> list[Path]:
+    """models/*.py that are not a registered model (spec, transfer, layers, data generators): any model
+    may import them, so they key every model's cache."""
+    d = Path(models.__file__).parent
+    model_files = {d / (mod.rsplit(".", 1)[-1] + ".py") for mod in models.REGISTRY.values()}
+    return [p for p in sorted(d.glob("*.py")) if p not in model_files and p.name != "__init__.py"]
+
+
 def cache_key(spec: ModelSpec) -> str:
-    return fsutil.sha256_text(fsutil.source_hash(TRAIN_CODE + [models.source_file(spec.name)]),
+    code = set(TRAIN_CODE + _shared_model_code() + [models.source_file(spec.name)])
+    return fsutil.sha256_text(fsutil.source_hash(code),
                               repr(spec.train), repr(spec.calibration_samples), repr(spec.eval_samples))
 
 

@@ -1,0 +1,66 @@
+"""Recurrent keyword spotter: GRU over the 49 MFCC frames of `ds_cnn_kws`'s data, then dense logits.
+
+Input (N, 49, 10) (time, features) in both frameworks (layout "same"). GRU(64) -> last hidden state
+-> Linear(64 -> 10 classes).
+
+Twin parity notes:
+- torch nn.GRU(batch_first=True) == Keras GRU(reset_after=True) (the reset gate is applied after the
+  recurrent matmul, with separate input and recurrent biases); gate order r,z,n vs z,r,h is handled
+  in `models/transfer.py`. Activations tanh / sigmoid (not hard sigmoid) in both.
+- the Keras GRU is unrolled (`unroll=True`): 49 static steps of plain ops instead of a while loop,
+  which every converter handles (TFLite int8 included); torch.export unrolls nn.GRU anyway.
+"""
+from __future__ import annotations
+
+from models.data_audio import KWS_CLASSES, make_kws_dataset
+from models.spec import Dataset, ModelSpec, TrainConfig
+from models.transfer import transfer_by_name
+
+INPUT = (49, 10)
+NUM_CLASSES = len(KWS_CLASSES)
+HIDDEN = 64
+
+
+def load_data(seed: int) -> Dataset:
+    return Dataset(*make_kws_dataset(seed, n_train=3000, n_test=600))
+
+
+def build_torch():
+    import torch.nn as nn
+
+    class KwsGRU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(INPUT[1], HIDDEN, batch_first=True)
+            self.fc = nn.Linear(HIDDEN, NUM_CLASSES)
+
+        def forward(self, x):
+            out, _ = self.gru(x)
+            return self.fc(out[:, -1])
+
+    return KwsGRU()
+
+
+def build_keras():
+    import keras
+    from keras import layers
+
+    inp = keras.Input(INPUT, batch_size=1, name="input")
+    x = layers.GRU(HIDDEN, reset_after=True, unroll=True, name="gru")(inp)
+    out = layers.Dense(NUM_CLASSES, name="fc")(x)
+    return keras.Model(inp, out, name="kws_gru")
+
+
+SPEC = ModelSpec(
+    name="kws_gru",
+    description="GRU(64) keyword spotter over generated audio MFCC sequences (49x10, 10 classes)",
+    task="classification",
+    input_shape=INPUT,
+    num_outputs=NUM_CLASSES,
+    load_data=load_data,
+    build_torch=build_torch,
+    build_keras=build_keras,
+    transfer=transfer_by_name,
+    keras_layout="same",
+    train=TrainConfig(epochs=12, batch_size=64, lr=5e-3),
+)
