@@ -55,13 +55,15 @@ def build_torch():
             self.stem_bn = nn.BatchNorm2d(FILTERS, eps=BN_EPS)
             self.relu = nn.ReLU()
             self.blocks = nn.ModuleList(DSBlock(FILTERS) for _ in range(N_DS_BLOCKS))
+            # adaptive pooling to 1, not mean(dim): XNNPACK delegates the former, not the latter
+            self.gap = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Linear(FILTERS, NUM_CLASSES)
 
         def forward(self, x):
             x = self.relu(self.stem_bn(self.stem(F.pad(x, STEM_PAD))))
             for block in self.blocks:
                 x = block(x)
-            return self.fc(x.mean(dim=(2, 3)))
+            return self.fc(self.gap(x).flatten(1))
 
     return DSCNN()
 

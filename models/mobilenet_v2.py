@@ -11,7 +11,7 @@ Twin parity notes:
   twins pad explicitly and symmetrically instead: Keras `ZeroPadding2D(1)` + 'valid', torch padding=1.
   Stride-1 3x3 convs use 'same' / padding=1 (symmetric in both).
 - BN eps 1e-3 in both; Keras BN momentum 0.9 (= torch momentum 0.1) so running stats follow alike.
-- global average pooling (x.mean((2, 3)) / GlobalAveragePooling2D), no flatten: layout-independent.
+- global average pooling (AdaptiveAvgPool2d(1) / GlobalAveragePooling2D), no flatten: layout-independent.
 """
 from __future__ import annotations
 
@@ -72,6 +72,8 @@ def build_torch():
             self.blocks = nn.ModuleList(InvertedResidual(*p) for p in _plan())
             self.head, self.head_bn = conv_bn(BLOCKS[-1][1], HEAD, 1)
             self.act = nn.ReLU6()
+            # adaptive pooling to 1, not mean(dim): XNNPACK delegates the former, not the latter
+            self.gap = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Linear(HEAD, NUM_CLASSES)
 
         def forward(self, x):
@@ -79,7 +81,7 @@ def build_torch():
             for block in self.blocks:
                 x = block(x)
             x = self.act(self.head_bn(self.head(x)))
-            return self.fc(x.mean(dim=(2, 3)))
+            return self.fc(self.gap(x).flatten(1))
 
     return MobileNetV2()
 
