@@ -46,16 +46,12 @@ def run_batch(module: str, job: dict, items: list[dict], python: str, timeout_s:
             job_file = Path(tmp) / "job.json"
             job_file.write_text(json.dumps({**job, "items": remaining, "progress": str(progress)}))
             env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-            proc = subprocess.Popen([python, "-m", module, str(job_file)], cwd=fsutil.ROOT, env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-            deadline = time.monotonic() + timeout_s * len(remaining)
-            try:
-                out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-                death = _describe_exit(proc.returncode) if proc.returncode else ""
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                out, _ = proc.communicate()
-                death = f"worker timed out (killed)"
+            log_file = Path(tmp) / "worker.log"  # a file, not a pipe: chatty converters cannot block on it
+            with open(log_file, "wb") as log:
+                proc = subprocess.Popen([python, "-m", module, str(job_file)], cwd=fsutil.ROOT, env=env,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                death = _wait(proc, progress, timeout_s)
+            out = log_file.read_bytes()
             done, started = _read_progress(progress)
         results.update(done)
         remaining = [it for it in remaining if it["id"] not in done]
@@ -67,6 +63,21 @@ def run_batch(module: str, job: dict, items: list[dict], python: str, timeout_s:
                           (f"; last output: {tail[0][:200]}" if tail else "")}
         remaining = [it for it in remaining if it["id"] != blame]
     return results
+
+
+def _wait(proc: subprocess.Popen, progress: Path, timeout_s: float) -> str:
+    """Wait for the worker; kill it when one item takes longer than timeout_s (no progress line)."""
+    last_size, last_change = -1, time.monotonic()
+    while proc.poll() is None:
+        size = progress.stat().st_size if progress.exists() else 0
+        if size != last_size:
+            last_size, last_change = size, time.monotonic()
+        elif time.monotonic() - last_change > timeout_s:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return f"worker timed out after {timeout_s:.0f}s on one item (killed)"
+        time.sleep(0.2)
+    return _describe_exit(proc.returncode) if proc.returncode else ""
 
 
 class Progress:

@@ -274,7 +274,8 @@ def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Reco
                 c = {"error": f"mismatch: {e}", "metrics": {}}
             for k, v in c["metrics"].items():
                 metrics[k] = min(metrics.get(k, v), v) if k == "sqnr_db" else max(metrics.get(k, v), v)
-            error = error or (c["error"] + (f" (input set {s})" if s else ""))
+            if c["error"] and not error:
+                error = c["error"] + (f" (input set {s}: shapes {[tuple(x.shape) for x in outs]})" if s else "")
     if error:
         info["cell"] = "mismatch"
         return Record(**{**base, "status": "failed", "error": error[:300], "metrics": metrics, "info": info})
