@@ -125,6 +125,6 @@ def _dispatch(args) -> int:
             from probes import harness
             recs = harness.run([n for n in args.ops.split(",") if n], _paths(args.paths), args.artifacts,
                                args.results, args.jobs, log=_log)
-            stages.save_records(args.results, recs)
+            harness.save(args.results, recs)
             return stages.report(args.results, log=_log)
     return 2

@@ -117,8 +117,9 @@ def export_all(names: list[str], paths: list[registry.ExportPath], folder: Path,
             for it in items:
                 res = out[it["id"]]
                 results[(it["probe"], source, it["path"])] = res
-                # a worker death is not cached: the next run tries again
-                if res["status"] == "ok" or "record" in res:
+                # a converter that crashes natively crashes again on the same code (cached); a timeout
+                # may be the machine's load, so the next run tries again
+                if res["status"] == "ok" or "record" in res or "timed out" not in res.get("error", ""):
                     fsutil.write_json_atomic(_sidecar(folder, it["probe"], source, it["path"]),
                                              {"key": _export_key(it["probe"], it["path"]), "result": res})
     return results
@@ -327,3 +328,14 @@ def run(names: list[str] | None, path_names: list[str] | None, artifacts: Path, 
     log(f"[probe] {len(names)} probes x {len(paths)} paths -> {len(records)} records in {total:.1f}s "
         f"(export phase {t_export:.1f}s): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return records
+
+
+def save(results: Path, new: list[Record]) -> None:
+    """Merge into results.jsonl; a rerun cell replaces every older record of the same probe x path
+    (an export failure has no runtime, so the plain key merge would keep it next to a later success)."""
+    from pipeline.schema import read_records
+    from pipeline.stages import results_file
+    cells = {(r.info.get("probe"), r.path) for r in new}
+    old = [r for r in read_records(results_file(results))
+           if not (r.kind == "probe" and (r.info.get("probe"), r.path) in cells)]
+    fsutil.write_atomic(results_file(results), "".join(r.to_json() + "\n" for r in old + new))

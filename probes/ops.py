@@ -24,9 +24,16 @@ def _torch(fn, **modules):
                 for k, make in modules.items():
                     setattr(self, k, make(torch.nn))
 
-            def forward(self, *xs):
-                return fn(self, torch, *xs)
-        return P().eval()
+        # a fixed-arity forward: torch.export (and its dynamic_shapes) sees one parameter per input,
+        # the same signature the PT2E-quantized GraphModule has on its second export
+        class P1(P):
+            def forward(self, x):
+                return fn(self, torch, x)
+
+        class P2(P):
+            def forward(self, a, b):
+                return fn(self, torch, a, b)
+        return (P1 if fn.__code__.co_argcount == 3 else P2)().eval()
     return build
 
 
