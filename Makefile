@@ -9,13 +9,15 @@ MODELS  ?=
 PATHS   ?=
 MODEL   ?=
 PROFILES ?=
+OPS     ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test clean help bench-pipeline
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report test clean help bench-pipeline
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
 	@echo "make test           the test suite (< 10 min)"
 	@echo "make export         train + export only;  make report   rebuild results/report.md"
+	@echo "make probes         operator support matrix (one-operator models x every export path)"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
 
@@ -44,10 +46,15 @@ export: setup
 ifeq ($(MODEL),)
 bench-mobile: export
 	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES))
+	$(PY) -m pipeline probe $(if $(OPS),--ops $(OPS))
 else
 bench-mobile: setup
 	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES))
 endif
+
+# operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...
+probes: setup
+	$(PY) -m pipeline probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
 
 report: setup
 	$(PY) -m pipeline report

@@ -4,12 +4,13 @@ Straight line, as in ExecuTorch's aot_compiler: export -> [quantize] -> lower ->
 """
 from __future__ import annotations
 
-from export.registry import ExportContext, register
+from export.registry import ExportContext, as_inputs, calib_samples, register
 
 
-def _export(model, example):
+def _export(model, example, dynamic_shapes=None):
     import torch
-    return torch.export.export(model, (torch.from_numpy(example),), strict=False)
+    return torch.export.export(model, tuple(torch.from_numpy(x) for x in as_inputs(example)), strict=False,
+                               dynamic_shapes=dynamic_shapes)
 
 
 def _lower_and_write(ctx: ExportContext, ep, delegate: bool) -> dict:
@@ -41,26 +42,26 @@ def delegation_summary(di) -> dict:
           runtimes=("executorch",))
 def et_portable_fp32(ctx: ExportContext) -> dict:
     """ExecuTorch portable kernels, no delegate."""
-    return _lower_and_write(ctx, _export(ctx.model, ctx.example), delegate=False)
+    return _lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=False)
 
 
 @register("et_xnnpack_fp32", input_kind="torch", format="pte", quantization="fp32",
           runtimes=("executorch",))
 def et_xnnpack_fp32(ctx: ExportContext) -> dict:
     """ExecuTorch with the XNNPACK delegate, fp32."""
-    return _lower_and_write(ctx, _export(ctx.model, ctx.example), delegate=True)
+    return _lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=True)
 
 
-def pt2e_quantize(model, example, calib, quantizer, fold_quantize: bool = True):
+def pt2e_quantize(model, example, calib, quantizer, fold_quantize: bool = True, dynamic_shapes=None):
     """PT2E static quantization: export, prepare, calibrate, convert (torchao's pt2e, as 2.13 requires)."""
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    gm = _export(model, example).module()
+    gm = _export(model, example, dynamic_shapes).module()
     prepared = prepare_pt2e(gm, quantizer)
     with torch.no_grad():
-        for i in range(len(calib)):
-            prepared(torch.from_numpy(calib[i:i + 1]))
+        for sample in calib_samples(calib):
+            prepared(*(torch.from_numpy(x) for x in sample))
     return convert_pt2e(prepared, fold_quantize=fold_quantize)
 
 
@@ -72,7 +73,7 @@ def et_xnnpack_int8(ctx: ExportContext) -> dict:
         XNNPACKQuantizer, get_symmetric_quantization_config)
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer)
-    info = _lower_and_write(ctx, _export(qmodel, ctx.example), delegate=True)
-    info["calibration_samples"] = len(ctx.calib)
+    qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer, dynamic_shapes=ctx.dynamic_shapes)
+    info = _lower_and_write(ctx, _export(qmodel, ctx.example, ctx.dynamic_shapes), delegate=True)
+    info["calibration_samples"] = len(as_inputs(ctx.calib)[0])
     return info

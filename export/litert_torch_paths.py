@@ -6,7 +6,7 @@ recorded as it happened; nothing here retries until it passes.
 from __future__ import annotations
 
 from export.executorch_paths import pt2e_quantize
-from export.registry import ExportContext, register
+from export.registry import ExportContext, as_inputs, register
 from export.tflite_paths import TFLITE_RUNTIMES
 
 
@@ -16,7 +16,8 @@ def litert_torch_fp32(ctx: ExportContext) -> dict:
     """litert_torch.convert of the eager PyTorch model (NCHW input kept)."""
     import litert_torch
     import torch
-    edge = litert_torch.convert(ctx.model.eval(), (torch.from_numpy(ctx.example),))
+    edge = litert_torch.convert(ctx.model.eval(), tuple(torch.from_numpy(x) for x in as_inputs(ctx.example)),
+                                dynamic_shapes=ctx.dynamic_shapes)
     edge.export(str(ctx.out))
     return {"input_layout": "torch"}
 
@@ -33,8 +34,10 @@ def litert_torch_int8(ctx: ExportContext) -> dict:
     quantizer = PT2EQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
     # litert-torch reads the q/dq pairs itself: weights must stay float + quantize node (no folding)
-    qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer, fold_quantize=False)
-    edge = litert_torch.convert(qmodel, (torch.from_numpy(ctx.example),),
-                                quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer, fold_quantize=False,
+                           dynamic_shapes=ctx.dynamic_shapes)
+    edge = litert_torch.convert(qmodel, tuple(torch.from_numpy(x) for x in as_inputs(ctx.example)),
+                                quant_config=QuantConfig(pt2e_quantizer=quantizer),
+                                dynamic_shapes=ctx.dynamic_shapes)
     edge.export(str(ctx.out))
-    return {"input_layout": "torch", "calibration_samples": len(ctx.calib)}
+    return {"input_layout": "torch", "calibration_samples": len(as_inputs(ctx.calib)[0])}

@@ -43,11 +43,24 @@ class ExportContext:
     spec: ModelSpec
     source: str
     model: Any                # torch.nn.Module or keras.Model of the `source` twin
-    example: np.ndarray       # one batch-1 input in the model's own layout
-    calib: np.ndarray         # calibration/representative samples in the model's own layout
+    example: Any              # one batch-1 input in the model's own layout (or a tuple: one per input)
+    calib: Any                # calibration/representative samples, same layout (or a tuple per input)
     out: Path                 # where to write the artifact (temporary; renamed on success)
     work_dir: Path            # scratch space for sidecar files (etrecord, saved models)
     info: dict = field(default_factory=dict)
+    dynamic_shapes: Any = None  # torch.export dynamic_shapes (torch paths); Keras models carry None dims
+
+
+def as_inputs(x) -> tuple:
+    """`example` as a tuple of arrays: single-input models pass one array, multi-input a tuple."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def calib_samples(calib):
+    """Batch-1 calibration samples, each a list with one array per model input."""
+    arrays = as_inputs(calib)
+    for i in range(len(arrays[0])):
+        yield [a[i:i + 1] for a in arrays]
 
 
 PATHS: dict[str, ExportPath] = {}

@@ -66,14 +66,22 @@ def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artif
     example = data["x"][:1] if p.input_kind == "torch" else spec.to_keras(data["x"][:1])
     calib = data["calib"] if p.input_kind == "torch" else spec.to_keras(data["calib"])
     base = dict(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
-                framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
-                artifact=_rel(art))
+                framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization)
+    return export_to(p, registry.ExportContext(spec, source, model, example, calib, art, art.parent), base)
+
+
+def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -> Record:
+    """Run one path function on an in-memory model (`ctx.out` = the final artifact path): timing,
+    atomic write, warnings, and any exception as a `failed`/`unsupported` record. Shared by the model
+    exports above and the operator probes (`probes/`)."""
+    art = ctx.out
+    base = {**base, "artifact": _rel(art)}
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with fsutil.atomic_path(art) as tmp:
-                ctx = registry.ExportContext(spec, source, model, example, calib, tmp, art.parent)
+                ctx.out = tmp
                 info = p.fn(ctx) or {}
         except registry.Unsupported as e:
             return Record(status="unsupported", error=first_line(str(e)), **base,
@@ -83,6 +91,8 @@ def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artif
             return Record(status="failed", error=first_line(e), **base,
                           metrics={"export_seconds": time.perf_counter() - t0},
                           info={"warnings": _warning_lines(caught)})
+        finally:
+            ctx.out = art
     seconds = time.perf_counter() - t0
     info.setdefault("warnings", [])
     info["warnings"] = sorted(set(info["warnings"]) | set(_warning_lines(caught)))

@@ -4,7 +4,7 @@ Each file's name says what it holds: only `tflite_fp32` is written without `Opti
 """
 from __future__ import annotations
 
-from export.registry import ExportContext, register
+from export.registry import ExportContext, as_inputs, calib_samples, register
 
 TFLITE_RUNTIMES = ("litert", "tflite_runtime")
 
@@ -48,8 +48,7 @@ def tflite_dynamic_int8(ctx: ExportContext) -> dict:
 
 def representative(ctx: ExportContext):
     def gen():
-        for i in range(len(ctx.calib)):
-            yield [ctx.calib[i:i + 1]]
+        yield from calib_samples(ctx.calib)
     return gen
 
 
@@ -64,5 +63,5 @@ def tflite_int8(ctx: ExportContext) -> dict:
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     info = _write(ctx, conv)
-    info["calibration_samples"] = len(ctx.calib)
+    info["calibration_samples"] = len(as_inputs(ctx.calib)[0])
     return info

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import warnings
 
-from export.registry import ExportContext, Unsupported, register
+from export.registry import ExportContext, Unsupported, as_inputs, register
 
 
 def _traced(ctx: ExportContext):
     import torch
     with torch.no_grad():
-        traced = torch.jit.trace(ctx.model.eval(), torch.from_numpy(ctx.example))
+        traced = torch.jit.trace(ctx.model.eval(), tuple(torch.from_numpy(x) for x in as_inputs(ctx.example)))
     return torch.jit.freeze(traced.eval())
 
 

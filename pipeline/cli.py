@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline {train,export,bench,report}`; the Makefile wraps these."""
+"""Command line: `python -m pipeline {train,export,bench,probe,report}`; the Makefile wraps these."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-seconds", type=float)
     b.add_argument("--timeout", type=float, dest="timeout_s")
 
+    pr = sub.add_parser("probe", help="operator support matrix: one-operator models x every export path")
+    pr.add_argument("--ops", default="", help="comma-separated probe names (default: all)")
+    pr.add_argument("--paths", default="", help="comma-separated export paths (default: all but ptl_mobile_optimized)")
+    pr.add_argument("--jobs", type=_positive_int, default=2, help="worker processes in parallel")
+
     sub.add_parser("report", help="write results/report.md from the records")
     sub.add_parser("list", help="list models, export paths, runtimes and device profiles")
     return ap
@@ -116,4 +121,10 @@ def _dispatch(args) -> int:
             return 0
         if args.cmd == "bench":
             return stages.bench(args, log=_log)
+        if args.cmd == "probe":
+            from probes import harness
+            recs = harness.run([n for n in args.ops.split(",") if n], _paths(args.paths), args.artifacts,
+                               args.results, args.jobs, log=_log)
+            harness.save(args.results, recs)
+            return stages.report(args.results, log=_log)
     return 2

@@ -41,10 +41,20 @@ def run(it, inputs: list) -> list:
     ins = it.get_input_details()
     if len(inputs) != len(ins):
         raise ValueError(f"model takes {len(ins)} inputs, got {len(inputs)}")
+    resized = False
     for x, d in zip(inputs, ins):
         if tuple(x.shape) != tuple(d["shape"]):
-            raise ValueError(f"input {d['name']!r}: shape {tuple(x.shape)} does not fit the model's "
-                             f"{tuple(d['shape'])}")
+            # a dimension the model declares dynamic (-1 in shape_signature) may take any size
+            sig = tuple(d.get("shape_signature", d["shape"]))
+            if len(sig) != x.ndim or any(s != -1 and s != n for s, n in zip(sig, x.shape)):
+                raise ValueError(f"input {d['name']!r}: shape {tuple(x.shape)} does not fit the model's "
+                                 f"{tuple(sig)}")
+            it.resize_tensor_input(d["index"], list(x.shape))
+            resized = True
+    if resized:
+        it.allocate_tensors()
+        ins = it.get_input_details()
+    for x, d in zip(inputs, ins):
         it.set_tensor(d["index"], _to_input(x, d))
     it.invoke()
     return [_from_output(it.get_tensor(d["index"]), d) for d in it.get_output_details()]

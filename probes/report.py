@@ -1,0 +1,125 @@
+"""Report section: the operator x export path matrix and per-framework summaries, from `probe`
+records alone (plugged into `pipeline/report.py` SECTIONS).
+
+    python -m pipeline report
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pipeline.schema import Record
+
+LABEL = {"ok": "ok", "not_delegated": "not delegated", "export_failed": "export failed",
+         "runtime_failed": "runtime failed", "mismatch": "mismatch"}
+SEVERITY = ["ok", "not_delegated", "mismatch", "runtime_failed", "export_failed"]
+FRAMEWORK_NAME = {"tensorflow": "TensorFlow/Keras", "pytorch": "PyTorch"}
+
+
+def _cell(r: Record) -> str:
+    if r.status == "skipped":
+        return "skipped"
+    return r.info.get("cell") or ("ok" if r.status == "ok" else "export_failed" if not r.runtime else "runtime_failed")
+
+
+def _grid(records: list[Record]) -> tuple[list[str], list[str], dict]:
+    probes = [r for r in records if r.kind == "probe"]
+    ops = sorted({r.info.get("probe", r.model) for r in probes}, key=lambda n: _order(n))
+    paths = sorted({(r.framework, r.path) for r in probes}, key=lambda fp: (fp[0] != "tensorflow", fp[1]))
+    grid = defaultdict(list)
+    for r in probes:
+        grid[(r.info.get("probe", r.model), r.path)].append(r)
+    return ops, [p for _, p in paths], grid
+
+
+def _order(name: str) -> int:
+    try:
+        from probes import all_probes
+        return list(all_probes()).index(name)
+    except (ImportError, ValueError):
+        return 10_000
+
+
+def _summarize(rs: list[Record]) -> tuple[str, str]:
+    """(worst cell over runtimes, text) for one operator x path."""
+    cells = {r.runtime or "export": _cell(r) for r in rs}
+    known = [c for c in cells.values() if c in SEVERITY]
+    worst = max(known, key=SEVERITY.index) if known else "skipped"
+    if len(set(cells.values())) <= 1:
+        return worst, LABEL.get(worst, worst)
+    return worst, ", ".join(f"{rt}: {LABEL.get(c, c)}" for rt, c in sorted(cells.items()))
+
+
+def matrix(records: list[Record]) -> list[str]:
+    ops, paths, grid = _grid(records)
+    if not ops:
+        return []
+    lines = ["## Operator support matrix (operator x export path)", "",
+             "One-operator models built in both frameworks (`probes/ops.py`), exported along every path and "
+             "run in that path's runtime(s); each artifact is compared with its own framework's output on "
+             "the same deterministic input. `ok` = exported, ran, matched (fp32: max abs diff <= 1e-4 x "
+             "max |reference|; fp16: 1e-2; int8/dynamic int8: within 4 output quantization steps or SQNR "
+             ">= 20 dB; indices and masks: exact). `not delegated` = ran and matched, but operators ran "
+             "outside XNNPACK (ExecuTorch's delegation info for `et_xnnpack_*`; the TFLite interpreter's "
+             "own DELEGATE nodes for .tflite). Where runtimes differ, each is named.", ""]
+    lines += ["| operator | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
+    notes: dict[str, int] = {}
+    for op in ops:
+        row = [op]
+        for p in paths:
+            rs = grid.get((op, p))
+            if not rs:
+                row.append("–")
+                continue
+            worst, text = _summarize(rs)
+            refs = []
+            for r in rs:
+                if r.error:
+                    note = f"`{op}` / `{p}`{' on `' + r.runtime + '`' if r.runtime else ''}: {r.error}"
+                    notes.setdefault(note, len(notes) + 1)
+                    refs.append(str(notes[note]))
+            row.append(text + (f" [{','.join(refs)}]" if refs else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Errors (first line of the toolchain's or runtime's own message, or the size of the mismatch):", ""]
+    lines += [f"{n}. {text}" for text, n in notes.items()]
+    lines += ["", "Operators left outside XNNPACK (ran correctly):", ""]
+    for op in ops:
+        for p in paths:
+            for r in grid.get((op, p), []):
+                if r.info.get("cell") == "not_delegated":
+                    lines.append(f"- `{op}` / `{p}` on `{r.runtime}`: {', '.join(r.info.get('outside_xnnpack', []))}")
+    return lines + [""] + summaries(records)
+
+
+def summaries(records: list[Record]) -> list[str]:
+    """One data-driven paragraph per framework: counts and names come from the records only."""
+    ops, paths, grid = _grid(records)
+    lines = ["### Summary per framework (generated from the probe records)", ""]
+    for fw in ("pytorch", "tensorflow"):
+        fw_paths = [p for p in paths if any(r.framework == fw for op in ops for r in grid.get((op, p), []))]
+        if not fw_paths:
+            continue
+        n = len(ops)
+        parts = []
+        for p in fw_paths:
+            by = {op: _summarize(grid[(op, p)])[0] for op in ops if (op, p) in grid}
+            exported = [op for op, c in by.items() if c != "export_failed"]
+            good = [op for op, c in by.items() if c in ("ok", "not_delegated")]
+            outside = [op for op, c in by.items() if c == "not_delegated"]
+            bad = {c: [op for op, cc in by.items() if cc == c] for c in ("export_failed", "runtime_failed", "mismatch")}
+            s = f"`{p}`: {len(exported)}/{len(by)} exported, {len(good)}/{len(by)} ran and matched"
+            if outside:
+                s += f" ({len(outside)} with operators outside XNNPACK: {', '.join(outside)})"
+            for c, lst in bad.items():
+                if lst:
+                    s += f"; {LABEL[c]}: {', '.join(lst)}"
+            parts.append(s)
+        anywhere = [op for op in ops if any(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated")
+                                           for p in fw_paths if (op, p) in grid)]
+        everywhere = [op for op in ops if all(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated")
+                                             for p in fw_paths if (op, p) in grid)]
+        nowhere = [op for op in ops if op not in anywhere]
+        head = (f"**{FRAMEWORK_NAME[fw]}**: {len(everywhere)}/{n} operators deploy correctly on every "
+                f"{FRAMEWORK_NAME[fw]} path, {len(anywhere)}/{n} on at least one"
+                + (f"; on none: {', '.join(nowhere)}" if nowhere else "") + ". ")
+        lines += [head + "; ".join(parts) + ".", ""]
+    return lines
