@@ -5,13 +5,19 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from export.registry import ExportContext, register
+from export.registry import ExportContext, as_inputs, calib_samples, register
+
+
+def _input_names(ctx: ExportContext) -> list[str]:
+    n = len(as_inputs(ctx.example))
+    return ["input"] if n == 1 else [f"input_{i}" for i in range(n)]
 
 
 def _export_fp32(ctx: ExportContext, dest: Path) -> None:
     import torch
-    torch.onnx.export(ctx.model.eval(), (torch.from_numpy(ctx.example),), str(dest), dynamo=True,
-                      external_data=False, input_names=["input"], output_names=["output"], verbose=False)
+    args = tuple(torch.from_numpy(x) for x in as_inputs(ctx.example))
+    torch.onnx.export(ctx.model.eval(), args, str(dest), dynamo=True, external_data=False,
+                      input_names=_input_names(ctx), dynamic_shapes=ctx.dynamic_shapes, verbose=False)
 
 
 @register("onnx_fp32", input_kind="torch", format="onnx", quantization="fp32", runtimes=("onnxruntime",))
@@ -27,13 +33,15 @@ def onnx_int8(ctx: ExportContext) -> dict:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    names = _input_names(ctx)
+
     class Calib(CalibrationDataReader):
         def __init__(self):
-            self._it = iter(ctx.calib[i:i + 1] for i in range(len(ctx.calib)))
+            self._it = calib_samples(ctx.calib)
 
         def get_next(self):
-            x = next(self._it, None)
-            return None if x is None else {"input": x}
+            xs = next(self._it, None)
+            return None if xs is None else dict(zip(names, xs))
 
     with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix=".onnx-") as tmp:
         fp32, pre = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx"
@@ -44,4 +52,4 @@ def onnx_int8(ctx: ExportContext) -> dict:
         # 98.1% top-1 agreement without it, 34 dB / 99.7% with it (activation symmetry made it worse).
         quantize_static(str(pre), str(ctx.out), Calib(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return {"input_layout": "torch", "calibration_samples": len(ctx.calib), "reduce_range": True}
+    return {"input_layout": "torch", "calibration_samples": len(as_inputs(ctx.calib)[0]), "reduce_range": True}
