@@ -9,14 +9,17 @@ MODELS  ?=
 PATHS   ?=
 MODEL   ?=
 PROFILES ?=
+SHAPE   ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test test-all clean help
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test test-slow test-all clean help
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
 	@echo "make test           the test suite (< 10 min)"
 	@echo "make export         train + export only;  make report   rebuild results/report.md"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
+	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
+	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
 
 setup: .venv/.installed .venv-tflite-runtime/.installed
@@ -46,7 +49,7 @@ bench-mobile: export
 	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES))
 else
 bench-mobile: setup
-	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES))
+	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s))
 endif
 
 report: setup
@@ -54,6 +57,9 @@ report: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow tests
 
 clean:
 	rm -rf artifacts results

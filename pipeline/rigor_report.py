@@ -109,7 +109,7 @@ def op_profile_section(records: list[Record]) -> list[str]:
             rows.append([_name(r), r.runtime, "–", p.get("note", ""), "", ""])
             continue
         for i, o in enumerate(p["ops"][:5]):
-            rows.append([_name(r) if i == 0 else "", r.runtime if i == 0 else "", i + 1, o["op"],
+            rows.append([_name(r) if i == 0 else " ", r.runtime if i == 0 else " ", i + 1, o["op"],
                          o["ms"], f"{o['share'] * 100:.0f}%"])
     return lines + _table(["artifact", "runtime", "#", "operator", "ms", "share"], rows)
 
