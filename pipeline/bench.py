@@ -58,7 +58,9 @@ def zipped_size(path: Path) -> int:
 
 def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, eval_sha: str,
              want_outputs: bool) -> str:
+    sidecar = t.artifact.with_suffix(".etrecord")   # names the operators in the profile (opprofile.py)
     return fsutil.sha256_text(fsutil.sha256_file(t.artifact), runtime, repr(prof), repr(cfg),
+                              fsutil.sha256_file(sidecar) if sidecar.exists() else "",
                               eval_sha, t.layout, repr(t.shapes), str(want_outputs),
                               fsutil.source_hash(WORKER_CODE))
 

@@ -5,7 +5,8 @@
 - `.pte` (executorch): ExecuTorch's own event tracer. The PyPI runtime is built with it: load with
   `enable_etdump=True`, write the ETDump, read it with `executorch.devtools.Inspector`. XNNPACK
   delegates report their internal operators ("Convolution (NHWC, F32) IGEMM #1"); portable kernels
-  report "native_call_<op>". No ETRecord is used, so names are runtime names, not source lines.
+  report "native_call_<op>". When an ETRecord sidecar sits next to the .pte
+  (`python -m export.etrecord_sidecar`), Inspector also maps each event to its aten op types.
 - `.ptl` (lite_interpreter): `torch.profiler` around the lite-interpreter call (self CPU time of aten ops).
 - `.tflite` (litert): the LiteRT Python interpreter has no per-operator timer and the peer benchmark
   (`litert-benchmark`, CompiledModel API) has no `--enable_op_profiling`. So: prefix timing. The
@@ -53,7 +54,17 @@ def _executorch(path, threads, inputs, runs) -> dict:
     with tempfile.TemporaryDirectory(prefix="mb-etdump-") as tmp:
         etdump = os.path.join(tmp, "run.etdp")
         m.write_etdump_result_to_file(etdump, os.path.join(tmp, "debug.bin"))
-        inspector = Inspector(etdump_path=etdump)
+        sidecar = os.path.splitext(str(path))[0] + ".etrecord"   # export/etrecord_sidecar.py
+        method = "ExecuTorch ETDump + Inspector (p50 per event)"
+        inspector = None
+        if os.path.exists(sidecar):
+            try:
+                inspector = Inspector(etdump_path=etdump, etrecord=sidecar)
+                method += " + ETRecord sidecar (aten op types)"
+            except Exception:  # noqa: BLE001 - a stale sidecar must not cost the profile
+                inspector = None
+        if inspector is None:
+            inspector = Inspector(etdump_path=etdump)
         totals: dict[str, float] = {}
         for block in inspector.event_blocks:
             if block.name != "Execute":
@@ -64,8 +75,10 @@ def _executorch(path, threads, inputs, runs) -> dict:
                 if e.name in ("Method::execute", "OPERATOR_CALL") or (e.name == "DELEGATE_CALL" and len(names) > 2):
                     continue
                 if e.perf_data is not None:
-                    totals[e.name] = totals.get(e.name, 0.0) + float(e.perf_data.p50)
-    return _top(totals, "ExecuTorch ETDump + Inspector (p50 per event)")
+                    types = sorted({str(t) for t in (e.op_types or [])})
+                    label = f"{e.name} [{'/'.join(types)}]" if types else e.name
+                    totals[label] = totals.get(label, 0.0) + float(e.perf_data.p50)
+    return _top(totals, method)
 
 
 def _torch_profiler(path, threads, inputs, runs) -> dict:
