@@ -6,6 +6,12 @@
 For each (artifact x runtime x device profile) one fresh worker process loads and runs the artifact
 (`pipeline/worker.py`); a crash, hang or out-of-memory becomes a `failed` record with its signal or
 exit code. Results are cached by content hash (artifact, eval data, settings, worker code).
+
+Rigor (see the report's "Full benchmark metrics" section): each worker times `repeats` steady runs of
+the bound inference call (spread of their medians = stability), the same runtime on a one-op model
+(fixed cost per call), and on the first profile a per-operator profile (`pipeline/opprofile.py`).
+Our models get FLOPs/params (`pipeline/cost.py`); .tflite on LiteRT is checked against LiteRT's own
+`litert-benchmark` (`pipeline/peer.py`).
 """
 from __future__ import annotations
 
