@@ -1,6 +1,7 @@
 """Peer check: LiteRT's own benchmark tool on the same .tflite, threads and CPU affinity as ours.
 
-    .venv/bin/python -m pipeline.peer MODEL.tflite --num_threads 1 --num_runs 500   # the tool, unrounded
+    .venv/bin/python -m pipeline.peer MODEL.tflite CPUS MEM_MB --num_threads=1 --num_runs=500
+    # e.g. CPUS "0" (or "" = all), MEM_MB 0 = no limit; then the tool's own flags; results unrounded
 
 ai-edge-litert ships `litert-benchmark` (ai_edge_litert/tools/benchmark_litert_model.py; there is no
 C++ `benchmark_model` binary in the wheel). It runs the model through the CompiledModel API with
@@ -31,19 +32,15 @@ TOLERANCE = 0.10
 def run_peer(artifact: Path, threads: int, cpus: tuple = (), mem_limit_mb: int = 0, runs: int = 300,
              warmup: int = 10, timeout_s: float = 120.0) -> dict:
     """The tool's result dict (latency in ms, unrounded), or {"error": first line}."""
-    def limits():
-        if cpus:
-            os.sched_setaffinity(0, set(cpus))
-        if mem_limit_mb:
-            lim = int(mem_limit_mb) * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     with tempfile.TemporaryDirectory(prefix="mb-peer-") as tmp:
         out = Path(tmp) / "peer.json"
-        cmd = [sys.executable, "-m", "pipeline.peer", str(artifact), f"--num_threads={threads}",
+        # the profile's limits are applied by the child itself (no preexec_fn: unsafe in threaded parents)
+        cmd = [sys.executable, "-m", "pipeline.peer", str(artifact), ",".join(map(str, cpus)), str(int(mem_limit_mb)),
+               f"--num_threads={threads}",
                f"--num_runs={runs}", f"--warmup_runs={warmup}", f"--result_json={out}"]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
         try:
-            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, preexec_fn=limits)
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return {"error": f"litert-benchmark timed out after {timeout_s:.0f}s"}
         if p.returncode != 0 or not out.exists():
@@ -81,9 +78,14 @@ def compare(ours_ms: float, peer: dict, ours_trivial_ms: float = float("nan"),
 
 
 def _main(argv: list[str]) -> int:
+    model, cpus, mem_mb, *rest = argv
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+    if int(mem_mb):
+        resource.setrlimit(resource.RLIMIT_AS, (int(mem_mb) << 20, int(mem_mb) << 20))
     from ai_edge_litert.tools import benchmark_litert_model as tool
     tool.round = lambda x, ndigits=None: x   # keep full precision in its JSON (module global shadows builtin)
-    sys.argv = ["litert-benchmark", f"--model={argv[0]}", *argv[1:]]
+    sys.argv = ["litert-benchmark", f"--model={model}", *rest]
     tool.main()
     return 0
 
