@@ -10,8 +10,9 @@ PATHS   ?=
 MODEL   ?=
 PROFILES ?=
 OPS     ?=
+SHAPE   ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report test clean help bench-pipeline
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report test test-slow clean help bench-pipeline
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -19,6 +20,8 @@ help:
 	@echo "make export         train + export only;  make report   rebuild results/report.md"
 	@echo "make probes         operator support matrix (one-operator models x every export path)"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
+	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
+	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
 
 setup: .venv/.installed .venv-tflite-runtime/.installed
@@ -49,7 +52,7 @@ bench-mobile: export
 	$(PY) -m pipeline probe $(if $(OPS),--ops $(OPS))
 else
 bench-mobile: setup
-	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES))
+	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s))
 endif
 
 # operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...
@@ -65,6 +68,9 @@ bench-pipeline: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow tests
 
 clean:
 	rm -rf artifacts results

@@ -6,6 +6,12 @@
 For each (artifact x runtime x device profile) one fresh worker process loads and runs the artifact
 (`pipeline/worker.py`); a crash, hang or out-of-memory becomes a `failed` record with its signal or
 exit code. Results are cached by content hash (artifact, eval data, settings, worker code).
+
+Rigor (see the report's "Full benchmark metrics" section): each worker times `repeats` steady runs of
+the bound inference call (spread of their medians = stability), the same runtime on a one-op model
+(fixed cost per call), and on the first profile a per-operator profile (`pipeline/opprofile.py`).
+Our models get FLOPs/params (`pipeline/cost.py`); .tflite on LiteRT is checked against LiteRT's own
+`litert-benchmark` (`pipeline/peer.py`).
 """
 from __future__ import annotations
 
@@ -26,8 +32,9 @@ from pipeline import fsutil, profiles, runtimes
 from pipeline.schema import Record, first_line
 from pipeline.stats import agreement
 
-WORKER_CODE = [Path(__file__).parent / f for f in ("worker.py", "stats.py", "bench.py")] + \
-    sorted((Path(__file__).parent / "runtimes").glob("*.py"))
+WORKER_CODE = [Path(__file__).parent / f for f in ("worker.py", "stats.py", "bench.py", "opprofile.py",
+                                                   "peer.py", "cost.py")] + \
+    sorted((Path(__file__).parent / "runtimes").glob("*.py")) + sorted((Path(__file__).parent / "data").glob("*"))
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,9 @@ def zipped_size(path: Path) -> int:
 
 def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, eval_sha: str,
              want_outputs: bool) -> str:
+    sidecar = t.artifact.with_suffix(".etrecord")   # names the operators in the profile (opprofile.py)
     return fsutil.sha256_text(fsutil.sha256_file(t.artifact), runtime, repr(prof), repr(cfg),
+                              fsutil.sha256_file(sidecar) if sidecar.exists() else "",
                               eval_sha, t.layout, repr(t.shapes), str(want_outputs),
                               fsutil.source_hash(WORKER_CODE))
 
@@ -150,7 +159,8 @@ def measure(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.Bench
                "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
                "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
                "eval_limit": cfg.eval_limit, "outputs": outputs_file,
-               "shapes": [list(s) for s in t.shapes]}
+               "shapes": [list(s) for s in t.shapes], "repeats": cfg.repeats,
+               "op_profile": cfg.op_profile and want_outputs}
         result = run_worker(job, _python_for(runtime), cfg.timeout_s)
         if result["status"] != "ok":
             rec = Record(status="failed", error=first_line(result["error"]), **base)
@@ -161,9 +171,37 @@ def measure(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.Bench
             info = result["info"]
             if outputs_file and Path(outputs_file).exists():
                 metrics.update(_quality(t, np.load(outputs_file)))
+            metrics.update(_rigor(t, runtime, prof, cfg, metrics, info))
             rec = Record(status="ok", metrics=metrics, info=info, **base)
     fsutil.write_atomic(cache_file, rec.to_json())
     return Outcome(rec)
+
+
+def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, metrics: dict,
+           info: dict) -> dict:
+    """Compute cost (our models) and the peer check (LiteRT's own benchmark, .tflite on litert)."""
+    from pipeline import cost, peer
+    out: dict[str, float] = {}
+    if t.export is not None:
+        import models
+        try:
+            out.update(cost.model_cost(models.get(t.export.model)))
+            out.update(cost.achieved({**metrics, **out}))
+        except Exception as e:  # noqa: BLE001 - a model the counter cannot trace keeps its timings
+            info["cost_error"] = first_line(f"{type(e).__name__}: {e}")
+    if cfg.peer and runtime == "litert" and t.format == "tflite" and not t.shapes:
+        runs = int(min(max(metrics["runs"] / max(cfg.repeats, 1), 100), 5000))
+        res = peer.run_peer(t.artifact, prof.threads, prof.cpus, prof.mem_limit_mb, runs=runs,
+                            warmup=cfg.warmup, timeout_s=cfg.timeout_s)
+        if "error" in res:
+            info["peer_error"] = res["error"]
+        else:
+            ours_trivial = metrics.get("trivial_model_p50_us", float("nan")) / 1e3
+            out.update(peer.compare(metrics["latency_p50_ms"], res, ours_trivial,
+                                    peer.trivial_median_ms(prof.threads, prof.cpus, prof.mem_limit_mb)))
+            info["peer"] = {"tool": "litert-benchmark (ai_edge_litert.tools.benchmark_litert_model)",
+                            "api": "CompiledModel.run_by_name", "fully_accelerated": res.get("fully_accelerated")}
+    return out
 
 
 def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[Target]:

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-runs", type=_positive_int)
     b.add_argument("--min-seconds", type=float)
     b.add_argument("--timeout", type=float, dest="timeout_s")
+    b.add_argument("--repeats", type=_positive_int, help="steady runs per measurement (default 3)")
+    b.add_argument("--no-peer", dest="peer", action="store_const", const=False,
+                   help="skip the check against LiteRT's own litert-benchmark")
+    b.add_argument("--no-op-profile", dest="op_profile", action="store_const", const=False,
+                   help="skip the per-operator profiles")
 
     pr = sub.add_parser("probe", help="operator support matrix: one-operator models x every export path")
     pr.add_argument("--ops", default="", help="comma-separated probe names (default: all)")

@@ -52,6 +52,9 @@ class BenchConfig:
     max_seconds: float = 10.0
     timeout_s: float = 300.0        # per worker: a hang becomes a recorded failure
     eval_limit: int = 0             # 0 = the whole eval set
+    repeats: int = 3                # steady runs per worker; their medians' spread = stability
+    op_profile: bool = True         # per-operator profile (first profile only; pipeline/opprofile.py)
+    peer: bool = True               # LiteRT's own benchmark on .tflite (pipeline/peer.py)
 
     def __post_init__(self) -> None:
         for p in self.profiles:
@@ -60,5 +63,7 @@ class BenchConfig:
             raise ValueError(f"bench: need warmup >= 0 and 1 <= min_runs <= max_runs: {self}")
         if self.min_seconds < 0 or self.max_seconds <= 0 or self.timeout_s <= 0:
             raise ValueError(f"bench: seconds must be positive: {self}")
+        if self.repeats < 1:
+            raise ValueError(f"bench: repeats must be >= 1, got {self.repeats}")
         if self.eval_limit < 0:
             raise ValueError("bench: eval_limit must be >= 0")

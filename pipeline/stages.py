@@ -92,7 +92,8 @@ def bench(args, log=print) -> int:
     from pipeline import bench as bench_mod
     from pipeline import profiles
     from pipeline.report import summary_table
-    overrides = {k: getattr(args, k) for k in ("min_runs", "min_seconds", "timeout_s")}
+    overrides = {k: getattr(args, k, None) for k in ("min_runs", "min_seconds", "timeout_s", "repeats",
+                                                  "peer", "op_profile")}
     if args.profiles:
         overrides["profiles"] = tuple(p for p in args.profiles.split(",") if p)
     cfg = bench_mod.config_with(**overrides)

@@ -17,6 +17,16 @@ def latency_stats(seconds: list[float] | np.ndarray) -> dict[str, float]:
             "latency_std_ms": std, "latency_cv": std / mean if mean > 0 else 0.0, "runs": float(a.size)}
 
 
+def repeat_spread(blocks: list) -> dict[str, float]:
+    """Stability across repeated steady runs: (max - min) / median of the repeats' medians, in %."""
+    meds = np.array([np.median(b) for b in blocks if len(b)], dtype=np.float64) * 1e3
+    if meds.size == 0:
+        raise ValueError("repeat_spread: no samples")
+    mid = float(np.median(meds))
+    return {"repeats": float(meds.size),
+            "latency_p50_spread_pct": float((meds.max() - meds.min()) / mid * 100) if mid > 0 else 0.0}
+
+
 def agreement(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """How closely an artifact reproduces its framework reference model on the same inputs."""
     out = outputs.reshape(len(outputs), -1).astype(np.float64)

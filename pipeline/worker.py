@@ -44,28 +44,77 @@ def _inputs(job: dict, spec_inputs: list[dict]) -> tuple[list[np.ndarray], np.nd
         if job.get("eval_limit"):
             x = x[:job["eval_limit"]]
         return [x[:1]], x
-    shapes = job.get("shapes") or [s["shape"] for s in spec_inputs]
+    return generated_inputs(os.path.basename(job["artifact"]), spec_inputs, job.get("shapes") or []), None
+
+
+def generated_inputs(name: str, spec_inputs: list[dict], shapes: list) -> list[np.ndarray]:
+    """Random inputs in each input's own dtype and shape (a user's file: no data of ours fits it).
+
+    Shapes come from the file; `shapes` (from --shape) replace them and must fit the inputs' count.
+    A dynamic dimension (-1 in the signature) with no --shape is an error naming the file."""
+    if shapes and spec_inputs and len(shapes) != len(spec_inputs):
+        raise ValueError(f"{name}: {len(shapes)} --shape given but the model takes {len(spec_inputs)} inputs")
     if not shapes:
-        raise ValueError("the model file carries no input shapes: give them with --shape")
+        if not spec_inputs:
+            raise ValueError(f"{name}: the model file carries no input shapes: give one --shape per input")
+        for s in spec_inputs:
+            sig = s.get("shape_signature", s["shape"])
+            if any(int(d) < 1 for d in sig) or any(int(d) < 1 for d in s["shape"]):
+                raise ValueError(f"{name}: input {s['name']!r} has a dynamic dimension {list(sig)} "
+                                 "(-1 = dynamic): give its size with --shape")
+        shapes = [s["shape"] for s in spec_inputs]
     rng = np.random.default_rng(0)
     out = []
     for i, shape in enumerate(shapes):
-        dtype = spec_inputs[i]["dtype"] if i < len(spec_inputs) else "float32"
-        if any(int(d) < 1 for d in shape):
-            raise ValueError(f"input {i} has a dynamic dimension {shape}: give it with --shape")
-        if np.issubdtype(np.dtype(dtype), np.integer):
+        dtype = np.dtype(spec_inputs[i]["dtype"] if i < len(spec_inputs) else "float32")
+        if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
             out.append(rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype))
+        elif dtype == np.bool_:
+            out.append(rng.integers(0, 2, size=shape).astype(np.bool_))
         else:
-            out.append(rng.standard_normal(shape).astype(dtype))
-    return out, None
+            out.append(rng.uniform(-1.0, 1.0, size=shape).astype(dtype))
+    return out
+
+
+def _steady(call, job: dict, repeats: int) -> list[list[float]]:
+    """`repeats` back-to-back steady runs, each sized by runs AND seconds (min/max of both)."""
+    blocks = []
+    for _ in range(repeats):
+        lat: list[float] = []
+        start = time.perf_counter()
+        while True:
+            elapsed = time.perf_counter() - start
+            if len(lat) >= job["max_runs"] or elapsed >= job["max_seconds"]:
+                break
+            if len(lat) >= job["min_runs"] and elapsed >= job["min_seconds"]:
+                break
+            t = time.perf_counter()
+            call()
+            lat.append(time.perf_counter() - t)
+        blocks.append(lat)
+    return blocks
+
+
+def _trivial_overhead(adapter, threads: int) -> float:
+    """p50 (us) of a one-op model (x + 1 on one float) in the same runtime: the fixed cost per call
+    of this harness + runtime, to read small latencies against."""
+    fmt = adapter.FORMATS[0]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{fmt}")
+    handle = adapter.load(path, threads)
+    x = [np.zeros([1], np.float32)]
+    call = adapter.bind(handle, x) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, x))
+    for _ in range(20):
+        call()
+    lat = _steady(call, {"min_runs": 500, "min_seconds": 0.1, "max_runs": 5000, "max_seconds": 1.0}, 1)[0]
+    return float(np.median(lat)) * 1e6
 
 
 def measure(job: dict) -> dict:
     _apply_profile(job)
     sys.path.insert(0, job["root"])
     from pipeline import runtimes
-    from pipeline.stats import latency_stats
+    from pipeline.stats import latency_stats, repeat_spread
 
     from pipeline.validate import check_model_file
 
@@ -75,6 +124,8 @@ def measure(job: dict) -> dict:
     t0 = time.perf_counter()
     handle = adapter.load(job["artifact"], job["threads"])
     load_s = time.perf_counter() - t0
+    if job.get("shapes") and not job.get("eval") and hasattr(adapter, "resize"):
+        adapter.resize(handle, job["shapes"], os.path.basename(job["artifact"]))
     facts = adapter.describe(handle)
     inputs, eval_x = _inputs(job, facts.get("inputs", []))
     t0 = time.perf_counter()
@@ -82,17 +133,13 @@ def measure(job: dict) -> dict:
     first_s = time.perf_counter() - t0
     for _ in range(job["warmup"]):
         adapter.run(handle, inputs)
-    lat: list[float] = []
-    start = time.perf_counter()
-    while True:
-        elapsed = time.perf_counter() - start
-        if len(lat) >= job["max_runs"] or elapsed >= job["max_seconds"]:
-            break
-        if len(lat) >= job["min_runs"] and elapsed >= job["min_seconds"]:
-            break
-        t = time.perf_counter()
-        adapter.run(handle, inputs)
-        lat.append(time.perf_counter() - t)
+    # timed: the inference call alone, inputs bound once (as LiteRT's and ExecuTorch's own tools time it)
+    call = adapter.bind(handle, inputs) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, inputs))
+    blocks = _steady(call, job, int(job.get("repeats", 1)))
+    lat = [x for b in blocks for x in b]
+    # the same with input conversion and output copy (what an app calling run() per frame pays)
+    io = _steady(lambda: adapter.run(handle, inputs),
+                 {**job, "min_runs": min(job["min_runs"], 100), "min_seconds": 0.0}, 1)[0]
     # the loop's own cost per call, with a no-op in place of the runtime
     t = time.perf_counter()
     for _ in range(1000):
@@ -100,7 +147,8 @@ def measure(job: dict) -> dict:
         time.perf_counter() - t1
     overhead_s = (time.perf_counter() - t) / 1000
     metrics = {"load_ms": load_s * 1e3, "first_inference_ms": first_s * 1e3,
-               "warmup_runs": float(job["warmup"]), **latency_stats(lat),
+               "warmup_runs": float(job["warmup"]), **latency_stats(lat), **repeat_spread(blocks),
+               "latency_p50_with_io_ms": float(np.median(io)) * 1e3,
                "harness_overhead_us": overhead_s * 1e6}
     nan_out = False
     if eval_x is not None and job.get("outputs"):
@@ -114,11 +162,22 @@ def measure(job: dict) -> dict:
     else:
         outs = adapter.run(handle, inputs)
         nan_out = any(bool(~np.isfinite(o).all()) for o in outs)
+        facts["output_shapes"] = [list(o.shape) for o in outs]
     metrics["peak_rss_mb"] = _status_kb("VmHWM") / 1024
     metrics["peak_rss_above_baseline_mb"] = (_status_kb("VmHWM") - rss_base) / 1024
     metrics["baseline_rss_mb"] = rss_base / 1024
     facts["outputs_have_nan_or_inf"] = nan_out
     facts["runtime_version"] = adapter.version()
+    facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
+    if job.get("trivial", True):
+        metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
+    if job.get("op_profile"):
+        try:
+            from pipeline import opprofile
+            facts["op_profile"] = opprofile.profile(job["artifact"], job["runtime"], job["threads"], inputs)
+        except Exception as e:  # noqa: BLE001 - a profiler failure must not lose the measurement
+            facts["op_profile"] = {"method": "", "ops": [], "note": f"profiler failed: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:200] if str(e) else ''}"}
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 
@@ -130,7 +189,9 @@ def main() -> int:
         result = measure(job)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
         lines = [ln for ln in str(e).splitlines() if ln.strip()]
-        result = {"status": "failed", "error": f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]}
+        msg = f"{type(e).__name__}: {lines[0] if lines else ''}"
+        name = os.path.basename(job.get("artifact", ""))
+        result = {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:300]}
     tmp = job["result"] + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f)

@@ -26,4 +26,6 @@ def version() -> str:
 
 
 run = common.run
+bind = common.bind
+resize = common.resize
 describe = common.describe
