@@ -65,7 +65,7 @@ def measure(job: dict) -> dict:
     _apply_profile(job)
     sys.path.insert(0, job["root"])
     from pipeline import runtimes
-    from pipeline.stats import latency_stats
+    from pipeline.stats import latency_quantiles, latency_stats
 
     from pipeline.validate import check_model_file
 
@@ -119,6 +119,7 @@ def measure(job: dict) -> dict:
     metrics["baseline_rss_mb"] = rss_base / 1024
     facts["outputs_have_nan_or_inf"] = nan_out
     facts["runtime_version"] = adapter.version()
+    facts["latency_quantiles_ms"] = latency_quantiles(lat)
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 
