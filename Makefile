@@ -9,13 +9,15 @@ MODELS  ?=
 PATHS   ?=
 MODEL   ?=
 PROFILES ?=
+BASELINE ?= baselines/digits_cnn.jsonl
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test test-all clean help
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench report bench-check test test-all clean help
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
 	@echo "make test           the test suite (< 10 min)"
-	@echo "make export         train + export only;  make report   rebuild results/report.md"
+	@echo "make export         train + export only;  make report   rebuild results/report.{md,html}"
+	@echo "make bench-check    regression gate vs BASELINE=$(BASELINE) (LATENCY=fail|warn|off)"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
 
@@ -51,6 +53,10 @@ endif
 
 report: setup
 	$(PY) -m pipeline report
+
+# regression gate: results/results.jsonl vs a committed baseline, thresholds in bench_check.toml
+bench-check: setup
+	$(PY) -m pipeline check --baseline $(BASELINE) $(if $(LATENCY),--latency $(LATENCY))
 
 test: setup
 	$(PY) -m pytest -q tests
