@@ -80,7 +80,7 @@ def slim(r: Record) -> dict:
     if metrics:
         d["metrics"] = metrics
     if r.kind == "pipeline":
-        d["info"] = {"machine": r.info.get("machine", {}), "versions": r.info.get("versions", {})}
+        d["info"] = {k: r.info.get(k, {}) for k in ("machine", "versions", "profiles")}
     return {k: v for k, v in d.items() if v not in ("", 0, {}) or k in ("kind", "model", "status")}
 
 

@@ -225,8 +225,10 @@ def _box_stats(r: Record) -> dict:
         p = lambda x: float(np.interp(x, levels, q))  # noqa: E731
         return {"med": p(0.5), "q1": p(0.25), "q3": p(0.75), "whislo": float(q[0]), "whishi": float(q[-1]),
                 "label": f"{artifact_name(r)} [{r.runtime}]"}
-    return {"med": m["latency_p50_ms"], "q1": m["latency_p50_ms"], "q3": m["latency_p90_ms"],
-            "whislo": m.get("latency_min_ms", m["latency_p50_ms"]), "whishi": m["latency_p99_ms"],
+    p50 = m["latency_p50_ms"]
+    p90 = m.get("latency_p90_ms", p50)
+    return {"med": p50, "q1": p50, "q3": p90, "whislo": m.get("latency_min_ms", p50),
+            "whishi": m.get("latency_p99_ms", p90),
             "label": f"{artifact_name(r)} [{r.runtime}] (percentiles only)"}
 
 
