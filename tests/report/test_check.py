@@ -126,7 +126,8 @@ def test_lower_agreement_and_accuracy_fail(tmp_path, gate):
 def test_latency_regression_is_noise_aware(tmp_path, gate):
     rows = _rows()
     big = _find(rows, "bench", "keras", "tflite_fp32", "litert", "big-core")["metrics"]
-    big["latency_p50_ms"] = big["latency_p50_ms"] * 3 + 0.2      # 3x and well above its p90
+    big["latency_p50_ms"] = big["latency_p50_ms"] * 3 + 0.2      # 3x and well above its p90 ...
+    big["latency_min_ms"] *= 2                                  # ... and the floor moved: real
     two = _find(rows, "bench", "keras", "tflite_fp32", "litert", "2-core")["metrics"]
     two["latency_p50_ms"] *= 10                                 # 2-core is not gated (shared machine)
     res = _fresh(tmp_path, rows)
@@ -139,9 +140,22 @@ def test_latency_regression_is_noise_aware(tmp_path, gate):
     assert gate(res, "--latency", "off").returncode == 0
 
 
+def test_latency_under_contention_is_not_a_regression(tmp_path, gate):
+    """p50 4.5x worse but the fastest run unchanged: the machine was busy, the code was not slower
+    (what two real runs on the shared machine looked like for ExecuTorch portable)."""
+    rows = _rows()
+    m = _find(rows, "bench", "torch", "et_portable_fp32", "executorch", "big-core")["metrics"]
+    m["latency_p50_ms"] *= 4.5
+    m["latency_min_ms"] *= 1.04
+    p = gate(_fresh(tmp_path, rows))
+    assert p.returncode == 0, p.stdout
+
+
 def test_latency_against_another_machine_only_warns(tmp_path, gate):
     rows = _rows()
-    _find(rows, "bench", "keras", "tflite_fp32", "litert", "big-core")["metrics"]["latency_p50_ms"] *= 50
+    m = _find(rows, "bench", "keras", "tflite_fp32", "litert", "big-core")["metrics"]
+    m["latency_p50_ms"] *= 50
+    m["latency_min_ms"] *= 50
     run = next(r for r in rows if r["kind"] == "pipeline")
     run["info"]["machine"]["cpu"] = "Some Other CPU"
     p = gate(_fresh(tmp_path, rows))
