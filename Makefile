@@ -11,13 +11,15 @@ MODEL   ?=
 PROFILES ?=
 OPS     ?=
 SHAPE   ?=
+BASELINE ?= baselines/digits_cnn.jsonl
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report test test-slow clean help bench-pipeline
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report bench-check test test-slow clean help bench-pipeline
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
 	@echo "make test           the test suite (< 10 min)"
-	@echo "make export         train + export only;  make report   rebuild results/report.md"
+	@echo "make export         train + export only;  make report   rebuild results/report.{md,html}"
+	@echo "make bench-check    regression gate vs BASELINE=$(BASELINE) (LATENCY=fail|warn|off)"
 	@echo "make probes         operator support matrix (one-operator models x every export path)"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
@@ -65,6 +67,10 @@ report: setup
 # pipeline speed against its budgets (cold/warm export, bench), in a scratch copy of the tree
 bench-pipeline: setup
 	$(PY) -m pipeline.bench_pipeline $(if $(MODELS),--models $(MODELS))
+
+# regression gate: results/results.jsonl vs a committed baseline, thresholds in bench_check.toml
+bench-check: setup
+	$(PY) -m pipeline check --baseline $(BASELINE) $(if $(LATENCY),--latency $(LATENCY))
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -84,7 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--paths", default="", help="comma-separated export paths (default: all but ptl_mobile_optimized)")
     pr.add_argument("--jobs", type=_positive_int, default=2, help="worker processes in parallel")
 
-    sub.add_parser("report", help="write results/report.md from the records")
+    sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
+    c = sub.add_parser("check", help="regression gate: compare results with a baseline (bench_check.toml)")
+    c.add_argument("--baseline", type=Path, help="baseline records file, e.g. baselines/digits_cnn.jsonl")
+    c.add_argument("--config", type=Path, default=None, help="thresholds (default: bench_check.toml)")
+    c.add_argument("--latency", choices=("fail", "warn", "off"), default="",
+                   help="override [latency] mode of the config")
+    c.add_argument("--write-baseline", type=Path, metavar="FILE",
+                   help="write a baseline from the current results instead of checking")
+    c.add_argument("--models", default="", help="with --write-baseline: models to keep (default: all)")
     sub.add_parser("list", help="list models, export paths, runtimes and device profiles")
     return ap
 
@@ -112,6 +120,18 @@ def _dispatch(args) -> int:
         return 0
     if args.cmd == "report":
         return stages.report(args.results, log=_log)
+    if args.cmd == "check":
+        from pipeline import check
+        from pipeline.schema import read_records
+        if args.write_baseline:
+            n = check.write_baseline(read_records(stages.results_file(args.results)), args.write_baseline,
+                                     [m for m in args.models.split(",") if m])
+            _log(f"[check] wrote {n} records to {args.write_baseline}")
+            return 0
+        if not args.baseline:
+            raise ValueError("check: give --baseline FILE (or --write-baseline FILE)")
+        return check.run(args.baseline, stages.results_file(args.results), args.config or check.CONFIG,
+                         args.latency, log=_log)
     with fsutil.run_lock(args.results, args.cmd):
         if args.cmd == "train":
             from pipeline.train import train

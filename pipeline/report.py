@@ -5,9 +5,12 @@
 from __future__ import annotations
 
 import platform
+import time
 from collections import defaultdict
 from pathlib import Path
 
+from pipeline import provenance
+from pipeline.provenance import record_id
 from pipeline.schema import Record
 
 STATUS_MARK = {"ok": "ok", "failed": "FAILED", "unsupported": "unsupported", "skipped": "skipped"}
@@ -85,7 +88,9 @@ def support_matrix(records: list[Record]) -> list[str]:
     return lines
 
 
-def model_section(model: str, records: list[Record]) -> list[str]:
+def model_section(model: str, records: list[Record], plots: dict[str, str] | None = None) -> list[str]:
+    from pipeline.recommend import ship_section
+    plots = plots or {}
     lines = [f"## {model}", ""]
     train = next((r for r in records if r.kind == "train" and r.model == model), None)
     if train:
@@ -97,26 +102,44 @@ def model_section(model: str, records: list[Record]) -> list[str]:
                   f"weight-transfer twin max abs diff {m.get('transfer_max_abs_diff', 0):.2e} "
                   f"({train.status}); {int(m.get('params', 0)):,} parameters.", ""]
     bench = [r for r in records if r.kind == "bench" and r.model == model and r.status == "ok"]
-    profiles = sorted({r.profile for r in bench})
+    from pipeline.plots import profiles_of
+    profiles = profiles_of(records, model) or sorted({r.profile for r in bench})
     groups = defaultdict(dict)
     for r in bench:
         groups[(r.source, r.path, r.runtime)][r.profile] = r
     header = ["artifact", "runtime", "KiB", "zipped KiB", "load ms"] + \
         [f"p50 ms {p}" for p in profiles] + [f"p90 ms {profiles[0]}" if profiles else "p90 ms",
-                                              "peak RSS MB", "accuracy", "top-1 agree", "max abs err"]
+                                              "peak RSS MB", "accuracy", "top-1 agree", "max abs err", "records"]
     rows = []
     for (src, path, rt), by_prof in sorted(groups.items()):
         first = by_prof.get(profiles[0]) or next(iter(by_prof.values()))
-        m = first.metrics
+        m = dict(first.metrics)
+        # accuracy/agreement are evaluated once per artifact (first profile of the run): take them from
+        # whichever profile's record has them
+        for r in by_prof.values():
+            m.update({k: v for k, v in r.metrics.items() if k not in m})
         quality = m.get("accuracy", m.get("reconstruction_mse"))
         rows.append([f"{src}__{path}", rt, _kib(m.get("size_bytes")), _kib(m.get("size_zipped_bytes")),
                      m.get("load_ms")] + [by_prof[p].metrics.get("latency_p50_ms") if p in by_prof else None
                                           for p in profiles] +
                     [m.get("latency_p90_ms"), m.get("peak_rss_mb"), quality, m.get("top1_agreement"),
-                     m.get("max_abs_diff")])
+                     m.get("max_abs_diff"), " ".join(f"`{record_id(by_prof[p])}`" for p in profiles if p in by_prof)])
+    if bench:
+        lines += ship_section(records, model)
     if rows:
+        lines += ["### Every artifact", "", "`records` = the ids of the records each row comes from "
+                  "(one per profile; see the Records appendix).", ""]
         lines += _table(header, rows)
+    for name, caption in PLOT_CAPTIONS:
+        if f"{model}__{name}" in plots:
+            lines += [f"![{model}: {caption}]({plots[f'{model}__{name}']})", ""]
     return lines
+
+
+PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
+                 ("quality_vs_size", "accuracy (or agreement) vs size"),
+                 ("int8_vs_fp32", "int8 vs fp32 speed-up and shrink per framework"),
+                 ("latency_dist", "latency distribution per artifact (from 50 stored quantiles)")]
 
 
 # Extra report sections: "module:function" names, each `fn(records) -> list[str]` of Markdown lines.
@@ -133,30 +156,75 @@ def _extra_sections(records: list[Record]) -> list[str]:
     return lines
 
 
-def render(records: list[Record]) -> str:
+def provenance_lines(records: list[Record]) -> list[str]:
+    run = provenance.latest(records)
+    if run is None:  # results from before runs stored their provenance: say where the header comes from
+        run = provenance.run_record()
+        where = "collected when this report was written: the results hold no run record"
+    else:
+        where = (f"recorded by the bench run of {time.strftime('%Y-%m-%d %H:%M', time.localtime(run.created))},"
+                 f" record `{provenance.record_id(run)}`")
+    used = sorted({r.profile for r in records if r.kind == "bench" and r.profile})
+    profs = "; ".join(f"`{n}`: {p.get('description') or ''} (threads {p.get('threads')}, cpus "
+                      f"{p.get('cpus') or 'all'}, memory limit "
+                      f"{str(p.get('mem_limit_mb')) + ' MB' if p.get('mem_limit_mb') else 'none'})"
+                      for n, p in run.info.get("profiles", {}).items() if not used or n in used)
+    return [f"Machine: {provenance.machine_line(run.info)}.", "",
+            f"Packages: {provenance.versions_line(run.info)}.", "",
+            f"Device profiles: {profs}.", "", f"(Machine, packages and profiles {where}.)", ""]
+
+
+def render(records: list[Record], plots: dict[str, str] | None = None) -> str:
+    plots = plots or {}
     models = sorted({r.model for r in records if r.kind in ("train", "export")})
     byom = sorted({r.model for r in records if r.kind == "bench" and r.path == "user"})
-    lines = ["# mobilebench report", "",
-             f"Machine: {machine()}. Host measurements under device profiles (CPU affinity, thread "
+    lines = ["# mobilebench report", ""] + provenance_lines(records) + [
+             "Host measurements under device profiles (CPU affinity, thread "
              "count, memory limit): these are not phone timings.", "",
              "Latency: steady-state percentiles after warm-up, each artifact in a fresh worker process. "
              "Accuracy and agreement: the whole held-out set, batch 1; agreement compares each artifact "
              "with its own framework's reference model (torch, keras, or keras_tw = Keras with the "
              "PyTorch weights).", ""]
     lines += support_matrix(records)
+    if "support_matrix" in plots:
+        lines += [f"![support matrix]({plots['support_matrix']})", ""]
+    if "probe_matrix" in plots:
+        lines += ["## Operator support (probes)", "", "One small model per operator, exported along each "
+                  "path (records of kind `probe`).", "", f"![operator x path]({plots['probe_matrix']})", ""]
     for m in models:
-        lines += model_section(m, records)
+        lines += model_section(m, records, plots)
     lines += _extra_sections(records)
     if byom:
         lines += ["## Your models", ""]
         for m in byom:
             lines += model_section(m, records)
+    lines += records_appendix(records)
     return "\n".join(lines) + "\n"
 
 
-def write(records: list[Record], dest: Path) -> None:
-    from pipeline import fsutil
-    fsutil.write_atomic(dest, render(records))
+def records_appendix(records: list[Record]) -> list[str]:
+    """Every record id the report cites, with the identity it stands for (to find it in results.jsonl)."""
+    rows = [[f"`{provenance.record_id(r)}`", r.kind, r.model or "–", f"{r.source}__{r.path}" if r.source else r.path,
+             r.runtime or "–", r.profile or "–", r.status, r.artifact_sha256[:12] or "–",
+             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created))]
+            for r in records if r.kind in ("bench", "pipeline")]
+    if not rows:
+        return []
+    return ["## Records", "", "Each id is the first 8 hex digits of sha256 of the record's identity key "
+            "(kind, model, source, path, runtime, profile, threads, device, probe) in "
+            "`results/results.jsonl`.", ""] + _table(
+        ["id", "kind", "model", "artifact", "runtime", "profile", "status", "artifact sha256", "measured"], rows)
+
+
+def write(records: list[Record], dest: Path) -> list[Path]:
+    """report.md, the PNG plots beside it (plots/), and a self-contained report.html."""
+    from pipeline import fsutil, html_report, plots
+    pngs = plots.write_all(records, dest.parent / "plots")
+    text = render(records, {k: str(v.relative_to(dest.parent)) for k, v in pngs.items()})
+    fsutil.write_atomic(dest, text)
+    html = dest.with_suffix(".html")
+    fsutil.write_atomic(html, html_report.to_html(text, dest.parent, title="mobilebench report"))
+    return [dest, html, *pngs.values()]
 
 
 def summary_table(records: list[Record]) -> str:

@@ -108,7 +108,8 @@ def bench(args, log=print) -> int:
                 log(f"error: {e}")
                 bad += 1
         records = bench_mod.run(targets, cfg, cache, log=log)
-        save_records(args.results, records)
+        from pipeline.provenance import run_record
+        save_records(args.results, records + [run_record(cfg.profiles)])
         log(summary_table(records))
         return 1 if bad or any(r.status == "failed" for r in records) else 0
     import models as _models
@@ -119,7 +120,8 @@ def bench(args, log=print) -> int:
         return 1
     t0 = time.perf_counter()
     records = bench_mod.run(bench_mod.targets_from_exports(exports, args.artifacts), cfg, cache, log=log)
-    save_records(args.results, exports + records)
+    from pipeline.provenance import run_record
+    save_records(args.results, exports + records + [run_record(cfg.profiles)])
     log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
     report(args.results, log=log)
     log(summary_table(records))
@@ -133,6 +135,6 @@ def report(results: Path, log=print) -> int:
     if not records:
         log(f"no records in {results_file(results)}: run `make bench-mobile` first")
         return 1
-    report_mod.write(records, results / "report.md")
-    log(f"[report] wrote {results / 'report.md'}")
+    written = report_mod.write(records, results / "report.md")
+    log(f"[report] wrote {written[0]}, {written[1]} and {len(written) - 2} plot(s) in {results / 'plots'}")
     return 0

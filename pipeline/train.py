@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -73,8 +74,14 @@ def _loss_torch(spec: ModelSpec):
     return nn.CrossEntropyLoss() if spec.task == "classification" else nn.MSELoss()
 
 
-def train_torch(spec: ModelSpec, data, log=print):
+def tensorboard_dir(artifacts: Path, name: str, framework: str) -> Path:
+    """Training curves: `<artifacts>/../runs/<model>/<pytorch|tensorflow>` (open with `tensorboard --logdir runs`)."""
+    return Path(artifacts).resolve().parent / "runs" / name / framework
+
+
+def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
     import torch
+    from torch.utils.tensorboard import SummaryWriter
     cfg = spec.train
     model = spec.build_torch()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -83,6 +90,7 @@ def train_torch(spec: ModelSpec, data, log=print):
     x = torch.from_numpy(data.x_train)
     y = torch.from_numpy(data.y_train if spec.task == "classification" else data.x_train.reshape(len(data.x_train), -1))
     gen = torch.Generator().manual_seed(cfg.seed)
+    writer = SummaryWriter(str(tb_dir)) if tb_dir else None
     for epoch in range(cfg.epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
@@ -97,10 +105,15 @@ def train_torch(spec: ModelSpec, data, log=print):
             total += loss.item() * len(idx)
         sched.step()
         log(f"  [{spec.name}] torch epoch {epoch + 1}/{cfg.epochs} loss {total / len(x):.4f}")
+        if writer:
+            # same tag name as Keras's TensorBoard callback writes, so the two curves overlay
+            writer.add_scalar("epoch_loss", total / len(x), epoch)
+    if writer:
+        writer.close()
     return model.eval()
 
 
-def train_keras(spec: ModelSpec, data, log=print):
+def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
     import keras
     cfg = spec.train
     model = spec.build_keras()
@@ -121,7 +134,8 @@ def train_keras(spec: ModelSpec, data, log=print):
     trainable = _unbatched_clone(model)
     trainable.compile(model.optimizer, model.loss)
     trainable.fit(spec.to_keras(data.x_train), y, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                  shuffle=True, verbose=0, callbacks=[Log()])
+                  shuffle=True, verbose=0,
+                  callbacks=[Log()] + ([keras.callbacks.TensorBoard(str(tb_dir), write_graph=False)] if tb_dir else []))
     model.set_weights(trainable.get_weights())
     return model
 
@@ -180,12 +194,14 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     _seed_all(spec.train.seed)
     data = spec.load_data(spec.train.seed)
     log(f"[train] {spec.name}: {len(data.x_train)} train / {len(data.x_test)} test samples")
+    for fw in ("pytorch", "tensorflow"):  # a retrain replaces the old curves instead of overlaying them
+        shutil.rmtree(tensorboard_dir(artifacts, spec.name, fw), ignore_errors=True)
     t = time.perf_counter()
-    tmodel = train_torch(spec, data, log)
+    tmodel = train_torch(spec, data, log, tensorboard_dir(artifacts, spec.name, "pytorch"))
     torch_s = time.perf_counter() - t
     _seed_all(spec.train.seed)
     t = time.perf_counter()
-    kmodel = train_keras(spec, data, log)
+    kmodel = train_keras(spec, data, log, tensorboard_dir(artifacts, spec.name, "tensorflow"))
     keras_s = time.perf_counter() - t
     ktw = spec.build_keras()
     transferred = spec.transfer(tmodel, ktw)

@@ -114,7 +114,7 @@ def measure(job: dict) -> dict:
     _apply_profile(job)
     sys.path.insert(0, job["root"])
     from pipeline import runtimes
-    from pipeline.stats import latency_stats, repeat_spread
+    from pipeline.stats import latency_quantiles, latency_stats, repeat_spread
 
     from pipeline.validate import check_model_file
 
@@ -168,16 +168,7 @@ def measure(job: dict) -> dict:
     metrics["baseline_rss_mb"] = rss_base / 1024
     facts["outputs_have_nan_or_inf"] = nan_out
     facts["runtime_version"] = adapter.version()
-    facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
-    if job.get("trivial", True):
-        metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
-    if job.get("op_profile"):
-        try:
-            from pipeline import opprofile
-            facts["op_profile"] = opprofile.profile(job["artifact"], job["runtime"], job["threads"], inputs)
-        except Exception as e:  # noqa: BLE001 - a profiler failure must not lose the measurement
-            facts["op_profile"] = {"method": "", "ops": [], "note": f"profiler failed: {type(e).__name__}: "
-                                   f"{str(e).splitlines()[0][:200] if str(e) else ''}"}
+    from pipeline.stats import latency_quantiles, latency_stats, repeat_spread
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 

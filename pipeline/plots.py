@@ -1,0 +1,354 @@
+"""The report's plots (matplotlib, Agg backend: no display needed), drawn from the records alone.
+
+    python -m pipeline report      # writes results/plots/*.png, used by report.md and report.html
+
+Each `*_figure` function takes records and returns a matplotlib Figure (or None when there is nothing
+to draw); `write_all` saves the ones that apply and returns {name: png path}.
+"""
+from __future__ import annotations
+
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from pipeline.schema import Record  # noqa: E402
+
+RUNTIME_MARKERS = {"litert": "o", "tflite_runtime": "s", "executorch": "^", "lite_interpreter": "D",
+                   "onnxruntime": "P"}
+STATUS_COLORS = {"ok": "#4caf50", "partial": "#ffc107", "unsupported": "#ff9800", "failed": "#e53935",
+                 "skipped": "#9e9e9e", "missing": "#ffffff"}
+SOURCE_COLORS = {"torch": "#1f77b4", "keras": "#d62728", "keras_tw": "#ff7f0e"}
+DPI = 110
+
+
+def artifact_name(r: Record) -> str:
+    return f"{r.source}__{r.path}" if r.source else r.path
+
+
+def _ok_bench(records: list[Record], model: str, profile: str | None = None) -> list[Record]:
+    return [r for r in records if r.kind == "bench" and r.model == model and r.status == "ok"
+            and (profile is None or r.profile == profile) and "latency_p50_ms" in r.metrics]
+
+
+def profiles_of(records: list[Record], model: str) -> list[str]:
+    order = {"big-core": 0, "2-core": 1}
+    return sorted({r.profile for r in _ok_bench(records, model)}, key=lambda p: (order.get(p, 9), p))
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (smaller is better on both)."""
+    idx = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best = [], float("inf")
+    for i in idx:
+        if points[i][1] < best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _path_colors(names: list[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab20")
+    return {n: cmap(i % 20) for i, n in enumerate(sorted(set(names)))}
+
+
+def _log_axes(ax, which: str) -> None:
+    """Log scale with plain tick labels (0.05, 2, 40 rather than 5x10^-2); minor ticks are labelled
+    too, all of them when the axis spans less than ~1.3 decades, else only 2x and 5x."""
+    for axis, setter in (("x", ax.set_xscale), ("y", ax.set_yscale)):
+        if axis not in which:
+            continue
+        setter("log")
+        a = ax.xaxis if axis == "x" else ax.yaxis
+
+        def minor(v, _, a=a):
+            lo, hi = sorted(a.get_view_interval())
+            narrow = lo > 0 and np.log10(hi / lo) < 1.3
+            return f"{v:g}" if narrow or f"{v:.0e}"[0] in "25" else ""
+        a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        a.set_minor_formatter(FuncFormatter(minor))
+
+
+def latency_vs_size_figure(records: list[Record], model: str):
+    profs = profiles_of(records, model)
+    if not profs:
+        return None
+    colors = _path_colors([artifact_name(r) for r in _ok_bench(records, model)])
+    fig, axes = plt.subplots(1, len(profs), figsize=(6.2 * len(profs) + 3.2, 5.2), squeeze=False)
+    for ax, prof in zip(axes[0], profs):
+        rs = _ok_bench(records, model, prof)
+        pts = [(r.metrics["size_bytes"] / 1024, r.metrics["latency_p50_ms"]) for r in rs]
+        for r, (x, y) in zip(rs, pts):
+            ax.scatter(x, y, color=colors[artifact_name(r)], marker=RUNTIME_MARKERS.get(r.runtime, "x"),
+                       s=55, edgecolor="black", linewidth=0.5, zorder=3)
+        front = pareto_front(pts)
+        fx = [pts[i][0] for i in front]
+        fy = [pts[i][1] for i in front]
+        ax.step(fx + [max(p[0] for p in pts) * 1.05], fy + [fy[-1]], where="post", color="black",
+                linestyle="--", linewidth=1, zorder=2, label="Pareto front")
+        for i in front:
+            ax.annotate(f"{artifact_name(rs[i])}\n[{rs[i].runtime}]", pts[i], fontsize=7,
+                        xytext=(5, 5), textcoords="offset points")
+        _log_axes(ax, "xy")
+        ax.set_xlabel("artifact size (KiB, log scale)")
+        ax.set_ylabel("latency p50 (ms, log scale)")
+        ax.set_title(f"{model}: latency vs size, profile {prof}")
+        ax.grid(True, which="both", alpha=0.3)
+    handles = [Patch(color=c, label=n) for n, c in colors.items()]
+    handles += [Line2D([], [], marker=m, linestyle="", color="grey", markeredgecolor="black", label=rt)
+                for rt, m in RUNTIME_MARKERS.items() if any(r.runtime == rt for r in _ok_bench(records, model))]
+    handles.append(Line2D([], [], color="black", linestyle="--", label="Pareto front"))
+    axes[0][-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8,
+                       title="artifact (color) / runtime (marker)", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _quality_metric(rs: list[Record]) -> tuple[str, str, float]:
+    """(metric, axis label, scale): accuracy when the model has labels, else top-1 agreement."""
+    if any("accuracy" in r.metrics for r in rs):
+        return "accuracy", "accuracy on the held-out set (%)", 100.0
+    if any("top1_agreement" in r.metrics for r in rs):
+        return "top1_agreement", "top-1 agreement with the reference model (%)", 100.0
+    return "", "", 1.0
+
+
+def quality_vs_size_figure(records: list[Record], model: str):
+    rs = [r for r in _ok_bench(records, model)]
+    metric, label, scale = _quality_metric(rs)
+    rs = [r for r in rs if metric and metric in r.metrics]
+    if not rs:
+        return None
+    colors = _path_colors([artifact_name(r) for r in _ok_bench(records, model)])
+    fig, ax = plt.subplots(figsize=(9.5, 5.2))
+    for r in rs:
+        ax.scatter(r.metrics["size_bytes"] / 1024, r.metrics[metric] * scale, color=colors[artifact_name(r)],
+                   marker=RUNTIME_MARKERS.get(r.runtime, "x"), s=55, edgecolor="black", linewidth=0.5, zorder=3)
+    refs = {}
+    for r in rs:
+        if metric == "accuracy" and "reference_accuracy" in r.metrics:
+            refs[r.source] = r.metrics["reference_accuracy"] * scale
+    by_value = defaultdict(list)  # twins with the same reference accuracy share one line and label
+    for src, v in sorted(refs.items()):
+        by_value[round(v, 4)].append(src)
+    for v, srcs in sorted(by_value.items()):
+        color = SOURCE_COLORS.get(srcs[0], "grey")
+        ax.axhline(v, color=color, linestyle=":", linewidth=1.2)
+        ax.annotate(f"reference {', '.join(srcs)}: {v:.2f}%", (0.0, v), xycoords=("axes fraction", "data"),
+                    xytext=(4, 3), textcoords="offset points", ha="left", fontsize=8, color=color)
+    _log_axes(ax, "x")
+    ax.set_xlabel("artifact size (KiB, log scale)")
+    ax.set_ylabel(label)
+    lo = min(r.metrics[metric] * scale for r in rs)
+    ax.set_ylim(max(0.0, min(lo, *refs.values()) - 2.0) if refs else max(0.0, lo - 2.0), 100.5)
+    ax.set_title(f"{model}: {metric.replace('_', ' ')} vs size (dotted: each twin's float reference)")
+    ax.grid(True, which="both", alpha=0.3)
+    handles = [Patch(color=colors[n], label=n) for n in sorted({artifact_name(r) for r in rs})]
+    handles += [Line2D([], [], marker=m, linestyle="", color="grey", markeredgecolor="black", label=rt)
+                for rt, m in RUNTIME_MARKERS.items() if any(r.runtime == rt for r in rs)]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def int8_pairs(records: list[Record], model: str, profile: str) -> list[tuple[Record, Record]]:
+    """(fp32, int8) pairs measured with the same twin, format and runtime. When a twin has several
+    fp32 artifacts in that format (e.g. ExecuTorch portable and XNNPACK), the one whose path name
+    shares the longest prefix with the int8 path is its counterpart (et_xnnpack_int8 -> et_xnnpack_fp32)."""
+    rs = _ok_bench(records, model, profile)
+    out = []
+    for q in rs:
+        if "int8" not in q.quantization:
+            continue
+        cands = [f for f in rs if f.quantization == "fp32" and f.source == q.source and f.format == q.format
+                 and f.runtime == q.runtime]
+        if not cands:
+            continue
+        def common(a: str, b: str) -> int:
+            n = 0
+            while n < min(len(a), len(b)) and a[n] == b[n]:
+                n += 1
+            return n
+        out.append((max(cands, key=lambda f: (common(f.path, q.path), f.path)), q))
+    return sorted(out, key=lambda p: (p[1].framework, p[1].source, p[1].path, p[1].runtime))
+
+
+def int8_speedup_figure(records: list[Record], model: str):
+    profs = profiles_of(records, model)
+    if not profs:
+        return None
+    prof = profs[0]
+    pairs = int8_pairs(records, model, prof)
+    if not pairs:
+        return None
+    labels = [f"{q.framework}: {artifact_name(q)} vs {f.path} [{q.runtime}]" for f, q in pairs]
+    speed = [f.metrics["latency_p50_ms"] / q.metrics["latency_p50_ms"] for f, q in pairs]
+    shrink = [f.metrics["size_bytes"] / q.metrics["size_bytes"] for f, q in pairs]
+    colors = ["#1f77b4" if q.framework == "pytorch" else "#d62728" for _, q in pairs]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.42 * len(pairs) + 1.8), sharey=True)
+    y = np.arange(len(pairs))
+    for ax, vals, title in ((axes[0], speed, f"speed-up (fp32 p50 / int8 p50, x), profile {prof}"),
+                            (axes[1], shrink, "shrink (fp32 size / int8 size, x)")):
+        ax.barh(y, vals, color=colors, edgecolor="black", linewidth=0.4)
+        ax.axvline(1.0, color="black", linewidth=1)
+        for yi, v in zip(y, vals):
+            ax.annotate(f"{v:.2f}x", (v, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("ratio (x); > 1 = int8 is faster / smaller")
+        ax.set_xlim(0, max(vals) * 1.25)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(y, labels, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.legend(handles=[Patch(color="#1f77b4", label="pytorch"), Patch(color="#d62728", label="tensorflow")],
+               loc="upper right", fontsize=8, ncols=2)
+    fig.suptitle(f"{model}: int8 vs fp32, same twin, format and runtime", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _box_stats(r: Record) -> dict:
+    """Box = p25..p75, whiskers = p1..p99 from the worker's 50 latency quantiles; records from before
+    the quantiles were stored fall back to their percentiles (box p50..p90, whiskers min..p99)."""
+    q = r.info.get("latency_quantiles_ms")
+    m = r.metrics
+    if q:
+        levels = (np.arange(len(q)) + 0.5) / len(q)
+        p = lambda x: float(np.interp(x, levels, q))  # noqa: E731
+        return {"med": p(0.5), "q1": p(0.25), "q3": p(0.75), "whislo": float(q[0]), "whishi": float(q[-1]),
+                "label": f"{artifact_name(r)} [{r.runtime}]"}
+    p50 = m["latency_p50_ms"]
+    p90 = m.get("latency_p90_ms", p50)
+    return {"med": p50, "q1": p50, "q3": p90, "whislo": m.get("latency_min_ms", p50),
+            "whishi": m.get("latency_p99_ms", p90),
+            "label": f"{artifact_name(r)} [{r.runtime}] (percentiles only)"}
+
+
+def latency_distribution_figure(records: list[Record], model: str):
+    profs = profiles_of(records, model)
+    if not profs:
+        return None
+    keys = sorted({(artifact_name(r), r.runtime) for r in _ok_bench(records, model)})
+    fig, axes = plt.subplots(1, len(profs), figsize=(6 * len(profs) + 3, 0.32 * len(keys) + 1.8),
+                             sharey=True, squeeze=False)
+    for ax, prof in zip(axes[0], profs):
+        by = {(artifact_name(r), r.runtime): r for r in _ok_bench(records, model, prof)}
+        stats = [_box_stats(by[k]) if k in by else None for k in keys]
+        present = [(i, s) for i, s in enumerate(stats) if s]
+        ax.bxp([s for _, s in present], positions=[i for i, _ in present], orientation="horizontal",
+               showfliers=False, widths=0.6, patch_artist=True,
+               boxprops={"facecolor": "#90caf9"}, medianprops={"color": "black"})
+        _log_axes(ax, "x")
+        ax.set_xlabel("latency per inference (ms, log scale)")
+        ax.set_title(f"profile {prof}", fontsize=10)
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+    axes[0][0].set_yticks(range(len(keys)), [f"{a} [{rt}]" for a, rt in keys], fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.suptitle(f"{model}: latency distribution per artifact (box p25-p75, line median, whiskers p1-p99)",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def status_grid_figure(rows: list[str], cols: list[str], status: dict[tuple[str, str], str], title: str,
+                       row_label: str = "", col_label: str = ""):
+    """A colored grid of statuses, generic over (rows, cols, status): the model x path support matrix
+    and the operator x path probe matrix both use it. A cell without an entry is "missing"."""
+    if not rows or not cols:
+        return None
+    names = list(STATUS_COLORS)
+    grid = np.array([[names.index(status.get((r, c), "missing")) if status.get((r, c), "missing") in names
+                      else names.index("failed") for c in cols] for r in rows])
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.5 * len(cols) + 5.0), 0.34 * len(rows) + 2.4))
+    ax.imshow(grid, cmap=ListedColormap([STATUS_COLORS[n] for n in names]), vmin=-0.5,
+              vmax=len(names) - 0.5, aspect="auto")
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            s = status.get((r, c), "")
+            ax.text(j, i, s, ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(cols)), cols, rotation=30 if len(cols) > 3 else 0, ha="right" if len(cols) > 3
+                  else "center", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xticks(np.arange(len(cols) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(rows) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
+    used = sorted({n for n in status.values() if n in STATUS_COLORS} | ({"missing"} if
+                  len(status) < len(rows) * len(cols) else set()), key=names.index)
+    ax.legend(handles=[Patch(facecolor=STATUS_COLORS[n], edgecolor="grey", label=n) for n in used],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def support_cells(records: list[Record]) -> tuple[list[str], list[str], dict]:
+    """Model x path: the export's status, or "partial" when some runtime failed on an exported artifact."""
+    exports = [r for r in records if r.kind == "export"]
+    bench = defaultdict(list)
+    for r in records:
+        if r.kind == "bench":
+            bench[(r.model, artifact_name(r))].append(r.status)
+    status = {}
+    for e in exports:
+        key = (artifact_name(e), e.model)
+        if e.status != "ok":
+            status[key] = e.status
+        else:
+            sts = bench.get((e.model, artifact_name(e)), [])
+            status[key] = "ok" if all(s == "ok" for s in sts) else \
+                ("partial" if any(s == "ok" for s in sts) else next(s for s in sts if s != "ok"))
+    return sorted({k[0] for k in status}), sorted({k[1] for k in status}), status
+
+
+def probe_cells(records: list[Record]) -> tuple[list[str], list[str], dict]:
+    """Operator x path from kind="probe" records (info["probe"] = operator name); several models'
+    probes of one operator on one path combine to the worst status."""
+    rank = {"ok": 0, "skipped": 1, "unsupported": 2, "failed": 3}
+    status: dict[tuple[str, str], str] = {}
+    for r in records:
+        if r.kind != "probe" or not r.info.get("probe"):
+            continue
+        key = (str(r.info["probe"]), r.path)
+        if key not in status or rank.get(r.status, 3) > rank.get(status[key], 3):
+            status[key] = r.status
+    return sorted({k[0] for k in status}), sorted({k[1] for k in status}), status
+
+
+def write_all(records: list[Record], out_dir: Path) -> dict[str, Path]:
+    """Draw every plot that has data; returns {name: png path}. Names: support_matrix, probe_matrix,
+    <model>__latency_vs_size, <model>__quality_vs_size, <model>__int8_vs_fp32, <model>__latency_dist."""
+    from pipeline import fsutil
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = {}
+    rows, cols, st = support_cells(records)
+    figs["support_matrix"] = status_grid_figure(rows, cols, st, "Support matrix: export path x model "
+                                                "(partial = exported, some runtime failed)", "export path", "model")
+    rows, cols, st = probe_cells(records)
+    figs["probe_matrix"] = status_grid_figure(rows, cols, st, "Operator support: operator x export path",
+                                              "operator", "export path")
+    models = sorted({r.model for r in records if r.kind == "bench" and r.path != "user"})
+    for m in models:
+        figs[f"{m}__latency_vs_size"] = latency_vs_size_figure(records, m)
+        figs[f"{m}__quality_vs_size"] = quality_vs_size_figure(records, m)
+        figs[f"{m}__int8_vs_fp32"] = int8_speedup_figure(records, m)
+        figs[f"{m}__latency_dist"] = latency_distribution_figure(records, m)
+    out = {}
+    for name, fig in figs.items():
+        if fig is None:
+            continue
+        dest = out_dir / f"{name}.png"
+        fsutil.write_with(dest, lambda p, f=fig: f.savefig(p, dpi=DPI, format="png"))
+        plt.close(fig)
+        out[name] = dest
+    return out

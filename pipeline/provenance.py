@@ -1,0 +1,91 @@
+"""Where the numbers come from: the machine, the package versions, the device profiles, record ids.
+
+`run_record()` is collected once per bench run and stored with the results (kind="pipeline",
+path="provenance"); the report prints it in its header. Versions are read from package metadata
+(no imports of the heavy packages), including the separate tflite-runtime venv.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+
+from pipeline import fsutil
+from pipeline.schema import Record
+
+PACKAGES = ("torch", "executorch", "torchao", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert",
+            "litert-torch", "numpy", "matplotlib")
+TFLITE_RUNTIME_VENV = fsutil.ROOT / ".venv-tflite-runtime"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    return {"cpu": cpu_model(), "cores": os.cpu_count() or 0,
+            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0,
+            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine(),
+            "python": platform.python_version()}
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    # the old interpreter lives in its own venv (numpy<2): read its metadata from there
+    for site in sorted(TFLITE_RUNTIME_VENV.glob("lib/python*/site-packages")):
+        for dist in metadata.distributions(path=[str(site)]):
+            if dist.metadata["Name"] in ("tflite-runtime", "tflite_runtime"):
+                out["tflite-runtime"] = dist.version
+    return out
+
+
+def run_record(profile_names: tuple[str, ...] = ()) -> Record:
+    """One record per run: machine, package versions and the device profiles used."""
+    from pipeline import profiles
+    profs = {n: {"threads": p.threads, "cpus": list(p.cpus), "mem_limit_mb": p.mem_limit_mb,
+                 "description": p.description}
+             for n, p in profiles.PROFILES.items() if not profile_names or n in profile_names}
+    return Record(kind="pipeline", model="", path="provenance", status="ok",
+                  info={"machine": machine(), "versions": versions(), "profiles": profs})
+
+
+def latest(records: list[Record]) -> Record | None:
+    runs = [r for r in records if r.kind == "pipeline" and r.path == "provenance"]
+    return max(runs, key=lambda r: r.created) if runs else None
+
+
+def record_id(r: Record) -> str:
+    """A short, stable id for a record (hash of its identity key): the report cites it next to every
+    number and lists every id with its full key in its "Records" appendix."""
+    return hashlib.sha256(json.dumps(r.key(), default=str).encode()).hexdigest()[:8]
+
+
+def machine_line(info: dict) -> str:
+    m = info.get("machine", {})
+    return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores ({m.get('usable_cores', '?')} usable), "
+            f"{m.get('os', '')} {m.get('arch', '')}, Python {m.get('python', '?')}")
+
+
+def versions_line(info: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(info.get("versions", {}).items()))
+
+
+def stamp(info: dict) -> str:
+    """A compact fingerprint of the machine: latency is comparable only under the same one."""
+    m = info.get("machine", {})
+    return f"{m.get('cpu', '?')} x{m.get('cores', '?')}"
+
