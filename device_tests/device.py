@@ -43,8 +43,8 @@ class GuestRun:
     wall_s: float          # emulated wall time: NOT a latency, only for budgeting
 
     def insns_per_inference(self) -> float:
-        n = self.meta["count_runs"]
-        return (self.markers[2] - self.markers[1]) / n
+        n, b = self.meta["count_runs"], self.meta.get("marker_base", 0)
+        return (self.markers[b + 2] - self.markers[b + 1]) / n
 
 
 class Device:
@@ -70,10 +70,7 @@ class Device:
         return cls(info), ""
 
     def sites(self, runtime: str) -> list[str]:
-        sites = [self.runtimes[runtime]["site"]]
-        if runtime != "litert" and "litert" in self.runtimes:
-            sites.append(self.runtimes["litert"]["site"])  # numpy lives there too
-        return sites
+        return self.runtimes[runtime]["sites"]
 
     def env(self, runtime: str) -> dict:
         env = {k: v for k, v in os.environ.items()
@@ -84,27 +81,44 @@ class Device:
 
     def run(self, artifact: Path, inputs: Path, outputs: Path, cpu: str, count_runs: int = 5,
             limit: int = 16, timeout: float = 900) -> GuestRun:
-        runtime = RUNTIME_OF_EXT[artifact.suffix]
-        counts = outputs.with_suffix(".counts.txt")
+        r = self.run_many([(artifact, inputs, outputs)], cpu, count_runs, limit, timeout)[0]
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    def run_many(self, jobs: list[tuple[Path, Path, Path]], cpu: str, count_runs: int = 5, limit: int = 16,
+                 timeout: float = 3600) -> list["GuestRun | Exception"]:
+        """Run (artifact, inputs, outputs) jobs of one runtime in ONE guest process on core `cpu`."""
+        runtimes = {RUNTIME_OF_EXT[Path(a).suffix] for a, _, _ in jobs}
+        assert len(runtimes) == 1, f"one runtime per guest process, got {runtimes}"
+        first_out = Path(jobs[0][2])
+        counts = first_out.with_suffix(".counts.txt")
+        job_file = first_out.with_suffix(".jobs.json")
+        job_file.write_text(json.dumps([{"artifact": str(a), "inputs": str(i), "outputs": str(o),
+                                         "limit": limit, "count_runs": count_runs} for a, i, o in jobs]))
         cmd = [self.qemu, "-cpu", cpu, "-L", self.info["cpus"][cpu]["root"],
                "-plugin", f"{self.info['plugin']},out={counts}",
-               self.info["guest_python"], str(RUNNER), str(artifact), str(inputs), str(outputs),
-               "--limit", str(limit), "--count-runs", str(count_runs)]
+               self.info["guest_python"], str(RUNNER), "--jobs", str(job_file)]
         t0 = time.time()
-        p = subprocess.run(cmd, env=self.env(runtime), capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, env=self.env(runtimes.pop()), capture_output=True, text=True, timeout=timeout)
         wall = time.time() - t0
-        if p.returncode != 0:
-            tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
-            raise RuntimeError(f"guest run on {cpu} exited {p.returncode}:\n{tail}")
         markers, total, vcpus = {}, 0, 0
-        for line in counts.read_text().splitlines():
-            parts = line.split()
-            if parts[0] == "marker":
-                markers[int(parts[1])] = int(parts[2])
-            elif parts[0] == "exit":
-                total, vcpus = int(parts[1]), int(parts[3])
-        outs, meta = load_outputs(outputs)
-        return GuestRun(outs, meta, markers, total, vcpus, wall)
+        if counts.exists():
+            for line in counts.read_text().splitlines():
+                parts = line.split()
+                if parts[0] == "marker":
+                    markers[int(parts[1])] = int(parts[2])
+                elif parts[0] == "exit":
+                    total, vcpus = int(parts[1]), int(parts[3])
+        tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
+        results: list = []
+        for a, _, o in jobs:
+            if Path(o).exists():
+                outs, meta = load_outputs(Path(o))
+                results.append(GuestRun(outs, meta, markers, total, vcpus, wall))
+            else:
+                results.append(RuntimeError(f"guest run of {Path(a).name} on {cpu} exited {p.returncode}:\n{tail}"))
+        return results
 
 
 def run_host(artifact: Path, inputs: Path, outputs: Path, limit: int = 16, timeout: float = 600) -> tuple[dict, dict]:

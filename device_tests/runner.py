@@ -1,6 +1,8 @@
 """Run one mobile artifact with its real runtime: the same script on the host and in the guest.
 
     python runner.py ARTIFACT INPUTS.npz OUTPUTS.npz [--limit N] [--count-runs N]
+    python runner.py --jobs JOBS.json     (several artifacts in one process: ExecuTorch's
+                                           import of torch costs minutes under emulation)
 
 Reads `x` from INPUTS.npz (PyTorch layout: NCHW for images), runs every sample (up to --limit)
 through the artifact and writes OUTPUTS.npz:
@@ -14,7 +16,8 @@ point, rounded to nearest (never truncated) and clipped to the integer range.
 
 With --count-runs N (> 0) the first sample is run once more as warm-up, then N times between two
 markers (lseek(-1, 0x4d42<id>, 0): EBADF, harmless; the insn_count QEMU plugin records its
-instruction count at each): per-inference cost = (count[2] - count[1]) / N.
+instruction count at each): per-inference cost = (count[2] - count[1]) / N; job j of a --jobs
+file uses markers 2j+1 and 2j+2.
 """
 from __future__ import annotations
 
@@ -122,16 +125,10 @@ class ExecuTorch:
         return {"input_dtype": "float32", "output_dtype": str(self.result[0].dtype).replace("torch.", "")}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("artifact")
-    ap.add_argument("inputs")
-    ap.add_argument("outputs")
-    ap.add_argument("--limit", type=int, default=16, help="at most this many samples")
-    ap.add_argument("--count-runs", type=int, default=0)
-    a = ap.parse_args(argv)
-    x = np.load(a.inputs)["x"][: a.limit].astype(np.float32)
-    rt = {".tflite": LiteRT, ".pte": ExecuTorch}[os.path.splitext(a.artifact)[1]](a.artifact)
+def run_one(artifact: str, inputs: str, outputs: str, limit: int = 16, count_runs: int = 0,
+            marker_base: int = 0) -> None:
+    x = np.load(inputs)["x"][:limit].astype(np.float32)
+    rt = {".tflite": LiteRT, ".pte": ExecuTorch}[os.path.splitext(artifact)[1]](artifact)
     x, layout = to_layout(x, rt.input_shape)
     ys = []
     for i in range(0, len(x) - len(x) % rt.batch, rt.batch):
@@ -139,23 +136,49 @@ def main(argv=None) -> int:
         rt.invoke()
         ys.append(rt.output())
     y_raw = np.concatenate(ys)
-    if a.count_runs > 0:
+    if count_runs > 0:
         rt.set_input(x[: rt.batch])
-        rt.invoke()
-        marker(1)
-        for _ in range(a.count_runs):
-            rt.invoke()
-        marker(2)
+        invoke = rt.invoke
+        invoke()
+        marker(marker_base + 1)
+        for _ in range(count_runs):
+            invoke()
+        marker(marker_base + 2)
     out = {"y": y_raw.astype(np.float32)}
     if rt.out_q:
         out["y_q"] = y_raw
         out["y"] = ((y_raw.astype(np.float32) - rt.out_q["zero_point"]) * rt.out_q["scale"]).astype(np.float32)
     meta = dict(rt.info(), runtime=rt.name, layout=layout, samples=int(len(y_raw)), batch=rt.batch,
-                count_runs=a.count_runs)
+                count_runs=count_runs, marker_base=marker_base)
     out["meta"] = np.array(json.dumps(meta))
-    with open(a.outputs + ".tmp", "wb") as f:
+    with open(outputs + ".tmp", "wb") as f:
         np.savez(f, **out)
-    os.replace(a.outputs + ".tmp", a.outputs)
+    os.replace(outputs + ".tmp", outputs)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("artifact", nargs="?")
+    ap.add_argument("inputs", nargs="?")
+    ap.add_argument("outputs", nargs="?")
+    ap.add_argument("--limit", type=int, default=16, help="at most this many samples")
+    ap.add_argument("--count-runs", type=int, default=0)
+    ap.add_argument("--jobs", help="JSON list of {artifact, inputs, outputs, limit, count_runs}")
+    a = ap.parse_args(argv)
+    if a.jobs:
+        with open(a.jobs) as f:
+            jobs = json.load(f)
+        failed = 0
+        for j, job in enumerate(jobs):
+            try:
+                run_one(marker_base=2 * j, **job)
+            except Exception as e:  # one bad artifact must not hide the others' results
+                failed += 1
+                print(f"runner: job {j} ({job['artifact']}) failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1 if failed else 0
+    if not (a.artifact and a.inputs and a.outputs):
+        ap.error("ARTIFACT INPUTS OUTPUTS or --jobs")
+    run_one(a.artifact, a.inputs, a.outputs, a.limit, a.count_runs)
     return 0
 
 

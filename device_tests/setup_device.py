@@ -235,15 +235,20 @@ def build_runtime(name: str, spec: dict, recipe: dict, qemu: str) -> dict:
     log(f"runtime {name}: installing {len(files)} wheels")
     run(pip_base() + ["install", "-q", "--no-deps", "--no-index", "--no-compile", "--target", str(site),
                       *pip_tag_args(recipe), *files])
-    for keep in spec.get("keep_only", {}).items():
-        prune(site, *keep)
-    info = {"requirements": spec["requirements"], "footprint_bytes": dir_bytes(site),
-            "wheel_bytes": sum(os.path.getsize(f) for f in files)}
-    probe = subprocess.run([qemu, "-cpu", "cortex-a53", "-L", str(DEVICE / "cpu" / "cortex-a53"),
-                            str(SYSROOT) + recipe["guest_python"], "-c", spec["probe"]],
-                           env=guest_env([site]), capture_output=True, text=True)
-    if probe.returncode != 0:
-        sys.exit(f"[device] runtime {name}: import probe failed in the guest:\n{probe.stderr[-3000:]}")
+    info = {"requirements": spec["requirements"], "needs": spec.get("needs", []),
+            "wheel_bytes": sum(os.path.getsize(f) for f in files), "unpruned_bytes": dir_bytes(site)}
+    for folder, keep in spec.get("keep_only", {}).items():
+        prune(site, folder, keep)
+    info["footprint_bytes"] = dir_bytes(site)
+    shutil.rmtree(wheels)  # installed: the wheel cache would only double the disk use
+    if spec.get("probe"):
+        sites = [site] + [DEVICE / "site" / n for n in spec.get("needs", [])]
+        cpu = next(iter(recipe["cpus"]))
+        probe = subprocess.run([qemu, "-cpu", cpu, "-L", str(DEVICE / "cpu" / cpu),
+                                str(SYSROOT) + recipe["guest_python"], "-c", spec["probe"]],
+                               env=guest_env(sites), capture_output=True, text=True)
+        if probe.returncode != 0:
+            sys.exit(f"[device] runtime {name}: import probe failed in the guest:\n{probe.stderr[-3000:]}")
     (site / "runtime.json").write_text(json.dumps(info, indent=1))
     log(f"runtime {name}: {info['footprint_bytes'] / 1e6:.0f} MB installed, {time.time() - t0:.0f} s")
     write_stamp(site, key)
@@ -251,11 +256,12 @@ def build_runtime(name: str, spec: dict, recipe: dict, qemu: str) -> dict:
 
 
 def prune(site: Path, folder: str, keep: list[str]) -> None:
-    """Delete every file under site/folder except those named in `keep` (shared-library slimming)."""
+    """Delete every file under site/folder but Python files and those named in `keep`: slimming
+    to the shared libraries the runtime really opens."""
     base = site / folder
     for root, _dirs, files in os.walk(base):
         for f in files:
-            if f not in keep:
+            if f not in keep and not f.endswith(".py"):
                 (Path(root) / f).unlink()
 
 
@@ -284,10 +290,12 @@ def wanted_runtimes(recipe: dict, arg: str | None) -> list[str]:
     arg = arg or os.environ.get("DEVICE_RUNTIMES", "")
     names = [n for n in arg.replace(" ", ",").split(",") if n]
     if not names:
-        return [n for n, s in recipe["runtimes"].items() if s.get("default")]
+        names = [n for n, s in recipe["runtimes"].items() if s.get("default")]
     unknown = set(names) - set(recipe["runtimes"])
     if unknown:
         sys.exit(f"[device] unknown runtimes {sorted(unknown)}; recipe has {sorted(recipe['runtimes'])}")
+    for n in list(names):  # a runtime's "needs" (e.g. numpy from litert) come along
+        names += [d for d in recipe["runtimes"][n].get("needs", []) if d not in names]
     return names
 
 
@@ -315,7 +323,7 @@ def main() -> None:
     for name in recipe["runtimes"]:  # keep runtimes built earlier (e.g. opt-in ones) if still current
         if name in want or name in old.get("runtimes", {}):
             runtimes[name] = build_runtime(name, recipe["runtimes"][name], recipe, qemu)
-            runtimes[name]["site"] = str(DEVICE / "site" / name)
+            runtimes[name]["sites"] = [str(DEVICE / "site" / n) for n in [name] + runtimes[name]["needs"]]
     qemu_version = run([qemu, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     info = {"recipe_hash": recipe_hash(), "qemu": qemu, "qemu_version": qemu_version,
             "sysroot": str(SYSROOT), "sysroot_bytes": dir_bytes(SYSROOT),
