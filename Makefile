@@ -80,3 +80,5 @@ test-slow: setup
 
 clean:
 	rm -rf artifacts results
+
+include device_tests/device.mk

@@ -131,7 +131,8 @@ def bench(args, log=print) -> int:
 def report(results: Path, log=print) -> int:
     from pipeline import report as report_mod
     from pipeline.schema import read_records
-    records = read_records(results_file(results))
+    # device_tests write their own file (they run in their own pytest session); the report joins them
+    records = merge(read_records(results_file(results)), read_records(results / "device" / "records.jsonl"))
     if not records:
         log(f"no records in {results_file(results)}: run `make bench-mobile` first")
         return 1
