@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import models
-from pipeline import fsutil
+from pipeline import fsutil, procutil
 from pipeline.schema import Record, merge, read_records
 
 
@@ -33,6 +33,8 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
         if meta.exists():
             out.append(Record.from_dict(json.loads(meta.read_text())["record"]))
         for f in sorted((artifacts / name).glob("*.record.json")):
+            if f.name.startswith("."):   # never a half-written temp (see fsutil.atomic_path)
+                continue
             out.append(Record.from_dict(json.loads(f.read_text())["record"]))
     return out
 
@@ -40,15 +42,18 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
 def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print) -> list[Record]:
     """One worker process per model (train if needed, then every path): a converter that crashes
     natively takes down only its model's worker, and the paths it had not finished are recorded."""
+    procs: list[subprocess.Popen] = []
+
     def one(name: str) -> tuple[str, int, str]:
         cmd = [sys.executable, "-m", "export.run", "--model", name, "--artifacts", str(artifacts)]
         if paths:
             cmd += ["--paths", ",".join(paths)]
         if force:
             cmd.append("--force")
-        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
         proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
         tail = []
         for line in proc.stdout:
             if line.startswith("[") and (line.startswith("[export") or line.startswith("[train")
@@ -60,7 +65,13 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, names))
+        try:
+            results = list(pool.map(one, names))
+        except BaseException:
+            # Ctrl-C/kill of the CLI: stop the export workers now (their writes are atomic)
+            for p in procs:
+                p.kill()
+            raise
     records = collect_export_records(artifacts, names)
     for name, rc, tail in results:
         if rc != 0:

@@ -24,7 +24,7 @@ def test_atomic_write_replaces(tmp_path):
 
 def test_second_run_is_refused_with_a_clear_message(tmp_path):
     with fsutil.run_lock(tmp_path, "bench"):
-        with pytest.raises(fsutil.LockedError, match="another export run holds the lock"):
+        with pytest.raises(fsutil.LockedError, match="another run holds the lock on this tree, so this export run stops"):
             with fsutil.run_lock(tmp_path, "export"):
                 pass
     with fsutil.run_lock(tmp_path, "export"):  # released afterwards
