@@ -10,12 +10,13 @@ PATHS   ?=
 MODEL   ?=
 PROFILES ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test test-all clean help
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench report test test-all fuzz clean help
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
 	@echo "make test           the test suite (< 10 min)"
 	@echo "make export         train + export only;  make report   rebuild results/report.md"
+	@echo "make fuzz           fuzz the loaders (1000 mutants per format) and kill/resume export+bench"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
 
@@ -57,3 +58,8 @@ test: setup
 
 clean:
 	rm -rf artifacts results
+
+# 1000 mutants per format through the real loaders + repeated random kills of export/bench
+# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n to change the count
+fuzz: setup
+	$(PY) -m pytest -q -s -m fuzz tests

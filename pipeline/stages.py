@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,9 +69,17 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
         try:
             results = list(pool.map(one, names))
         except BaseException:
-            # Ctrl-C/kill of the CLI: stop the export workers now (their writes are atomic)
+            # Ctrl-C/kill of the CLI: stop the export workers now. SIGINT first, so each removes its
+            # temp folder on the way out; SIGKILL whoever is stuck in native code (the next run cleans up)
             for p in procs:
-                p.kill()
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 10
+            for p in procs:
+                try:
+                    p.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
             raise
     records = collect_export_records(artifacts, names)
     for name, rc, tail in results:
@@ -121,6 +130,8 @@ def bench(args, log=print) -> int:
         return 1 if bad or any(r.status == "failed" for r in records) else 0
     import models as _models
     names = [n for n in args.models.split(",") if n] or _models.names()
+    for n in names:
+        _models.get(n)  # unknown names: one line listing the valid ones (exit 2)
     exports = collect_export_records(args.artifacts, names)
     if not any(r.kind == "export" for r in exports):
         log(f"no exported artifacts under {args.artifacts}: run `make export` first")

@@ -26,10 +26,21 @@ def load(path, threads: int = 1):
     return _load_for_lite_interpreter(str(path))
 
 
+def _cause(e: Exception) -> str:
+    """TorchScript errors start with 'The following operation failed...' and a script traceback;
+    the line that says what went wrong is the last 'XxxError: ...' one."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    errs = [ln for ln in lines if ln.split(":", 1)[0].endswith("Error")]
+    return (errs or lines or [type(e).__name__])[-1]
+
+
 def run(module, inputs: list) -> list:
     import torch
     with torch.no_grad():
-        out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+        try:
+            out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+        except RuntimeError as e:
+            raise RuntimeError(_cause(e)) from None
     outs = out if isinstance(out, (tuple, list)) else [out]
     return [o.detach().float().numpy() for o in outs]
 
