@@ -115,6 +115,11 @@ class _Table:
         return [_Table(self.b, start + 4 * i + self.b.u32(start + 4 * i, what), f"{what}[{i}]")
                 for i in range(n)]
 
+    def string(self, slot: int, what: str) -> None:
+        start, n = self.vector(slot, 1, what)
+        if start:
+            self.b._need(start + n, 1, f"{what} terminator")
+
     def ints(self, slot: int, what: str) -> list[int]:
         start, n = self.vector(slot, 4, what)
         return list(struct.unpack_from(f"<{n}i", self.b.d, start)) if n else []
@@ -129,6 +134,17 @@ def check_tflite(data) -> dict:
     if version != 3:
         raise Corrupt(f"schema version {version}, expected 3")
     codes = model.tables(1, "operator_codes")
+    for i, c in enumerate(codes):
+        c.string(1, f"operator_codes[{i}].custom_code")
+    model.string(3, "description")
+    model.ints(5, "metadata_buffer")
+    for i, m in enumerate(model.tables(6, "metadata")):
+        m.string(0, f"metadata[{i}].name")
+    for i, sd in enumerate(model.tables(7, "signature_defs")):
+        for slot in (0, 1):
+            for j, tm in enumerate(sd.tables(slot, f"signature_defs[{i}].{'inputs' if slot == 0 else 'outputs'}")):
+                tm.string(0, f"signature_defs[{i}] tensor map [{j}].name")
+        sd.string(2, f"signature_defs[{i}].signature_key")
     buffers = model.tables(4, "buffers")
     for i, buf in enumerate(buffers):
         buf.vector(0, 1, f"buffers[{i}].data")
@@ -142,6 +158,7 @@ def check_tflite(data) -> dict:
     for s, sg in enumerate(subgraphs):
         tensors = sg.tables(0, f"subgraphs[{s}].tensors")
         nt = len(tensors)
+        sg.string(4, f"subgraphs[{s}].name")
         for t, ten in enumerate(tensors):
             what = f"subgraphs[{s}].tensors[{t}]"
             shape = ten.ints(0, what + ".shape")
@@ -151,12 +168,24 @@ def check_tflite(data) -> dict:
                 raise Corrupt(f"{what}: unknown tensor type {ten.scalar(1, 'b')}")
             if ten.scalar(2, "I") >= max(len(buffers), 1):
                 raise Corrupt(f"{what}: buffer index {ten.scalar(2, 'I')} >= {len(buffers)} buffers")
+            ten.string(3, what + ".name")
+            q = ten.table(4, what + ".quantization")
+            if q is not None:
+                # min, max, scale (float), zero_point (int64), details (union table), quantized_dimension
+                for slot, size in ((0, 4), (1, 4), (2, 4), (3, 8)):
+                    q.vector(slot, size, f"{what}.quantization[{slot}]")
+                q.table(5, what + ".quantization.details")
+            ten.ints(7, what + ".shape_signature")
         for name, slot in (("inputs", 1), ("outputs", 2)):
             for v in sg.ints(slot, f"subgraphs[{s}].{name}"):
                 if not 0 <= v < nt:
                     raise Corrupt(f"subgraphs[{s}].{name}: tensor index {v} not in [0, {nt})")
         for o, op in enumerate(sg.tables(3, f"subgraphs[{s}].operators")):
             what = f"subgraphs[{s}].operators[{o}]"
+            op.table(4, what + ".builtin_options")         # a union member: at least a sound table
+            op.vector(5, 1, what + ".custom_options")
+            op.vector(7, 1, what + ".mutating_variable_inputs")
+            op.ints(8, what + ".intermediates")
             if op.scalar(0, "I") >= len(codes):
                 raise Corrupt(f"{what}: opcode index {op.scalar(0, 'I')} >= {len(codes)} operator codes")
             for name, slot in (("inputs", 1), ("outputs", 2)):

@@ -157,7 +157,7 @@ def run_batch(jobs: list[dict], python: str, work: Path, per_job_timeout: float 
 
 
 def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, shapes: list | None = None,
-                mem_limit_mb: int = 3072, log=print) -> Tally:
+                mem_limit_mb: int = 3072, keep: Path | None = None, log=print) -> Tally:
     """Make `n` mutants of the seed files, check each, run the survivors with every runtime of `fmt`."""
     t0 = time.perf_counter()
     rng = random.Random(seed)
@@ -169,6 +169,7 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
     worst: dict[int, str] = {}
     errors: dict[int, str] = {}
     survivors: list[tuple[int, Path]] = []
+    hows: dict[int, str] = {}
 
     def note(i: int, outcome: str, err: str = "") -> None:
         if i not in worst or OUTCOMES.index(outcome) > OUTCOMES.index(worst[i]):
@@ -180,6 +181,7 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
         data, how = mutate(blobs[k], blobs[rng.randrange(len(blobs))], rng)
         path = mdir / f"m{i:05d}{ext}"
         path.write_bytes(data)
+        hows[i] = f"{seeds[k].name} {how}"
         tally.tried += 1
         try:
             check_model_file(path)
@@ -213,7 +215,10 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
             if outcome is None:
                 outcome = "rejected_by_runtime" if is_clear(r.get("error", ""), path) else "unclear_error"
             counter[outcome] += 1
-            note(i, outcome, f"{rt}: {r.get('error', '')}")
+            note(i, outcome, f"{hows[i]}: {rt}: {r.get('error', '')}")
+            if outcome in ("worker_crashed_caught", "worker_hung_killed") and keep:
+                keep.mkdir(parents=True, exist_ok=True)
+                fsutil.write_atomic(keep / f"{outcome}-{rt}-{path.name}", path.read_bytes())
     for i, outcome in worst.items():
         tally.outcomes[outcome] += 1
         tally.examples.setdefault(outcome, errors[i][:300])
@@ -237,6 +242,7 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default="tflite,pte,ptl")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="write the summary JSON here")
+    ap.add_argument("--keep", type=Path, default=None, help="copy mutants that crash or hang a worker here")
     args = ap.parse_args(argv)
     seeds = seed_files(args.artifacts)
     if not seeds:
@@ -251,7 +257,8 @@ def main(argv=None) -> int:
                 print(f"error: no {fmt} artifacts under {args.artifacts}/digits_cnn", file=sys.stderr)
                 return 2
             shapes = [[1, 1, 8, 8]] if fmt == "ptl" else None
-            summary.append(fuzz_format(fmt, seeds[fmt], args.per_format, Path(tmp), args.seed, shapes).summary())
+            summary.append(fuzz_format(fmt, seeds[fmt], args.per_format, Path(tmp), args.seed, shapes,
+                                       keep=args.keep).summary())
     total = time.perf_counter() - t0
     print(f"[fuzz] total {total:.0f}s")
     if args.out:

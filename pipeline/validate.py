@@ -94,8 +94,8 @@ def _check_ptl(path: Path) -> None:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
             bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise BadModelFile(f"{path}: broken zip archive: {e}") from None
+    except Exception as e:  # noqa: BLE001 - zipfile raises zlib.error, NotImplementedError, ... on damage
+        raise BadModelFile(f"{path}: broken zip archive: {type(e).__name__}: {e}") from None
     if bad is not None:
         raise BadModelFile(f"{path}: zip member {bad!r} fails its CRC check")
     if not any(n.endswith("/bytecode.pkl") or n == "bytecode.pkl" for n in names):
