@@ -152,12 +152,8 @@ def main(argv=None) -> int:
     ap.add_argument("--paths", default="", help="comma-separated export path names (default: all)")
     ap.add_argument("--force", action="store_true", help="ignore cached artifacts and records")
     args = ap.parse_args(argv)
-    try:
-        export_model(args.model, args.artifacts, [p for p in args.paths.split(",") if p], args.force,
-                     log=lambda m: print(m, flush=True))
-    except KeyboardInterrupt:
-        print(f"[export] {args.model}: interrupted; finished paths are kept", flush=True)
-        return 130
+    export_model(args.model, args.artifacts, [p for p in args.paths.split(",") if p], args.force,
+                 log=lambda m: print(m, flush=True))
     return 0
 
 
