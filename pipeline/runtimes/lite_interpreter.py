@@ -27,11 +27,13 @@ def load(path, threads: int = 1):
 
 
 def _cause(e: Exception) -> str:
-    """TorchScript errors start with 'The following operation failed...' and a script traceback;
-    the line that says what went wrong is the last 'XxxError: ...' one."""
+    """The line that says what went wrong: the first, except after TorchScript's 'The following
+    operation failed...' header, where it is the last 'XxxError: ...' line of the script traceback."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    errs = [ln for ln in lines if ln.split(":", 1)[0].endswith("Error")]
-    return (errs or lines or [type(e).__name__])[-1]
+    if lines and lines[0].startswith("The following operation failed"):
+        errs = [ln for ln in lines if ln.split(":", 1)[0].endswith("Error")]
+        return (errs or lines)[-1]
+    return lines[0] if lines else type(e).__name__  # later lines are debug-handle noise
 
 
 def run(module, inputs: list) -> list:
