@@ -13,7 +13,7 @@ OPS     ?=
 SHAPE   ?=
 BASELINE ?= baselines/digits_cnn.jsonl
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report bench-check test test-slow clean help bench-pipeline
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report bench-check test test-slow fuzz clean help bench-pipeline
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -21,6 +21,7 @@ help:
 	@echo "make export         train + export only;  make report   rebuild results/report.{md,html}"
 	@echo "make bench-check    regression gate vs BASELINE=$(BASELINE) (LATENCY=fail|warn|off)"
 	@echo "make probes         operator support matrix (one-operator models x every export path)"
+	@echo "make fuzz           fuzz the loaders (1000 mutants per format) and kill/resume export+bench"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
 	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
@@ -80,5 +81,10 @@ test-slow: setup
 
 clean:
 	rm -rf artifacts results
+
+# 1000 mutants per format through the real loaders + repeated random kills of export/bench
+# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n to change the count
+fuzz: setup
+	$(PY) -m pytest -q -s -m fuzz tests
 
 include device_tests/device.mk

@@ -31,12 +31,23 @@ def record_file(artifacts: Path, model: str, source: str, path: str) -> Path:
     return artifacts / model / f"{registry.artifact_stem(model, source, path)}.record.json"
 
 
-def export_key(spec, p: registry.ExportPath) -> str:
+def weights_hash(artifacts: Path, spec) -> str:
+    """Content hash of the trained files (weights, eval/calibration data): retraining invalidates exports."""
+    from pipeline.train import train_dir
+    d = train_dir(artifacts, spec.name)
+    try:
+        files = json.loads((d / "meta.json").read_text()).get("files", [])
+        return fsutil.sha256_text(*[fsutil.sha256_file(d / f) for f in files])
+    except (OSError, ValueError):
+        return ""
+
+
+def export_key(spec, p: registry.ExportPath, weights: str = "") -> str:
     module_file = Path(sys.modules[p.fn.__module__].__file__)
-    return fsutil.sha256_text(train_key(spec), fsutil.source_hash(EXPORT_CODE + [module_file]), p.name)
+    return fsutil.sha256_text(train_key(spec), weights, fsutil.source_hash(EXPORT_CODE + [module_file]), p.name)
 
 
-def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath) -> Record | None:
+def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath, weights: str = "") -> Record | None:
     rf = record_file(artifacts, spec.name, source, p.name)
     if not rf.exists():
         return None
@@ -45,7 +56,7 @@ def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath) ->
         rec = Record.from_dict(saved["record"])
     except (ValueError, KeyError, TypeError):
         return None
-    if saved.get("key") != export_key(spec, p):
+    if saved.get("key") != export_key(spec, p, weights):
         return None
     if rec.status == "ok":
         art = artifacts.parent / rec.artifact if not Path(rec.artifact).is_absolute() else Path(rec.artifact)
@@ -115,11 +126,12 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
     paths = registry.all_paths()
     selected = [registry.get(n) for n in path_names] if path_names else list(paths.values())
     data = load_eval(spec, artifacts)
+    weights = weights_hash(artifacts, spec)
     records, loaded = [], {}
     jobs = [(src, p) for p in selected for src in p.sources]
     for i, (source, p) in enumerate(jobs, 1):
         tag = f"[export {spec.name} {i}/{len(jobs)}] {source}__{p.name}"
-        rec = None if force else cached_record(artifacts, spec, source, p)
+        rec = None if force else cached_record(artifacts, spec, source, p, weights)
         if rec is not None:
             log(f"{tag}: up to date ({rec.status})")
             records.append(rec)
@@ -134,7 +146,7 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
                                   else load_keras(spec, artifacts, source))
             rec = run_path(spec, source, p, loaded[source], data, artifacts)
         fsutil.write_json_atomic(record_file(artifacts, spec.name, source, p.name),
-                                 {"key": export_key(spec, p), "record": json.loads(rec.to_json())})
+                                 {"key": export_key(spec, p, weights), "record": json.loads(rec.to_json())})
         log(f"{tag}: {rec.status} in {rec.metrics.get('export_seconds', 0):.1f}s"
             + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))
         records.append(rec)
@@ -142,6 +154,8 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
 
 
 def main(argv=None) -> int:
+    from pipeline.procutil import die_with_parent
+    die_with_parent()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))

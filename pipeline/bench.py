@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil, profiles, runtimes
+from pipeline import fsutil, procutil, profiles, runtimes
 from pipeline.schema import Record, first_line
 from pipeline.stats import agreement
 
@@ -91,15 +91,18 @@ def run_worker(job: dict, python: str, timeout_s: float) -> dict:
         job = {**job, "result": str(Path(tmp) / "result.json")}
         job_file = Path(tmp) / "job.json"
         job_file.write_text(json.dumps(job))
-        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
         proc = subprocess.Popen([python, "-m", "pipeline.worker", str(job_file)], cwd=fsutil.ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            procutil.kill_group(proc.pid)
             proc.communicate()
             return {"status": "failed", "error": f"worker timed out after {timeout_s:.0f}s (killed)"}
+        except BaseException:
+            procutil.kill_group(proc.pid)  # interrupted harness: the worker is in its own session
+            raise
         result_file = Path(job["result"])
         if result_file.exists():
             result = json.loads(result_file.read_text())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -40,9 +41,29 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _positive_int(text: str) -> int:
-    v = int(text)
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = _nonneg_float(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("must be > 0, got 0")
     return v
 
 
@@ -71,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--shape", type=_shape, action="append", default=[],
                    help="input shape override for your own file, once per input, e.g. 1,3,224,224")
     b.add_argument("--min-runs", type=_positive_int)
-    b.add_argument("--min-seconds", type=float)
-    b.add_argument("--timeout", type=float, dest="timeout_s")
+    b.add_argument("--min-seconds", type=_nonneg_float)
+    b.add_argument("--timeout", type=_positive_float, dest="timeout_s")
     b.add_argument("--repeats", type=_positive_int, help="steady runs per measurement (default 3)")
     b.add_argument("--no-peer", dest="peer", action="store_const", const=False,
                    help="skip the check against LiteRT's own litert-benchmark")
@@ -99,12 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from pipeline.fsutil import LockedError
     try:
         return _dispatch(args)
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except LockedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        # every write is atomic: finished work is kept and a re-run resumes from it
+        print(f"interrupted: {args.cmd} stopped; finished work is kept, run it again to resume",
+              file=sys.stderr)
+        return 130
 
 
 def _dispatch(args) -> int:
@@ -132,7 +162,12 @@ def _dispatch(args) -> int:
             raise ValueError("check: give --baseline FILE (or --write-baseline FILE)")
         return check.run(args.baseline, stages.results_file(args.results), args.config or check.CONFIG,
                          args.latency, log=_log)
-    with fsutil.run_lock(args.results, args.cmd):
+    # the results tree, and the artifacts tree (exclusive for train/export; shared for bench, which only
+    # reads it; not at all when benchmarking the user's own files)
+    reads_artifacts = args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files)
+    with fsutil.run_lock(args.results, args.cmd), \
+            (fsutil.run_lock(args.artifacts, args.cmd, shared=args.cmd == "bench") if reads_artifacts
+             else contextlib.nullcontext()):
         if args.cmd == "train":
             from pipeline.train import train
             import models

@@ -13,10 +13,12 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
+TMP_PREFIX = ".tmp-"   # atomic writes go through hidden `.tmp-<name>.<random>/` folders next to the file
 
 
 def sha256_file(path: Path) -> str:
@@ -49,7 +51,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}.", dir=dest.parent))
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{dest.name}.", dir=dest.parent))
     tmp_path = tmp_dir / dest.name
     try:
         yield tmp_path
@@ -89,25 +91,54 @@ class LockedError(RuntimeError):
     pass
 
 
+def clean_stale_tmp(folder: Path, older_than: float) -> list[Path]:
+    """Remove `.tmp-*` folders (left by a run that was SIGKILLed mid-write) older than `older_than`.
+
+    Only the holder of the exclusive lock calls this: every writer of the tree either holds that lock
+    or is its child, so a temp folder older than the lock cannot belong to a live writer.
+    """
+    removed = []
+    for dirpath, dirnames, _ in os.walk(folder):
+        for d in list(dirnames):
+            if d.startswith(TMP_PREFIX):
+                p = Path(dirpath) / d
+                dirnames.remove(d)
+                try:
+                    if p.stat().st_mtime < older_than:
+                        shutil.rmtree(p, ignore_errors=True)
+                        removed.append(p)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 @contextlib.contextmanager
-def run_lock(folder: Path, what: str) -> Iterator[None]:
-    """One writer per tree: a second `make export`/`bench` on the same folder stops with a clear message."""
+def run_lock(folder: Path, what: str, shared: bool = False) -> Iterator[None]:
+    """One writer per tree: a second `make export`/`bench` on the same folder stops with a clear message.
+
+    `shared=True` is for readers (bench reads artifacts): many may hold it, but not while a writer
+    does. The exclusive holder removes stale temp folders of interrupted runs (see clean_stale_tmp).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     lock_file = folder / ".lock"
     f = open(lock_file, "a+")
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError as e:
         f.close()
         if e.errno in (errno.EAGAIN, errno.EACCES):
-            raise LockedError(f"{lock_file}: another {what} run holds the lock on this tree; "
-                              f"wait for it to finish") from None
+            raise LockedError(f"{lock_file}: another run holds the lock on this tree, so this {what} "
+                              "run stops; wait for it to finish") from None
         raise
     try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+        if not shared:
+            # mark the tree as ours; anything half-written before this moment is from a dead run
+            acquired = time.time()
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+            clean_stale_tmp(folder, acquired)
         yield
     finally:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import models
-from pipeline import fsutil
+from pipeline import fsutil, procutil
 from pipeline.schema import Record, merge, read_records
 
 
@@ -33,6 +34,8 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
         if meta.exists():
             out.append(Record.from_dict(json.loads(meta.read_text())["record"]))
         for f in sorted((artifacts / name).glob("*.record.json")):
+            if f.name.startswith("."):   # never a half-written temp (see fsutil.atomic_path)
+                continue
             out.append(Record.from_dict(json.loads(f.read_text())["record"]))
     return out
 
@@ -40,6 +43,8 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
 def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print) -> list[Record]:
     """One worker process per model (train if needed, then every path): a converter that crashes
     natively takes down only its model's worker, and the paths it had not finished are recorded."""
+    procs: list[subprocess.Popen] = []
+
     def one(name: str) -> tuple[str, int, str]:
         cmd = [sys.executable, "-m", "export.run", "--model", name, "--artifacts", str(artifacts)]
         if paths:
@@ -48,9 +53,10 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
             cmd.append("--force")
         threads = str(max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(names)))))
         env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
-               "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads}
+               "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads, **procutil.child_env()}
         proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
         tail = []
         for line in proc.stdout:
             if line.startswith("[") and (line.startswith("[export") or line.startswith("[train")
@@ -62,7 +68,21 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, names))
+        try:
+            results = list(pool.map(one, names))
+        except BaseException:
+            # Ctrl-C/kill of the CLI: stop the export workers now. SIGINT first, so each removes its
+            # temp folder on the way out; SIGKILL whoever is stuck in native code (the next run cleans up)
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 10
+            for p in procs:
+                try:
+                    p.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            raise
     records = collect_export_records(artifacts, names)
     for name, rc, tail in results:
         if rc != 0:
@@ -114,6 +134,8 @@ def bench(args, log=print) -> int:
         return 1 if bad or any(r.status == "failed" for r in records) else 0
     import models as _models
     names = [n for n in args.models.split(",") if n] or _models.names()
+    for n in names:
+        _models.get(n)  # unknown names: one line listing the valid ones (exit 2)
     exports = collect_export_records(args.artifacts, names)
     if not any(r.kind == "export" for r in exports):
         log(f"no exported artifacts under {args.artifacts}: run `make export` first")

@@ -228,6 +228,9 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
                  f"weight transfer max abs diff {transfer_diff:.3g} > {spec.tolerances.transfer_atol}",
                  info={"transferred_layers": transferred, "calibration_indices": calib_idx.tolist()})
 
+    # meta.json marks the folder fresh: drop it first, so a run killed while rewriting the files below
+    # leaves a folder that is retrained, never a mix of old and new weights that looks fresh
+    (d / "meta.json").unlink(missing_ok=True)
     fsutil.write_with(d / "torch.pt", lambda p: torch.save(
         {"model": spec.name, "state_dict": tmodel.state_dict(), "train": repr(spec.train)}, p))
     fsutil.write_with(d / "keras.weights.h5", lambda p: kmodel.save_weights(str(p)))

@@ -5,10 +5,13 @@ runtime after these checks is caught by the isolated worker.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zipfile
 from pathlib import Path
+
+from pipeline import flatcheck
 
 EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx"}
 
@@ -71,7 +74,22 @@ def check_model_file(path: Path) -> str:
     if size < 16:
         raise BadModelFile(f"{path}: {size} bytes is too short for a {expected} file")
     _check_flatbuffer(path, size, head, expected)
+    _check_structure(path, expected)
     return expected
+
+
+def _check_structure(path: Path, fmt: str) -> None:
+    """Walk the flatbuffer (tflite) or the extended header (pte): see pipeline/flatcheck.py."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if fmt == "tflite":
+                flatcheck.check_tflite(data)
+            else:
+                flatcheck.check_pte_header(data)
+    except flatcheck.Corrupt as e:
+        raise BadModelFile(f"{path}: corrupt {fmt} file: {e}") from None
+    except (OSError, ValueError) as e:
+        raise BadModelFile(f"{path}: cannot read: {type(e).__name__}: {e}") from None
 
 
 def _check_ptl(path: Path) -> None:
@@ -79,8 +97,8 @@ def _check_ptl(path: Path) -> None:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
             bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise BadModelFile(f"{path}: broken zip archive: {e}") from None
+    except Exception as e:  # noqa: BLE001 - zipfile raises zlib.error, NotImplementedError, ... on damage
+        raise BadModelFile(f"{path}: broken zip archive: {type(e).__name__}: {e}") from None
     if bad is not None:
         raise BadModelFile(f"{path}: zip member {bad!r} fails its CRC check")
     if not any(n.endswith("/bytecode.pkl") or n == "bytecode.pkl" for n in names):

@@ -38,7 +38,10 @@ def _inputs(job: dict, spec_inputs: list[dict]) -> tuple[list[np.ndarray], np.nd
     """The first eval sample as the timed input, plus the eval set; or generated inputs."""
     if job.get("eval"):
         with np.load(job["eval"]) as z:
-            x = z[job.get("eval_key", "x")].astype(np.float32)
+            x = z[job.get("eval_key", "x")]
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{job['eval']}: inputs have dtype {x.dtype}; expected numbers")
+        x = x.astype(np.float32)
         if job.get("layout") == "nhwc" and x.ndim == 4:
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         if job.get("eval_limit"):
@@ -110,6 +113,16 @@ def _trivial_overhead(adapter, threads: int) -> float:
     return float(np.median(lat)) * 1e6
 
 
+class LoadError(RuntimeError):
+    pass
+
+
+def describe_error(e: BaseException) -> str:
+    """'Type: first non-empty line' of an exception (runtimes put tracebacks after the first line)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else '(no message)'}"[:400]
+
+
 def measure(job: dict) -> dict:
     _apply_profile(job)
     sys.path.insert(0, job["root"])
@@ -122,12 +135,18 @@ def measure(job: dict) -> dict:
     adapter = runtimes.get(job["runtime"])
     rss_base = _status_kb("VmRSS")
     t0 = time.perf_counter()
-    handle = adapter.load(job["artifact"], job["threads"])
+    try:
+        handle = adapter.load(job["artifact"], job["threads"])
+    except Exception as e:  # noqa: BLE001 - name the file and the runtime in the one-line error
+        raise LoadError(f"{job['artifact']}: {job['runtime']} cannot load it: {describe_error(e)}") from None
     load_s = time.perf_counter() - t0
     if job.get("shapes") and not job.get("eval") and hasattr(adapter, "resize"):
         adapter.resize(handle, job["shapes"], os.path.basename(job["artifact"]))
     facts = adapter.describe(handle)
     inputs, eval_x = _inputs(job, facts.get("inputs", []))
+    # NaN/Inf inputs make timings and agreement meaningless: say so in the record
+    facts["inputs_have_nan_or_inf"] = not all(np.isfinite(a).all() for a in
+                                              ([eval_x] if eval_x is not None else inputs))
     t0 = time.perf_counter()
     adapter.run(handle, inputs)
     first_s = time.perf_counter() - t0
@@ -176,13 +195,15 @@ def main() -> int:
     job_path = sys.argv[1]
     with open(job_path) as f:
         job = json.load(f)
+    sys.path.insert(0, job.get("root", "."))
+    from pipeline.procutil import die_with_parent
+    die_with_parent()
     try:
         result = measure(job)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
-        lines = [ln for ln in str(e).splitlines() if ln.strip()]
-        msg = f"{type(e).__name__}: {lines[0] if lines else ''}"
         name = os.path.basename(job.get("artifact", ""))
-        result = {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:300]}
+        msg = describe_error(e)
+        result = {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
     tmp = job["result"] + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f)

@@ -26,10 +26,23 @@ def load(path, threads: int = 1):
     return _load_for_lite_interpreter(str(path))
 
 
+def _cause(e: Exception) -> str:
+    """The line that says what went wrong: the first, except after TorchScript's 'The following
+    operation failed...' header, where it is the last 'XxxError: ...' line of the script traceback."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if lines and lines[0].startswith("The following operation failed"):
+        errs = [ln for ln in lines if ln.split(":", 1)[0].endswith("Error")]
+        return (errs or lines)[-1]
+    return lines[0] if lines else type(e).__name__  # later lines are debug-handle noise
+
+
 def run(module, inputs: list) -> list:
     import torch
     with torch.no_grad():
-        out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+        try:
+            out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+        except RuntimeError as e:
+            raise RuntimeError(_cause(e)) from None
     outs = out if isinstance(out, (tuple, list)) else [out]
     return [o.detach().float().numpy() for o in outs]
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -34,3 +36,45 @@ def test_bench_bad_file_is_one_line_error(tmp_path):
     p = _cli("--results", str(tmp_path / "r"), "bench", str(f))
     assert p.returncode == 1
     assert f"error: {f}: not a TFLite flatbuffer" in p.stdout
+
+
+BAD_CONFIGS = [
+    (["export", "--models", "nope"], "unknown model 'nope'; valid models:"),
+    (["train", "--models", "nope"], "unknown model 'nope'; valid models:"),
+    (["bench", "--models", "nope"], "unknown model 'nope'; valid models:"),
+    (["export", "--models", "digits_cnn", "--paths", "tflite_int4"], "unknown export path 'tflite_int4'; valid paths:"),
+    (["bench", "--profiles", "pixel99"], "unknown device profile 'pixel99'; valid profiles: big-core"),
+    (["bench", "--min-runs", "-3"], "must be >= 1, got -3"),
+    (["bench", "--min-runs", "0"], "must be >= 1, got 0"),
+    (["bench", "--min-runs", "many"], "expected a whole number >= 1, got 'many'"),
+    (["bench", "--min-seconds", "-1"], "must be a finite number >= 0"),
+    (["bench", "--min-seconds", "nan"], "must be a finite number >= 0"),
+    (["bench", "--timeout", "0"], "must be > 0"),
+    (["bench", "--shape", "1,0,8"], "every dimension must be >= 1"),
+    (["bench", "--shape", "1,a"], "expected numbers like 1,3,96,96"),
+    (["export", "--jobs", "0"], "must be >= 1, got 0"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_CONFIGS, ids=[" ".join(a) for a, _ in BAD_CONFIGS])
+def test_bad_configuration_is_one_line_exit_2(tmp_path, args, message):
+    p = _cli("--artifacts", str(tmp_path / "a"), "--results", str(tmp_path / "r"), *args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and message in errors[0], p.stderr
+
+
+def test_torn_results_file_is_one_line_exit_2(tmp_path):
+    (tmp_path / "results.jsonl").write_text('{"kind": "bench", "model": "x", "sta')
+    p = _cli("--results", str(tmp_path), "report")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == f"error: {tmp_path / 'results.jsonl'}:1: bad record: " + p.stderr.split("bad record: ")[1].strip()
+
+
+@pytest.mark.parametrize("name", ["missing.tflite", "missing.pte", "missing.ptl"])
+def test_bench_missing_file(tmp_path, name):
+    p = _cli("--results", str(tmp_path / "r"), "bench", str(tmp_path / name))
+    assert p.returncode == 1 and "Traceback" not in p.stderr + p.stdout
+    assert f"error: {tmp_path / name}: no such file" in p.stdout
