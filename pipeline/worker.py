@@ -187,7 +187,17 @@ def measure(job: dict) -> dict:
     metrics["baseline_rss_mb"] = rss_base / 1024
     facts["outputs_have_nan_or_inf"] = nan_out
     facts["runtime_version"] = adapter.version()
-    from pipeline.stats import latency_quantiles, latency_stats, repeat_spread
+    facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
+    if job.get("trivial", True):
+        metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
+    if job.get("op_profile"):
+        try:
+            from pipeline import opprofile
+            facts["op_profile"] = opprofile.profile(job["artifact"], job["runtime"], job["threads"], inputs)
+        except Exception as e:  # noqa: BLE001 - a profiler failure must not lose the measurement
+            facts["op_profile"] = {"method": "", "ops": [], "note": f"profiler failed: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:200] if str(e) else ''}"}
+    facts["latency_quantiles_ms"] = latency_quantiles(lat)
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 
