@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline {train,export,bench,report}`; the Makefile wraps these."""
+"""Command line: `python -m pipeline {train,export,bench,quant-debug,report}`; the Makefile wraps these."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-seconds", type=float)
     b.add_argument("--timeout", type=float, dest="timeout_s")
 
+    q = sub.add_parser("quant-debug", help="per-layer int8 error of both stacks + recovery plans")
+    q.add_argument("model", help="registered model name")
+    q.add_argument("--samples", type=_positive_int, default=200, help="held-out samples for the tables")
+    q.add_argument("--no-plans", action="store_true", help="tables only, skip the recovery plans")
+
     sub.add_parser("report", help="write results/report.md from the records")
     sub.add_parser("list", help="list models, export paths, runtimes and device profiles")
     return ap
@@ -116,4 +121,11 @@ def _dispatch(args) -> int:
             return 0
         if args.cmd == "bench":
             return stages.bench(args, log=_log)
+        if args.cmd == "quant-debug":
+            from pipeline import quant_recover
+            recs, text = quant_recover.run(_names(args.model)[0], args.artifacts, args.samples,
+                                           not args.no_plans, log=_log)
+            stages.save_records(args.results, recs)
+            print(text)
+            return 0 if any(r.status == "ok" for r in recs) else 1
     return 2

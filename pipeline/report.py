@@ -121,7 +121,7 @@ def model_section(model: str, records: list[Record]) -> list[str]:
 
 # Extra report sections: "module:function" names, each `fn(records) -> list[str]` of Markdown lines.
 # Adding a section = one file with one function + one line here.
-SECTIONS: list[str] = []
+SECTIONS: list[str] = ["pipeline.report_quant:section"]
 
 
 def _extra_sections(records: list[Record]) -> list[str]:
