@@ -89,7 +89,7 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
 
     def write(name: str, blob: bytes) -> Path:
         p = out_dir / f"keras_tw__tflite_{name}.tflite"
-        fsutil.write_atomic(p, blob) if isinstance(blob, str) else fsutil.write_with(p, lambda t: t.write_bytes(blob))
+        fsutil.write_atomic(p, bytes(blob))
         return p
 
     fp32_p = write("fp32", tf.lite.TFLiteConverter.from_keras_model(kmodel).convert())
@@ -183,12 +183,13 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
 # ------------------------------------------------------------------------------------- driver
 
 def run(name: str, artifacts: Path, samples: int = qd.DEBUG_SAMPLES, plans: bool = True,
-        log=print) -> tuple[list[Record], str]:
+        log=print, ensure_trained: bool = True) -> tuple[list[Record], str]:
     """Every int8 artifact's per-layer table (+ plans). Returns the records and the printed table."""
     from export import registry
     from pipeline.train import load_eval, load_keras, load_torch, train
     spec = models.get(name)
-    train(spec, artifacts, force=False, log=log)
+    if ensure_trained:  # False: use the checkpoint folder as it is (e.g. one copied from elsewhere)
+        train(spec, artifacts, force=False, log=log)
     data = load_eval(spec, artifacts)
     x_t, y, calib = data["x"], data["y"], data["calib"]
     x_dbg = x_t[:samples]
