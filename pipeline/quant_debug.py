@@ -169,7 +169,9 @@ def tflite_layer_errors(dbg, names: list[str]) -> list[LayerError]:
             layer=layer, op=producer["op_name"], sqnr_db=float(stats["sqnr_db"]),
             mse=float(stats["mean_squared_error"]), max_abs_error=float(stats["max_abs_error"]),
             mean_error=float(stats["mean_error"]), stddev=float(stats["stddev"]),
-            num_elements=float(stats["num_elements"]), tensor=q_name))
+            num_elements=float(stats["num_elements"]),
+            # the float tensor name, as the debugger's own dump gives it: what denylisted_nodes takes
+            tensor=dbg._get_operand_name_and_index(nv_name)[0]))  # noqa: SLF001
     return rows
 
 
@@ -189,10 +191,10 @@ def _export(model, example: np.ndarray):
     return torch.export.export(model, (torch.from_numpy(example[:1]),), strict=False)
 
 
-def pt2e_prepare_calibrate(model, calib: np.ndarray, quantizer):
+def pt2e_prepare_calibrate(model, calib: np.ndarray, quantizer, ep=None):
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
-    prepared = prepare_pt2e(_export(model, calib).module(), quantizer)
+    prepared = prepare_pt2e((ep or _export(model, calib)).module(), quantizer)
     with torch.no_grad():
         for i in range(len(calib)):
             prepared(torch.from_numpy(calib[i:i + 1]))
@@ -266,9 +268,11 @@ def et_layer_errors(model, calib: np.ndarray, x_eval: np.ndarray, quantizer,
     from torchao.quantization.pt2e.utils import _fuse_conv_bn_
 
     weighted = weighted_modules(model)
-    ref = _export(model, calib).module()
+    # one export for both sides: the debugger matches nodes by (source node name, graph id)
+    ep = _export(model, calib)
+    ref = ep.module()
     groups = torch_layer_groups(ref, weighted)
-    prepared = pt2e_prepare_calibrate(model, calib, quantizer)
+    prepared = pt2e_prepare_calibrate(model, calib, quantizer, ep)
     for layer, factor in (shrink or {}).items():
         shrink_observer(prepared, layer, torch_layer_groups(prepared, weighted), factor)
     converted = convert_pt2e(prepared, fold_quantize=True)

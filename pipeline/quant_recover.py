@@ -104,10 +104,15 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
         plans.append((f"int8_denylist_worst{k}", worst[:k],
                       f"selective quantization: the {k} worst layer(s) by SQNR kept in float "
                       "(QuantizationDebugOptions.denylisted_nodes)"))
+    plain = None
     for plan, keep, desc in plans:
         try:
             dbg, _ = qd.tflite_debugger(kmodel, calib_k, x_k[:2], denylisted_nodes=[r.tensor for r in keep])
-            p = write(plan, dbg.get_nondebug_quantized_model())
+            blob = dbg.get_nondebug_quantized_model()
+            if keep and blob == plain:
+                raise RuntimeError(f"denylisting {[r.tensor for r in keep]} left the model unchanged")
+            plain = plain or blob
+            p = write(plan, blob)
             res = _eval_artifact(spec, "litert", p, x_k, x_t, y)
             recs.append(_plan_record(spec, "tflite_int8", plan, "keras_tw", "litert", "tflite", "int8", res, desc,
                                      fp32_q, {"kept_float": [r.layer for r in keep]}))
