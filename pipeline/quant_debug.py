@@ -161,9 +161,12 @@ def tflite_layer_errors(dbg, names: list[str]) -> list[LayerError]:
         producer = it._get_op_details(dbg._defining_op[q_idx])  # noqa: SLF001
         hits = layers_in_tensor_name(q_name, names)
         if not hits:
+            # e.g. the model's output tensor: the op's own layer is the latest one among its inputs'
+            # names (activations come from earlier layers, the weights are named after this one)
             for i in producer["inputs"]:
                 if i >= 0:
                     hits += layers_in_tensor_name(it._get_tensor_details(int(i), 0)["name"], names)  # noqa: SLF001
+            hits = sorted(set(hits), key=names.index)[-1:]
         layer = hits[0] if hits else f"({q_name})"
         rows.append(LayerError(
             layer=layer, op=producer["op_name"], sqnr_db=float(stats["sqnr_db"]),
@@ -338,7 +341,8 @@ def joined_table(tfl: list[LayerError], et: list[LayerError], order: list[str]) 
 
 def format_table(rows: list[dict]) -> str:
     def f(v, spec):
-        return "–" if v is None else format(v, spec)
+        width = int(spec.split(".")[0])
+        return f"{'–':>{width}}" if v is None else format(v, spec)
     head = (f"{'layer':<24} {'tflite op':<18} {'SQNR dB':>8} {'MSE':>10} {'max|err|':>9}  "
             f"{'pt2e node':<22} {'SQNR dB':>8} {'MSE':>10} {'max|err|':>9}")
     lines = [head, "-" * len(head)]
