@@ -1,8 +1,8 @@
 """Per-layer int8 error tables: the rows name layers that exist in the model, and a deliberately broken
 calibration (one layer's observed range shrunk 100x) shows up as that layer's error.
 
-Real converters/quantizers throughout (TFLite QuantizationDebugger, PT2E numeric debugger); the digits
-twins come from the shared `digits_exports` fixture.
+Real converters/quantizers throughout (TFLite QuantizationDebugger, PT2E numeric debugger). Only the
+trained digits twins are needed (same cache folder as the shared fixtures), not the exported artifacts.
 """
 from __future__ import annotations
 
@@ -23,20 +23,27 @@ def spec():
 
 
 @pytest.fixture(scope="module")
-def tflite_tables(digits_exports, digits_eval, spec):
+def digits_trained(spec):
+    from pipeline.train import load_eval, train
+    train(spec, TEST_ARTIFACTS, log=lambda m: None)
+    return load_eval(spec, TEST_ARTIFACTS)
+
+
+@pytest.fixture(scope="module")
+def tflite_tables(digits_trained, spec):
     from pipeline.train import load_keras
     km = load_keras(spec, TEST_ARTIFACTS, "keras_tw")
-    calib, x = spec.to_keras(digits_eval["calib"]), spec.to_keras(digits_eval["x"][:SAMPLES])
+    calib, x = spec.to_keras(digits_trained["calib"]), spec.to_keras(digits_trained["x"][:SAMPLES])
     good, names = qd.tflite_debugger(km, calib, x)
     bad, _ = qd.tflite_debugger(km, calib, x, shrink={BROKEN: SHRINK})
     return qd.tflite_layer_errors(good, names), qd.tflite_layer_errors(bad, names), names
 
 
 @pytest.fixture(scope="module")
-def et_tables(digits_exports, digits_eval, spec):
+def et_tables(digits_trained, spec):
     from pipeline.train import load_torch
     tm = load_torch(spec, TEST_ARTIFACTS)
-    calib, x = digits_eval["calib"], digits_eval["x"][:SAMPLES]
+    calib, x = digits_trained["calib"], digits_trained["x"][:SAMPLES]
     good, _ = qd.et_layer_errors(tm, calib, x, qd.xnnpack_quantizer())
     bad, _ = qd.et_layer_errors(tm, calib, x, qd.xnnpack_quantizer(), shrink={BROKEN: SHRINK})
     return good, bad, tm
