@@ -111,7 +111,7 @@ def shrink_tflite_ranges(calibrated: bytes, tensor_names: list[str], factor: flo
     return bytes(fu.convert_object_to_bytearray(model))
 
 
-def tflite_debugger(kmodel, calib: np.ndarray, x_eval: np.ndarray, denylisted_nodes=(),
+def tflite_debugger(kmodel, calib: np.ndarray, x_eval: np.ndarray, denylisted_layers=(),
                     shrink: dict[str, float] | None = None):
     """A run QuantizationDebugger (optionally with one layer's calibration range shrunk) and the
     Keras layer names in order."""
@@ -119,8 +119,7 @@ def tflite_debugger(kmodel, calib: np.ndarray, x_eval: np.ndarray, denylisted_no
     names = keras_layer_names(kmodel)
     conv = _tflite_converter(kmodel, calib)
     opts = tf.lite.experimental.QuantizationDebugOptions(
-        layer_direct_compare_metrics={"sqnr_db": _sqnr_metric},
-        denylisted_nodes=list(denylisted_nodes) or None)
+        layer_direct_compare_metrics={"sqnr_db": _sqnr_metric})
     data = lambda: ([x_eval[i:i + 1]] for i in range(len(x_eval)))  # noqa: E731
     dbg = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=data, debug_options=opts)
     if shrink:
@@ -130,6 +129,17 @@ def tflite_debugger(kmodel, calib: np.ndarray, x_eval: np.ndarray, denylisted_no
                 raise KeyError(f"layer {layer!r} has no calibrated output tensor; have {sorted(tensors)}")
             dbg.calibrated_model = shrink_tflite_ranges(dbg.calibrated_model, tensors[layer], factor)
         dbg.options = opts  # re-quantizes from the modified calibrated model
+    if denylisted_layers:
+        # tensor names carry per-trace scope suffixes (re_lu_1_2, ...): resolve the layers against
+        # *this* conversion's calibrated tensors, never names from an earlier conversion
+        tensors = _calibrated_tensors_by_layer(dbg.calibrated_model, names)
+        missing = [n for n in denylisted_layers if n not in tensors]
+        if missing:
+            raise KeyError(f"layers {missing} have no calibrated tensor; have {sorted(tensors)}")
+        opts = tf.lite.experimental.QuantizationDebugOptions(
+            layer_direct_compare_metrics={"sqnr_db": _sqnr_metric},
+            denylisted_nodes=[t for n in denylisted_layers for t in tensors[n]])
+        dbg.options = opts
     dbg.run()
     return dbg, names
 

@@ -107,10 +107,10 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
     plain = None
     for plan, keep, desc in plans:
         try:
-            dbg, _ = qd.tflite_debugger(kmodel, calib_k, x_k[:2], denylisted_nodes=[r.tensor for r in keep])
+            dbg, _ = qd.tflite_debugger(kmodel, calib_k, x_k[:2], denylisted_layers=[r.layer for r in keep])
             blob = dbg.get_nondebug_quantized_model()
             if keep and blob == plain:
-                raise RuntimeError(f"denylisting {[r.tensor for r in keep]} left the model unchanged")
+                raise RuntimeError(f"denylisting {[r.layer for r in keep]} left the model unchanged")
             plain = plain or blob
             p = write(plan, blob)
             res = _eval_artifact(spec, "litert", p, x_k, x_t, y)
