@@ -194,8 +194,13 @@ def xnnpack_quantizer(per_channel: bool = True, skip_modules=()):
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
     q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
-    for name in skip_modules:   # leave these modules in fp32
-        q.set_module_name(name, None)
+    if skip_modules:
+        # leave these modules in fp32. XNNPACKQuantizer.set_module_name(name, None) asserts
+        # "quantization_config == None is not supported yet" (executorch 1.5.1); its filter
+        # function does the same job: only nodes it accepts get annotated
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_module_name_filter
+        skip = [get_module_name_filter(n) for n in skip_modules]
+        q.set_filter_function(lambda node: not any(f(node) for f in skip))
     return q
 
 
