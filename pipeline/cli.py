@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline {train,export,bench,probe,report}`; the Makefile wraps these."""
+"""Command line: `python -m pipeline {train,export,bench,probe,quant-debug,report,check}`; the Makefile wraps these."""
 from __future__ import annotations
 
 import argparse
@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--paths", default="", help="comma-separated export paths (default: all but ptl_mobile_optimized)")
     pr.add_argument("--jobs", type=_positive_int, default=2, help="worker processes in parallel")
 
+    q = sub.add_parser("quant-debug", help="per-layer int8 error of both stacks + recovery plans")
+    q.add_argument("model", help="registered model name")
+    q.add_argument("--samples", type=_positive_int, default=200, help="held-out samples for the tables")
+    q.add_argument("--no-plans", action="store_true", help="tables only, skip the recovery plans")
+
     sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
     c = sub.add_parser("check", help="regression gate: compare results with a baseline (bench_check.toml)")
     c.add_argument("--baseline", type=Path, help="baseline records file, e.g. baselines/digits_cnn.jsonl")
@@ -187,4 +192,11 @@ def _dispatch(args) -> int:
                                args.results, args.jobs, log=_log)
             harness.save(args.results, recs)
             return stages.report(args.results, log=_log)
+        if args.cmd == "quant-debug":
+            from pipeline import quant_recover
+            recs, text = quant_recover.run(_names(args.model)[0], args.artifacts, args.samples,
+                                           not args.no_plans, log=_log)
+            stages.save_records(args.results, recs)
+            print(text)
+            return 0 if any(r.status == "ok" for r in recs) else 1
     return 2

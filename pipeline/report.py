@@ -144,7 +144,8 @@ PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
 
 # Extra report sections: "module:function" names, each `fn(records) -> list[str]` of Markdown lines.
 # Adding a section = one file with one function + one line here.
-SECTIONS: list[str] = ["pipeline.rigor_report:sections", "probes.report:matrix", "pipeline.device_report:section"]
+SECTIONS: list[str] = ["pipeline.rigor_report:sections", "probes.report:matrix", "pipeline.report_quant:section",
+                        "pipeline.device_report:section"]
 
 
 def _extra_sections(records: list[Record]) -> list[str]:
