@@ -167,6 +167,11 @@ def _dispatch(args) -> int:
             raise ValueError("check: give --baseline FILE (or --write-baseline FILE)")
         return check.run(args.baseline, stages.results_file(args.results), args.config or check.CONFIG,
                          args.latency, log=_log)
+    # bad names fail before any lock is taken or folder made
+    if args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files):
+        _names(args.models)
+    if args.cmd == "export":
+        _paths(args.paths)
     # the results tree, and the artifacts tree (exclusive for train/export; shared for bench, which only
     # reads it; not at all when benchmarking the user's own files)
     reads_artifacts = args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files)

@@ -68,7 +68,7 @@ def test_too_many_shape_overrides(digits_exports, tmp_path):
     t = bench.byom_target(t.artifact, ((1, 8, 8, 1), (1, 8, 8, 1)))
     r = bench.measure(t, "litert", BIG, CFG, tmp_path, want_outputs=False).record
     assert r.status == "failed"
-    _one_line(r.error, "model takes 1 inputs, got 2")
+    _one_line(r.error, "keras__tflite_fp32.tflite", "2 --shape given but the model takes 1 inputs")
 
 
 def _with_eval(t, tmp_path, x):

@@ -20,7 +20,7 @@ def test_help_lists_subcommands():
 
 
 def test_unknown_model_lists_valid_ones(tmp_path):
-    p = _cli("--results", str(tmp_path), "export", "--models", "resnet9000")
+    p = _cli("--results", str(tmp_path), "--artifacts", str(tmp_path / "a"), "export", "--models", "resnet9000")
     assert p.returncode == 2
     assert "unknown model 'resnet9000'; valid models: digits_cnn" in p.stderr
 
