@@ -188,7 +188,8 @@ def measure(job: dict) -> dict:
     facts["outputs_have_nan_or_inf"] = nan_out
     facts["runtime_version"] = adapter.version()
     facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
-    if job.get("trivial", True):
+    trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
+    if job.get("trivial", True) and os.path.exists(trivial):  # a runtime without one just lacks the figure
         metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
     if job.get("op_profile"):
         try:

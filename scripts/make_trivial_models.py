@@ -1,6 +1,6 @@
 """Write the one-op models the benchmark times to measure its own per-call overhead.
 
-    .venv/bin/python scripts/make_trivial_models.py   # -> pipeline/data/trivial.{tflite,pte,ptl}
+    .venv/bin/python scripts/make_trivial_models.py   # -> pipeline/data/trivial.{tflite,pte,ptl,onnx}
 
 Each model adds 1 to a 1-element float32 tensor: its latency is the harness + runtime fixed cost per
 call (input bind, invoke/execute, output), which the report shows beside every latency. The files are
@@ -37,6 +37,8 @@ def torch_models() -> None:
     ex = (torch.zeros(1),)
     (OUT / "trivial.pte").write_bytes(to_edge(torch.export.export(m, ex)).to_executorch().buffer)
     torch.jit.script(m)._save_for_lite_interpreter(str(OUT / "trivial.ptl"))
+    torch.onnx.export(m, ex, str(OUT / "trivial.onnx"), dynamo=True, external_data=False,
+                      input_names=["input"], verbose=False)
 
 
 if __name__ == "__main__":
