@@ -16,7 +16,7 @@ from pipeline import fsutil
 from pipeline.schema import Record
 
 PACKAGES = ("torch", "executorch", "torchao", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert",
-            "litert-torch", "numpy", "matplotlib")
+            "litert-torch", "onnxruntime", "numpy", "matplotlib")
 TFLITE_RUNTIME_VENV = fsutil.ROOT / ".venv-tflite-runtime"
 
 
