@@ -38,3 +38,37 @@ def achieved(metrics: dict[str, float]) -> dict[str, float]:
     if metrics.get("flops") and metrics.get("latency_p50_ms"):
         return {"gflops_per_s": metrics["flops"] / (metrics["latency_p50_ms"] * 1e-3) / 1e9}
     return {}
+
+
+_PEAK_SCRIPT = """
+import json, time, numpy as np
+from threadpoolctl import threadpool_limits
+a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+out = {}
+for label, n in (("1_core", 1), ("all_cores", None)):
+    with threadpool_limits(limits=n):
+        a @ a
+        ts = []
+        for _ in range(5):
+            t = time.perf_counter(); a @ a; ts.append(time.perf_counter() - t)
+    out[label] = 2 * 1024 ** 3 / min(ts) / 1e9
+print(json.dumps(out))
+"""
+
+
+def cpu_peak_gflops() -> dict[str, float]:
+    """This CPU's float32 matmul throughput (numpy/OpenBLAS, 1024^3, best of 5), 1 core and all cores:
+    the physical limit to read each artifact's achieved GFLOP/s against. Measured in a child process
+    with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset together (this machine sets them for old OpenBLAS
+    builds; they slow a current one), which changes nothing for the benchmark workers."""
+    import json
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    try:
+        p = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], env=env, capture_output=True, text=True,
+                           timeout=120)
+        return {f"cpu_peak_gflops_{k}": float(v) for k, v in json.loads(p.stdout).items()}
+    except (subprocess.TimeoutExpired, ValueError):
+        return {}

@@ -88,8 +88,24 @@ def cost_section(records: list[Record]) -> list[str]:
              "FLOPs of one batch-1 forward pass of the PyTorch twin (`torch.utils.flop_counter."
              "FlopCounterMode`: convolutions and matmuls; 1 MAC = 2 FLOPs). Achieved GFLOP/s per artifact "
              "is in the full metrics table.", ""]
-    rows = [[m, v["flops"] / 1e6, v["macs"] / 1e6, int(v["params"])] for m, v in sorted(by_model.items())]
-    return lines + _table(["model", "MFLOPs", "MMACs", "parameters"], rows)
+    from pipeline.provenance import latest
+    run = latest(records)
+    peak = run.metrics if run else {}
+    if "cpu_peak_gflops_1_core" in peak:
+        lines += [f"This CPU's float32 matmul peak (numpy, 1024^3, measured in this run): "
+                  f"{peak['cpu_peak_gflops_1_core']:.1f} GFLOP/s on 1 core, "
+                  f"{peak.get('cpu_peak_gflops_all_cores', 0):.1f} GFLOP/s on all cores; the last column "
+                  "is the best achieved GFLOP/s of any artifact of the model on one core, as a share of it (above 100% "
+                  "means the machine was busier while the peak was measured than during that artifact's run).", ""]
+    best = {}
+    for r in _ok_bench(records):
+        if r.threads == 1 and "gflops_per_s" in r.metrics:
+            best[r.model] = max(best.get(r.model, 0.0), r.metrics["gflops_per_s"])
+    one = peak.get("cpu_peak_gflops_1_core")
+    rows = [[m, v["flops"] / 1e6, v["macs"] / 1e6, int(v["params"]), best.get(m),
+             f"{100 * best[m] / one:.1f}%" if one and m in best else "–"] for m, v in sorted(by_model.items())]
+    return lines + _table(["model", "MFLOPs", "MMACs", "parameters", "best GFLOP/s (1 thread)",
+                           "share of 1-core peak"], rows)
 
 
 def op_profile_section(records: list[Record]) -> list[str]:
