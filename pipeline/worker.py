@@ -133,6 +133,10 @@ def measure(job: dict) -> dict:
 
     check_model_file(job["artifact"])
     adapter = runtimes.get(job["runtime"])
+    # import the runtime's modules before the clock and the memory baseline: an app pays the import
+    # once at start-up, not per model (ExecuTorch's Python runtime imports torch: ~5 s, ~300 MB)
+    if not adapter.available():
+        raise RuntimeError(f"runtime {job['runtime']} is not installed: {adapter.INSTALL_HINT}")
     rss_base = _status_kb("VmRSS")
     t0 = time.perf_counter()
     try:
