@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,6 @@ class Target:
 class Outcome:
     record: Record
     cached: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def zipped_size(path: Path) -> int:

@@ -330,21 +330,24 @@ def write_all(records: list[Record], out_dir: Path) -> dict[str, Path]:
     <model>__latency_vs_size, <model>__quality_vs_size, <model>__int8_vs_fp32, <model>__latency_dist."""
     from pipeline import fsutil
     out_dir.mkdir(parents=True, exist_ok=True)
-    figs = {}
+    # build, save and close one figure at a time: holding all of them open costs memory for nothing
+    makers = {}
     rows, cols, st = support_cells(records)
-    figs["support_matrix"] = status_grid_figure(rows, cols, st, "Support matrix: export path x model "
-                                                "(partial = exported, some runtime failed)", "export path", "model")
-    rows, cols, st = probe_cells(records)
-    figs["probe_matrix"] = status_grid_figure(rows, cols, st, "Operator support: operator x export path",
-                                              "operator", "export path")
+    makers["support_matrix"] = lambda: status_grid_figure(
+        rows, cols, st, "Support matrix: export path x model (partial = exported, some runtime failed)",
+        "export path", "model")
+    prows, pcols, pst = probe_cells(records)
+    makers["probe_matrix"] = lambda: status_grid_figure(prows, pcols, pst, "Operator support: operator x export path",
+                                                        "operator", "export path")
     models = sorted({r.model for r in records if r.kind == "bench" and r.path != "user"})
     for m in models:
-        figs[f"{m}__latency_vs_size"] = latency_vs_size_figure(records, m)
-        figs[f"{m}__quality_vs_size"] = quality_vs_size_figure(records, m)
-        figs[f"{m}__int8_vs_fp32"] = int8_speedup_figure(records, m)
-        figs[f"{m}__latency_dist"] = latency_distribution_figure(records, m)
+        makers[f"{m}__latency_vs_size"] = lambda m=m: latency_vs_size_figure(records, m)
+        makers[f"{m}__quality_vs_size"] = lambda m=m: quality_vs_size_figure(records, m)
+        makers[f"{m}__int8_vs_fp32"] = lambda m=m: int8_speedup_figure(records, m)
+        makers[f"{m}__latency_dist"] = lambda m=m: latency_distribution_figure(records, m)
     out = {}
-    for name, fig in figs.items():
+    for name, make in makers.items():
+        fig = make()
         if fig is None:
             continue
         dest = out_dir / f"{name}.png"

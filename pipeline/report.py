@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import platform
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,19 +33,6 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 def _kib(b) -> str:
     return f"{b / 1024:.1f}" if b else "–"
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-    return f"{cpu or platform.processor()} ({os.cpu_count()} CPUs), {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 
 def support_matrix(records: list[Record]) -> list[str]:
