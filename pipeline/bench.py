@@ -22,18 +22,19 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil, procutil, profiles, runtimes
+from pipeline import anatomy, fsutil, procutil, profiles, runtimes
 from pipeline.schema import Record, first_line
 from pipeline.stats import agreement
 
 WORKER_CODE = [Path(__file__).parent / f for f in ("worker.py", "stats.py", "bench.py", "opprofile.py",
-                                                   "peer.py", "cost.py")] + \
+                                                   "peer.py", "cost.py", "anatomy.py")] + \
     sorted((Path(__file__).parent / "runtimes").glob("*.py")) + sorted((Path(__file__).parent / "data").glob("*"))
 
 
@@ -84,8 +85,11 @@ def _describe_exit(rc: int) -> str:
     return f"worker exited with code {rc}"
 
 
-def run_worker(job: dict, python: str, timeout_s: float) -> dict:
-    """Run one worker; whatever happens to it, return a result dict (never raise)."""
+def run_worker(job: dict, python: str, timeout_s: float) -> list[dict]:
+    """Run one worker on job["jobs"] (one per profile); whatever happens to it, return one result dict
+    per sub-job (never raise). The worker rewrites its result file after each sub-job, so a crash or a
+    hang keeps what it finished and fails the rest with the exit code or signal."""
+    n = len(job["jobs"])
     with tempfile.TemporaryDirectory(prefix="mb-worker-") as tmp:
         job = {**job, "result": str(Path(tmp) / "result.json")}
         job_file = Path(tmp) / "job.json"
@@ -93,24 +97,24 @@ def run_worker(job: dict, python: str, timeout_s: float) -> dict:
         env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
         proc = subprocess.Popen([python, "-m", "pipeline.worker", str(job_file)], cwd=fsutil.ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        failure = ""
         try:
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             procutil.kill_group(proc.pid)
-            proc.communicate()
-            return {"status": "failed", "error": f"worker timed out after {timeout_s:.0f}s (killed)"}
+            out, _ = proc.communicate()
+            failure = f"worker timed out after {timeout_s:.0f}s (killed)"
         except BaseException:
             procutil.kill_group(proc.pid)  # interrupted harness: the worker is in its own session
             raise
         result_file = Path(job["result"])
-        if result_file.exists():
-            result = json.loads(result_file.read_text())
-            if proc.returncode != 0 and result.get("status") == "ok":
-                result = {"status": "failed", "error": _describe_exit(proc.returncode)}
-            return result
-        tail = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()][-1:]
-        return {"status": "failed", "error": _describe_exit(proc.returncode) +
-                (f"; last output: {tail[0][:200]}" if tail else "")}
+        done = json.loads(result_file.read_text())["results"] if result_file.exists() else []
+        if not failure and proc.returncode != 0:
+            tail = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()][-1:]
+            failure = _describe_exit(proc.returncode) + (f"; last output: {tail[0][:200]}" if tail else "")
+        if failure and done and done[-1].get("status") == "ok" and len(done) == n:
+            done[-1] = {"status": "failed", "error": failure}   # died on its way out of the last one
+        return done + [{"status": "failed", "error": failure or "worker wrote no result"}] * (n - len(done))
 
 
 def _identity(t: Target) -> dict:
@@ -140,47 +144,70 @@ def _quality(t: Target, outputs: np.ndarray) -> dict[str, float]:
 
 def measure(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, cache_dir: Path,
             want_outputs: bool) -> Outcome:
-    base = dict(kind="bench", runtime=runtime, profile=prof.name, threads=prof.threads, **_identity(t))
+    return measure_profiles(t, runtime, [(prof, want_outputs)], cfg, cache_dir)[0]
+
+
+def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile, bool]],
+                     cfg: profiles.BenchConfig, cache_dir: Path) -> list[Outcome]:
+    """One artifact with one runtime under several profiles: one Outcome per (profile, want_outputs).
+
+    The uncached profiles share one worker process (the runtime's import, ~6 s for ExecuTorch, is paid
+    once); a crash or hang in it fails only the profiles it had not finished."""
     adapter = runtimes.get(runtime)
+    bases = [dict(kind="bench", runtime=runtime, profile=p.name, threads=p.threads, **_identity(t)) for p, _ in profs]
     if not adapter.available():
-        return Outcome(Record(status="skipped", error=f"runtime {runtime} is not installed: "
-                              f"{adapter.INSTALL_HINT}", **base))
+        return [Outcome(Record(status="skipped", error=f"runtime {runtime} is not installed: "
+                               f"{adapter.INSTALL_HINT}", **b)) for b in bases]
     eval_sha = fsutil.sha256_file(t.eval_npz) if t.eval_npz else ""
-    key = _job_key(t, runtime, prof, cfg, eval_sha, want_outputs)
-    cache_file = cache_dir / f"{key}.json"
-    if cache_file.exists():
-        try:
-            return Outcome(Record.from_dict(json.loads(cache_file.read_text())), cached=True)
-        except (ValueError, TypeError):
-            pass
+    out: list[Outcome | None] = [None] * len(profs)
+    todo = []
+    for i, (prof, want_outputs) in enumerate(profs):
+        cache_file = cache_dir / f"{_job_key(t, runtime, prof, cfg, eval_sha, want_outputs)}.json"
+        if cache_file.exists():
+            try:
+                out[i] = Outcome(Record.from_dict(json.loads(cache_file.read_text())), cached=True)
+                continue
+            except (ValueError, TypeError):
+                pass
+        todo.append((i, prof, want_outputs, cache_file))
+    if not todo:
+        return out
     with tempfile.TemporaryDirectory(prefix="mb-out-") as tmp:
-        outputs_file = str(Path(tmp) / "outputs.npy") if want_outputs and t.eval_npz else ""
-        job = {"root": str(fsutil.ROOT), "artifact": str(t.artifact), "runtime": runtime,
-               "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
-               "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
-               "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
-               "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
-               "eval_limit": cfg.eval_limit, "outputs": outputs_file,
-               "shapes": [list(s) for s in t.shapes], "repeats": cfg.repeats,
-               "op_profile": cfg.op_profile and want_outputs}
-        result = run_worker(job, _python_for(runtime), cfg.timeout_s)
-        if result["status"] != "ok":
-            rec = Record(status="failed", error=first_line(result["error"]), **base)
-        else:
-            metrics = dict(result["metrics"])
-            metrics["size_bytes"] = float(t.artifact.stat().st_size)
-            metrics["size_zipped_bytes"] = float(zipped_size(t.artifact))
-            info = result["info"]
-            if outputs_file and Path(outputs_file).exists():
-                metrics.update(_quality(t, np.load(outputs_file)))
-            metrics.update(_rigor(t, runtime, prof, cfg, metrics, info))
-            rec = Record(status="ok", metrics=metrics, info=info, **base)
-    fsutil.write_atomic(cache_file, rec.to_json())
-    return Outcome(rec)
+        jobs = []
+        for i, prof, want_outputs, _ in todo:
+            jobs.append({"root": str(fsutil.ROOT), "artifact": str(t.artifact), "runtime": runtime,
+                         "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
+                         "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
+                         "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
+                         "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
+                         "eval_limit": cfg.eval_limit,
+                         "outputs": str(Path(tmp) / f"outputs{i}.npy") if want_outputs and t.eval_npz else "",
+                         "shapes": [list(s) for s in t.shapes],
+                         "repeats": cfg.repeats if prof.name == cfg.profiles[0] and runtime not in
+                         cfg.compat_runtimes else cfg.other_repeats,
+                         "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes})
+        results = run_worker({"jobs": jobs}, _python_for(runtime), cfg.timeout_s * len(jobs))
+        for (i, prof, _, cache_file), job, result in zip(todo, jobs, results):
+            base = bases[i]
+            if result["status"] != "ok":
+                rec = Record(status="failed", error=first_line(result["error"]), **base)
+            else:
+                metrics = dict(result["metrics"])
+                metrics["size_bytes"] = float(t.artifact.stat().st_size)
+                metrics["size_zipped_bytes"] = float(zipped_size(t.artifact))
+                metrics.update(anatomy.of(t.artifact, t.format))
+                info = result["info"]
+                if job["outputs"] and Path(job["outputs"]).exists():
+                    metrics.update(_quality(t, np.load(job["outputs"])))
+                metrics.update(_rigor(t, runtime, prof, cfg, metrics, info, first=prof.name == cfg.profiles[0]))
+                rec = Record(status="ok", metrics=metrics, info=info, **base)
+            fsutil.write_atomic(cache_file, rec.to_json())
+            out[i] = Outcome(rec)
+    return out
 
 
 def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, metrics: dict,
-           info: dict) -> dict:
+           info: dict, first: bool = True) -> dict:
     """Compute cost (our models) and the peer check (LiteRT's own benchmark, .tflite on litert)."""
     from pipeline import cost, peer
     out: dict[str, float] = {}
@@ -191,7 +218,7 @@ def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchC
             out.update(cost.achieved({**metrics, **out}))
         except Exception as e:  # noqa: BLE001 - a model the counter cannot trace keeps its timings
             info["cost_error"] = first_line(f"{type(e).__name__}: {e}")
-    if cfg.peer and runtime == "litert" and t.format == "tflite" and not t.shapes:
+    if cfg.peer and first and runtime == "litert" and t.format == "tflite" and not t.shapes:
         runs = int(min(max(metrics["runs"] / max(cfg.repeats, 1), 100), 5000))
         res = peer.run_peer(t.artifact, prof.threads, prof.cpus, prof.mem_limit_mb, runs=runs,
                             warmup=cfg.warmup, timeout_s=cfg.timeout_s)
@@ -222,19 +249,30 @@ def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[
 
 
 def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=print) -> list[Record]:
-    jobs = [(t, rt, profiles.get(p)) for t in targets for rt in t.runtimes for p in cfg.profiles]
-    records = []
-    for i, (t, rt, prof) in enumerate(jobs, 1):
-        # accuracy/agreement do not depend on the profile: evaluate once, on the first profile
-        want_outputs = prof.name == cfg.profiles[0]
-        o = measure(t, rt, prof, cfg, cache_dir, want_outputs)
-        r = o.record
-        name = f"{r.model}/{r.source}__{r.path}" if t.export else str(t.artifact)
-        msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
-               (f", agree {r.metrics['top1_agreement']:.3f}" if "top1_agreement" in r.metrics else "")
-               if r.status == "ok" else f"{r.status}: {r.error}")
-        log(f"[bench {i}/{len(jobs)}] {name} {rt} {prof.name}: {msg}{' (cached)' if o.cached else ''}")
-        records.append(r)
+    groups = [(t, rt, [profiles.get(p) for p in cfg.profiles if p == cfg.profiles[0] or rt not in cfg.compat_runtimes])
+              for t in targets for rt in t.runtimes]
+    total = sum(len(ps) for _, _, ps in groups)
+    records, i = [], 0
+    for t, rt, profs in groups:
+        t0 = time.perf_counter()
+        # accuracy/agreement do not depend on the profile: evaluate once, on the first profile.
+        # A memory-limited profile gets a worker of its own (RLIMIT_AS cannot be lifted again).
+        plain = [(p, p.name == cfg.profiles[0]) for p in profs if not p.mem_limit_mb]
+        limited = [[(p, p.name == cfg.profiles[0])] for p in profs if p.mem_limit_mb]
+        outcomes = []
+        for chunk in ([plain] if plain else []) + limited:
+            outcomes += measure_profiles(t, rt, chunk, cfg, cache_dir)
+        took = time.perf_counter() - t0
+        for o in outcomes:
+            i += 1
+            r = o.record
+            name = f"{r.model}/{r.source}__{r.path}" if t.export else str(t.artifact)
+            msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
+                   (f", agree {r.metrics['top1_agreement']:.3f}" if "top1_agreement" in r.metrics else "")
+                   if r.status == "ok" else f"{r.status}: {r.error}")
+            log(f"[bench {i}/{total}] {name} {rt} {r.profile}: {msg}"
+                f"{' (cached)' if o.cached else f' ({took:.1f}s for {len(outcomes)} profiles)'}")
+            records.append(r)
     return records
 
 

@@ -9,11 +9,13 @@
   (`python -m export.etrecord_sidecar`), Inspector also maps each event to its aten op types.
 - `.ptl` (lite_interpreter): `torch.profiler` around the lite-interpreter call (self CPU time of aten ops).
 - `.tflite` (litert): the LiteRT Python interpreter has no per-operator timer and the peer benchmark
-  (`litert-benchmark`, CompiledModel API) has no `--enable_op_profiling`. So: prefix timing. The
-  flatbuffer is cut after operator k (outputs = that operator's outputs) for k = 1..n, each prefix is
-  timed with the same interpreter, and operator k's time = t(k) - t(k-1) (clipped at 0). The first
-  operator also carries the invoke() fixed cost. An estimate (noise and cross-operator fusion by
-  XNNPACK blur it), labelled as such in the report.
+  (`litert-benchmark`, CompiledModel API) has no `--enable_op_profiling`. So each operator is cut out
+  of the flatbuffer into a one-operator model (non-constant inputs become model inputs, zeros), timed
+  alone with the same interpreter and threads, minus invoke()'s fixed cost (the one-op trivial model).
+  An estimate: alone, an operator loses XNNPACK's cross-operator fusion and shares no cache with its
+  neighbours; the sum is read beside the whole model's p50 in the report. (Prefix timing, t(first k
+  ops) - t(first k-1), was tried first: a prefix that ends in a PAD is not delegated the way the whole
+  graph is, so it charged mobilenet_v2's first PAD with more than the whole model's time.)
 The result is a list of {"op", "ms", "share"} (share of the summed operator time), largest first.
 """
 from __future__ import annotations
@@ -25,11 +27,10 @@ import time
 import numpy as np
 
 TOP = 12          # operators kept per artifact
-MAX_PREFIXES = 64  # tflite: above this many operators, neighbouring operators are timed as groups
 
 
 def profile(path: str, runtime: str, threads: int, inputs: list, runs: int = 50) -> dict:
-    fn = {"executorch": _executorch, "lite_interpreter": _torch_profiler, "litert": _tflite_prefix}.get(runtime)
+    fn = {"executorch": _executorch, "lite_interpreter": _torch_profiler, "litert": _tflite_isolated}.get(runtime)
     if fn is None:
         return {"method": "", "ops": [], "note": f"no per-operator profiler for runtime {runtime}"}
     return fn(path, threads, inputs, runs)
@@ -104,7 +105,7 @@ def _median_invoke(it, runs: int) -> float:
     for _ in range(5):
         it.invoke()
     lat = []
-    deadline = time.perf_counter() + 0.2
+    deadline = time.perf_counter() + 0.1
     while len(lat) < runs or (time.perf_counter() < deadline and len(lat) < 10 * runs):
         t = time.perf_counter()
         it.invoke()
@@ -112,32 +113,51 @@ def _median_invoke(it, runs: int) -> float:
     return float(np.median(lat)) * 1e3
 
 
-def _tflite_prefix(path, threads, inputs, runs) -> dict:
+def _tflite_isolated(path, threads, inputs, runs) -> dict:
+    """Each operator cut out into a one-operator model (its non-constant inputs become the model's
+    inputs, zeros), timed alone with the same interpreter and threads, minus the invoke() fixed cost
+    of the one-op trivial model. Operators with the same opcode, options and tensor shapes/types are
+    timed once (an unrolled RNN repeats one step many times)."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_litert.tools import flatbuffer_utils as fb
-    from pipeline.runtimes import _tflite_common as common
     model = fb.read_model(str(path))
     if len(model.subgraphs) != 1:
-        return {"method": "", "ops": [], "note": "prefix timing needs a single-subgraph model"}
+        return {"method": "", "ops": [], "note": "per-operator timing needs a single-subgraph model"}
     sg = model.subgraphs[0]
-    ops = list(sg.operators)
-    outputs = list(sg.outputs)
-    n = len(ops)
-    step = max(1, -(-n // MAX_PREFIXES))
-    cuts = list(range(step, n, step)) + [n]
-    model.signatureDefs = []   # the signature names the full model's outputs
-    names = [fb.opcode_to_name(model, op.opcodeIndex) for op in ops]
-    prev, totals = 0.0, {}
-    for k in cuts:
-        sg.operators = ops[:k]
-        sg.outputs = list(ops[k - 1].outputs) if k < n else outputs
+    ops, graph_inputs, graph_outputs = list(sg.operators), list(sg.inputs), list(sg.outputs)
+    model.signatureDefs = []   # the signature names the full model's inputs and outputs
+    const = {i for i, t in enumerate(sg.tensors)
+             if t.buffer > 0 and t.buffer < len(model.buffers) and model.buffers[t.buffer].data is not None}
+
+    def median_of(op_list, ins, outs) -> float:
+        sg.operators, sg.inputs, sg.outputs = op_list, ins, outs
         it = Interpreter(model_content=bytes(fb.convert_object_to_bytearray(model)), num_threads=int(threads))
         it.allocate_tensors()
-        common._set_inputs(it, inputs)
-        t = _median_invoke(it, runs)
-        label = names[k - 1] if step == 1 else f"{names[k - 1]} (+{min(step, k) - 1} before)"
-        totals[f"{label} #{k - 1}"] = max(0.0, t - prev)
-        prev = max(prev, t)
-    sg.operators, sg.outputs = ops, outputs
-    return _top(totals, "LiteRT prefix timing: t(first k ops) - t(first k-1 ops), median invoke",
-                "estimate; the first operator carries invoke()'s fixed cost")
+        for d in it.get_input_details():
+            it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        return _median_invoke(it, runs)
+
+    try:
+        # invoke()'s fixed cost, paid once per model but here once per operator: the trivial one-op model's
+        trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "trivial.tflite")
+        t_fix = 0.0
+        if os.path.exists(trivial):
+            it = Interpreter(model_path=trivial, num_threads=int(threads))
+            it.allocate_tensors()
+            t_fix = _median_invoke(it, runs)
+        seen: dict[tuple, float] = {}
+        totals: dict[str, float] = {}
+        for k, op in enumerate(ops):
+            ins = [i for i in op.inputs if i >= 0 and i not in const]
+            sig = (op.opcodeIndex, repr(vars(op.builtinOptions)) if op.builtinOptions is not None else "",
+                   tuple((tuple(sg.tensors[i].shape), sg.tensors[i].type) for i in op.inputs if i >= 0),
+                   tuple(i in const for i in op.inputs))
+            if sig not in seen:
+                seen[sig] = max(0.0, median_of([op], ins, list(op.outputs)) - t_fix)
+            totals[f"{fb.opcode_to_name(model, op.opcodeIndex)} #{k}"] = seen[sig]
+    finally:
+        sg.operators, sg.inputs, sg.outputs = ops, graph_inputs, graph_outputs
+    return _top(totals, "LiteRT per-operator timing: each operator alone as a one-op model, median invoke "
+                "minus the one-op trivial model's",
+                f"estimate: operators timed alone (no cross-operator fusion); fixed cost {t_fix * 1e3:.1f} us "
+                "subtracted per operator")

@@ -49,12 +49,17 @@ class BenchConfig:
     min_runs: int = 200
     min_seconds: float = 0.5
     max_runs: int = 20000
-    max_seconds: float = 10.0
+    max_seconds: float = 1.5        # per repeat: a slow artifact (portable kernels) stops here
     timeout_s: float = 300.0        # per worker: a hang becomes a recorded failure
     eval_limit: int = 0             # 0 = the whole eval set
-    repeats: int = 3                # steady runs per worker; their medians' spread = stability
+    repeats: int = 3                # steady runs per worker on the first profile; spread = stability
+    other_repeats: int = 1          # ... on the other profiles (their p50 is read beside the first's)
     op_profile: bool = True         # per-operator profile (first profile only; pipeline/opprofile.py)
-    peer: bool = True               # LiteRT's own benchmark on .tflite (pipeline/peer.py)
+    peer: bool = True               # LiteRT's own benchmark on .tflite (first profile only; pipeline/peer.py)
+    # compatibility columns: measured on the first profile only, `other_repeats` steady runs, no
+    # operator profile. The old interpreter answers "does it load the file, how fast on one thread";
+    # its thread pool makes 2-thread figures noise (p50 0.03 -> 5 ms on a busy machine)
+    compat_runtimes: tuple[str, ...] = ("tflite_runtime",)
 
     def __post_init__(self) -> None:
         for p in self.profiles:
@@ -63,7 +68,7 @@ class BenchConfig:
             raise ValueError(f"bench: need warmup >= 0 and 1 <= min_runs <= max_runs: {self}")
         if self.min_seconds < 0 or self.max_seconds <= 0 or self.timeout_s <= 0:
             raise ValueError(f"bench: seconds must be positive: {self}")
-        if self.repeats < 1:
-            raise ValueError(f"bench: repeats must be >= 1, got {self.repeats}")
+        if self.repeats < 1 or self.other_repeats < 1:
+            raise ValueError(f"bench: repeats must be >= 1, got {self.repeats}/{self.other_repeats}")
         if self.eval_limit < 0:
             raise ValueError("bench: eval_limit must be >= 0")

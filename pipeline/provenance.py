@@ -31,8 +31,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# the instruction sets int8 kernels depend on: without a VNNI dot-product instruction (AVX-VNNI,
+# AVX512-VNNI, AMX), x86 int8 GEMM widens to 16 bits and can lose to fp32 FMA on small layers
+SIMD_FLAGS = ("sse4_1", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+              "amx_int8", "asimd", "asimddp", "i8mm")
+
+
+def simd_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [x for x in SIMD_FLAGS if x in have]
+    except OSError:
+        pass
+    return []
+
+
 def machine() -> dict:
-    return {"cpu": cpu_model(), "cores": os.cpu_count() or 0,
+    return {"cpu": cpu_model(), "cores": os.cpu_count() or 0, "simd": simd_flags(),
             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0,
             "os": f"{platform.system()} {platform.release()}", "arch": platform.machine(),
             "python": platform.python_version()}
@@ -77,8 +95,9 @@ def record_id(r: Record) -> str:
 
 def machine_line(info: dict) -> str:
     m = info.get("machine", {})
+    simd = f", SIMD {' '.join(m['simd'])}" if m.get("simd") else ""
     return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores ({m.get('usable_cores', '?')} usable), "
-            f"{m.get('os', '')} {m.get('arch', '')}, Python {m.get('python', '?')}")
+            f"{m.get('os', '')} {m.get('arch', '')}{simd}, Python {m.get('python', '?')}")
 
 
 def versions_line(info: dict) -> str:

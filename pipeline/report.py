@@ -130,7 +130,7 @@ PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
 
 # Extra report sections: "module:function" names, each `fn(records) -> list[str]` of Markdown lines.
 # Adding a section = one file with one function + one line here.
-SECTIONS: list[str] = ["pipeline.rigor_report:sections", "probes.report:matrix", "pipeline.report_quant:section",
+SECTIONS: list[str] = ["pipeline.report_int8:section", "pipeline.report_stacks:section", "pipeline.rigor_report:sections", "probes.report:matrix", "pipeline.report_quant:section",
                         "pipeline.device_report:section"]
 
 

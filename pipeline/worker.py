@@ -2,10 +2,11 @@
 
     python -m pipeline.worker JOB.json
 
-Runs in a fresh process per (artifact, runtime, threads) so that a native crash, a hang or an
+Runs in a fresh process per (artifact, runtime) so that a native crash, a hang or an
 out-of-memory in a runtime kills only this process; the parent records the signal or exit code.
 Imports only numpy and the runtime (it also runs under `.venv-tflite-runtime`, numpy<2).
-Writes its result JSON to job["result"] (atomically); outputs of the eval set to job["outputs"].
+JOB.json holds one sub-job per device profile ("jobs"), measured in turn in this one process; the
+results go to job["result"] (rewritten atomically after each); eval outputs to each sub-job's "outputs".
 """
 from __future__ import annotations
 
@@ -26,12 +27,25 @@ def _status_kb(field: str) -> float:
     return 0.0
 
 
+_ALL_CPUS = frozenset(os.sched_getaffinity(0))
+
+
 def _apply_profile(job: dict) -> None:
-    if job.get("cpus"):
-        os.sched_setaffinity(0, set(job["cpus"]))
+    # a worker may run several profiles in turn: each sets its own affinity (all CPUs when it names none)
+    os.sched_setaffinity(0, set(job["cpus"]) if job.get("cpus") else _ALL_CPUS)
+    _reset_peak_rss()
     if job.get("mem_limit_mb"):
         limit = int(job["mem_limit_mb"]) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _reset_peak_rss() -> None:
+    """Restart VmHWM from the current RSS (Linux clear_refs 5), so each profile's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _inputs(job: dict, spec_inputs: list[dict]) -> tuple[list[np.ndarray], np.ndarray | None]:
@@ -162,7 +176,8 @@ def measure(job: dict) -> dict:
     lat = [x for b in blocks for x in b]
     # the same with input conversion and output copy (what an app calling run() per frame pays)
     io = _steady(lambda: adapter.run(handle, inputs),
-                 {**job, "min_runs": min(job["min_runs"], 100), "min_seconds": 0.0}, 1)[0]
+                 {**job, "min_runs": min(job["min_runs"], 100), "min_seconds": 0.0,
+                  "max_seconds": min(job["max_seconds"], 0.5)}, 1)[0]
     # the loop's own cost per call, with a no-op in place of the runtime
     t = time.perf_counter()
     for _ in range(1000):
@@ -206,23 +221,31 @@ def measure(job: dict) -> dict:
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 
+def _measure_or_error(job: dict) -> dict:
+    try:
+        return measure(job)
+    except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
+        name = os.path.basename(job.get("artifact", ""))
+        msg = describe_error(e)
+        return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
+
+
 def main() -> int:
+    """job["jobs"]: one sub-job per profile, run in turn; the result file is rewritten after each, so a
+    crash in a later profile keeps the earlier ones."""
     job_path = sys.argv[1]
     with open(job_path) as f:
         job = json.load(f)
     sys.path.insert(0, job.get("root", "."))
     from pipeline.procutil import die_with_parent
     die_with_parent()
-    try:
-        result = measure(job)
-    except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
-        name = os.path.basename(job.get("artifact", ""))
-        msg = describe_error(e)
-        result = {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
-    tmp = job["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, job["result"])
+    results = []
+    for sub in job["jobs"]:
+        results.append(_measure_or_error(sub))
+        tmp = job["result"] + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"results": results}, f)
+        os.replace(tmp, job["result"])
     return 0
 
 

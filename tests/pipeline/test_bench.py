@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import stat
+import sys
 
 import pytest
 
@@ -48,14 +49,37 @@ def _fake_python(tmp_path, body: str):
 
 def test_crashing_worker_is_recorded(tmp_path):
     py = _fake_python(tmp_path, "kill -SEGV $$")
-    res = bench.run_worker({"artifact": "x"}, py, timeout_s=30)
+    (res,) = bench.run_worker({"jobs": [{"artifact": "x"}]}, py, timeout_s=30)
     assert res["status"] == "failed" and "SIGSEGV" in res["error"], res
 
 
 def test_hanging_worker_is_killed_and_recorded(tmp_path):
     py = _fake_python(tmp_path, "sleep 60")
-    res = bench.run_worker({"artifact": "x"}, py, timeout_s=1)
+    (res,) = bench.run_worker({"jobs": [{"artifact": "x"}]}, py, timeout_s=1)
     assert res["status"] == "failed" and "timed out after 1s" in res["error"], res
+
+
+def test_crash_in_a_later_profile_keeps_the_earlier_ones(tmp_path):
+    # the worker wrote the first profile's result, then died in the second
+    write_first = ("import json,sys; j=json.load(open(sys.argv[1])); "
+                   "open(j['result'],'w').write(json.dumps({'results': [{'status': 'ok', 'metrics': {}, 'info': {}}]}))")
+    py = _fake_python(tmp_path, f'{sys.executable} -c "{write_first}" "$3"; kill -SEGV $$')
+    first, second = bench.run_worker({"jobs": [{"artifact": "x"}, {"artifact": "x"}]}, py, timeout_s=30)
+    assert first["status"] == "ok", first
+    assert second["status"] == "failed" and "SIGSEGV" in second["error"], second
+
+
+def test_one_worker_measures_several_profiles(digits_exports, fast_cfg, tmp_path):
+    from conftest import ROOT
+    t = _target(digits_exports, "keras", "tflite_fp32", ROOT)
+    big, two = profiles.get("big-core"), profiles.get("2-core")
+    a, b = bench.measure_profiles(t, "litert", [(big, True), (two, False)], fast_cfg, tmp_path)
+    assert a.record.status == b.record.status == "ok", (a.record.error, b.record.error)
+    assert (a.record.profile, a.record.threads, b.record.profile, b.record.threads) == ("big-core", 1, "2-core", 2)
+    assert "accuracy" in a.record.metrics and "accuracy" not in b.record.metrics
+    assert 0 < b.record.metrics["latency_p50_ms"] < 5, b.record.metrics["latency_p50_ms"]
+    # each profile is cached on its own: asking for the second alone reuses it
+    assert bench.measure(t, "litert", two, fast_cfg, tmp_path, False).cached
 
 
 def test_missing_runtime_is_skipped_with_install_hint(digits_exports, fast_cfg, tmp_path, monkeypatch):

@@ -47,7 +47,7 @@ def _target(digits_exports, source, path):
 @pytest.mark.parametrize("source,path,runtime,method", [
     ("torch", "et_xnnpack_fp32", "executorch", "ETDump"),
     ("torch", "ptl_fp32", "lite_interpreter", "torch.profiler"),
-    ("keras", "tflite_fp32", "litert", "prefix timing")])
+    ("keras", "tflite_fp32", "litert", "per-operator timing")])
 def test_op_profile_cost_and_stability_on_digits(digits_exports, tmp_path, source, path, runtime, method):
     cfg = bench.config_with(min_runs=50, min_seconds=0.0, warmup=5, repeats=3, peer=False, timeout_s=300.0)
     r = bench.measure(_target(digits_exports, source, path), runtime, profiles.get("big-core"), cfg,

@@ -1,0 +1,65 @@
+"""The int8 vs fp32 section and the ExecuTorch vs LiteRT section: targets judged from the records, the
+reason named when one is missed; the .tflite anatomy on a real int8 file."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline import anatomy, report_int8, report_stacks
+from pipeline.schema import Record
+
+
+def _rec(source, path, runtime, quant, size, p50, acc, ops, fmt="tflite", framework="tensorflow", **extra):
+    m = {"size_bytes": float(size), "latency_p50_ms": p50, "accuracy": acc, "gflops_per_s": 1.0 / p50, **extra}
+    return Record(kind="bench", model="m", status="ok", source=source, path=path, runtime=runtime,
+                  profile="big-core", framework=framework, quantization=quant, format=fmt, metrics=m,
+                  info={"op_profile": {"ops": [{"op": k, "ms": v, "share": 0.0} for k, v in ops.items()]}})
+
+
+def test_int8_targets_and_reasons():
+    f32 = _rec("keras", "tflite_fp32", "litert", "fp32", 400_000, 0.100, 0.950,
+               {"CONV_2D #1": 0.040, "PAD #0": 0.010}, anatomy_float32_bytes=396_000.0)
+    i8 = _rec("keras", "tflite_int8", "litert", "int8", 200_000, 0.150, 0.930,
+              {"CONV_2D #1": 0.090, "PAD #0": 0.010, "QUANTIZE #5": 0.004},
+              anatomy_int8_bytes=99_000.0, anatomy_quant_param_bytes=60_000.0, anatomy_per_channel_scales=5000.0,
+              anatomy_int32_bytes=20_000.0, anatomy_other_bytes=21_000.0)
+    text = "\n".join(report_int8.section([f32, i8]))
+    row = next(ln for ln in text.splitlines() if ln.startswith("| m | keras__tflite_int8"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4:7] == ["2.00", "0.67", "10.0 / 6.7"], cells           # size x, speed-up x, GFLOP/s
+    assert cells[8:] == ["**no**", "**no**", "**no**"], cells             # 2x < 3.5x; -2 points; slower
+    assert "weights alone 4.0x" in text and "58.6 KiB of quantization parameters" in text
+    # the slower operator kind is named with both times; an unchanged one is not
+    assert "CONV_2D 40 -> 90 us" in text and "PAD 10 -> 10" not in text
+
+
+def test_int8_meeting_every_target_has_no_reason_line():
+    f32 = _rec("torch", "et_xnnpack_fp32", "executorch", "fp32", 400_000, 0.100, 0.950, {}, fmt="pte",
+               framework="pytorch")
+    i8 = _rec("torch", "et_xnnpack_int8", "executorch", "int8", 100_000, 0.050, 0.945, {}, fmt="pte",
+              framework="pytorch")
+    text = "\n".join(report_int8.section([f32, i8]))
+    assert "| yes | yes | yes |" in text and "Why a target is missed" not in text
+
+
+def test_stacks_section_ratio_and_top_ops():
+    et = _rec("torch", "et_xnnpack_fp32", "executorch", "fp32", 1, 0.200, 0.9,
+              {"Convolution (NHWC, F32) IGEMM #1": 0.120, "Transpose (ND, X32) #1": 0.030}, fmt="pte")
+    lr = _rec("keras_tw", "tflite_fp32", "litert", "fp32", 1, 0.100, 0.9, {"CONV_2D #1": 0.080})
+    text = "\n".join(report_stacks.section([et, lr]))
+    assert "| m | fp32 | 200 | keras_tw__tflite_fp32 | 100 | 2.00 |" in text, text
+    assert "Convolution IGEMM 120, Transpose 30" in text and "CONV_2D 80" in text
+
+
+def test_tflite_anatomy_of_a_real_int8_file(digits_exports):
+    from conftest import ROOT
+    r = digits_exports[("keras", "tflite_int8")]
+    a = anatomy.of(ROOT / r.artifact)
+    f = anatomy.of(ROOT / digits_exports[("keras", "tflite_fp32")].artifact)
+    # the int8 weights are a quarter of the fp32 weights (bias stays 32-bit in both)
+    assert a["anatomy_int8_bytes"] == pytest.approx(f["anatomy_float32_bytes"] / 4, rel=0.05), (a, f)
+    # per-channel: one scale per output channel of every conv/dense layer; 12 bytes each (+ the bias')
+    assert a["anatomy_per_channel_scales"] >= 64 and a["anatomy_quant_param_bytes"] >= 12 * a["anatomy_per_channel_scales"]
+    assert f["anatomy_quant_param_bytes"] == 0
+    parts = a["anatomy_constant_bytes"] + a["anatomy_quant_param_bytes"] + a["anatomy_other_bytes"]
+    assert parts == (ROOT / r.artifact).stat().st_size
+    assert anatomy.of(ROOT / digits_exports[("torch", "et_xnnpack_int8")].artifact) == {}
