@@ -76,14 +76,32 @@ def measure(models: str, jobs: int, log=print) -> dict:
             "touched_other_models_redone": len(others), "bench_s": bench}
 
 
+def compare_jobs(models: str, log=print) -> dict[int, float]:
+    """Cold export of `models` with 1 worker (2 threads each) and with 2 workers (1 thread each), each in
+    a fresh scratch tree: which parallelism wins on this machine (the default `--jobs` keeps the winner)."""
+    out = {}
+    for jobs in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="mb-jobs-") as tmp:
+            tree = Path(tmp) / "tree"
+            shutil.copytree(fsutil.ROOT, tree, ignore=COPY_IGNORE)
+            out[jobs], _ = _run(tree, "export", "--models", models, "--jobs", str(jobs))
+            log(f"[bench-pipeline] cold export of {models} with --jobs {jobs}: {out[jobs]:.1f}s")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="", help="comma-separated (default: the whole zoo)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--results", type=Path, default=Path("results"))
+    ap.add_argument("--compare-jobs", default="", metavar="MODELS",
+                    help="also time a cold export of these models with --jobs 1 and --jobs 2")
     args = ap.parse_args(argv)
     b = Budgets()
     fig = measure(args.models, args.jobs)
+    if args.compare_jobs:
+        fig.update({f"cold_export_jobs{j}_s": v for j, v in compare_jobs(args.compare_jobs).items()})
+        fig["compare_jobs_models"] = args.compare_jobs
     checks = [("cold export (training included)", fig["cold_export_s"], b.cold_export_s),
               ("warm export, nothing changed", fig["warm_export_s"], b.warm_export_s),
               ("bench-mobile at default settings", fig["bench_s"], b.bench_s)]
@@ -96,6 +114,9 @@ def main(argv=None) -> int:
     ok &= only_one
     print(f"| warm run redoes nothing; editing {fig['touched_model']} redoes only its paths | "
           f"{fig['warm_paths_redone']} / {fig['touched_other_models_redone']} | 0 / 0 | {'yes' if only_one else 'NO'} |")
+    for j in (1, 2):
+        if f"cold_export_jobs{j}_s" in fig:
+            print(f"| cold export of {fig['compare_jobs_models']}, --jobs {j} | {fig[f'cold_export_jobs{j}_s']:.1f} | – | – |")
     fsutil.write_json_atomic(args.results / "pipeline_timing.json", fig)
     from pipeline.stages import save_records
     save_records(args.results, [Record(kind="pipeline", model="zoo", status="ok",

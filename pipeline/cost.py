@@ -72,3 +72,41 @@ def cpu_peak_gflops() -> dict[str, float]:
         return {f"cpu_peak_gflops_{k}": float(v) for k, v in json.loads(p.stdout).items()}
     except (subprocess.TimeoutExpired, ValueError):
         return {}
+
+
+_CEILING_SCRIPT = """
+import json, os, time, numpy as np
+from ai_edge_litert.interpreter import Interpreter
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+out = {}
+for prec in ("fp32", "int8"):
+    it = Interpreter(model_path=os.path.join(DATA, f"ceiling_{prec}.tflite"), num_threads=1)
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    it.set_tensor(d["index"], np.ones(d["shape"], d["dtype"]))
+    for _ in range(10):
+        it.invoke()
+    ts = []
+    for _ in range(100):
+        t = time.perf_counter(); it.invoke(); ts.append(time.perf_counter() - t)
+    out[prec] = FLOPS / float(np.median(ts)) / 1e9
+print(json.dumps(out))
+"""
+CEILING_HW, CEILING_CH = 28, 192      # scripts/make_ceiling_models.py
+
+
+def xnnpack_conv_ceiling() -> dict[str, float]:
+    """GOP/s of one large 1x1 convolution (pipeline/data/ceiling_{fp32,int8}.tflite) in LiteRT/XNNPACK on
+    one pinned core: how fast int8 kernels can be against fp32 ones on this CPU, whatever the model."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    data = Path(__file__).parent / "data"
+    flops = 2 * CEILING_HW * CEILING_HW * CEILING_CH * CEILING_CH
+    code = f"DATA = {str(data)!r}\nFLOPS = {flops}\n" + _CEILING_SCRIPT
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        return {f"cpu_xnnpack_conv_{k}_gops": float(v) for k, v in json.loads(p.stdout.strip().splitlines()[-1]).items()}
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return {}

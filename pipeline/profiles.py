@@ -47,7 +47,7 @@ class BenchConfig:
     profiles: tuple[str, ...] = DEFAULT_PROFILES
     warmup: int = 10
     min_runs: int = 200
-    min_seconds: float = 0.5
+    min_seconds: float = 0.3
     max_runs: int = 20000
     max_seconds: float = 1.5        # per repeat: a slow artifact (portable kernels) stops here
     timeout_s: float = 300.0        # per worker: a hang becomes a recorded failure
