@@ -31,10 +31,15 @@ class ExportPath:
     quantization: str        # fp32 | fp16 | dynamic_int8 | int8
     runtimes: tuple[str, ...]  # runtime adapters that run this artifact on a device
     description: str = ""
+    only_sources: tuple[str, ...] = ()   # () = every twin of input_kind
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """Trained twins this path starts from; Keras paths run on the native and the transfer twin."""
+        """Trained twins this path starts from; Keras paths run on the native and the transfer twin
+        unless the path names its twins (the transfer twin exists to compare the same weights across
+        stacks, which fp32 and int8 do; its fp16/dynamic-range copies cost export and bench time)."""
+        if self.only_sources:
+            return self.only_sources
         return ("torch",) if self.input_kind == "torch" else ("keras", "keras_tw")
 
 
@@ -67,12 +72,12 @@ PATHS: dict[str, ExportPath] = {}
 
 
 def register(name: str, *, input_kind: str, format: str, quantization: str,
-             runtimes: tuple[str, ...], description: str = ""):
+             runtimes: tuple[str, ...], description: str = "", sources: tuple[str, ...] = ()):
     def deco(fn):
         if name in PATHS:
             raise ValueError(f"export path {name!r} registered twice")
         PATHS[name] = ExportPath(name, fn, input_kind, format, quantization, runtimes,
-                                 description or (fn.__doc__ or "").strip().splitlines()[0])
+                                 description or (fn.__doc__ or "").strip().splitlines()[0], sources)
         return fn
     return deco
 

@@ -28,7 +28,7 @@ def tflite_fp32(ctx: ExportContext) -> dict:
 
 
 @register("tflite_fp16", input_kind="keras", format="tflite", quantization="fp16",
-          runtimes=TFLITE_RUNTIMES)
+          runtimes=TFLITE_RUNTIMES, sources=("keras",))
 def tflite_fp16(ctx: ExportContext) -> dict:
     """float16 weights (dequantized to fp32 at load on CPU)."""
     tf, conv = _converter(ctx)
@@ -38,7 +38,7 @@ def tflite_fp16(ctx: ExportContext) -> dict:
 
 
 @register("tflite_dynamic_int8", input_kind="keras", format="tflite", quantization="dynamic_int8",
-          runtimes=TFLITE_RUNTIMES)
+          runtimes=TFLITE_RUNTIMES, sources=("keras",))
 def tflite_dynamic_int8(ctx: ExportContext) -> dict:
     """Dynamic-range quantization: int8 weights, float activations."""
     tf, conv = _converter(ctx)

@@ -81,4 +81,5 @@ SPEC = ModelSpec(
     transfer=transfer_by_name,
     keras_layout="same",
     train=TrainConfig(epochs=20, batch_size=64, lr=1e-3),
+    build_cost_s=50,
 )

@@ -100,5 +100,6 @@ SPEC = ModelSpec(
     build_keras=build_keras,
     transfer=transfer_by_name,
     keras_layout="nhwc",
-    train=TrainConfig(epochs=10, batch_size=64, lr=3e-3),
+    train=TrainConfig(epochs=7, batch_size=64, lr=3e-3),
+    build_cost_s=160,
 )

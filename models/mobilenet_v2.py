@@ -130,5 +130,6 @@ SPEC = ModelSpec(
     build_keras=build_keras,
     transfer=transfer_by_name,
     keras_layout="nhwc",
-    train=TrainConfig(epochs=8, batch_size=32, lr=3e-3),
+    train=TrainConfig(epochs=6, batch_size=32, lr=3e-3),
+    build_cost_s=380,
 )

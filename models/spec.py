@@ -73,6 +73,9 @@ class ModelSpec:
     eval_samples: int = 0                 # 0 = the whole test set
     # export paths that cannot work for this model, with the reason (recorded as "unsupported")
     skip_paths: dict[str, str] = field(default_factory=dict)
+    # measured cold train + export seconds (1 thread, 2-core machine): `export` starts the costliest
+    # models first, so the last one to finish is a short one (scheduling only, not a budget)
+    build_cost_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -58,6 +58,9 @@ def slower_ops(f: Record, q: Record, top: int = 3) -> list[tuple[str, float, flo
 
 def size_reason(f: Record, q: Record) -> str:
     m, fm = q.metrics, f.metrics
+    if fm["size_bytes"] / m["size_bytes"] < 1.1 and "anatomy_int8_bytes" not in m:
+        return ("the int8 file is as large as the fp32 one: the quantizer left (almost) every weight in fp32 "
+                "(it has no int8 pattern for this model's main layers)")
     if "anatomy_int8_bytes" in m and "anatomy_float32_bytes" in fm:
         w_ratio = fm["anatomy_float32_bytes"] / max(m["anatomy_int8_bytes"], 1)
         return (f"weights alone {w_ratio:.1f}x; the int8 file also holds "

@@ -28,6 +28,8 @@ def save_records(results: Path, new: list[Record]) -> None:
 
 
 def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
+    from export.registry import all_paths
+    paths = all_paths()
     out = []
     for name in names:
         meta = artifacts / name / "train" / "meta.json"
@@ -36,7 +38,11 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
         for f in sorted((artifacts / name).glob("*.record.json")):
             if f.name.startswith("."):   # never a half-written temp (see fsutil.atomic_path)
                 continue
-            out.append(Record.from_dict(json.loads(f.read_text())["record"]))
+            rec = Record.from_dict(json.loads(f.read_text())["record"])
+            p = paths.get(rec.path)
+            if p is not None and rec.source not in p.sources:
+                continue   # left over from a path this twin no longer takes
+            out.append(rec)
     return out
 
 
@@ -69,7 +75,9 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         try:
-            results = list(pool.map(one, names))
+            # costliest first: with 2 workers the last model to finish is then a short one
+            import models
+            results = list(pool.map(one, sorted(names, key=lambda n: -models.get(n).build_cost_s)))
         except BaseException:
             # Ctrl-C/kill of the CLI: stop the export workers now. SIGINT first, so each removes its
             # temp folder on the way out; SIGKILL whoever is stuck in native code (the next run cleans up)
