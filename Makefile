@@ -52,7 +52,6 @@ export: setup
 ifeq ($(MODEL),)
 bench-mobile: export
 	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES))
-	$(PY) -m pipeline probe $(if $(OPS),--ops $(OPS))
 else
 bench-mobile: setup
 	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s))

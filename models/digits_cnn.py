@@ -83,5 +83,5 @@ SPEC = ModelSpec(
     transfer=transfer_by_name,
     keras_layout="nhwc",
     train=TrainConfig(epochs=12, batch_size=32, lr=3e-3),
-    build_cost_s=75,
+    build_cost_s=40,
 )

@@ -100,6 +100,6 @@ SPEC = ModelSpec(
     build_keras=build_keras,
     transfer=transfer_by_name,
     keras_layout="nhwc",
-    train=TrainConfig(epochs=7, batch_size=64, lr=3e-3),
-    build_cost_s=160,
+    train=TrainConfig(epochs=5, batch_size=64, lr=3e-3),
+    build_cost_s=125,
 )

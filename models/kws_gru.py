@@ -62,6 +62,6 @@ SPEC = ModelSpec(
     build_keras=build_keras,
     transfer=transfer_by_name,
     keras_layout="same",
-    train=TrainConfig(epochs=9, batch_size=64, lr=5e-3),
-    build_cost_s=330,
+    train=TrainConfig(epochs=7, batch_size=64, lr=5e-3),
+    build_cost_s=340,
 )

@@ -131,5 +131,5 @@ SPEC = ModelSpec(
     transfer=transfer_by_name,
     keras_layout="nhwc",
     train=TrainConfig(epochs=6, batch_size=32, lr=3e-3),
-    build_cost_s=380,
+    build_cost_s=360,
 )

@@ -107,6 +107,6 @@ SPEC = ModelSpec(
     build_keras=build_keras,
     transfer=transfer_by_name,
     keras_layout="same",
-    train=TrainConfig(epochs=15, batch_size=64, lr=2e-3),
-    build_cost_s=145,
+    train=TrainConfig(epochs=12, batch_size=64, lr=2e-3),
+    build_cost_s=140,
 )

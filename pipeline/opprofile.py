@@ -11,7 +11,8 @@
 - `.tflite` (litert): the LiteRT Python interpreter has no per-operator timer and the peer benchmark
   (`litert-benchmark`, CompiledModel API) has no `--enable_op_profiling`. So each operator is cut out
   of the flatbuffer into a one-operator model (non-constant inputs become model inputs, zeros), timed
-  alone with the same interpreter and threads, minus invoke()'s fixed cost (the one-op trivial model).
+  alone with the same interpreter and threads, minus invoke()'s fixed cost (the one-op trivial model);
+  a PAD read only by the next convolution is timed with it (XNNPACK folds it into the convolution).
   An estimate: alone, an operator loses XNNPACK's cross-operator fusion and shares no cache with its
   neighbours; the sum is read beside the whole model's p50 in the report. (Prefix timing, t(first k
   ops) - t(first k-1), was tried first: a prefix that ends in a PAD is not delegated the way the whole
@@ -27,6 +28,7 @@ import time
 import numpy as np
 
 TOP = 12          # operators kept per artifact
+FUSES_PAD = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def profile(path: str, runtime: str, threads: int, inputs: list, runs: int = 50) -> dict:
@@ -147,14 +149,28 @@ def _tflite_isolated(path, threads, inputs, runs) -> dict:
             t_fix = _median_invoke(it, runs)
         seen: dict[tuple, float] = {}
         totals: dict[str, float] = {}
-        for k, op in enumerate(ops):
-            ins = [i for i in op.inputs if i >= 0 and i not in const]
-            sig = (op.opcodeIndex, repr(vars(op.builtinOptions)) if op.builtinOptions is not None else "",
-                   tuple((tuple(sg.tensors[i].shape), sg.tensors[i].type) for i in op.inputs if i >= 0),
-                   tuple(i in const for i in op.inputs))
+        names = [fb.opcode_to_name(model, op.opcodeIndex) for op in ops]
+        users = {}
+        for op in ops:
+            for i in op.inputs:
+                users[i] = users.get(i, 0) + 1
+        k = 0
+        while k < len(ops):
+            # XNNPACK folds an explicit PAD into the convolution that alone reads it: time them as one
+            group = [k]
+            if (names[k] == "PAD" and k + 1 < len(ops) and names[k + 1] in FUSES_PAD
+                    and ops[k].outputs[0] in ops[k + 1].inputs and users.get(ops[k].outputs[0]) == 1):
+                group = [k, k + 1]
+            grp = [ops[j] for j in group]
+            made = {o for op in grp for o in op.outputs}
+            ins = [i for op in grp for i in op.inputs if i >= 0 and i not in const and i not in made]
+            sig = tuple((op.opcodeIndex, repr(vars(op.builtinOptions)) if op.builtinOptions is not None else "",
+                         tuple((tuple(sg.tensors[i].shape), sg.tensors[i].type) for i in op.inputs if i >= 0),
+                         tuple(i in const for i in op.inputs)) for op in grp)
             if sig not in seen:
-                seen[sig] = max(0.0, median_of([op], ins, list(op.outputs)) - t_fix)
-            totals[f"{fb.opcode_to_name(model, op.opcodeIndex)} #{k}"] = seen[sig]
+                seen[sig] = max(0.0, median_of(grp, ins, list(grp[-1].outputs)) - t_fix)
+            totals["+".join(names[j] for j in group) + f" #{k}"] = seen[sig]
+            k += len(group)
     finally:
         sg.operators, sg.inputs, sg.outputs = ops, graph_inputs, graph_outputs
     return _top(totals, "LiteRT per-operator timing: each operator alone as a one-op model, median invoke "

@@ -4,7 +4,7 @@ Same weights = the PyTorch twin's: ExecuTorch `torch__et_xnnpack_*`, LiteRT `ker
 Keras twin holding the PyTorch weights) and `torch__litert_torch_*` (PyTorch converted to TFLite).
 Both get the same care: XNNPACK on both sides, batch-norm folded by both converters, one thread on the
 first device profile, the same input, the same timed call (inputs bound, inference alone). Where they
-differ, the per-operator profiles (ExecuTorch ETDump events; LiteRT prefix-timing estimates) name the
+differ, the per-operator profiles (ExecuTorch ETDump events; LiteRT per-operator timing estimates) name the
 operator kinds that take the time.
 """
 from __future__ import annotations
@@ -47,6 +47,7 @@ def section(records: list[Record]) -> list[str]:
             "LiteRT = the Keras twin holding the PyTorch weights (`keras_tw__*`) and the litert-torch "
             "conversion (`torch__litert_torch_*`). `ET / LiteRT` > 1 = ExecuTorch is slower. The last two "
             "columns are the top operator kinds by profiled time (us) of each artifact: ExecuTorch's "
-            "ETDump events (XNNPACK's own operator names), LiteRT's prefix-timing estimates.", "",
+            "ETDump events (XNNPACK's own operator names), LiteRT's per-operator estimates (each operator "
+            "timed alone).", "",
             "| model | precision | ExecuTorch us | LiteRT artifact | LiteRT us | ET / LiteRT | GFLOP/s ET / LiteRT "
             "| ExecuTorch top ops (us) | LiteRT top ops (us) |", "|" + "---|" * 9] + rows + [""]

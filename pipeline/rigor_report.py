@@ -115,9 +115,11 @@ def op_profile_section(records: list[Record]) -> list[str]:
     lines = ["## Top operators by time (first device profile)", "",
              "Each runtime's best available per-operator timer: `.pte` ExecuTorch ETDump read by "
              "`executorch.devtools.Inspector` (the PyPI runtime has the event tracer; XNNPACK reports its "
-             "own operators); `.ptl` `torch.profiler` self CPU time; `.tflite` prefix timing (LiteRT's "
+             "own operators); `.ptl` `torch.profiler` self CPU time; `.tflite` per-operator timing (LiteRT's "
              "Python interpreter has no per-operator timer and `litert-benchmark` has no op profiling): "
-             "time of the first k operators minus the first k-1, an estimate.", ""]
+             "each operator cut out into a one-operator model and timed alone, minus invoke()'s fixed "
+             "cost, an estimate (no cross-operator fusion: an explicit PAD that XNNPACK folds into the "
+             "next convolution shows its stand-alone cost).", ""]
     rows = []
     for r in prof:
         p = r.info["op_profile"]

@@ -89,6 +89,11 @@ def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
     loss_fn = _loss_torch(spec)
     x = torch.from_numpy(data.x_train)
     y = torch.from_numpy(data.y_train if spec.task == "classification" else data.x_train.reshape(len(data.x_train), -1))
+    if x.ndim == 4:
+        # oneDNN's channels-last convolutions train ~25% faster on this CPU (mobilenet_v2, 1 thread);
+        # the saved weights are the same tensors, and every export reloads them into a fresh model
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(cfg.seed)
     writer = SummaryWriter(str(tb_dir)) if tb_dir else None
     for epoch in range(cfg.epochs):
