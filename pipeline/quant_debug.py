@@ -395,10 +395,24 @@ def worst(rows: list[LayerError], k: int = 5) -> list[LayerError]:
     return sorted(rows, key=lambda r: r.sqnr_db)[:k]
 
 
+def per_layer(rows: list[LayerError]) -> list[LayerError]:
+    """One row per layer, its worst op, in first-seen order: a layer the converter unrolls (a Keras GRU
+    becomes hundreds of TFLite ops, all named after it) is one row `op xN`."""
+    groups: dict[str, list[LayerError]] = {}
+    for r in rows:
+        groups.setdefault(r.layer, []).append(r)
+    out = []
+    for layer, rs in groups.items():
+        w = min(rs, key=lambda r: r.sqnr_db)
+        out.append(w if len(rs) == 1 else
+                   LayerError(**{**w.__dict__, "op": f"{w.op} x{len(rs)}", "extra": {**w.extra, "ops": len(rs)}}))
+    return out
+
+
 def joined_table(tfl: list[LayerError], et: list[LayerError], order: list[str]) -> list[dict]:
     """One row per twin layer: each stack's error side by side (missing = that stack has no such op)."""
-    by_t = {r.layer: r for r in tfl}
-    by_e = {r.layer: r for r in et}
+    by_t = {r.layer: r for r in per_layer(tfl)}
+    by_e = {r.layer: r for r in per_layer(et)}
     names = [n for n in order if n in by_t or n in by_e]
     names += [n for n in list(by_t) + list(by_e) if n not in names]
     out = []

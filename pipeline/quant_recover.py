@@ -78,7 +78,8 @@ def _table_record(spec, path: str, source: str, rows, extra_info: dict) -> Recor
     fmt = "tflite" if path.startswith("tflite") else "pte"
     return Record(kind="quant_debug", model=spec.name, status="ok", source=source, path=path, format=fmt,
                   framework="pytorch" if source == "torch" else "tensorflow", quantization="int8",
-                  metrics={"worst_sqnr_db": w[0].sqnr_db if w else float("nan"), "layers": float(len(rows))},
+                  metrics={"worst_sqnr_db": w[0].sqnr_db if w else float("nan"),
+                           "layers": float(len(qd.per_layer(rows))), "compared_ops": float(len(rows))},
                   info={"layers": _rows(rows), "worst_layer": w[0].layer if w else "", **extra_info})
 
 
@@ -114,7 +115,7 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
     recs.append(_plan_record(spec, "tflite_int8", "fp32", "keras_tw", "litert", "tflite", "fp32", fp32,
                              "float reference (no quantization)", fp32_q))
     log(f"[quant-debug] tflite fp32: {fp32['metrics']}")
-    worst = [r for r in qd.worst(tfl_rows, len(tfl_rows)) if not r.layer.startswith("(")]
+    worst = [r for r in qd.worst(qd.per_layer(tfl_rows), len(tfl_rows)) if not r.layer.startswith("(")]
     plans = [("int8", [], "plain full-integer int8 (per-channel weights), float I/O")]
     for k in range(1, min(k_max, len(worst)) + 1):
         plans.append((f"int8_denylist_worst{k}", worst[:k],
@@ -178,7 +179,7 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
     fp32_q = _quality_of(fp32_rec.metrics)
     fp32_rec.metrics.update(vs_fp32(fp32_rec.metrics, fp32_q))   # drop 0 by definition, not NaN
     recs.append(fp32_rec)
-    worst = [r for r in qd.worst(et_rows, len(et_rows)) if r.layer in module_of]
+    worst = [r for r in qd.worst(qd.per_layer(et_rows), len(et_rows)) if r.layer in module_of]
     plans = [("int8", dict(per_channel=True), calib, [], "PT2E XNNPACKQuantizer, per-channel weights"),
              ("int8_per_tensor", dict(per_channel=False), calib, [], "per-tensor weights"),
              ("int8_calib_more", dict(per_channel=True), calib_more, [],
@@ -350,7 +351,7 @@ def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) 
                 raise RuntimeError("the debugger compared no quantized layer")
             tables[f"{src}__{pname}"] = rows
             recs.append(_table_record(spec, pname, src, rows, info))
-            log(f"[quant-debug] {name} {src}__{pname}: {len(rows)} layers, worst {qd.worst(rows, 1)[0].layer}")
+            log(f"[quant-debug] {name} {src}__{pname}: {len(qd.per_layer(rows))} layers ({len(rows)} ops), worst {qd.worst(rows, 1)[0].layer}")
         except Exception as e:  # noqa: BLE001 - one stack failing must not hide the other's table
             recs.append(_failed(spec, pname, "", src, e))
             log(f"[quant-debug] {name} {src}__{pname}: failed: {first_line(e)}")
