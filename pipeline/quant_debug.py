@@ -195,8 +195,22 @@ def tflite_debugger(kmodel, calib: np.ndarray, x_eval: np.ndarray, denylisted_la
             layer_direct_compare_metrics={"sqnr_db": _sqnr_metric},
             denylisted_nodes=[t for n in denylisted_layers for t in tensors[n]])
         dbg.options = opts
+    _preserving_interpreter(dbg)
     dbg.run()
     return dbg, names
+
+
+def _preserving_interpreter(dbg) -> None:
+    """The debugger built from a converter runs its debug model with a plain interpreter (XNNPACK on,
+    tensor memory reused), so the float/quantized tensors its direct-compare metrics read are
+    overwritten by later ops (the transformer's SQNRs came out near 0 dB with a 1e-5 MSE). Swap in an
+    interpreter that keeps every tensor and runs the builtin kernels (the debug model's NumericVerify
+    ops are builtin kernels either way)."""
+    from tensorflow.lite.python import interpreter as tfl
+    dbg._quant_interpreter = tfl.Interpreter(  # noqa: SLF001
+        model_content=dbg.quant_model, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=tfl.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    dbg._initialize_stats()  # noqa: SLF001 - re-reads the op map from the new interpreter
 
 
 def _calibrated_tensors_by_layer(calibrated: bytes, names: list[str]) -> dict[str, list[str]]:
