@@ -220,10 +220,18 @@ def _calibrated_tensors_by_layer(calibrated: bytes, names: list[str]) -> dict[st
     tensors = model.subgraphs[0].tensors
     all_names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in tensors]
     scopes = resolve_scopes(all_names, names)
-    for t, name in zip(tensors, all_names):
+    producer = {int(o): op for op in model.subgraphs[0].operators for o in op.outputs}
+    for i, (t, name) in enumerate(zip(tensors, all_names)):
         if t.quantization is None or t.quantization.min is None:
             continue
         hits = layers_in_tensor_name(name, names, scopes)
+        if not hits and i in producer:
+            # the model's output tensor is named after the signature: the producing op's layer is
+            # the latest one among its inputs' names (its weights), as in tflite_layer_errors
+            for j in producer[i].inputs:
+                if j >= 0:
+                    hits += layers_in_tensor_name(all_names[int(j)], names, scopes)
+            hits = sorted(set(hits), key=names.index)[-1:]
         if hits:
             out.setdefault(hits[0], []).append(name)
     return out

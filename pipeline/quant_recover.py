@@ -1,14 +1,20 @@
 """`quant-debug` stage: per-layer error tables for every int8 artifact of a model, then recovery plans.
 
-    python -m pipeline quant-debug digits_cnn [--samples 200] [--no-plans]
+    python -m pipeline quant-debug digits_cnn [--samples 200] [--no-plans] [--force]
 
 Writes `kind="quant_debug"` records to results/results.jsonl:
+- one per exported int8 artifact x source (`runtime` set: litert / executorch / onnxruntime): quality
+  with the real runtime on the whole held-out set vs its fp32 sibling (accuracy drop in points, or %
+  more reconstruction MSE), size, p50 and delegation coverage (share of operators and of time outside
+  the delegate, `pipeline/quant_delegation.py`); `skipped` with the reason when the export is missing;
 - one per (int8 export path x source twin) holding the per-layer table in `info["layers"]`
-  (`path` = the export path, e.g. `tflite_int8`, `et_xnnpack_int8`); int8 paths with no debugger
-  wired are recorded as `unsupported` with the reason;
+  (`runtime` empty; `tflite_int8`, `et_xnnpack_int8`); int8 paths with no debugger wired
+  (litert_torch_int8, onnx_int8) are recorded as `unsupported` with the reason;
 - one per recovery plan (`path` = `<export path>:<plan>`, `runtime` = the runtime that measured it) with
-  accuracy (or reconstruction MSE), size, in-process p50 latency (1 thread) and delegation counts.
-Plan artifacts go to `artifacts/<model>/quant_debug/`.
+  the same metrics as the artifacts.
+Plan artifacts and the cached result go to `artifacts/<model>/quant_debug/`: a rerun whose inputs
+(trained weights + eval data, the artifacts, this code, library versions, options) are unchanged
+reuses `result.json` instead of recomputing.
 """
 from __future__ import annotations
 
@@ -165,7 +171,11 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
     from pipeline.quant_debug import pt2e_prepare_calibrate, xnnpack_quantizer
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
     recs = []
-    module_of = {n.replace(".", "_"): n for n in qd.weighted_modules(tmodel)}
+    mods = dict(tmodel.named_modules())
+    # candidates for "leave in fp32": the layers XNNPACKQuantizer quantizes (conv/linear); a layer norm
+    # or GRU is fp32 already, so skipping it would change nothing
+    module_of = {n.replace(".", "_"): n for n in qd.weighted_modules(tmodel)
+                 if type(mods[n]).__name__ in ("Conv1d", "Conv2d", "Linear", "ConvTranspose2d")}
 
     def measure(plan, model, quant, desc, fp32_q, extra=None):
         p = out_dir / f"torch__et_xnnpack_{plan}.pte"
