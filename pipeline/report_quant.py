@@ -14,6 +14,11 @@ def _f(v, spec=".2f") -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
+def _sqnr(v) -> str:
+    # no error at all: the node is not quantized (e.g. a GRU PT2E leaves in fp32) or is exact (pad)
+    return "inf (no error: not quantized or exact)" if v == float("inf") else _f(v)
+
+
 def _pct(v) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f}%"
 
@@ -80,7 +85,7 @@ def section(records: list[Record]) -> list[str]:
             lines += ["", f"**{r.source}__{r.path}** — top-5 layers by error ({r.info.get('debugger')}, "
                       f"{r.info.get('error_kind')}, {r.info.get('debug_samples')} samples)", "",
                       "| layer | op | SQNR dB | MSE | max abs err |", "|---|---|---|---|---|"]
-            lines += [f"| {x['layer']} | {x['op']} | {_f(x['sqnr_db'])} | {_f(x['mse'], '.3g')} | "
+            lines += [f"| {x['layer']} | {x['op']} | {_sqnr(x['sqnr_db'])} | {_f(x['mse'], '.3g')} | "
                       f"{_f(x['max_abs_error'], '.3g')} |" for x in top]
         lines.append("")
         plans = [r for r in mrecs if ":" in r.path]
