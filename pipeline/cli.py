@@ -200,9 +200,11 @@ def _dispatch(args) -> int:
             return stages.report(args.results, log=_log)
         if args.cmd == "quant-debug":
             from pipeline import quant_recover
-            recs, text = quant_recover.run(_names(args.model)[0], args.artifacts, args.samples,
+            name = _names(args.model)[0]
+            recs, text = quant_recover.run(name, args.artifacts, args.samples,
                                            not args.no_plans, log=_log, force=args.force)
-            stages.save_records(args.results, recs)
+            # the run yields the model's whole quant_debug set: older plans/failures must not linger
+            stages.save_records(args.results, recs, drop=lambda r: r.kind == "quant_debug" and r.model == name)
             print(text)
             return 0 if any(r.status == "ok" for r in recs) else 1
     return 2

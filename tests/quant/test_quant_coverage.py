@@ -102,3 +102,19 @@ def test_rerun_with_unchanged_inputs_reuses_the_result(tmp_path, monkeypatch):
     assert calls == [7, 8, 8]
     quant_recover.run("digits_cnn", art, 8, False, force=True, **kw)
     assert len(calls) == 4
+
+
+def test_rerun_replaces_the_models_quant_records(tmp_path):
+    from pipeline import stages
+    from pipeline.schema import read_records
+    stale = Record(kind="quant_debug", model="m", status="failed", path="tflite_int8:int8_denylist_worst2",
+                   error="KeyError: old bug")
+    other = Record(kind="quant_debug", model="n", status="failed", path="tflite_int8:x", error="e")
+    bench = Record(kind="bench", model="m", status="ok", path="tflite_int8", runtime="litert")
+    stages.save_records(tmp_path, [stale, other, bench])
+    fresh = Record(kind="quant_debug", model="m", status="ok", path="tflite_int8:int8_denylist_worst2",
+                   runtime="litert", metrics={"accuracy": 1.0})
+    stages.save_records(tmp_path, [fresh], drop=lambda r: r.kind == "quant_debug" and r.model == "m")
+    got = {(r.kind, r.model, r.path, r.status) for r in read_records(stages.results_file(tmp_path))}
+    assert got == {("quant_debug", "n", "tflite_int8:x", "failed"), ("bench", "m", "tflite_int8", "ok"),
+                   ("quant_debug", "m", "tflite_int8:int8_denylist_worst2", "ok")}, got
