@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("model", help="registered model name")
     q.add_argument("--samples", type=_positive_int, default=200, help="held-out samples for the tables")
     q.add_argument("--no-plans", action="store_true", help="tables only, skip the recovery plans")
+    q.add_argument("--force", action="store_true", help="recompute even when the stored result is up to date")
 
     sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
     c = sub.add_parser("check", help="regression gate: compare results with a baseline (bench_check.toml)")
@@ -199,9 +200,11 @@ def _dispatch(args) -> int:
             return stages.report(args.results, log=_log)
         if args.cmd == "quant-debug":
             from pipeline import quant_recover
-            recs, text = quant_recover.run(_names(args.model)[0], args.artifacts, args.samples,
-                                           not args.no_plans, log=_log)
-            stages.save_records(args.results, recs)
+            name = _names(args.model)[0]
+            recs, text = quant_recover.run(name, args.artifacts, args.samples,
+                                           not args.no_plans, log=_log, force=args.force)
+            # the run yields the model's whole quant_debug set: older plans/failures must not linger
+            stages.save_records(args.results, recs, drop=lambda r: r.kind == "quant_debug" and r.model == name)
             print(text)
             return 0 if any(r.status == "ok" for r in recs) else 1
     return 2

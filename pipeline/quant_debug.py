@@ -63,16 +63,71 @@ def keras_layer_names(kmodel) -> list[str]:
     return [layer.name for layer in _flatten_layers(kmodel) if layer.__class__.__name__ != "InputLayer"]
 
 
-def layers_in_tensor_name(name: str, layer_names: list[str]) -> list[str]:
+def _scope_parts(name: str) -> list[str]:
+    """The name-scope components of a TFLite tensor name: every '/'-component but the last of each
+    ';'-joined piece. The last one is the TF op ('Relu6', 'convolution', and 'add_1' inside
+    'stem_bn_1/batchnorm/add_1', which must not be read as layer `add_1`)."""
+    return [c for piece in name.split(";") for c in piece.split("/")[:-1] if c]
+
+
+def _scope_candidates(part: str, known: set[str]) -> list[str]:
+    """Keras layers a name-scope component can stand for: itself, or itself minus the trace suffix
+    `_N` that Keras 3 appends per conversion trace (layer `add` traces as `add_1`, layer `add_1` as
+    `add_1_2`)."""
+    out = [part] if part in known else []
+    stripped = re.sub(r"_\d+$", "", part)
+    if stripped != part and stripped in known:
+        out.append(stripped)
+    return out
+
+
+def resolve_scopes(tensor_names, layer_names: list[str]) -> dict[str, str]:
+    """Name-scope component -> Keras layer, decided over *all* tensor names of one converted model.
+
+    A component alone is ambiguous: `add_1` is either layer `add_1` or layer `add` with the trace
+    suffix. Each layer has exactly one scope per trace, so components with a single candidate claim
+    their layer first (`add_1_2` can only be `add_1`), which removes it from the others' candidates
+    (`add_1` is then `add`); repeated until nothing changes. Left-over ties take the suffixed reading
+    when the model's own scope carries a suffix too (the usual case), else the literal one."""
+    known = set(layer_names)
+    parts = {p for name in tensor_names for p in _scope_parts(name)}
+    cands = {p: _scope_candidates(p, known) for p in parts}
+    cands = {p: c for p, c in cands.items() if c}
+    scopes: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        taken = set(scopes.values())
+        for p, c in cands.items():
+            if p in scopes:
+                continue
+            free = [n for n in c if n not in taken]
+            if len(free) == 1:
+                scopes[p] = free[0]
+                taken.add(free[0])
+                changed = True
+    suffixed = any(re.search(r"_\d+$", name.split("/")[0]) for name in tensor_names if "/" in name)
+    for p, c in cands.items():
+        if p not in scopes:
+            scopes[p] = c[-1] if suffixed else c[0]
+    return scopes
+
+
+def layers_in_tensor_name(name: str, layer_names: list[str], scopes: dict[str, str] | None = None) -> list[str]:
     """Keras layers named in a TFLite tensor name such as
-    'functional_1/re_lu_1/Relu;functional_1/conv1_1/convolution' (Keras 3 suffixes scopes with _N)."""
+    'functional_1/re_lu_1/Relu;functional_1/conv1_1/convolution', in model order. `scopes` (from
+    `resolve_scopes` over the whole model) disambiguates; without it a component names itself if it
+    is a layer, else the layer it names minus the trace suffix."""
     known = set(layer_names)
     found = set()
-    for part in re.split(r"[;/]", name):
-        for cand in (part, re.sub(r"_\d+$", "", part)):
-            if cand in known:
-                found.add(cand)
-                break
+    for part in _scope_parts(name):
+        if scopes is not None:
+            if part in scopes:
+                found.add(scopes[part])
+            continue
+        c = _scope_candidates(part, known)
+        if c:
+            found.add(c[0])
     return [n for n in layer_names if n in found]
 
 
@@ -140,19 +195,43 @@ def tflite_debugger(kmodel, calib: np.ndarray, x_eval: np.ndarray, denylisted_la
             layer_direct_compare_metrics={"sqnr_db": _sqnr_metric},
             denylisted_nodes=[t for n in denylisted_layers for t in tensors[n]])
         dbg.options = opts
+    _preserving_interpreter(dbg)
     dbg.run()
     return dbg, names
+
+
+def _preserving_interpreter(dbg) -> None:
+    """The debugger built from a converter runs its debug model with a plain interpreter (XNNPACK on,
+    tensor memory reused), so the float/quantized tensors its direct-compare metrics read are
+    overwritten by later ops (the transformer's SQNRs came out near 0 dB with a 1e-5 MSE). Swap in an
+    interpreter that keeps every tensor and runs the builtin kernels (the debug model's NumericVerify
+    ops are builtin kernels either way)."""
+    from tensorflow.lite.python import interpreter as tfl
+    dbg._quant_interpreter = tfl.Interpreter(  # noqa: SLF001
+        model_content=dbg.quant_model, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=tfl.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    dbg._initialize_stats()  # noqa: SLF001 - re-reads the op map from the new interpreter
 
 
 def _calibrated_tensors_by_layer(calibrated: bytes, names: list[str]) -> dict[str, list[str]]:
     from tensorflow.lite.tools import flatbuffer_utils as fu
     model = fu.read_model_from_bytearray(calibrated)
     out: dict[str, list[str]] = {}
-    for t in model.subgraphs[0].tensors:
-        name = t.name.decode() if isinstance(t.name, bytes) else t.name
+    tensors = model.subgraphs[0].tensors
+    all_names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in tensors]
+    scopes = resolve_scopes(all_names, names)
+    producer = {int(o): op for op in model.subgraphs[0].operators for o in op.outputs}
+    for i, (t, name) in enumerate(zip(tensors, all_names)):
         if t.quantization is None or t.quantization.min is None:
             continue
-        hits = layers_in_tensor_name(name, names)
+        hits = layers_in_tensor_name(name, names, scopes)
+        if not hits and i in producer:
+            # the model's output tensor is named after the signature: the producing op's layer is
+            # the latest one among its inputs' names (its weights), as in tflite_layer_errors
+            for j in producer[i].inputs:
+                if j >= 0:
+                    hits += layers_in_tensor_name(all_names[int(j)], names, scopes)
+            hits = sorted(set(hits), key=names.index)[-1:]
         if hits:
             out.setdefault(hits[0], []).append(name)
     return out
@@ -164,18 +243,19 @@ def tflite_layer_errors(dbg, names: list[str]) -> list[LayerError]:
     (the converter names the model's output tensor after the signature, not the layer)."""
     it = dbg._quant_interpreter  # noqa: SLF001 - the debugger exposes no public op map (its own CSV dump uses these)
     rows = []
+    scopes = resolve_scopes([t["name"] for t in it.get_tensor_details()], names)
     for nv_name, stats in dbg.layer_statistics.items():
         op_detail = dbg._numeric_verify_op_details[nv_name]  # noqa: SLF001
         q_idx = op_detail["inputs"][0]
         q_name = it._get_tensor_details(q_idx, 0)["name"]  # noqa: SLF001
         producer = it._get_op_details(dbg._defining_op[q_idx])  # noqa: SLF001
-        hits = layers_in_tensor_name(q_name, names)
+        hits = layers_in_tensor_name(q_name, names, scopes)
         if not hits:
             # e.g. the model's output tensor: the op's own layer is the latest one among its inputs'
             # names (activations come from earlier layers, the weights are named after this one)
             for i in producer["inputs"]:
                 if i >= 0:
-                    hits += layers_in_tensor_name(it._get_tensor_details(int(i), 0)["name"], names)  # noqa: SLF001
+                    hits += layers_in_tensor_name(it._get_tensor_details(int(i), 0)["name"], names, scopes)  # noqa: SLF001
             hits = sorted(set(hits), key=names.index)[-1:]
         layer = hits[0] if hits else f"({q_name})"
         rows.append(LayerError(
@@ -337,10 +417,24 @@ def worst(rows: list[LayerError], k: int = 5) -> list[LayerError]:
     return sorted(rows, key=lambda r: r.sqnr_db)[:k]
 
 
+def per_layer(rows: list[LayerError]) -> list[LayerError]:
+    """One row per layer, its worst op, in first-seen order: a layer the converter unrolls (a Keras GRU
+    becomes hundreds of TFLite ops, all named after it) is one row `op xN`."""
+    groups: dict[str, list[LayerError]] = {}
+    for r in rows:
+        groups.setdefault(r.layer, []).append(r)
+    out = []
+    for layer, rs in groups.items():
+        w = min(rs, key=lambda r: r.sqnr_db)
+        out.append(w if len(rs) == 1 else
+                   LayerError(**{**w.__dict__, "op": f"{w.op} x{len(rs)}", "extra": {**w.extra, "ops": len(rs)}}))
+    return out
+
+
 def joined_table(tfl: list[LayerError], et: list[LayerError], order: list[str]) -> list[dict]:
     """One row per twin layer: each stack's error side by side (missing = that stack has no such op)."""
-    by_t = {r.layer: r for r in tfl}
-    by_e = {r.layer: r for r in et}
+    by_t = {r.layer: r for r in per_layer(tfl)}
+    by_e = {r.layer: r for r in per_layer(et)}
     names = [n for n in order if n in by_t or n in by_e]
     names += [n for n in list(by_t) + list(by_e) if n not in names]
     out = []

@@ -22,9 +22,12 @@ def results_file(results: Path) -> Path:
     return results / "results.jsonl"
 
 
-def save_records(results: Path, new: list[Record]) -> None:
+def save_records(results: Path, new: list[Record], drop=None) -> None:
+    """Merge `new` into the results file; `drop(record)` removes older records first (a stage that
+    rewrites a model's whole record set must not leave a stale plan or failure behind)."""
     path = results_file(results)
-    fsutil.write_atomic(path, "".join(r.to_json() + "\n" for r in merge(read_records(path), new)))
+    old = [r for r in read_records(path) if drop is None or not drop(r)]
+    fsutil.write_atomic(path, "".join(r.to_json() + "\n" for r in merge(old, new)))
 
 
 def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:

@@ -104,3 +104,46 @@ def test_layer_names_in_tensor_names():
         ["conv1", "re_lu"]
     assert qd.layers_in_tensor_name("functional_1/blocks_0_dw_1/depthwise1", names) == ["blocks_0_dw"]
     assert qd.layers_in_tensor_name("StatefulPartitionedCall_1:0", names) == []
+
+
+def test_scopes_resolve_trace_suffix_ambiguity():
+    # tensor names as the converter writes them for mobilenet_v2 (Keras 3 trace): layer `add` traces
+    # as scope `add_1`, layer `add_1` as `add_1_2`; `batchnorm/add_1` is an op inside a BN layer
+    names = ["stem", "stem_bn", "re_lu", "blocks_2_project", "blocks_2_project_bn", "add", "re_lu_1",
+             "blocks_4_project", "blocks_4_project_bn", "add_1", "add_2"]
+    tensors = ["m_1/re_lu_1/Relu6;m_1/stem_bn_1/batchnorm/add_1;m_1/stem_1/convolution",
+               "m_1/blocks_2_project_bn_1/batchnorm/add_1;m_1/blocks_2_project_1/convolution",
+               "m_1/add_1/Add", "m_1/re_lu_1_2/Relu6",
+               "m_1/blocks_4_project_bn_1/batchnorm/add_1;m_1/blocks_4_project_1/convolution",
+               "m_1/add_1_2/Add", "m_1/add_2_1/Add", "StatefulPartitionedCall_1:0"]
+    scopes = qd.resolve_scopes(tensors, names)
+    got = [qd.layers_in_tensor_name(t, names, scopes)[:1] for t in tensors]
+    assert got == [["stem"], ["blocks_2_project"], ["add"], ["re_lu_1"], ["blocks_4_project"], ["add_1"],
+                   ["add_2"], []], got
+
+
+def test_tflite_rows_on_residual_model_follow_the_layers():
+    """A tiny residual Keras model whose layer names collide with trace-suffixed scopes (add/add_1,
+    re_lu/re_lu_1): every quantized op's row names the layer that produced it, in model order."""
+    import keras
+    import numpy as np
+    from keras import layers
+    inp = keras.Input((8, 8, 4), batch_size=1)
+    x = layers.ReLU(name="re_lu")(layers.Conv2D(4, 3, padding="same", name="c1")(inp))
+    x = layers.Add(name="add")([x, layers.Conv2D(4, 1, name="c2")(x)])
+    x = layers.ReLU(name="re_lu_1")(x)
+    x = layers.Add(name="add_1")([x, layers.Conv2D(4, 1, name="c3")(x)])
+    out = layers.Dense(3, name="fc")(layers.GlobalAveragePooling2D(name="gap")(x))
+    km = keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(8, 8, 8, 4)).astype(np.float32)
+    dbg, names = qd.tflite_debugger(km, data, data[:2])
+    rows = [(r.layer, r.op) for r in qd.tflite_layer_errors(dbg, names)]
+    expected_ops = {"c1": "CONV_2D", "c2": "CONV_2D", "add": "ADD", "re_lu_1": "RELU", "c3": "CONV_2D",
+                    "add_1": "ADD", "gap": "MEAN", "fc": "FULLY_CONNECTED"}
+    got = {layer: op for layer, op in rows}
+    assert len(got) == len(rows), f"two ops named after one layer: {rows}"
+    wrong = {k: (v, got.get(k)) for k, v in expected_ops.items() if k in got and got[k] != v}
+    assert not wrong, f"layer -> (expected op, got op): {wrong}; rows {rows}"
+    assert {"c1", "c2", "add", "c3", "add_1", "fc"} <= set(got), f"rows {rows}"
+    assert [layer for layer, _ in rows] == [n for n in names if n in got], f"rows out of model order: {rows}"
