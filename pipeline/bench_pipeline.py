@@ -71,7 +71,7 @@ def measure(models: str, jobs: int, log=print, probe: bool = False, keep: bool =
             f"{len(others)} of other models")
         bench, _ = _run(tree, "bench", *sel)
         log(f"[bench-pipeline] bench: {bench:.1f}s")
-        probe_s = float("nan")
+        probe_s = None
         if probe:
             probe_s, _ = _run(tree, "probe")   # `make probes` (operator matrix; not part of bench-mobile)
             log(f"[bench-pipeline] probe (cold): {probe_s:.1f}s")
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ok &= only_one
     print(f"| warm run redoes nothing; editing {fig['touched_model']} redoes only its paths | "
           f"{fig['warm_paths_redone']} / {fig['touched_other_models_redone']} | 0 / 0 | {'yes' if only_one else 'NO'} |")
-    if fig["probe_s"] == fig["probe_s"]:
+    if fig["probe_s"] is not None:
         print(f"| make probes, cold (operator matrix, not budgeted) | {fig['probe_s']:.1f} | – | – |")
     for j in (1, 2):
         if f"cold_export_jobs{j}_s" in fig:
