@@ -106,4 +106,29 @@ def section(records: list[Record]) -> list[str]:
                              f"{_f(m.get('latency_p50_ms'), '.3f')} | {_pct(m.get('ops_outside_share'))} | "
                              f"{_pct(m.get('time_outside_share'))} |")
             lines.append("")
+            lines += _why_not_recovered(mrecs, plans)
     return lines
+
+
+def _why_not_recovered(mrecs: list[Record], plans: list[Record]) -> list[str]:
+    """For a stack whose best plan still misses 1 point / 1 %: how spread its per-layer error is."""
+    from pipeline.quant_recover import best_plan, loss
+    out = []
+    for stack in ("tflite_int8", "et_xnnpack_int8"):
+        best = best_plan(plans, stack)
+        plain = next((r for r in plans if r.path == f"{stack}:int8" and r.status == "ok"), None)
+        if best is None or plain is None or loss(best.metrics) <= 1.0:
+            continue
+        table = next((r for r in mrecs if r.path == stack and r.status == "ok" and not r.runtime
+                      and "layers" in r.info and (stack != "tflite_int8" or r.source == "keras_tw")), None)
+        sq = sorted(x["sqnr_db"] for x in _per_layer(table.info["layers"])) if table else []
+        sq = [v for v in sq if v == v and v != float("inf")]
+        l0, l1 = loss(plain.metrics), loss(best.metrics)
+        text = (f"- {stack}: no plan reaches 1 (point or % MSE): plain int8 loses {l0:.2f}, the best plan "
+                f"({best.path.split(':', 1)[1]}) {l1:.2f}, recovering {max(0.0, (l0 - l1) / l0 * 100) if l0 > 0 else 0:.0f}% of it.")
+        if len(sq) >= 2:
+            text += (f" Its {len(sq)} quantized layers' SQNR spans {sq[0]:.1f}-{sq[-1]:.1f} dB: the error is "
+                     "spread over every layer, not concentrated in a few, so keeping the worst layers in float "
+                     "removes only their share (the other plans above do no better).")
+        out.append(text)
+    return out + ([""] if out else [])

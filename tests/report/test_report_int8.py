@@ -63,3 +63,25 @@ def test_tflite_anatomy_of_a_real_int8_file(digits_exports):
     parts = a["anatomy_constant_bytes"] + a["anatomy_quant_param_bytes"] + a["anatomy_other_bytes"]
     assert parts == (ROOT / r.artifact).stat().st_size
     assert anatomy.of(ROOT / digits_exports[("torch", "et_xnnpack_int8")].artifact) == {}
+
+
+def test_quant_section_says_why_no_plan_recovers():
+    from pipeline import report_quant
+
+    def plan(path, drop, quant="int8"):
+        return Record(kind="quant_debug", model="m", status="ok", source="torch", path=path, runtime="executorch",
+                      quantization=quant, metrics={"accuracy_drop_points": drop, "size_bytes": 1e5,
+                                                   "latency_p50_ms": 0.1, "accuracy": 0.9})
+    layers = [{"layer": f"l{i}", "op": "linear", "sqnr_db": 12.0 + i, "mse": 0.01, "max_abs_error": 1.0}
+              for i in range(4)]
+    table = Record(kind="quant_debug", model="m", status="ok", source="torch", path="et_xnnpack_int8",
+                   quantization="int8", info={"layers": layers, "debugger": "pt2e", "error_kind": "propagated",
+                                              "debug_samples": 10})
+    recs = [table, plan("et_xnnpack_int8:fp32", 0.0, "fp32"), plan("et_xnnpack_int8:int8", 2.0),
+            plan("et_xnnpack_int8:int8_fp32_worst1", 1.5)]
+    text = "\n".join(report_quant.section(recs))
+    assert "et_xnnpack_int8: no plan reaches 1" in text and "recovering 25% of it" in text, text
+    assert "4 quantized layers' SQNR spans 12.0-15.0 dB" in text
+    # a stack whose best plan is within 1 point gets no such line
+    recs[-1] = plan("et_xnnpack_int8:int8_fp32_worst1", 0.5)
+    assert "no plan reaches" not in "\n".join(report_quant.section(recs))
