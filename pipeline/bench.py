@@ -187,15 +187,17 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
                          cfg.compat_runtimes else cfg.other_repeats,
                          "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes})
         results = run_worker({"jobs": jobs}, _python_for(runtime), cfg.timeout_s * len(jobs))
+        file_metrics: dict[str, float] = {}    # the same file under every profile: read it once
         for (i, prof, _, cache_file), job, result in zip(todo, jobs, results):
             base = bases[i]
             if result["status"] != "ok":
                 rec = Record(status="failed", error=first_line(result["error"]), **base)
             else:
-                metrics = dict(result["metrics"])
-                metrics["size_bytes"] = float(t.artifact.stat().st_size)
-                metrics["size_zipped_bytes"] = float(zipped_size(t.artifact))
-                metrics.update(anatomy.of(t.artifact, t.format))
+                if not file_metrics:
+                    file_metrics = {"size_bytes": float(t.artifact.stat().st_size),
+                                    "size_zipped_bytes": float(zipped_size(t.artifact)),
+                                    **anatomy.of(t.artifact, t.format)}
+                metrics = {**result["metrics"], **file_metrics}
                 info = result["info"]
                 if job["outputs"] and Path(job["outputs"]).exists():
                     metrics.update(_quality(t, np.load(job["outputs"])))

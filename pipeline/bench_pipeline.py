@@ -35,6 +35,13 @@ COPY_IGNORE = shutil.ignore_patterns(".venv*", "artifacts", "results", ".cache",
                                      "runs", ".device")
 
 
+def _scratch_tree(tmp: str) -> Path:
+    """A copy of the source tree (no venvs, artifacts, results or git) to run the pipeline in."""
+    tree = Path(tmp) / "tree"
+    shutil.copytree(fsutil.ROOT, tree, ignore=COPY_IGNORE)
+    return tree
+
+
 def _run(tree: Path, *args: str) -> tuple[float, str]:
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=tree, capture_output=True, text=True)
@@ -54,8 +61,7 @@ def measure(models: str, jobs: int, log=print, probe: bool = False, keep: bool =
     names = [n for n in models.split(",") if n] or registry.names()
     sel = ["--models", ",".join(names)]
     with tempfile.TemporaryDirectory(prefix="mb-pipeline-") as tmp:
-        tree = Path(tmp) / "tree"
-        shutil.copytree(fsutil.ROOT, tree, ignore=COPY_IGNORE)
+        tree = _scratch_tree(tmp)
         log(f"[bench-pipeline] scratch tree {tree}; models: {', '.join(names)}")
         cold, _ = _run(tree, "export", *sel, "--jobs", str(jobs))
         log(f"[bench-pipeline] cold export: {cold:.1f}s")
@@ -76,8 +82,6 @@ def measure(models: str, jobs: int, log=print, probe: bool = False, keep: bool =
             probe_s, _ = _run(tree, "probe")   # `make probes` (operator matrix; not part of bench-mobile)
             log(f"[bench-pipeline] probe (cold): {probe_s:.1f}s")
         if keep:   # the measured run's artifacts and results replace this tree's (no second run needed)
-            src_file = tree / "models" / f"{victim}.py"
-            src_file.write_text((fsutil.ROOT / "models" / f"{victim}.py").read_text())
             for d in ("artifacts", "results", "runs"):
                 if (tree / d).exists():
                     shutil.rmtree(fsutil.ROOT / d, ignore_errors=True)
@@ -95,9 +99,7 @@ def compare_jobs(models: str, log=print) -> dict[int, float]:
     out = {}
     for jobs in (1, 2):
         with tempfile.TemporaryDirectory(prefix="mb-jobs-") as tmp:
-            tree = Path(tmp) / "tree"
-            shutil.copytree(fsutil.ROOT, tree, ignore=COPY_IGNORE)
-            out[jobs], _ = _run(tree, "export", "--models", models, "--jobs", str(jobs))
+            out[jobs], _ = _run(_scratch_tree(tmp), "export", "--models", models, "--jobs", str(jobs))
             log(f"[bench-pipeline] cold export of {models} with --jobs {jobs}: {out[jobs]:.1f}s")
     return out
 

@@ -45,7 +45,10 @@ def _top(totals: dict[str, float], method: str, note: str = "") -> dict:
             "ops": [{"op": k, "ms": v, "share": v / total if total > 0 else 0.0} for k, v in ops]}
 
 
-def _executorch(path, threads, inputs, runs) -> dict:
+def etdump_inspector(path, threads: int, inputs: list, runs: int, etrecord: str = ""):
+    """Run a .pte `runs` times under ExecuTorch's event tracer and read the ETDump with Inspector:
+    -> (inspector, whether the ETRecord was used). An ETRecord that does not fit the program is left out:
+    it names operators, and must not cost the timings."""
     import torch
     from executorch.devtools import Inspector
     from executorch.extension.pybindings import portable_lib
@@ -57,30 +60,31 @@ def _executorch(path, threads, inputs, runs) -> dict:
     with tempfile.TemporaryDirectory(prefix="mb-etdump-") as tmp:
         etdump = os.path.join(tmp, "run.etdp")
         m.write_etdump_result_to_file(etdump, os.path.join(tmp, "debug.bin"))
-        sidecar = os.path.splitext(str(path))[0] + ".etrecord"   # export/etrecord_sidecar.py
-        method = "ExecuTorch ETDump + Inspector (p50 per event)"
-        inspector = None
-        if os.path.exists(sidecar):
+        if etrecord and os.path.exists(etrecord):
             try:
-                inspector = Inspector(etdump_path=etdump, etrecord=sidecar)
-                method += " + ETRecord sidecar (aten op types)"
+                return Inspector(etdump_path=etdump, etrecord=etrecord), True
             except Exception:  # noqa: BLE001 - a stale sidecar must not cost the profile
-                inspector = None
-        if inspector is None:
-            inspector = Inspector(etdump_path=etdump)
-        totals: dict[str, float] = {}
-        for block in inspector.event_blocks:
-            if block.name != "Execute":
+                pass
+        return Inspector(etdump_path=etdump), False
+
+
+def _executorch(path, threads, inputs, runs) -> dict:
+    sidecar = os.path.splitext(str(path))[0] + ".etrecord"   # export/etrecord_sidecar.py
+    inspector, named = etdump_inspector(path, threads, inputs, runs, etrecord=sidecar)
+    method = "ExecuTorch ETDump + Inspector (p50 per event)" + (" + ETRecord sidecar (aten op types)" if named else "")
+    totals: dict[str, float] = {}
+    for block in inspector.event_blocks:
+        if block.name != "Execute":
+            continue
+        names = [e.name for e in block.events]
+        for e in block.events:
+            # wrappers: the method, each kernel call wrapper (OPERATOR_CALL holds native_call_*), and the delegate call when its inner operators are listed
+            if e.name in ("Method::execute", "OPERATOR_CALL") or (e.name == "DELEGATE_CALL" and len(names) > 2):
                 continue
-            names = [e.name for e in block.events]
-            for e in block.events:
-                # wrappers: the method, each kernel call wrapper (OPERATOR_CALL holds native_call_*), and the delegate call when its inner operators are listed
-                if e.name in ("Method::execute", "OPERATOR_CALL") or (e.name == "DELEGATE_CALL" and len(names) > 2):
-                    continue
-                if e.perf_data is not None:
-                    types = sorted({str(t) for t in (e.op_types or [])})
-                    label = f"{e.name} [{'/'.join(types)}]" if types else e.name
-                    totals[label] = totals.get(label, 0.0) + float(e.perf_data.p50)
+            if e.perf_data is not None:
+                types = sorted({str(t) for t in (e.op_types or [])})
+                label = f"{e.name} [{'/'.join(types)}]" if types else e.name
+                totals[label] = totals.get(label, 0.0) + float(e.perf_data.p50)
     return _top(totals, method)
 
 

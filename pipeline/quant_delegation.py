@@ -15,9 +15,6 @@
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
 RUNS = 30
@@ -39,18 +36,8 @@ def _shares(d: float, n: float) -> float:
 
 
 def _pte(path, inputs, ops, runs) -> dict:
-    import torch
-    from executorch.devtools import Inspector
-    from executorch.extension.pybindings import portable_lib
-    portable_lib._unsafe_reset_threadpool(1)
-    m = portable_lib._load_for_executorch(path, enable_etdump=True)
-    args = tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs)
-    for _ in range(runs):
-        m.forward(args)
-    with tempfile.TemporaryDirectory(prefix="mb-etdump-") as tmp:
-        etdump = os.path.join(tmp, "run.etdp")
-        m.write_etdump_result_to_file(etdump, os.path.join(tmp, "debug.bin"))
-        inspector = Inspector(etdump_path=etdump)
+    from pipeline.opprofile import etdump_inspector
+    inspector, _ = etdump_inspector(path, 1, inputs, runs)
     total = delegate = 0.0
     for block in inspector.event_blocks:
         if block.name != "Execute":

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+from pipeline import provenance
+from pipeline.plots import artifact_name, int8_pairs, profiles_of
 from pipeline.schema import Record
 
 SIZE_TARGET = 3.5
@@ -20,10 +22,6 @@ COMPAT_RUNTIMES = ("tflite_runtime",)   # a compatibility column: its pairs are 
 
 def _f(v, digits=2) -> str:
     return "–" if v is None or v != v else f"{v:.{digits}f}"
-
-
-def _name(r: Record) -> str:
-    return f"{r.source}__{r.path}"
 
 
 def _quality(r: Record) -> tuple[str, float | None]:
@@ -85,7 +83,6 @@ def speed_reason(f: Record, q: Record) -> str:
 
 def ceiling_lines(records: list[Record]) -> list[str]:
     """This CPU's int8 vs fp32 kernel ceiling (provenance record of the bench run), read with the table."""
-    from pipeline import provenance
     run = provenance.latest(records)
     if run is None or "cpu_xnnpack_conv_int8_gops" not in run.metrics:
         return []
@@ -105,7 +102,6 @@ def ceiling_lines(records: list[Record]) -> list[str]:
 
 
 def pairs(records: list[Record]) -> list[tuple[Record, Record]]:
-    from pipeline.plots import int8_pairs, profiles_of
     out = []
     for model in sorted({r.model for r in records if r.kind == "bench" and r.status == "ok"}):
         profs = profiles_of(records, model)
@@ -145,13 +141,13 @@ def section(records: list[Record]) -> list[str]:
             ok_q, qual = None, "–"
         ok_s, ok_t = size_x >= SIZE_TARGET, speed_x > 1.0
         mark = lambda ok: "–" if ok is None else ("yes" if ok else "**no**")  # noqa: E731
-        lines.append(f"| {q.model} | {_name(q)} | {f.path} | {q.runtime} | {size_x:.2f} | {speed_x:.2f} | "
+        lines.append(f"| {q.model} | {artifact_name(q)} | {f.path} | {q.runtime} | {size_x:.2f} | {speed_x:.2f} | "
                      f"{_f(fm.get('gflops_per_s'), 1)} / {_f(qm.get('gflops_per_s'), 1)} | {qual} | "
                      f"{mark(ok_s)} | {mark(ok_q)} | {mark(ok_t)} |")
         if not ok_s:
-            misses.append(f"- {q.model} {_name(q)} [{q.runtime}] size {size_x:.2f}x: {size_reason(f, q)}.")
+            misses.append(f"- {q.model} {artifact_name(q)} [{q.runtime}] size {size_x:.2f}x: {size_reason(f, q)}.")
         if not ok_t:
-            misses.append(f"- {q.model} {_name(q)} [{q.runtime}] speed-up {speed_x:.2f}x "
+            misses.append(f"- {q.model} {artifact_name(q)} [{q.runtime}] speed-up {speed_x:.2f}x "
                           f"({fm['latency_p50_ms'] * 1e3:.0f} -> {qm['latency_p50_ms'] * 1e3:.0f} us): "
                           f"{speed_reason(f, q)}.")
     lines.append("")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from pipeline.quant_recover import best_plan, loss
 from pipeline.schema import Record
 
 
@@ -44,8 +45,7 @@ def _artifacts(recs: list[Record]) -> list[str]:
             continue
         m = r.metrics
         q, fq = _quality(m)
-        loss = m.get("accuracy_drop_points", m.get("mse_increase_pct"))
-        lines.append(f"| {r.source}__{r.path} | {r.runtime} | {q} | {fq} | {_f(loss)} | "
+        lines.append(f"| {r.source}__{r.path} | {r.runtime} | {q} | {fq} | {_f(loss(m))} | "
                      f"{m['size_bytes'] / 1024:.1f} | {_f(m.get('latency_p50_ms'), '.3f')} | "
                      f"{_pct(m.get('ops_outside_share'))} | {_pct(m.get('time_outside_share'))} "
                      f"({r.info.get('time_outside_kind', '–')}) | {', '.join(r.info.get('not_delegated', [])) or '–'} |")
@@ -64,7 +64,6 @@ def _per_layer(rows: list[dict]) -> list[dict]:
 
 
 def section(records: list[Record]) -> list[str]:
-    from pipeline.quant_recover import best_plan
     qrecs = [r for r in records if r.kind == "quant_debug"]
     if not qrecs:
         return []
@@ -100,9 +99,8 @@ def section(records: list[Record]) -> list[str]:
                     continue
                 m = r.metrics
                 q, _ = _quality(m)
-                loss = m.get("accuracy_drop_points", m.get("mse_increase_pct"))
                 mark = " **(best)**" if r.path in best else ""
-                lines.append(f"| {r.path}{mark} | {r.runtime} | {q} | {_f(loss)} | {m['size_bytes'] / 1024:.1f} | "
+                lines.append(f"| {r.path}{mark} | {r.runtime} | {q} | {_f(loss(m))} | {m['size_bytes'] / 1024:.1f} | "
                              f"{_f(m.get('latency_p50_ms'), '.3f')} | {_pct(m.get('ops_outside_share'))} | "
                              f"{_pct(m.get('time_outside_share'))} |")
             lines.append("")
@@ -112,7 +110,6 @@ def section(records: list[Record]) -> list[str]:
 
 def _why_not_recovered(mrecs: list[Record], plans: list[Record]) -> list[str]:
     """For a stack whose best plan still misses 1 point / 1 %: how spread its per-layer error is."""
-    from pipeline.quant_recover import best_plan, loss
     out = []
     for stack in ("tflite_int8", "et_xnnpack_int8"):
         best = best_plan(plans, stack)

@@ -75,12 +75,12 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
         proc.wait()
         return name, proc.returncode, "\n".join(tail)
 
+    # costliest first: with 2 workers the last model to finish is then a short one
+    order = sorted(names, key=lambda n: -models.get(n).build_cost_s)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         try:
-            # costliest first: with 2 workers the last model to finish is then a short one
-            import models
-            results = list(pool.map(one, sorted(names, key=lambda n: -models.get(n).build_cost_s)))
+            results = list(pool.map(one, order))
         except BaseException:
             # Ctrl-C/kill of the CLI: stop the export workers now. SIGINT first, so each removes its
             # temp folder on the way out; SIGKILL whoever is stuck in native code (the next run cleans up)
