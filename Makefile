@@ -66,7 +66,7 @@ report: setup
 
 # pipeline speed against its budgets (cold/warm export, bench), in a scratch copy of the tree
 bench-pipeline: setup
-	$(PY) -m pipeline.bench_pipeline $(if $(MODELS),--models $(MODELS))
+	$(PY) -m pipeline.tools.bench_pipeline $(if $(MODELS),--models $(MODELS))
 
 # regression gate: results/results.jsonl vs a committed baseline, thresholds in bench_check.toml
 bench-check: setup

@@ -6,7 +6,7 @@
 Re-lowers the trained PyTorch model exactly as `export/executorch_paths.py` does, with
 `to_edge_transform_and_lower(..., generate_etrecord=True)`, and keeps the ETRecord only when the
 re-lowered program is byte-identical to the benchmarked .pte (else its debug handles would not
-match the ETDump). `pipeline/opprofile.py` then gives Inspector the sidecar, which adds the aten op
+match the ETDump). `pipeline/bench/opprofile.py` then gives Inspector the sidecar, which adds the aten op
 types of each runtime event to the operator profile.
 """
 from __future__ import annotations

@@ -148,7 +148,8 @@ def _dispatch(args) -> int:
     if args.cmd == "list":
         import models
         from export import registry
-        from pipeline import profiles, runtimes
+        from pipeline import runtimes
+        from pipeline.bench import profiles
         print("models:  ", ", ".join(models.names()))
         print("paths:   ", ", ".join(registry.all_paths()))
         print("runtimes:", ", ".join(runtimes.names()))
@@ -157,7 +158,7 @@ def _dispatch(args) -> int:
     if args.cmd == "report":
         return stages.report(args.results, log=_log)
     if args.cmd == "check":
-        from pipeline import check
+        from pipeline.bench import check
         from pipeline.schema import read_records
         if args.write_baseline:
             n = check.write_baseline(read_records(stages.results_file(args.results)), args.write_baseline,
@@ -199,7 +200,7 @@ def _dispatch(args) -> int:
             harness.save(args.results, recs)
             return stages.report(args.results, log=_log)
         if args.cmd == "quant-debug":
-            from pipeline import quant_recover
+            from pipeline.quant import recover as quant_recover
             name = _names(args.model)[0]
             recs, text = quant_recover.run(name, args.artifacts, args.samples,
                                            not args.no_plans, log=_log, force=args.force)

@@ -73,11 +73,11 @@ def versions() -> dict[str, str]:
 
 def run_record(profile_names: tuple[str, ...] = ()) -> Record:
     """One record per run: machine, package versions and the device profiles used."""
-    from pipeline import profiles
+    from pipeline.bench import profiles
     profs = {n: {"threads": p.threads, "cpus": list(p.cpus), "mem_limit_mb": p.mem_limit_mb,
                  "description": p.description}
              for n, p in profiles.PROFILES.items() if not profile_names or n in profile_names}
-    from pipeline.cost import cpu_peak_gflops, xnnpack_conv_ceiling
+    from pipeline.bench.cost import cpu_peak_gflops, xnnpack_conv_ceiling
     return Record(kind="pipeline", model="", path="provenance", status="ok",
                   metrics={**cpu_peak_gflops(), **xnnpack_conv_ceiling()},
                   info={"machine": machine(), "versions": versions(), "profiles": profs})

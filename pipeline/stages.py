@@ -120,9 +120,9 @@ def _missing_as_failed(name, artifacts, paths, records, rc) -> list[Record]:
 
 def bench(args, log=print) -> int:
     """Benchmark our artifacts (from the export records) or the user's own files."""
-    from pipeline import bench as bench_mod
-    from pipeline import profiles
-    from pipeline.report import summary_table
+    from pipeline.bench import harness as bench_mod
+    from pipeline.bench import profiles
+    from pipeline.report.markdown import summary_table
     overrides = {k: getattr(args, k, None) for k in ("min_runs", "min_seconds", "timeout_s", "repeats",
                                                   "peer", "op_profile")}
     if args.profiles:
@@ -130,7 +130,7 @@ def bench(args, log=print) -> int:
     cfg = bench_mod.config_with(**overrides)
     cache = args.results / "cache" / "bench"
     if args.files:
-        from pipeline.validate import BadModelFile
+        from pipeline.filecheck.validate import BadModelFile
         targets, bad = [], 0
         for f in args.files:
             try:
@@ -162,7 +162,7 @@ def bench(args, log=print) -> int:
 
 
 def report(results: Path, log=print) -> int:
-    from pipeline import report as report_mod
+    from pipeline.report import markdown as report_mod
     from pipeline.schema import read_records
     # device_tests write their own file (they run in their own pytest session); the report joins them
     records = merge(read_records(results_file(results)), read_records(results / "device" / "records.jsonl"))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from pipeline import fsutil
-from pipeline.bench import _describe_exit
+from pipeline.bench.harness import _describe_exit
 
 
 def _read_progress(path: Path) -> tuple[dict, str | None]:

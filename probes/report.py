@@ -1,5 +1,5 @@
 """Report section: the operator x export path matrix and per-framework summaries, from `probe`
-records alone (plugged into `pipeline/report.py` SECTIONS).
+records alone (plugged into `pipeline/report/markdown.py` SECTIONS).
 
     python -m pipeline report
 """

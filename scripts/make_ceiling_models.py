@@ -1,6 +1,6 @@
 """Write the two one-convolution models that measure this CPU's int8 vs fp32 kernel ceiling.
 
-    .venv/bin/python scripts/make_ceiling_models.py   # -> pipeline/data/ceiling_{fp32,int8}.tflite
+    .venv/bin/python scripts/make_ceiling_models.py   # -> pipeline/bench/data/ceiling_{fp32,int8}.tflite
 
 One 1x1 convolution, 192 -> 192 channels on 28x28 (58 MMACs): large enough that XNNPACK's GEMM
 microkernels run at their peak, so the two latencies say how fast int8 *can* be against fp32 on this
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-OUT = Path(__file__).resolve().parents[1] / "pipeline" / "data"
+OUT = Path(__file__).resolve().parents[1] / "pipeline" / "bench" / "data"
 HW, CH = 28, 192
 
 

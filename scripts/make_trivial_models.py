@@ -1,6 +1,6 @@
 """Write the one-op models the benchmark times to measure its own per-call overhead.
 
-    .venv/bin/python scripts/make_trivial_models.py   # -> pipeline/data/trivial.{tflite,pte,ptl,onnx}
+    .venv/bin/python scripts/make_trivial_models.py   # -> pipeline/bench/data/trivial.{tflite,pte,ptl,onnx}
 
 Each model adds 1 to a 1-element float32 tensor: its latency is the harness + runtime fixed cost per
 call (input bind, invoke/execute, output), which the report shows beside every latency. The files are
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-OUT = Path(__file__).resolve().parents[1] / "pipeline" / "data"
+OUT = Path(__file__).resolve().parents[1] / "pipeline" / "bench" / "data"
 
 
 def tflite() -> None:

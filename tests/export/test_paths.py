@@ -11,7 +11,7 @@ import pytest
 import models
 from export import registry
 from pipeline import runtimes
-from pipeline.stats import agreement
+from pipeline.bench.stats import agreement
 
 SPEC = models.get("digits_cnn")
 CASES = [(src, name) for name, p in registry.all_paths().items() for src in p.sources]

@@ -12,7 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import bench, profiles, runtimes
+from pipeline import runtimes
+
+from pipeline.bench import harness as bench
+
+from pipeline.bench import profiles
 
 CFG = bench.config_with(min_runs=3, min_seconds=0.0, warmup=0, timeout_s=300.0, eval_limit=20)
 BIG = profiles.get("big-core")
@@ -116,7 +120,9 @@ class Hide(importlib.abc.MetaPathFinder):
             raise ImportError("hidden by the test: " + name)
 sys.meta_path.insert(0, Hide())
 from pathlib import Path
-from pipeline import bench, profiles, runtimes
+from pipeline import runtimes
+from pipeline.bench import harness as bench
+from pipeline.bench import profiles
 if {hide_py!r}:
     runtimes.get("tflite_runtime").PYTHON = Path("/nonexistent/python")
 cfg = bench.config_with(min_runs=3, min_seconds=0.0, warmup=0, eval_limit=5, profiles=("big-core",))

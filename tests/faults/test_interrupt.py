@@ -24,7 +24,7 @@ import pytest
 
 from pipeline import fsutil
 from pipeline.schema import Record, read_records
-from pipeline.validate import check_model_file
+from pipeline.filecheck.validate import check_model_file
 
 PATHS = "tflite_fp32,ptl_fp32,et_portable_fp32"          # 4 artifacts: seconds each, every format
 N_EXPORTS = 4

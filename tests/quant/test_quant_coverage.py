@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import quant_delegation, quant_recover
+from pipeline.quant import delegation as quant_delegation
+
+from pipeline.quant import recover as quant_recover
 from pipeline.schema import Record
 from tests.conftest import ROOT
 
@@ -57,7 +59,7 @@ def _plan(path, q, drop, size, quant="int8"):
 
 
 def test_best_plan_and_report_section():
-    from pipeline import report_quant
+    from pipeline.report import quant as report_quant
     layers = [{"layer": f"l{i}", "op": "CONV_2D", "sqnr_db": float(40 - i), "mse": 1e-3, "max_abs_error": 0.1}
               for i in range(7)]
     recs = [Record(kind="quant_debug", model="m", status="ok", source="torch", path="et_xnnpack_int8",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import models
-from pipeline import quant_debug as qd
+from pipeline.quant import debug as qd
 from tests.conftest import TEST_ARTIFACTS
 
 SAMPLES = 24          # held-out samples per table: enough for stable means, cheap on 2 cores

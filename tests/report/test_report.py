@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from pipeline import html_report, plots, provenance, recommend, report
+from pipeline import provenance
+from pipeline.report import html as html_report
+from pipeline.report import plots
+from pipeline.report import ship as recommend
+from pipeline.report import markdown as report
 from pipeline.schema import Record, read_records
-from pipeline.stats import latency_quantiles
+from pipeline.bench.stats import latency_quantiles
 
 BASELINE = ROOT / "baselines" / "digits_cnn.jsonl"
 PNG = b"\x89PNG\r\n\x1a\n"

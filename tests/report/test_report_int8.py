@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import anatomy, report_int8, report_stacks
+from pipeline.bench import anatomy
+
+from pipeline.report import int8 as report_int8
+
+from pipeline.report import stacks as report_stacks
 from pipeline.schema import Record
 
 
@@ -66,7 +70,7 @@ def test_tflite_anatomy_of_a_real_int8_file(digits_exports):
 
 
 def test_quant_section_says_why_no_plan_recovers():
-    from pipeline import report_quant
+    from pipeline.report import quant as report_quant
 
     def plan(path, drop, quant="int8"):
         return Record(kind="quant_debug", model="m", status="ok", source="torch", path=path, runtime="executorch",

@@ -1,0 +1,74 @@
+"""Device profiles and benchmark settings (frozen dataclasses, validated at construction).
+
+Profiles are host measurements under constraints (CPU affinity, thread count, address-space limit),
+not phone timings; the report says so.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    threads: int
+    cpus: tuple[int, ...] = ()     # CPU affinity; () = all CPUs
+    mem_limit_mb: int = 0          # RLIMIT_AS of the worker; 0 = none
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"profile {self.name}: threads must be >= 1, got {self.threads}")
+        if self.mem_limit_mb < 0:
+            raise ValueError(f"profile {self.name}: mem_limit_mb must be >= 0")
+        if self.cpus and not set(self.cpus) <= set(range(os.cpu_count() or 1)):
+            raise ValueError(f"profile {self.name}: cpus {self.cpus} not on this machine "
+                             f"({os.cpu_count()} CPUs)")
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    Profile("big-core", threads=1, cpus=(0,), description="1 thread pinned to one CPU"),
+    Profile("2-core", threads=2, description="2 threads on 2 CPUs"),
+    Profile("constrained", threads=1, cpus=(0,), mem_limit_mb=1536,
+            description="1 thread, one CPU, 1.5 GiB address-space limit"),
+)}
+DEFAULT_PROFILES = ("big-core", "2-core")
+
+
+def get(name: str) -> Profile:
+    if name not in PROFILES:
+        raise KeyError(f"unknown device profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    profiles: tuple[str, ...] = DEFAULT_PROFILES
+    warmup: int = 10
+    min_runs: int = 200
+    min_seconds: float = 0.3
+    max_runs: int = 20000
+    max_seconds: float = 1.5        # per repeat: a slow artifact (portable kernels) stops here
+    timeout_s: float = 300.0        # per worker: a hang becomes a recorded failure
+    eval_limit: int = 0             # 0 = the whole eval set
+    repeats: int = 3                # steady runs per worker on the first profile; spread = stability
+    other_repeats: int = 1          # ... on the other profiles (their p50 is read beside the first's)
+    op_profile: bool = True         # per-operator profile (first profile only; pipeline/bench/opprofile.py)
+    peer: bool = True               # LiteRT's own benchmark on .tflite (first profile only; pipeline/bench/peer.py)
+    # compatibility columns: measured on the first profile only, `other_repeats` steady runs, no
+    # operator profile. The old interpreter answers "does it load the file, how fast on one thread";
+    # its thread pool makes 2-thread figures noise (p50 0.03 -> 5 ms on a busy machine)
+    compat_runtimes: tuple[str, ...] = ("tflite_runtime",)
+
+    def __post_init__(self) -> None:
+        for p in self.profiles:
+            get(p)
+        if self.warmup < 0 or self.min_runs < 1 or self.max_runs < self.min_runs:
+            raise ValueError(f"bench: need warmup >= 0 and 1 <= min_runs <= max_runs: {self}")
+        if self.min_seconds < 0 or self.max_seconds <= 0 or self.timeout_s <= 0:
+            raise ValueError(f"bench: seconds must be positive: {self}")
+        if self.repeats < 1 or self.other_repeats < 1:
+            raise ValueError(f"bench: repeats must be >= 1, got {self.repeats}/{self.other_repeats}")
+        if self.eval_limit < 0:
+            raise ValueError("bench: eval_limit must be >= 0")

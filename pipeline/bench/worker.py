@@ -1,0 +1,253 @@
+"""One isolated measurement: load one artifact with one runtime, time it, run the eval set.
+
+    python -m pipeline.bench.worker JOB.json
+
+Runs in a fresh process per (artifact, runtime) so that a native crash, a hang or an
+out-of-memory in a runtime kills only this process; the parent records the signal or exit code.
+Imports only numpy and the runtime (it also runs under `.venv-tflite-runtime`, numpy<2).
+JOB.json holds one sub-job per device profile ("jobs"), measured in turn in this one process; the
+results go to job["result"] (rewritten atomically after each); eval outputs to each sub-job's "outputs".
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _status_kb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    return 0.0
+
+
+_ALL_CPUS = frozenset(os.sched_getaffinity(0))
+
+
+def _apply_profile(job: dict) -> None:
+    # a worker may run several profiles in turn: each sets its own affinity (all CPUs when it names none)
+    os.sched_setaffinity(0, set(job["cpus"]) if job.get("cpus") else _ALL_CPUS)
+    _reset_peak_rss()
+    if job.get("mem_limit_mb"):
+        limit = int(job["mem_limit_mb"]) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _reset_peak_rss() -> None:
+    """Restart VmHWM from the current RSS (Linux clear_refs 5), so each profile's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _inputs(job: dict, spec_inputs: list[dict]) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The first eval sample as the timed input, plus the eval set; or generated inputs."""
+    if job.get("eval"):
+        with np.load(job["eval"]) as z:
+            x = z[job.get("eval_key", "x")]
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{job['eval']}: inputs have dtype {x.dtype}; expected numbers")
+        x = x.astype(np.float32)
+        if job.get("layout") == "nhwc" and x.ndim == 4:
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        if job.get("eval_limit"):
+            x = x[:job["eval_limit"]]
+        return [x[:1]], x
+    return generated_inputs(os.path.basename(job["artifact"]), spec_inputs, job.get("shapes") or []), None
+
+
+def generated_inputs(name: str, spec_inputs: list[dict], shapes: list) -> list[np.ndarray]:
+    """Random inputs in each input's own dtype and shape (a user's file: no data of ours fits it).
+
+    Shapes come from the file; `shapes` (from --shape) replace them and must fit the inputs' count.
+    A dynamic dimension (-1 in the signature) with no --shape is an error naming the file."""
+    if shapes and spec_inputs and len(shapes) != len(spec_inputs):
+        raise ValueError(f"{name}: {len(shapes)} --shape given but the model takes {len(spec_inputs)} inputs")
+    if not shapes:
+        if not spec_inputs:
+            raise ValueError(f"{name}: the model file carries no input shapes: give one --shape per input")
+        for s in spec_inputs:
+            sig = s.get("shape_signature", s["shape"])
+            if any(int(d) < 1 for d in sig) or any(int(d) < 1 for d in s["shape"]):
+                raise ValueError(f"{name}: input {s['name']!r} has a dynamic dimension {list(sig)} "
+                                 "(-1 = dynamic): give its size with --shape")
+        shapes = [s["shape"] for s in spec_inputs]
+    rng = np.random.default_rng(0)
+    out = []
+    for i, shape in enumerate(shapes):
+        dtype = np.dtype(spec_inputs[i]["dtype"] if i < len(spec_inputs) else "float32")
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            out.append(rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype))
+        elif dtype == np.bool_:
+            out.append(rng.integers(0, 2, size=shape).astype(np.bool_))
+        else:
+            out.append(rng.uniform(-1.0, 1.0, size=shape).astype(dtype))
+    return out
+
+
+def _steady(call, job: dict, repeats: int) -> list[list[float]]:
+    """`repeats` back-to-back steady runs, each sized by runs AND seconds (min/max of both)."""
+    blocks = []
+    for _ in range(repeats):
+        lat: list[float] = []
+        start = time.perf_counter()
+        while True:
+            elapsed = time.perf_counter() - start
+            if len(lat) >= job["max_runs"] or elapsed >= job["max_seconds"]:
+                break
+            if len(lat) >= job["min_runs"] and elapsed >= job["min_seconds"]:
+                break
+            t = time.perf_counter()
+            call()
+            lat.append(time.perf_counter() - t)
+        blocks.append(lat)
+    return blocks
+
+
+def _trivial_overhead(adapter, threads: int) -> float:
+    """p50 (us) of a one-op model (x + 1 on one float) in the same runtime: the fixed cost per call
+    of this harness + runtime, to read small latencies against."""
+    fmt = adapter.FORMATS[0]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{fmt}")
+    handle = adapter.load(path, threads)
+    x = [np.zeros([1], np.float32)]
+    call = adapter.bind(handle, x) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, x))
+    for _ in range(20):
+        call()
+    lat = _steady(call, {"min_runs": 500, "min_seconds": 0.1, "max_runs": 5000, "max_seconds": 1.0}, 1)[0]
+    return float(np.median(lat)) * 1e6
+
+
+class LoadError(RuntimeError):
+    pass
+
+
+def describe_error(e: BaseException) -> str:
+    """'Type: first non-empty line' of an exception (runtimes put tracebacks after the first line)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else '(no message)'}"[:400]
+
+
+def measure(job: dict) -> dict:
+    _apply_profile(job)
+    sys.path.insert(0, job["root"])
+    from pipeline import runtimes
+    from pipeline.bench.stats import latency_quantiles, latency_stats, repeat_spread
+
+    from pipeline.filecheck.validate import check_model_file
+
+    check_model_file(job["artifact"])
+    adapter = runtimes.get(job["runtime"])
+    # import the runtime's modules before the clock and the memory baseline: an app pays the import
+    # once at start-up, not per model (ExecuTorch's Python runtime imports torch: ~5 s, ~300 MB)
+    if not adapter.available():
+        raise RuntimeError(f"runtime {job['runtime']} is not installed: {adapter.INSTALL_HINT}")
+    rss_base = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    try:
+        handle = adapter.load(job["artifact"], job["threads"])
+    except Exception as e:  # noqa: BLE001 - name the file and the runtime in the one-line error
+        raise LoadError(f"{job['artifact']}: {job['runtime']} cannot load it: {describe_error(e)}") from None
+    load_s = time.perf_counter() - t0
+    if job.get("shapes") and not job.get("eval") and hasattr(adapter, "resize"):
+        adapter.resize(handle, job["shapes"], os.path.basename(job["artifact"]))
+    facts = adapter.describe(handle)
+    inputs, eval_x = _inputs(job, facts.get("inputs", []))
+    # NaN/Inf inputs make timings and agreement meaningless: say so in the record
+    facts["inputs_have_nan_or_inf"] = not all(np.isfinite(a).all() for a in
+                                              ([eval_x] if eval_x is not None else inputs))
+    t0 = time.perf_counter()
+    adapter.run(handle, inputs)
+    first_s = time.perf_counter() - t0
+    for _ in range(job["warmup"]):
+        adapter.run(handle, inputs)
+    # timed: the inference call alone, inputs bound once (as LiteRT's and ExecuTorch's own tools time it)
+    call = adapter.bind(handle, inputs) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, inputs))
+    blocks = _steady(call, job, int(job.get("repeats", 1)))
+    lat = [x for b in blocks for x in b]
+    # the same with input conversion and output copy (what an app calling run() per frame pays)
+    io = _steady(lambda: adapter.run(handle, inputs),
+                 {**job, "min_runs": min(job["min_runs"], 100), "min_seconds": 0.0,
+                  "max_seconds": min(job["max_seconds"], 0.5)}, 1)[0]
+    # the loop's own cost per call, with a no-op in place of the runtime
+    t = time.perf_counter()
+    for _ in range(1000):
+        t1 = time.perf_counter()
+        time.perf_counter() - t1
+    overhead_s = (time.perf_counter() - t) / 1000
+    metrics = {"load_ms": load_s * 1e3, "first_inference_ms": first_s * 1e3,
+               "warmup_runs": float(job["warmup"]), **latency_stats(lat), **repeat_spread(blocks),
+               "latency_p50_with_io_ms": float(np.median(io)) * 1e3,
+               "harness_overhead_us": overhead_s * 1e6}
+    nan_out = False
+    if eval_x is not None and job.get("outputs"):
+        outs = [adapter.run(handle, [eval_x[i:i + 1]])[0] for i in range(len(eval_x))]
+        arr = np.concatenate([o.reshape(1, -1) for o in outs]).astype(np.float32)
+        nan_out = bool(~np.isfinite(arr).all())
+        tmp = job["outputs"] + ".tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, job["outputs"])
+    else:
+        outs = adapter.run(handle, inputs)
+        nan_out = any(bool(~np.isfinite(o).all()) for o in outs)
+        facts["output_shapes"] = [list(o.shape) for o in outs]
+    metrics["peak_rss_mb"] = _status_kb("VmHWM") / 1024
+    metrics["peak_rss_above_baseline_mb"] = (_status_kb("VmHWM") - rss_base) / 1024
+    metrics["baseline_rss_mb"] = rss_base / 1024
+    facts["outputs_have_nan_or_inf"] = nan_out
+    facts["runtime_version"] = adapter.version()
+    facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
+    trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
+    if job.get("trivial", True) and os.path.exists(trivial):  # a runtime without one just lacks the figure
+        metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
+    if job.get("op_profile"):
+        try:
+            from pipeline.bench import opprofile
+            facts["op_profile"] = opprofile.profile(job["artifact"], job["runtime"], job["threads"], inputs)
+        except Exception as e:  # noqa: BLE001 - a profiler failure must not lose the measurement
+            facts["op_profile"] = {"method": "", "ops": [], "note": f"profiler failed: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:200] if str(e) else ''}"}
+    facts["latency_quantiles_ms"] = latency_quantiles(lat)
+    return {"status": "ok", "metrics": metrics, "info": facts}
+
+
+def _measure_or_error(job: dict) -> dict:
+    try:
+        return measure(job)
+    except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
+        name = os.path.basename(job.get("artifact", ""))
+        msg = describe_error(e)
+        return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
+
+
+def main() -> int:
+    """job["jobs"]: one sub-job per profile, run in turn; the result file is rewritten after each, so a
+    crash in a later profile keeps the earlier ones."""
+    job_path = sys.argv[1]
+    with open(job_path) as f:
+        job = json.load(f)
+    sys.path.insert(0, job.get("root", "."))
+    from pipeline.procutil import die_with_parent
+    die_with_parent()
+    results = []
+    for sub in job["jobs"]:
+        results.append(_measure_or_error(sub))
+        tmp = job["result"] + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"results": results}, f)
+        os.replace(tmp, job["result"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
