@@ -27,11 +27,12 @@ def make(model: str, artifacts: Path, path: str) -> Path:
 
     import models
     from export.executorch_paths import _export
+    from pipeline.artifact import ArtifactId
     from pipeline.train import load_eval, load_torch
     if path not in PATHS:
         raise ValueError(f"ETRecord sidecars are made for {PATHS}, not {path!r}")
     spec = models.get(model)
-    pte = Path(artifacts) / model / f"torch__{path}.pte"
+    pte = ArtifactId(model, "torch", path).file(Path(artifacts), "pte")
     if not pte.exists():
         raise FileNotFoundError(f"{pte}: export it first (python -m pipeline export --models {model})")
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ def _export(model, example, dynamic_shapes=None):
                                dynamic_shapes=dynamic_shapes)
 
 
-def _lower_and_write(ctx: ExportContext, ep, delegate: bool) -> dict:
+def lower_and_write(ctx: ExportContext, ep, delegate: bool) -> dict:
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
@@ -38,18 +38,16 @@ def delegation_summary(di) -> dict:
             "not_delegated": sorted(k for k, v in by_op.items() if v["non_delegated"])}
 
 
-@register("et_portable_fp32", input_kind="torch", format="pte", quantization="fp32",
-          runtimes=("executorch",))
+@register("et_portable_fp32", input_kind="torch", format="pte", quantization="fp32")
 def et_portable_fp32(ctx: ExportContext) -> dict:
     """ExecuTorch portable kernels, no delegate."""
-    return _lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=False)
+    return lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=False)
 
 
-@register("et_xnnpack_fp32", input_kind="torch", format="pte", quantization="fp32",
-          runtimes=("executorch",))
+@register("et_xnnpack_fp32", input_kind="torch", format="pte", quantization="fp32")
 def et_xnnpack_fp32(ctx: ExportContext) -> dict:
     """ExecuTorch with the XNNPACK delegate, fp32."""
-    return _lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=True)
+    return lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=True)
 
 
 def pt2e_quantize(model, example, calib, quantizer, fold_quantize: bool = True, dynamic_shapes=None):
@@ -65,8 +63,7 @@ def pt2e_quantize(model, example, calib, quantizer, fold_quantize: bool = True, 
     return convert_pt2e(prepared, fold_quantize=fold_quantize)
 
 
-@register("et_xnnpack_int8", input_kind="torch", format="pte", quantization="int8",
-          runtimes=("executorch",))
+@register("et_xnnpack_int8", input_kind="torch", format="pte", quantization="int8")
 def et_xnnpack_int8(ctx: ExportContext) -> dict:
     """XNNPACK int8: PT2E static quantization with XNNPACKQuantizer (per-channel weights)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -74,6 +71,6 @@ def et_xnnpack_int8(ctx: ExportContext) -> dict:
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer, dynamic_shapes=ctx.dynamic_shapes)
-    info = _lower_and_write(ctx, _export(qmodel, ctx.example, ctx.dynamic_shapes), delegate=True)
+    info = lower_and_write(ctx, _export(qmodel, ctx.example, ctx.dynamic_shapes), delegate=True)
     info["calibration_samples"] = len(as_inputs(ctx.calib)[0])
     return info

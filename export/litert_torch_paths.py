@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from export.executorch_paths import pt2e_quantize
 from export.registry import ExportContext, as_inputs, register
-from export.tflite_paths import TFLITE_RUNTIMES
 
 
-@register("litert_torch_fp32", input_kind="torch", format="tflite", quantization="fp32",
-          runtimes=TFLITE_RUNTIMES)
+@register("litert_torch_fp32", input_kind="torch", format="tflite", quantization="fp32")
 def litert_torch_fp32(ctx: ExportContext) -> dict:
     """litert_torch.convert of the eager PyTorch model (NCHW input kept)."""
     import litert_torch
@@ -22,8 +20,7 @@ def litert_torch_fp32(ctx: ExportContext) -> dict:
     return {"input_layout": "torch"}
 
 
-@register("litert_torch_int8", input_kind="torch", format="tflite", quantization="int8",
-          runtimes=TFLITE_RUNTIMES)
+@register("litert_torch_int8", input_kind="torch", format="tflite", quantization="int8")
 def litert_torch_int8(ctx: ExportContext) -> dict:
     """litert-torch PT2EQuantizer, static per-channel int8 (float input/output kept)."""
     import litert_torch

@@ -20,14 +20,14 @@ def _export_fp32(ctx: ExportContext, dest: Path) -> None:
                       input_names=_input_names(ctx), dynamic_shapes=ctx.dynamic_shapes, verbose=False)
 
 
-@register("onnx_fp32", input_kind="torch", format="onnx", quantization="fp32", runtimes=("onnxruntime",))
+@register("onnx_fp32", input_kind="torch", format="onnx", quantization="fp32")
 def onnx_fp32(ctx: ExportContext) -> dict:
     """torch.onnx.export(dynamo=True, external_data=False)."""
     _export_fp32(ctx, ctx.out)
     return {"input_layout": "torch"}
 
 
-@register("onnx_int8", input_kind="torch", format="onnx", quantization="int8", runtimes=("onnxruntime",))
+@register("onnx_int8", input_kind="torch", format="onnx", quantization="int8")
 def onnx_int8(ctx: ExportContext) -> dict:
     """ONNX Runtime static quantization, QDQ format, per-channel int8 weights, int8 activations."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

@@ -15,8 +15,6 @@ import numpy as np
 
 from models.spec import ModelSpec
 
-FRAMEWORK_OF_SOURCE = {"torch": "pytorch", "keras": "tensorflow", "keras_tw": "tensorflow"}
-
 
 class Unsupported(Exception):
     """The toolchain cannot do this (a finding, recorded as `unsupported`, not a crash)."""
@@ -29,7 +27,6 @@ class ExportPath:
     input_kind: str          # "torch" (a torch.nn.Module) or "keras" (a keras.Model)
     format: str              # tflite | pte | ptl | onnx
     quantization: str        # fp32 | fp16 | dynamic_int8 | int8
-    runtimes: tuple[str, ...]  # runtime adapters that run this artifact on a device
     description: str = ""
     only_sources: tuple[str, ...] = ()   # () = every twin of input_kind
 
@@ -41,6 +38,16 @@ class ExportPath:
         if self.only_sources:
             return self.only_sources
         return ("torch",) if self.input_kind == "torch" else ("keras", "keras_tw")
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """Runtime adapters that read this path's format (each adapter declares its FORMATS)."""
+        from pipeline import runtimes
+        return tuple(runtimes.for_format(self.format))
+
+    def artifact(self, model: str, source: str):
+        from pipeline.artifact import ArtifactId
+        return ArtifactId(model, source, self.name)
 
 
 @dataclass
@@ -71,12 +78,12 @@ def calib_samples(calib):
 PATHS: dict[str, ExportPath] = {}
 
 
-def register(name: str, *, input_kind: str, format: str, quantization: str,
-             runtimes: tuple[str, ...], description: str = "", sources: tuple[str, ...] = ()):
+def register(name: str, *, input_kind: str, format: str, quantization: str, description: str = "",
+             sources: tuple[str, ...] = ()):
     def deco(fn):
         if name in PATHS:
             raise ValueError(f"export path {name!r} registered twice")
-        PATHS[name] = ExportPath(name, fn, input_kind, format, quantization, runtimes,
+        PATHS[name] = ExportPath(name, fn, input_kind, format, quantization,
                                  description or (fn.__doc__ or "").strip().splitlines()[0], sources)
         return fn
     return deco
@@ -96,10 +103,47 @@ def get(name: str) -> ExportPath:
     return paths[name]
 
 
-def artifact_stem(model: str, source: str, path: str) -> str:
-    """Artifact names come from the config, never typed by hand."""
-    return f"{source}__{path}"
+def fp32_sibling(name: str) -> str | None:
+    """The fp32 path a reduced-precision path is judged against: same input kind and format, the
+    longest shared name prefix among the fp32 paths (et_xnnpack_int8 -> et_xnnpack_fp32, not
+    et_portable_fp32; tflite_dynamic_int8 -> tflite_fp32). None for fp32 paths and unpaired ones.
+    The one pairing rule: plots, the int8 section and quant-debug all use it."""
+    paths = all_paths()
+    p = paths.get(name)
+    if p is None or p.quantization == "fp32":
+        return None
+    cands = [q for q in paths.values()
+             if q.quantization == "fp32" and q.format == p.format and q.input_kind == p.input_kind]
+    if not cands:
+        return None
+
+    def shared(a: str, b: str) -> int:
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return n
+    return max(cands, key=lambda q: (shared(q.name, name), q.name)).name
 
 
-def artifact_file(artifacts: Path, model: str, source: str, p: ExportPath) -> Path:
-    return artifacts / model / f"{artifact_stem(model, source, p.name)}.{p.format}"
+def code_files(p: ExportPath) -> list[Path]:
+    """The export code a path's artifact depends on: its module and every `export/` module it imports,
+    transitively (a shared helper such as `pt2e_quantize` changes every path that calls it)."""
+    import ast
+    import sys
+    here = Path(__file__).parent
+    todo, seen = [Path(sys.modules[p.fn.__module__].__file__)], set()
+    while todo:
+        f = todo.pop()
+        if f in seen or not f.exists():
+            continue
+        seen.add(f)
+        if f.name == "registry.py":
+            continue   # it imports every path module only to register them
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "export":
+                mods = [node.module] if node.module != "export" else [f"export.{a.name}" for a in node.names]
+                todo += [here / f"{m.split('.', 1)[1]}.py" for m in mods if "." in m]
+            elif isinstance(node, ast.Import):
+                todo += [here / f"{a.name.split('.', 1)[1]}.py" for a in node.names
+                         if a.name.startswith("export.")]
+    return sorted(seen)

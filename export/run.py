@@ -21,14 +21,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import models  # noqa: E402
 from export import registry  # noqa: E402
 from pipeline import fsutil  # noqa: E402
+from pipeline.artifact import ok_file, read_sidecar, stored, write_sidecar  # noqa: E402
 from pipeline.schema import Record, first_line  # noqa: E402
 from pipeline.train import cache_key as train_key, load_eval, load_keras, load_torch, train  # noqa: E402
 
-EXPORT_CODE = [Path(registry.__file__), Path(__file__)]
-
-
-def record_file(artifacts: Path, model: str, source: str, path: str) -> Path:
-    return artifacts / model / f"{registry.artifact_stem(model, source, path)}.record.json"
+EXPORT_CODE = [Path(__file__)]
 
 
 def weights_hash(artifacts: Path, spec) -> str:
@@ -43,41 +40,31 @@ def weights_hash(artifacts: Path, spec) -> str:
 
 
 def export_key(spec, p: registry.ExportPath, weights: str = "") -> str:
-    module_file = Path(sys.modules[p.fn.__module__].__file__)
-    return fsutil.sha256_text(train_key(spec), weights, fsutil.source_hash(EXPORT_CODE + [module_file]), p.name)
+    """Training config + weights + the export code this path runs (its module and every `export/`
+    module it imports, `registry.code_files`) + the path's name."""
+    return fsutil.sha256_text(train_key(spec), weights, fsutil.source_hash(EXPORT_CODE + registry.code_files(p)),
+                              p.name)
 
 
 def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath, weights: str = "") -> Record | None:
-    rf = record_file(artifacts, spec.name, source, p.name)
-    if not rf.exists():
+    sc = read_sidecar(p.artifact(spec.name, source).sidecar(artifacts))
+    if sc is None or sc.key != export_key(spec, p, weights):
         return None
-    try:
-        saved = json.loads(rf.read_text())
-        rec = Record.from_dict(saved["record"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    if saved.get("key") != export_key(spec, p, weights):
-        return None
+    rec = sc.record
     if rec.status == "ok":
-        art = artifacts.parent / rec.artifact if not Path(rec.artifact).is_absolute() else Path(rec.artifact)
-        if not art.exists() or fsutil.sha256_file(art) != rec.artifact_sha256:
+        art = ok_file(rec)
+        if art is None or fsutil.sha256_file(art) != rec.artifact_sha256:
             return None
     return rec
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(fsutil.ROOT))
-    except ValueError:
-        return str(path.resolve())
-
-
 def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artifacts: Path) -> Record:
-    art = registry.artifact_file(artifacts, spec.name, source, p)
+    aid = p.artifact(spec.name, source)
+    art = aid.file(artifacts, p.format)
     example = data["x"][:1] if p.input_kind == "torch" else spec.to_keras(data["x"][:1])
     calib = data["calib"] if p.input_kind == "torch" else spec.to_keras(data["calib"])
     base = dict(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
-                framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization)
+                framework=aid.framework, quantization=p.quantization)
     return export_to(p, registry.ExportContext(spec, source, model, example, calib, art, art.parent), base)
 
 
@@ -86,7 +73,7 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
     atomic write, warnings, and any exception as a `failed`/`unsupported` record. Shared by the model
     exports above and the operator probes (`probes/`)."""
     art = ctx.out
-    base = {**base, "artifact": _rel(art)}
+    base = {**base, "artifact": stored(art)}
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -130,23 +117,17 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
     records, loaded = [], {}
     jobs = [(src, p) for p in selected for src in p.sources]
     for i, (source, p) in enumerate(jobs, 1):
-        tag = f"[export {spec.name} {i}/{len(jobs)}] {source}__{p.name}"
+        tag = f"[export {spec.name} {i}/{len(jobs)}] {p.artifact(spec.name, source).stem}"
         rec = None if force else cached_record(artifacts, spec, source, p, weights)
         if rec is not None:
             log(f"{tag}: up to date ({rec.status})")
             records.append(rec)
             continue
-        if p.name in spec.skip_paths:
-            rec = Record(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
-                         framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
-                         status="unsupported", error=spec.skip_paths[p.name])
-        else:
-            if source not in loaded:
-                loaded[source] = (load_torch(spec, artifacts) if source == "torch"
-                                  else load_keras(spec, artifacts, source))
-            rec = run_path(spec, source, p, loaded[source], data, artifacts)
-        fsutil.write_json_atomic(record_file(artifacts, spec.name, source, p.name),
-                                 {"key": export_key(spec, p, weights), "record": json.loads(rec.to_json())})
+        if source not in loaded:
+            loaded[source] = (load_torch(spec, artifacts) if source == "torch"
+                              else load_keras(spec, artifacts, source))
+        rec = run_path(spec, source, p, loaded[source], data, artifacts)
+        write_sidecar(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights), rec)
         log(f"{tag}: {rec.status} in {rec.metrics.get('export_seconds', 0):.1f}s"
             + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))
         records.append(rec)

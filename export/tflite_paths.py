@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from export.registry import ExportContext, as_inputs, calib_samples, register
 
-TFLITE_RUNTIMES = ("litert", "tflite_runtime")
-
 
 def _converter(ctx: ExportContext):
     import tensorflow as tf
@@ -19,16 +17,14 @@ def _write(ctx: ExportContext, conv) -> dict:
     return {"input_layout": ctx.spec.keras_layout}
 
 
-@register("tflite_fp32", input_kind="keras", format="tflite", quantization="fp32",
-          runtimes=TFLITE_RUNTIMES)
+@register("tflite_fp32", input_kind="keras", format="tflite", quantization="fp32")
 def tflite_fp32(ctx: ExportContext) -> dict:
     """TFLiteConverter.from_keras_model, no optimizations."""
     _, conv = _converter(ctx)
     return _write(ctx, conv)
 
 
-@register("tflite_fp16", input_kind="keras", format="tflite", quantization="fp16",
-          runtimes=TFLITE_RUNTIMES, sources=("keras",))
+@register("tflite_fp16", input_kind="keras", format="tflite", quantization="fp16", sources=("keras",))
 def tflite_fp16(ctx: ExportContext) -> dict:
     """float16 weights (dequantized to fp32 at load on CPU)."""
     tf, conv = _converter(ctx)
@@ -37,8 +33,7 @@ def tflite_fp16(ctx: ExportContext) -> dict:
     return _write(ctx, conv)
 
 
-@register("tflite_dynamic_int8", input_kind="keras", format="tflite", quantization="dynamic_int8",
-          runtimes=TFLITE_RUNTIMES, sources=("keras",))
+@register("tflite_dynamic_int8", input_kind="keras", format="tflite", quantization="dynamic_int8", sources=("keras",))
 def tflite_dynamic_int8(ctx: ExportContext) -> dict:
     """Dynamic-range quantization: int8 weights, float activations."""
     tf, conv = _converter(ctx)
@@ -52,8 +47,7 @@ def representative(ctx: ExportContext):
     return gen
 
 
-@register("tflite_int8", input_kind="keras", format="tflite", quantization="int8",
-          runtimes=TFLITE_RUNTIMES)
+@register("tflite_int8", input_kind="keras", format="tflite", quantization="int8")
 def tflite_int8(ctx: ExportContext) -> dict:
     """Full-integer int8 (int8 input and output), calibrated on training samples."""
     tf, conv = _converter(ctx)

@@ -25,15 +25,13 @@ def _save_lite(module, ctx: ExportContext) -> dict:
             "warnings": sorted({str(w.message).splitlines()[0] for w in caught})}
 
 
-@register("ptl_fp32", input_kind="torch", format="ptl", quantization="fp32",
-          runtimes=("lite_interpreter",))
+@register("ptl_fp32", input_kind="torch", format="ptl", quantization="fp32")
 def ptl_fp32(ctx: ExportContext) -> dict:
     """torch.jit.trace + freeze + _save_for_lite_interpreter."""
     return _save_lite(_traced(ctx), ctx)
 
 
-@register("ptl_mobile_optimized", input_kind="torch", format="ptl", quantization="fp32",
-          runtimes=("lite_interpreter",))
+@register("ptl_mobile_optimized", input_kind="torch", format="ptl", quantization="fp32")
 def ptl_mobile_optimized(ctx: ExportContext) -> dict:
     """torch.utils.mobile_optimizer.optimize_for_mobile, then _save_for_lite_interpreter."""
     from torch.utils.mobile_optimizer import optimize_for_mobile

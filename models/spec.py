@@ -71,8 +71,6 @@ class ModelSpec:
     tolerances: Tolerances = field(default_factory=Tolerances)
     calibration_samples: int = 200        # representative/calibration set taken from training data
     eval_samples: int = 0                 # 0 = the whole test set
-    # export paths that cannot work for this model, with the reason (recorded as "unsupported")
-    skip_paths: dict[str, str] = field(default_factory=dict)
     # measured cold train + export seconds (1 thread, 2-core machine): `export` starts the costliest
     # models first, so the last one to finish is a short one (scheduling only, not a budget)
     build_cost_s: float = 60.0

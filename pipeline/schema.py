@@ -16,7 +16,12 @@ from typing import Any, Iterable
 
 SCHEMA_VERSION = 1
 KINDS = ("train", "export", "bench", "probe", "device", "pipeline", "quant_debug")
-STATUSES = ("ok", "failed", "unsupported", "skipped")
+# ok: ran and computes what the reference computes within the model's tolerance
+# mismatch: ran, but computes something else (outside the tolerance): never counted as ok
+# apple_only: exported, runs on Apple devices only (Core ML): nothing ran here, so neither ok nor failed
+# failed: the toolchain or runtime raised/crashed; unsupported: the toolchain cannot do it (a finding);
+# skipped: not attempted here (a runtime not installed, an input missing), with the reason
+STATUSES = ("ok", "mismatch", "apple_only", "failed", "unsupported", "skipped")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import models
 from pipeline import fsutil, procutil
+from pipeline.artifact import export_records
 from pipeline.schema import Record, merge, read_records
 
 
@@ -31,22 +32,13 @@ def save_records(results: Path, new: list[Record], drop=None) -> None:
 
 
 def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
+    """Train + export records of these models (the one reader: `pipeline.artifact.export_records`)."""
     from export.registry import all_paths
     paths = all_paths()
-    out = []
-    for name in names:
-        meta = artifacts / name / "train" / "meta.json"
-        if meta.exists():
-            out.append(Record.from_dict(json.loads(meta.read_text())["record"]))
-        for f in sorted((artifacts / name).glob("*.record.json")):
-            if f.name.startswith("."):   # never a half-written temp (see fsutil.atomic_path)
-                continue
-            rec = Record.from_dict(json.loads(f.read_text())["record"])
-            p = paths.get(rec.path)
-            if p is not None and rec.source not in p.sources:
-                continue   # left over from a path this twin no longer takes
-            out.append(rec)
-    return out
+
+    def sources_of(path: str):
+        return paths[path].sources if path in paths else None
+    return [r for name in names for r in export_records(artifacts, name, sources_of)]
 
 
 def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print) -> list[Record]:
@@ -113,7 +105,7 @@ def _missing_as_failed(name, artifacts, paths, records, rc) -> list[Record]:
         for src in p.sources:
             if (src, p.name) not in have:
                 out.append(Record(kind="export", model=name, source=src, path=p.name, format=p.format,
-                                  framework=registry.FRAMEWORK_OF_SOURCE[src], quantization=p.quantization,
+                                  framework=p.artifact(name, src).framework, quantization=p.quantization,
                                   status="failed", error=f"export worker died (exit {rc}) before this path finished"))
     return out
 

@@ -22,6 +22,7 @@ from export import registry  # noqa: E402
 from export.run import export_to  # noqa: E402
 from probes.batch import Progress  # noqa: E402
 from pipeline import fsutil  # noqa: E402
+from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId  # noqa: E402
 from pipeline.schema import first_line  # noqa: E402
 
 
@@ -76,11 +77,11 @@ def main() -> int:
         if source != "torch":
             example, calib = probe.to_keras(example), probe.to_keras(calib)
         spec = probes.ProbeSpec(probe.name, "nhwc" if probe.nhwc and source != "torch" else "same")
-        art = folder / f"{source}__{p.name}.{p.format}"
+        art = ArtifactId(probe.name, source, p.name).file(out_dir, p.format)
         ctx = registry.ExportContext(spec, source, model, tuple(example), tuple(calib), art, folder,
                                      dynamic_shapes=probe.dynamic() if probe.dynamic and source == "torch" else None)
         base = dict(kind="probe", model=f"probe_{probe.name}", source=source, path=p.name, format=p.format,
-                    framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization)
+                    framework=FRAMEWORK_OF_SOURCE[source], quantization=p.quantization)
         rec = export_to(p, ctx, base)
         rec.info["probe"] = probe.name
         progress.done(item["id"], {"status": "ok", "record": json.loads(rec.to_json())})

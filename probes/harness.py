@@ -20,6 +20,7 @@ import numpy as np
 import probes
 from export import registry
 from pipeline import fsutil, runtimes
+from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, resolve
 from pipeline.schema import Record, first_line
 from probes.batch import run_batch
 
@@ -56,7 +57,7 @@ def _export_key(probe: str, path: str) -> str:
 
 
 def _sidecar(folder: Path, probe: str, source: str, path: str) -> Path:
-    return folder / probe / f"{source}__{path or 'ref'}.record.json"
+    return ArtifactId(probe, source, path or "ref").sidecar(folder)
 
 
 def _cached(folder: Path, probe: str, source: str, path: str) -> dict | None:
@@ -129,7 +130,7 @@ def _export_record(res: dict, probe: str, source: str, p: registry.ExportPath) -
     if "record" in res:
         return Record.from_dict(res["record"])
     return Record(kind="probe", model=f"probe_{probe}", source=source, path=p.name, format=p.format,
-                  framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
+                  framework=FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
                   status="failed", error=res.get("error") or "export worker failed", info={"probe": probe})
 
 
@@ -229,9 +230,9 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
             with np.load(ref) as z:
                 n_in = sum(1 for k in z.files if k.startswith("in_0_"))
                 n_sets = 1 + max(int(k.split("_")[1]) for k in z.files)
-            item = {"id": f"{probe.name}/{exp.path}/{rt}", "artifact": str(fsutil.ROOT / exp.artifact),
+            item = {"id": f"{probe.name}/{exp.path}/{rt}", "artifact": str(resolve(exp.artifact)),
                     "ref": str(ref), "inputs": n_in, "sets": n_sets,
-                    "outputs": str(folder / probe.name / f"{exp.source}__{exp.path}.{rt}.out.npz")}
+                    "outputs": str(ArtifactId(probe.name, exp.source, exp.path).file(folder, f"{rt}.out.npz"))}
             pending.setdefault(rt, []).append((item, probe, base, hit))
     batches = []
     for rt, entries in pending.items():

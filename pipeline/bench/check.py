@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import fsutil, provenance
+from pipeline.artifact import ArtifactId
 from pipeline.schema import Record, read_records
 
 CONFIG = fsutil.ROOT / "bench_check.toml"
@@ -66,7 +67,7 @@ def _key(r: Record) -> tuple:
 
 
 def _name(r: Record) -> str:
-    name = f"{r.model}/{r.source}__{r.path}" if r.source else f"{r.model}/{r.path}"
+    name = ArtifactId.of(r).label
     return name + (f" [{r.runtime} {r.profile}]" if r.kind == "bench" else " [export]")
 
 

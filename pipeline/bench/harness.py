@@ -30,12 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import fsutil, procutil, runtimes
-
-from pipeline.bench import anatomy
-
-from pipeline.bench import profiles
-from pipeline.schema import Record, first_line
+from pipeline.artifact import ArtifactId, resolve
+from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
+from pipeline.schema import Record, first_line
 
 HERE = Path(__file__).parent
 WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
@@ -147,8 +145,9 @@ def _quality(t: Target, outputs: np.ndarray) -> dict[str, float]:
     return m
 
 
-def measure(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, cache_dir: Path,
-            want_outputs: bool) -> Outcome:
+def measure_one(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, cache_dir: Path,
+                want_outputs: bool) -> Outcome:
+    """One artifact, one runtime, one profile (`measure_profiles` with a single profile)."""
     return measure_profiles(t, runtime, [(prof, want_outputs)], cfg, cache_dir)[0]
 
 
@@ -249,7 +248,7 @@ def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[
             continue
         spec = models.get(r.model)
         layout = "nhwc" if r.info.get("input_layout") == "nhwc" else "same"
-        out.append(Target(artifact=fsutil.ROOT / r.artifact, format=r.format,
+        out.append(Target(artifact=resolve(r.artifact), format=r.format,
                           runtimes=tuple(r.info.get("runtimes", runtimes.for_format(r.format))),
                           export=r, eval_npz=artifacts / r.model / "train" / "eval.npz",
                           layout=layout, task=spec.task))
@@ -274,7 +273,7 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
         for o in outcomes:
             i += 1
             r = o.record
-            name = f"{r.model}/{r.source}__{r.path}" if t.export else str(t.artifact)
+            name = ArtifactId.of(r).label if t.export else str(t.artifact)
             msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
                    (f", agree {r.metrics['top1_agreement']:.3f}" if "top1_agreement" in r.metrics else "")
                    if r.status == "ok" else f"{r.status}: {r.error}")

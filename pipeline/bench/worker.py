@@ -52,7 +52,7 @@ def _inputs(job: dict, spec_inputs: list[dict]) -> tuple[list[np.ndarray], np.nd
     """The first eval sample as the timed input, plus the eval set; or generated inputs."""
     if job.get("eval"):
         with np.load(job["eval"]) as z:
-            x = z[job.get("eval_key", "x")]
+            x = z["x"]
         if x.dtype.kind not in "biuf":
             raise ValueError(f"{job['eval']}: inputs have dtype {x.dtype}; expected numbers")
         x = x.astype(np.float32)
@@ -137,12 +137,11 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else '(no message)'}"[:400]
 
 
-def measure(job: dict) -> dict:
+def measure_artifact(job: dict) -> dict:
     _apply_profile(job)
     sys.path.insert(0, job["root"])
     from pipeline import runtimes
     from pipeline.bench.stats import latency_quantiles, latency_stats, repeat_spread
-
     from pipeline.filecheck.validate import check_model_file
 
     check_model_file(job["artifact"])
@@ -208,7 +207,7 @@ def measure(job: dict) -> dict:
     facts["runtime_version"] = adapter.version()
     facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
     trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
-    if job.get("trivial", True) and os.path.exists(trivial):  # a runtime without one just lacks the figure
+    if os.path.exists(trivial):  # a runtime without one just lacks the figure
         metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
     if job.get("op_profile"):
         try:
@@ -223,7 +222,7 @@ def measure(job: dict) -> dict:
 
 def _measure_or_error(job: dict) -> dict:
     try:
-        return measure(job)
+        return measure_artifact(job)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
         name = os.path.basename(job.get("artifact", ""))
         msg = describe_error(e)

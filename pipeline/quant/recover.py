@@ -26,6 +26,7 @@ import numpy as np
 
 import models
 from pipeline import fsutil
+from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, export_record, ok_file
 from pipeline.quant import debug as qd
 from pipeline.schema import Record, first_line
 
@@ -84,7 +85,7 @@ def _table_record(spec, path: str, source: str, rows, extra_info: dict) -> Recor
     w = qd.worst(rows, 1)
     fmt = "tflite" if path.startswith("tflite") else "pte"
     return Record(kind="quant_debug", model=spec.name, status="ok", source=source, path=path, format=fmt,
-                  framework="pytorch" if source == "torch" else "tensorflow", quantization="int8",
+                  framework=FRAMEWORK_OF_SOURCE[source], quantization="int8",
                   metrics={"worst_sqnr_db": w[0].sqnr_db if w else float("nan"),
                            "layers": float(len(qd.per_layer(rows))), "compared_ops": float(len(rows))},
                   info={"layers": _rows(rows), "worst_layer": w[0].layer if w else "", **extra_info})
@@ -95,7 +96,7 @@ def _plan_record(spec, path: str, plan: str, source: str, runtime: str, fmt: str
     m = dict(result["metrics"])
     m.update(vs_fp32(m, fp32))
     return Record(kind="quant_debug", model=spec.name, status="ok", source=source, path=f"{path}:{plan}",
-                  format=fmt, framework="pytorch" if source == "torch" else "tensorflow", quantization=quant,
+                  format=fmt, framework=FRAMEWORK_OF_SOURCE[source], quantization=quant,
                   runtime=runtime, metrics=m,
                   info={"plan": plan, "description": description, **result["info"], **(extra or {})})
 
@@ -159,12 +160,12 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
 # -------------------------------------------------------------------------------- ExecuTorch
 
 def _lower(qmodel_or_model, example: np.ndarray, out: Path) -> dict:
-    from export.executorch_paths import _lower_and_write
+    from export.executorch_paths import lower_and_write
     from export.registry import ExportContext
     ep = qd._export(qmodel_or_model, example)
     with fsutil.atomic_path(out) as tmp:
         ctx = ExportContext(None, "torch", None, example, example, tmp, out.parent)
-        info = _lower_and_write(ctx, ep, delegate=True)
+        info = lower_and_write(ctx, ep, delegate=True)
     return info
 
 
@@ -178,7 +179,7 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
     module_of = {n.replace(".", "_"): n for n in qd.weighted_modules(tmodel)
                  if type(mods[n]).__name__ in ("Conv1d", "Conv2d", "Linear", "ConvTranspose2d")}
 
-    def measure(plan, model, quant, desc, fp32_q, extra=None):
+    def time_plan(plan, model, quant, desc, fp32_q, extra=None):
         p = out_dir / f"torch__et_xnnpack_{plan}.pte"
         info = _lower(model, x_t[:1], p)
         res = _eval_artifact(spec, "executorch", p, x_t, x_t, y, ops=info)
@@ -186,7 +187,7 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
         return _plan_record(spec, "et_xnnpack_int8", plan, "torch", "executorch", "pte", quant, res, desc,
                             fp32_q, extra)
 
-    fp32_rec = measure("fp32", tmodel, "fp32", "float reference (XNNPACK fp32)", {})
+    fp32_rec = time_plan("fp32", tmodel, "fp32", "float reference (XNNPACK fp32)", {})
     fp32_q = _quality_of(fp32_rec.metrics)
     fp32_rec.metrics.update(vs_fp32(fp32_rec.metrics, fp32_q))   # drop 0 by definition, not NaN
     recs.append(fp32_rec)
@@ -202,7 +203,7 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
         try:
             q = xnnpack_quantizer(skip_modules=[module_of[r.layer] for r in keep], **qargs)
             qm = convert_pt2e(pt2e_prepare_calibrate(tmodel, cal, q), fold_quantize=True)
-            recs.append(measure(plan, qm, "int8", desc, fp32_q, {"kept_fp32": [r.layer for r in keep],
+            recs.append(time_plan(plan, qm, "int8", desc, fp32_q, {"kept_fp32": [r.layer for r in keep],
                                                                   "calibration_samples": len(cal)}))
         except Exception as e:  # noqa: BLE001
             recs.append(_failed(spec, "et_xnnpack_int8", plan, "torch", e))
@@ -212,31 +213,14 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
 
 # ------------------------------------------------------------------------------------- driver
 
-RUNTIME_OF_FORMAT = {"tflite": "litert", "pte": "executorch", "onnx": "onnxruntime"}
 CODE = [Path(qd.__file__), Path(__file__), Path(__file__).with_name("delegation.py")]
 
 
 def _int8_artifacts(spec, artifacts: Path) -> list[tuple[str, str, object, Record | None]]:
-    """(path name, source, ExportPath, export sidecar record or None) for every int8 path x source."""
+    """(path name, source, ExportPath, export record or None) for every int8 path x source."""
     from export import registry
-    from export.run import record_file
-    out = []
-    for pname, p in registry.all_paths().items():
-        if p.quantization != "int8":
-            continue
-        for src in p.sources:
-            rf = record_file(artifacts, spec.name, src, pname)
-            try:
-                rec = Record.from_dict(json.loads(rf.read_text())["record"]) if rf.exists() else None
-            except (ValueError, KeyError, TypeError):
-                rec = None
-            out.append((pname, src, p, rec))
-    return out
-
-
-def _artifact_file(artifacts: Path, rec: Record) -> Path:
-    a = Path(rec.artifact)
-    return a if a.is_absolute() else artifacts.parent / a
+    return [(pname, src, p, export_record(artifacts, p.artifact(spec.name, src)))
+            for pname, p in registry.all_paths().items() if p.quantization == "int8" for src in p.sources]
 
 
 def cache_key(spec, artifacts: Path, samples: int, plans: bool) -> str:
@@ -257,13 +241,11 @@ def cache_key(spec, artifacts: Path, samples: int, plans: bool) -> str:
 
 
 def _fp32_twin(spec, artifacts: Path, pname: str, src: str) -> Record | None:
-    from export.run import record_file
-    rf = record_file(artifacts, spec.name, src, pname.replace("int8", "fp32"))
-    try:
-        rec = Record.from_dict(json.loads(rf.read_text())["record"]) if rf.exists() else None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return rec if rec and rec.status == "ok" and _artifact_file(artifacts, rec).exists() else None
+    """The fp32 sibling's export record (`registry.fp32_sibling`), when its file is there."""
+    from export import registry
+    sibling = registry.fp32_sibling(pname)
+    rec = export_record(artifacts, ArtifactId(spec.name, src, sibling)) if sibling else None
+    return rec if ok_file(rec) else None
 
 
 def artifact_records(spec, artifacts: Path, x: np.ndarray, y: np.ndarray, log) -> list[Record]:
@@ -271,35 +253,35 @@ def artifact_records(spec, artifacts: Path, x: np.ndarray, y: np.ndarray, log) -
     fp32 sibling from the same source, size, p50 and delegation coverage. `runtime` names who ran it."""
     out = []
     for pname, src, p, rec in _int8_artifacts(spec, artifacts):
+        aid = p.artifact(spec.name, src)
         base = dict(kind="quant_debug", model=spec.name, source=src, path=pname, format=p.format,
-                    framework="pytorch" if src == "torch" else "tensorflow", quantization="int8",
-                    runtime=RUNTIME_OF_FORMAT.get(p.format, ""))
-        if rec is None or rec.status != "ok" or not _artifact_file(artifacts, rec).exists():
+                    framework=aid.framework, quantization="int8", runtime=(p.runtimes or ("",))[0])
+        if ok_file(rec) is None:
             why = f"export {rec.status}: {rec.error}" if rec and rec.status != "ok" else "not exported yet"
-            out.append(Record(status="skipped", error=f"no {src}__{pname} artifact ({why})", **base))
+            out.append(Record(status="skipped", error=f"no {aid.stem} artifact ({why})", **base))
             continue
         try:
             xm = spec.to_keras(x) if src in ("keras", "keras_tw") else x
-            res = _eval_artifact(spec, base["runtime"], _artifact_file(artifacts, rec), xm, x, y,
+            res = _eval_artifact(spec, base["runtime"], ok_file(rec), xm, x, y,
                                  ops=rec.info if p.format == "pte" else None)
             fp = _fp32_twin(spec, artifacts, pname, src)
             fp32_q = {}
             if fp is not None:
                 from pipeline import runtimes
                 rt = runtimes.get(base["runtime"])
-                h = rt.load(_artifact_file(artifacts, fp), 1)
+                h = rt.load(ok_file(fp), 1)
                 outs = np.concatenate([rt.run(h, [xm[i:i + 1]])[0].reshape(1, -1) for i in range(len(xm))])
                 fp32_q = _quality(spec, outs, x, y)
-                res["metrics"]["fp32_size_bytes"] = float(_artifact_file(artifacts, fp).stat().st_size)
+                res["metrics"]["fp32_size_bytes"] = float(ok_file(fp).stat().st_size)
             res["metrics"].update(vs_fp32(res["metrics"], fp32_q))
             out.append(Record(status="ok", artifact=rec.artifact, artifact_sha256=rec.artifact_sha256,
                               metrics=res["metrics"], info={**res["info"], "artifact_kind": "exported",
                                                             "fp32_artifact": fp.artifact if fp else ""},
                               **base))
-            log(f"[quant-debug] {spec.name} {src}__{pname}: {_quality_of(res['metrics'])} vs fp32 {fp32_q}")
+            log(f"[quant-debug] {aid.label}: {_quality_of(res['metrics'])} vs fp32 {fp32_q}")
         except Exception as e:  # noqa: BLE001 - one artifact a runtime cannot run is a finding
             out.append(Record(status="failed", error=first_line(e), **base))
-            log(f"[quant-debug] {spec.name} {src}__{pname}: failed: {first_line(e)}")
+            log(f"[quant-debug] {aid.label}: failed: {first_line(e)}")
     return out
 
 
@@ -360,13 +342,13 @@ def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) 
                         "debug_samples": len(x_dbg)}
             if not rows:
                 raise RuntimeError("the debugger compared no quantized layer")
-            tables[f"{src}__{pname}"] = rows
+            tables[(src, pname)] = rows
             recs.append(_table_record(spec, pname, src, rows, info))
-            log(f"[quant-debug] {name} {src}__{pname}: {len(qd.per_layer(rows))} layers ({len(rows)} ops), worst {qd.worst(rows, 1)[0].layer}")
+            log(f"[quant-debug] {ArtifactId(name, src, pname).label}: {len(qd.per_layer(rows))} layers ({len(rows)} ops), worst {qd.worst(rows, 1)[0].layer}")
         except Exception as e:  # noqa: BLE001 - one stack failing must not hide the other's table
             recs.append(_failed(spec, pname, "", src, e))
-            log(f"[quant-debug] {name} {src}__{pname}: failed: {first_line(e)}")
-    tfl, et = tables.get("keras_tw__tflite_int8", []), tables.get("torch__et_xnnpack_int8", [])
+            log(f"[quant-debug] {ArtifactId(name, src, pname).label}: failed: {first_line(e)}")
+    tfl, et = tables.get(("keras_tw", "tflite_int8"), []), tables.get(("torch", "et_xnnpack_int8"), [])
     text = (f"{name}: per-layer int8 error, same weights (keras_tw for TFLite, torch for ExecuTorch), "
             f"{len(x_dbg)} held-out samples.\nTFLite = this layer's own error (QuantizationDebugger); "
             f"PT2E = error accumulated up to this layer vs fp32. Lower SQNR = worse.\n"
@@ -411,7 +393,7 @@ def format_plans(recs: list[Record], exported: bool = False) -> str:
     for r in recs:
         if r.kind != "quant_debug" or (":" in r.path) == exported or (exported and not r.runtime):
             continue
-        name = r.path if not exported else f"{r.source}__{r.path}"
+        name = r.path if not exported else ArtifactId.of(r).stem
         if r.status != "ok":
             lines.append(f"{name:<40} {r.status}: {r.error}")
             continue

@@ -56,7 +56,7 @@ def _redone(log: str) -> list[str]:
     return [ln for ln in log.splitlines() if ln.startswith("[export ") and "up to date" not in ln]
 
 
-def measure(models: str, jobs: int, log=print, probe: bool = False, keep: bool = False) -> dict:
+def time_pipeline(models: str, jobs: int, log=print, probe: bool = False, keep: bool = False) -> dict:
     import models as registry
     names = [n for n in models.split(",") if n] or registry.names()
     sel = ["--models", ",".join(names)]
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                     help="also time a cold export of these models with --jobs 1 and --jobs 2")
     args = ap.parse_args(argv)
     b = Budgets()
-    fig = measure(args.models, args.jobs, probe=args.probe, keep=args.keep)
+    fig = time_pipeline(args.models, args.jobs, probe=args.probe, keep=args.keep)
     if args.compare_jobs:
         fig.update({f"cold_export_jobs{j}_s": v for j, v in compare_jobs(args.compare_jobs).items()})
         fig["compare_jobs_models"] = args.compare_jobs

@@ -5,7 +5,7 @@
 Mutants (bit flips, byte/int overwrites with edge values, truncation, chunk deletion/duplication,
 splices of two real files of the same format) of every real artifact of a format go through
 `pipeline.filecheck.validate.check_model_file` in this process (as `bench` does for a user's file), then to a
-batch worker (`pipeline/tools/fuzz_worker.py`) that runs the real `pipeline.bench.worker.measure` with every
+batch worker (`pipeline/tools/fuzz_worker.py`) that runs the real `pipeline.bench.worker.measure_artifact` with every
 runtime that reads the format. A worker crash (signal) or hang is caught here, counted against the
 mutant that caused it, and the worker restarts from the next mutant. Each mutant ends up as exactly
 one of: rejected by the validator, rejected by the runtime (a clean one-line error), loaded and ran,

@@ -1,4 +1,4 @@
-"""Batch worker for fuzzing: the real measurement (`pipeline.bench.worker.measure`) on many files in one process.
+"""Batch worker for fuzzing: the real measurement (`pipeline.bench.worker.measure_artifact`) on many files in one process.
 
     python -m pipeline.tools.fuzz_worker JOBS.jsonl PROGRESS.jsonl START
 
@@ -21,13 +21,13 @@ def main() -> int:
     sys.path.insert(0, jobs[0]["root"])
     from pipeline.procutil import die_with_parent
     die_with_parent()
-    from pipeline.bench.worker import describe_error, measure
+    from pipeline.bench.worker import describe_error, measure_artifact
     with open(progress_path, "a") as out:
         for i in range(start, len(jobs)):
             out.write(json.dumps({"i": i, "start": True}) + "\n")
             out.flush()
             try:
-                r = measure(jobs[i])
+                r = measure_artifact(jobs[i])
                 res = {"status": r["status"], "nan_out": bool(r["info"].get("outputs_have_nan_or_inf"))}
             except Exception as e:  # noqa: BLE001 - a rejected file is the expected outcome
                 res = {"status": "failed", "error": describe_error(e)}

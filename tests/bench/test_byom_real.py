@@ -9,7 +9,6 @@ import pytest
 from pipeline import fsutil
 
 from pipeline.bench import harness as bench
-
 from pipeline.bench import profiles
 
 SCRIPT = fsutil.ROOT / "scripts" / "make_byom_models.py"
@@ -39,7 +38,7 @@ CFG = bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, repeats=2, peer=
 
 def _run(path, runtime, tmp_path, shapes=()):
     t = bench.byom_target(path, tuple(tuple(s) for s in shapes))
-    return bench.measure(t, runtime, profiles.get("big-core"), CFG, tmp_path, want_outputs=True).record
+    return bench.measure_one(t, runtime, profiles.get("big-core"), CFG, tmp_path, want_outputs=True).record
 
 
 @pytest.mark.parametrize("name,runtime,in_dtypes,out_shapes", [

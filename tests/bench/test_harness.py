@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from pipeline.bench import harness as bench
-
 from pipeline.bench import profiles
 
 
@@ -27,7 +26,7 @@ def _target(digits_exports, source, path, root):
 def test_measure_real_runtime(digits_exports, fast_cfg, tmp_path, source, path, runtime):
     from conftest import ROOT
     t = _target(digits_exports, source, path, ROOT)
-    o = bench.measure(t, runtime, profiles.get("big-core"), fast_cfg, tmp_path, want_outputs=True)
+    o = bench.measure_one(t, runtime, profiles.get("big-core"), fast_cfg, tmp_path, want_outputs=True)
     r = o.record
     assert r.status == "ok", r.error
     m = r.metrics
@@ -39,7 +38,7 @@ def test_measure_real_runtime(digits_exports, fast_cfg, tmp_path, source, path, 
     assert m["accuracy"] > 0.9
     assert m["eval_samples"] == 360  # the whole digits test split
     # a second call is served from the content-hash cache
-    assert bench.measure(t, runtime, profiles.get("big-core"), fast_cfg, tmp_path, True).cached
+    assert bench.measure_one(t, runtime, profiles.get("big-core"), fast_cfg, tmp_path, True).cached
 
 
 def _fake_python(tmp_path, body: str):
@@ -81,7 +80,7 @@ def test_one_worker_measures_several_profiles(digits_exports, fast_cfg, tmp_path
     assert "accuracy" in a.record.metrics and "accuracy" not in b.record.metrics
     assert 0 < b.record.metrics["latency_p50_ms"] < 5, b.record.metrics["latency_p50_ms"]
     # each profile is cached on its own: asking for the second alone reuses it
-    assert bench.measure(t, "litert", two, fast_cfg, tmp_path, False).cached
+    assert bench.measure_one(t, "litert", two, fast_cfg, tmp_path, False).cached
 
 
 def test_missing_runtime_is_skipped_with_install_hint(digits_exports, fast_cfg, tmp_path, monkeypatch):
@@ -89,7 +88,7 @@ def test_missing_runtime_is_skipped_with_install_hint(digits_exports, fast_cfg, 
     from pipeline.runtimes import tflite_runtime
     monkeypatch.setattr(tflite_runtime, "PYTHON", tmp_path / "no-such-venv" / "python")
     t = _target(digits_exports, "keras", "tflite_fp32", ROOT)
-    r = bench.measure(t, "tflite_runtime", profiles.get("big-core"), fast_cfg, tmp_path, False).record
+    r = bench.measure_one(t, "tflite_runtime", profiles.get("big-core"), fast_cfg, tmp_path, False).record
     assert r.status == "skipped" and "make setup-tflite-runtime" in r.error
 
 
@@ -97,7 +96,7 @@ def test_memory_limit_failure_is_a_record(digits_exports, fast_cfg, tmp_path, mo
     from conftest import ROOT
     tiny = profiles.Profile("tiny", threads=1, mem_limit_mb=64)
     t = _target(digits_exports, "torch", "et_xnnpack_fp32", ROOT)
-    r = bench.measure(t, "executorch", tiny, fast_cfg, tmp_path, False).record
+    r = bench.measure_one(t, "executorch", tiny, fast_cfg, tmp_path, False).record
     assert r.status == "failed" and r.error, r
 
 

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.bench import harness as bench
-
 from pipeline.bench import profiles
-
 from pipeline.bench import stats
 from pipeline.bench.worker import generated_inputs
 
@@ -54,7 +52,7 @@ def _target(digits_exports, source, path):
     ("keras", "tflite_fp32", "litert", "per-operator timing")])
 def test_op_profile_cost_and_stability_on_digits(digits_exports, tmp_path, source, path, runtime, method):
     cfg = bench.config_with(min_runs=50, min_seconds=0.0, warmup=5, repeats=3, peer=False, timeout_s=300.0)
-    r = bench.measure(_target(digits_exports, source, path), runtime, profiles.get("big-core"), cfg,
+    r = bench.measure_one(_target(digits_exports, source, path), runtime, profiles.get("big-core"), cfg,
                       tmp_path, want_outputs=True).record
     assert r.status == "ok", r.error
     m, prof = r.metrics, r.info["op_profile"]
@@ -77,7 +75,7 @@ def test_peer_median_agrees_with_litert_benchmark(digits_exports, tmp_path):
     cfg = bench.config_with(min_runs=500, min_seconds=0.5, warmup=20, repeats=3, op_profile=False)
     tries = []
     for i in range(3):
-        r = bench.measure(t, "litert", profiles.get("big-core"), cfg, tmp_path / str(i), want_outputs=False).record
+        r = bench.measure_one(t, "litert", profiles.get("big-core"), cfg, tmp_path / str(i), want_outputs=False).record
         assert r.status == "ok", r.error
         m = r.metrics
         tries.append({k: round(m[k], 5) for k in ("latency_p50_ms", "peer_median_ms", "peer_diff_pct",

@@ -20,7 +20,7 @@ def extra_paths(monkeypatch):
     registry.all_paths()
     for name, fn in (("test_boom", _boom), ("test_cannot", _cannot)):
         monkeypatch.setitem(registry.PATHS, name, registry.ExportPath(
-            name, fn, "keras", "tflite", "fp32", ("litert",), "test path"))
+            name, fn, "keras", "tflite", "fp32", "test path"))
 
 
 def test_failed_path_is_recorded_and_run_goes_on(extra_paths, digits_exports, tmp_path):

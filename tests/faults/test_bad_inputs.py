@@ -15,7 +15,6 @@ import pytest
 from pipeline import runtimes
 
 from pipeline.bench import harness as bench
-
 from pipeline.bench import profiles
 
 CFG = bench.config_with(min_runs=3, min_seconds=0.0, warmup=0, timeout_s=300.0, eval_limit=20)
@@ -49,7 +48,7 @@ def pte_without_forward(tmp_path_factory):
 
 def test_pte_without_forward_method(pte_without_forward, tmp_path):
     t = bench.byom_target(pte_without_forward)  # a valid file: passes the cheap checks
-    r = bench.measure(t, "executorch", BIG, CFG, tmp_path, want_outputs=False).record
+    r = bench.measure_one(t, "executorch", BIG, CFG, tmp_path, want_outputs=False).record
     assert r.status == "failed"
     _one_line(r.error, str(pte_without_forward), "no 'forward' method", "'other'")
 
@@ -61,7 +60,7 @@ def test_pte_without_forward_method(pte_without_forward, tmp_path):
 def test_shape_override_that_does_not_fit(digits_exports, tmp_path, source, path, runtime):
     t = _target(digits_exports, source, path)
     t = dataclasses.replace(bench.byom_target(t.artifact, ((1, 3, 5, 7),)))
-    r = bench.measure(t, runtime, BIG, CFG, tmp_path, want_outputs=False).record
+    r = bench.measure_one(t, runtime, BIG, CFG, tmp_path, want_outputs=False).record
     assert r.status == "failed", r
     _one_line(r.error)
     assert any(w in r.error.lower() for w in ("shape", "size", "channels", "dimension")), r.error
@@ -70,7 +69,7 @@ def test_shape_override_that_does_not_fit(digits_exports, tmp_path, source, path
 def test_too_many_shape_overrides(digits_exports, tmp_path):
     t = _target(digits_exports, "keras", "tflite_fp32")
     t = bench.byom_target(t.artifact, ((1, 8, 8, 1), (1, 8, 8, 1)))
-    r = bench.measure(t, "litert", BIG, CFG, tmp_path, want_outputs=False).record
+    r = bench.measure_one(t, "litert", BIG, CFG, tmp_path, want_outputs=False).record
     assert r.status == "failed"
     _one_line(r.error, "keras__tflite_fp32.tflite", "2 --shape given but the model takes 1 inputs")
 
@@ -93,18 +92,18 @@ def test_nan_inf_inputs_are_reported(digits_exports, digits_eval, tmp_path, sour
     x[:, :, 0, 0] = np.nan
     x[:, :, 1, 1] = np.inf
     t = _with_eval(t, tmp_path, x)
-    r = bench.measure(t, runtime, BIG, CFG, tmp_path, want_outputs=True).record
+    r = bench.measure_one(t, runtime, BIG, CFG, tmp_path, want_outputs=True).record
     assert r.status == "ok", r.error
     assert r.info["inputs_have_nan_or_inf"] is True
     assert r.info["outputs_have_nan_or_inf"] is True   # NaN propagates through an fp32 conv net
-    clean = bench.measure(_target(digits_exports, source, path), runtime, BIG, CFG, tmp_path / "c", False).record
+    clean = bench.measure_one(_target(digits_exports, source, path), runtime, BIG, CFG, tmp_path / "c", False).record
     assert clean.info["inputs_have_nan_or_inf"] is False and clean.info["outputs_have_nan_or_inf"] is False
 
 
 def test_wrong_input_dtype(digits_exports, digits_eval, tmp_path):
     t = _target(digits_exports, "keras", "tflite_fp32")
     t = _with_eval(t, tmp_path, digits_eval["x"].astype(np.complex64))
-    r = bench.measure(t, "litert", BIG, CFG, tmp_path, want_outputs=False).record
+    r = bench.measure_one(t, "litert", BIG, CFG, tmp_path, want_outputs=False).record
     assert r.status == "failed"
     _one_line(r.error, "eval.npz", "dtype complex64")
 

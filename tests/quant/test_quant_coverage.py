@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from pipeline.quant import delegation as quant_delegation
-
 from pipeline.quant import recover as quant_recover
 from pipeline.schema import Record
 from tests.conftest import ROOT

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.bench import anatomy
-
 from pipeline.report import int8 as report_int8
-
 from pipeline.report import stacks as report_stacks
 from pipeline.schema import Record
 
