@@ -53,6 +53,9 @@ class Tolerances:
     fp16_atol: float = 5e-2          # fp16-weight artifacts
     int8_top1_agreement: float = 0.97  # share of test samples whose int8 top-1 equals the reference's
     transfer_atol: float = 1e-4      # Keras weight-transfer twin vs PyTorch
+    # top-1 points a quantized artifact (or a recovery plan) may lose vs its float reference: the
+    # int8 target, the "what should I ship?" candidates and the best recovery plan all judge by it
+    accuracy_drop_points: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ def versions() -> dict[str, str]:
 
 
 def run_record(profile_names: tuple[str, ...] = ()) -> Record:
-    """One record per run: machine, package versions and the device profiles used."""
+    """One record per run: machine, package versions and the device profiles used, in the run's
+    order (`profile_order`: records are written with sorted keys, so the dict cannot keep it)."""
     from pipeline.bench import profiles
     profs = {n: {"threads": p.threads, "cpus": list(p.cpus), "mem_limit_mb": p.mem_limit_mb,
                  "description": p.description}
@@ -80,7 +81,15 @@ def run_record(profile_names: tuple[str, ...] = ()) -> Record:
     from pipeline.bench.cost import cpu_peak_gflops, xnnpack_conv_ceiling
     return Record(kind="pipeline", model="", path="provenance", status="ok",
                   metrics={**cpu_peak_gflops(), **xnnpack_conv_ceiling()},
-                  info={"machine": machine(), "versions": versions(), "profiles": profs})
+                  info={"machine": machine(), "versions": versions(), "profiles": profs,
+                        "profile_order": list(profile_names or profs)})
+
+
+def profile_order(run: Record | None) -> list[str]:
+    """The run's device profiles in the order it measured them: the first one is where accuracy, the
+    operator profile and the repeats are measured (`BenchConfig.profiles[0]`). [] when unknown (no
+    run record, or one written before the order was stored)."""
+    return [str(p) for p in run.info.get("profile_order", [])] if run else []
 
 
 def latest(records: list[Record]) -> Record | None:
