@@ -1,5 +1,5 @@
-"""Report section: the operator x export path matrix and per-framework summaries, from `probe`
-records alone (plugged into `pipeline/report/markdown.py` SECTIONS).
+"""Report section: the operator x export path matrix and per-framework summaries, from the `probe`
+records of the report's view (plugged into `pipeline/report/markdown.py` SECTIONS).
 
     python -m pipeline report
 """
@@ -7,22 +7,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from pipeline.report.table import table
+from pipeline.report.view import View
 from pipeline.schema import Record
 
-LABEL = {"ok": "ok", "not_delegated": "not delegated", "export_failed": "export failed",
+LABEL = {"ok": "ok", "not_delegated": "not delegated", "apple_only": "Apple only", "export_failed": "export failed",
          "runtime_failed": "runtime failed", "mismatch": "mismatch"}
-SEVERITY = ["ok", "not_delegated", "mismatch", "runtime_failed", "export_failed"]
+# worst last; apple_only = exported, runs on Apple devices only (nothing ran here): not a failure
+SEVERITY = ["ok", "not_delegated", "apple_only", "mismatch", "runtime_failed", "export_failed"]
 FRAMEWORK_NAME = {"tensorflow": "TensorFlow/Keras", "pytorch": "PyTorch"}
 
 
 def _cell(r: Record) -> str:
-    if r.status == "skipped":
-        return "skipped"
-    return r.info.get("cell") or ("ok" if r.status == "ok" else "export_failed" if not r.runtime else "runtime_failed")
+    if r.status in ("skipped", "apple_only"):
+        return r.status
+    if r.info.get("cell"):
+        return r.info["cell"]
+    if r.status in ("ok", "mismatch"):
+        return r.status
+    return "export_failed" if not r.runtime else "runtime_failed"
 
 
-def _grid(records: list[Record]) -> tuple[list[str], list[str], dict]:
-    probes = [r for r in records if r.kind == "probe"]
+def _grid(view: View) -> tuple[list[str], list[str], dict]:
+    probes = view.kind("probe")
     ops = sorted({r.info.get("probe", r.model) for r in probes}, key=lambda n: _order(n))
     paths = sorted({(r.framework, r.path) for r in probes}, key=lambda fp: (fp[0] != "tensorflow", fp[1]))
     grid = defaultdict(list)
@@ -49,8 +56,8 @@ def _summarize(rs: list[Record]) -> tuple[str, str]:
     return worst, ", ".join(f"{rt}: {LABEL.get(c, c)}" for rt, c in sorted(cells.items()))
 
 
-def matrix(records: list[Record]) -> list[str]:
-    ops, paths, grid = _grid(records)
+def matrix(view: View) -> list[str]:
+    ops, paths, grid = _grid(view)
     if not ops:
         return []
     lines = ["## Operator support matrix (operator x export path)", "",
@@ -61,14 +68,14 @@ def matrix(records: list[Record]) -> list[str]:
              ">= 20 dB; indices and masks: exact). `not delegated` = ran and matched, but operators ran "
              "outside XNNPACK (ExecuTorch's delegation info for `et_xnnpack_*`; the TFLite interpreter's "
              "own DELEGATE nodes for .tflite). Where runtimes differ, each is named.", ""]
-    lines += ["| operator | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
     notes: dict[str, int] = {}
+    rows = []
     for op in ops:
         row = [op]
         for p in paths:
             rs = grid.get((op, p))
             if not rs:
-                row.append("–")
+                row.append(None)
                 continue
             worst, text = _summarize(rs)
             refs = []
@@ -78,8 +85,9 @@ def matrix(records: list[Record]) -> list[str]:
                     notes.setdefault(note, len(notes) + 1)
                     refs.append(str(notes[note]))
             row.append(text + (f" [{','.join(refs)}]" if refs else ""))
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Errors (first line of the toolchain's or runtime's own message, or the size of the mismatch):", ""]
+        rows.append(row)
+    lines += table(["operator", *paths], rows)
+    lines += ["Errors (first line of the toolchain's or runtime's own message, or the size of the mismatch):", ""]
     lines += [f"{n}. {text}" for text, n in notes.items()]
     lines += ["", "Operators left outside XNNPACK (ran correctly):", ""]
     for op in ops:
@@ -87,12 +95,12 @@ def matrix(records: list[Record]) -> list[str]:
             for r in grid.get((op, p), []):
                 if r.info.get("cell") == "not_delegated":
                     lines.append(f"- `{op}` / `{p}` on `{r.runtime}`: {', '.join(r.info.get('outside_xnnpack', []))}")
-    return lines + [""] + summaries(records)
+    return lines + [""] + summaries(view)
 
 
-def summaries(records: list[Record]) -> list[str]:
+def summaries(view: View) -> list[str]:
     """One data-driven paragraph per framework: counts and names come from the records only."""
-    ops, paths, grid = _grid(records)
+    ops, paths, grid = _grid(view)
     lines = ["### Summary per framework (generated from the probe records)", ""]
     for fw in ("pytorch", "tensorflow"):
         fw_paths = [p for p in paths if any(r.framework == fw for op in ops for r in grid.get((op, p), []))]
@@ -105,7 +113,8 @@ def summaries(records: list[Record]) -> list[str]:
             exported = [op for op, c in by.items() if c != "export_failed"]
             good = [op for op, c in by.items() if c in ("ok", "not_delegated")]
             outside = [op for op, c in by.items() if c == "not_delegated"]
-            bad = {c: [op for op, cc in by.items() if cc == c] for c in ("export_failed", "runtime_failed", "mismatch")}
+            bad = {c: [op for op, cc in by.items() if cc == c]
+                   for c in ("apple_only", "export_failed", "runtime_failed", "mismatch")}
             s = f"`{p}`: {len(exported)}/{len(by)} exported, {len(good)}/{len(by)} ran and matched"
             if outside:
                 s += f" ({len(outside)} with operators outside XNNPACK: {', '.join(outside)})"

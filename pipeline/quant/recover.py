@@ -28,9 +28,9 @@ import models
 from pipeline import fsutil
 from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, export_record, ok_file
 from pipeline.quant import debug as qd
+from pipeline.quant.plans import DEBUGGED, loss
 from pipeline.schema import Record, first_line
 
-DEBUGGED = {"tflite_int8": ("keras_tw", "keras"), "et_xnnpack_int8": ("torch",)}
 MAX_CALIB_MORE = 1000   # "more calibration data" plan: up to this many training samples
 
 
@@ -213,7 +213,7 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
 
 # ------------------------------------------------------------------------------------- driver
 
-CODE = [Path(qd.__file__), Path(__file__), Path(__file__).with_name("delegation.py")]
+CODE = [Path(qd.__file__), Path(__file__), Path(__file__).with_name("delegation.py"), Path(__file__).with_name("plans.py")]
 
 
 def _int8_artifacts(spec, artifacts: Path) -> list[tuple[str, str, object, Record | None]]:
@@ -367,24 +367,6 @@ def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) 
             recs += et_plans(spec, load_torch(spec, artifacts), calib, more, x_t, y, et, out_dir, log)
         text += "\n\nRecovery plans:\n" + format_plans(recs)
     return recs, text
-
-
-def loss(m: dict) -> float:
-    """Quality lost vs fp32 in the model's own unit: accuracy points, or % more reconstruction MSE."""
-    return m.get("accuracy_drop_points", m.get("mse_increase_pct", float("nan")))
-
-
-def best_plan(recs: list[Record], path: str) -> Record | None:
-    """The smallest quantized plan within 1 accuracy point (1% reconstruction MSE) of fp32, else the
-    one that loses least."""
-    plans = [r for r in recs if r.kind == "quant_debug" and r.status == "ok" and r.path.startswith(path + ":")
-             and r.quantization != "fp32" and not np.isnan(loss(r.metrics))]
-    if not plans:
-        return None
-    ok = [r for r in plans if loss(r.metrics) <= 1.0]
-    if ok:
-        return min(ok, key=lambda r: (r.metrics["size_bytes"], r.metrics["latency_p50_ms"]))
-    return min(plans, key=lambda r: loss(r.metrics))
 
 
 def format_plans(recs: list[Record], exported: bool = False) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pipeline.schema import Record
+from pipeline.artifact import ArtifactId
+from pipeline.report.table import table
+from pipeline.report.view import View
 
 
-def section(records: list[Record]) -> list[str]:
-    dev = [r for r in records if r.kind == "device"]
+def section(view: View) -> list[str]:
+    dev = view.kind("device")
     lines = ["## Runs on ARM64 (emulated)", ""]
     if not dev:
         return lines + ["Not run: `make device-tests` builds the emulated ARM64 device (qemu-user, a Debian "
@@ -17,13 +19,13 @@ def section(records: list[Record]) -> list[str]:
     cores = sorted({r.profile for r in dev})
     by_art = defaultdict(dict)
     for r in dev:
-        by_art[(r.model, f"{r.source}__{r.path}" if r.source else r.path, r.runtime)][r.profile] = r
+        by_art[(r.model, ArtifactId.of(r).stem, r.runtime)][r.profile] = r
     lines += ["Emulated timings are not device timings: the cost column is guest instructions per inference "
               "(deterministic, counted by a QEMU plugin; includes the Python call). Parity: the same inputs "
               "on the host and the emulated core.", ""]
     header = ["model", "artifact", "runtime", "runs on ARM64"] + \
         [f"max rel diff {c}" for c in cores] + [f"instr/inference {c}" for c in cores] + ["top-1 agree"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for (model, art, rt), by_core in sorted(by_art.items()):
         ok = all(r.status == "ok" for r in by_core.values())
         cell = "yes" if ok else "NO: " + "; ".join(f"{c}: {r.error}" for c, r in by_core.items() if r.status != "ok")
@@ -31,9 +33,10 @@ def section(records: list[Record]) -> list[str]:
         instr = [f"{by_core[c].metrics.get('guest_instructions_per_inference', 0):,.0f}" if c in by_core else "–"
                  for c in cores]
         agree = min((r.metrics.get("top1_agreement", 0) for r in by_core.values()), default=0)
-        lines.append("| " + " | ".join([model, art, rt, cell] + diffs + instr + [f"{agree:.3f}"]) + " |")
+        rows.append([model, art, rt, cell] + diffs + instr + [f"{agree:.3f}"])
+    lines += table(header, rows)
     foot = {r.runtime: r.metrics["runtime_footprint_bytes"] for r in dev if "runtime_footprint_bytes" in r.metrics}
     if foot:
-        lines += ["", "Runtime footprint installed on the device (beside the artifact sizes above): " +
-                  ", ".join(f"{rt} {b / 1e6:.0f} MB" for rt, b in sorted(foot.items())) + "."]
-    return lines + [""]
+        lines += ["Runtime footprint installed on the device (beside the artifact sizes above): " +
+                  ", ".join(f"{rt} {b / 1e6:.0f} MB" for rt, b in sorted(foot.items())) + ".", ""]
+    return lines

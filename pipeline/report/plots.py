@@ -2,8 +2,9 @@
 
     python -m pipeline report      # writes results/plots/*.png, used by report.md and report.html
 
-Each `*_figure` function takes records and returns a matplotlib Figure (or None when there is nothing
-to draw); `write_all` saves the ones that apply and returns {name: png path}.
+Each `*_figure` function takes the report's view (`pipeline/report/view.py`) and returns a matplotlib
+Figure (or None when there is nothing to draw); `write_all` saves the ones that apply and returns
+{name: png path}.
 """
 from __future__ import annotations
 
@@ -21,28 +22,17 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from pipeline.artifact import ArtifactId  # noqa: E402
+from pipeline.report.view import CELL_STATUSES, SEVERITY, STATUS_COLOR, View  # noqa: E402
 from pipeline.schema import Record  # noqa: E402
 
 RUNTIME_MARKERS = {"litert": "o", "tflite_runtime": "s", "executorch": "^", "lite_interpreter": "D",
                    "onnxruntime": "P"}
-STATUS_COLORS = {"ok": "#4caf50", "partial": "#ffc107", "unsupported": "#ff9800", "failed": "#e53935",
-                 "skipped": "#9e9e9e", "missing": "#ffffff"}
 SOURCE_COLORS = {"torch": "#1f77b4", "keras": "#d62728", "keras_tw": "#ff7f0e"}
+FRAMEWORK_COLORS = {"pytorch": "#1f77b4", "tensorflow": "#d62728"}
 DPI = 110
 
 
-def artifact_name(r: Record) -> str:
-    return f"{r.source}__{r.path}" if r.source else r.path
-
-
-def _ok_bench(records: list[Record], model: str, profile: str | None = None) -> list[Record]:
-    return [r for r in records if r.kind == "bench" and r.model == model and r.status == "ok"
-            and (profile is None or r.profile == profile) and "latency_p50_ms" in r.metrics]
-
-
-def profiles_of(records: list[Record], model: str) -> list[str]:
-    order = {"big-core": 0, "2-core": 1}
-    return sorted({r.profile for r in _ok_bench(records, model)}, key=lambda p: (order.get(p, 9), p))
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -78,17 +68,17 @@ def _log_axes(ax, which: str) -> None:
         a.set_minor_formatter(FuncFormatter(minor))
 
 
-def latency_vs_size_figure(records: list[Record], model: str):
-    profs = profiles_of(records, model)
+def latency_vs_size_figure(view: View, model: str):
+    profs = view.profiles(model)
     if not profs:
         return None
-    colors = _path_colors([artifact_name(r) for r in _ok_bench(records, model)])
+    colors = _path_colors([ArtifactId.of(r).stem for r in view.timed(model)])
     fig, axes = plt.subplots(1, len(profs), figsize=(6.2 * len(profs) + 3.2, 5.2), squeeze=False)
     for ax, prof in zip(axes[0], profs):
-        rs = _ok_bench(records, model, prof)
+        rs = view.timed(model, prof)
         pts = [(r.metrics["size_bytes"] / 1024, r.metrics["latency_p50_ms"]) for r in rs]
         for r, (x, y) in zip(rs, pts):
-            ax.scatter(x, y, color=colors[artifact_name(r)], marker=RUNTIME_MARKERS.get(r.runtime, "x"),
+            ax.scatter(x, y, color=colors[ArtifactId.of(r).stem], marker=RUNTIME_MARKERS.get(r.runtime, "x"),
                        s=55, edgecolor="black", linewidth=0.5, zorder=3)
         front = pareto_front(pts)
         fx = [pts[i][0] for i in front]
@@ -96,7 +86,7 @@ def latency_vs_size_figure(records: list[Record], model: str):
         ax.step(fx + [max(p[0] for p in pts) * 1.05], fy + [fy[-1]], where="post", color="black",
                 linestyle="--", linewidth=1, zorder=2, label="Pareto front")
         for i in front:
-            ax.annotate(f"{artifact_name(rs[i])}\n[{rs[i].runtime}]", pts[i], fontsize=7,
+            ax.annotate(f"{ArtifactId.of(rs[i]).stem}\n[{rs[i].runtime}]", pts[i], fontsize=7,
                         xytext=(5, 5), textcoords="offset points")
         _log_axes(ax, "xy")
         ax.set_xlabel("artifact size (KiB, log scale)")
@@ -105,7 +95,7 @@ def latency_vs_size_figure(records: list[Record], model: str):
         ax.grid(True, which="both", alpha=0.3)
     handles = [Patch(color=c, label=n) for n, c in colors.items()]
     handles += [Line2D([], [], marker=m, linestyle="", color="grey", markeredgecolor="black", label=rt)
-                for rt, m in RUNTIME_MARKERS.items() if any(r.runtime == rt for r in _ok_bench(records, model))]
+                for rt, m in RUNTIME_MARKERS.items() if any(r.runtime == rt for r in view.timed(model))]
     handles.append(Line2D([], [], color="black", linestyle="--", label="Pareto front"))
     axes[0][-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8,
                        title="artifact (color) / runtime (marker)", title_fontsize=8)
@@ -122,16 +112,16 @@ def _quality_metric(rs: list[Record]) -> tuple[str, str, float]:
     return "", "", 1.0
 
 
-def quality_vs_size_figure(records: list[Record], model: str):
-    rs = [r for r in _ok_bench(records, model)]
+def quality_vs_size_figure(view: View, model: str):
+    rs = view.timed(model)
     metric, label, scale = _quality_metric(rs)
     rs = [r for r in rs if metric and metric in r.metrics]
     if not rs:
         return None
-    colors = _path_colors([artifact_name(r) for r in _ok_bench(records, model)])
+    colors = _path_colors([ArtifactId.of(r).stem for r in view.timed(model)])
     fig, ax = plt.subplots(figsize=(9.5, 5.2))
     for r in rs:
-        ax.scatter(r.metrics["size_bytes"] / 1024, r.metrics[metric] * scale, color=colors[artifact_name(r)],
+        ax.scatter(r.metrics["size_bytes"] / 1024, r.metrics[metric] * scale, color=colors[ArtifactId.of(r).stem],
                    marker=RUNTIME_MARKERS.get(r.runtime, "x"), s=55, edgecolor="black", linewidth=0.5, zorder=3)
     refs = {}
     for r in rs:
@@ -152,7 +142,7 @@ def quality_vs_size_figure(records: list[Record], model: str):
     ax.set_ylim(max(0.0, min(lo, *refs.values()) - 2.0) if refs else max(0.0, lo - 2.0), 100.5)
     ax.set_title(f"{model}: {metric.replace('_', ' ')} vs size (dotted: each twin's float reference)")
     ax.grid(True, which="both", alpha=0.3)
-    handles = [Patch(color=colors[n], label=n) for n in sorted({artifact_name(r) for r in rs})]
+    handles = [Patch(color=colors[n], label=n) for n in sorted({ArtifactId.of(r).stem for r in rs})]
     handles += [Line2D([], [], marker=m, linestyle="", color="grey", markeredgecolor="black", label=rt)
                 for rt, m in RUNTIME_MARKERS.items() if any(r.runtime == rt for r in rs)]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
@@ -160,40 +150,15 @@ def quality_vs_size_figure(records: list[Record], model: str):
     return fig
 
 
-def int8_pairs(records: list[Record], model: str, profile: str) -> list[tuple[Record, Record]]:
-    """(fp32, int8) pairs measured with the same twin, format and runtime. When a twin has several
-    fp32 artifacts in that format (e.g. ExecuTorch portable and XNNPACK), the one whose path name
-    shares the longest prefix with the int8 path is its counterpart (et_xnnpack_int8 -> et_xnnpack_fp32)."""
-    rs = _ok_bench(records, model, profile)
-    out = []
-    for q in rs:
-        if "int8" not in q.quantization:
-            continue
-        cands = [f for f in rs if f.quantization == "fp32" and f.source == q.source and f.format == q.format
-                 and f.runtime == q.runtime]
-        if not cands:
-            continue
-        def common(a: str, b: str) -> int:
-            n = 0
-            while n < min(len(a), len(b)) and a[n] == b[n]:
-                n += 1
-            return n
-        out.append((max(cands, key=lambda f: (common(f.path, q.path), f.path)), q))
-    return sorted(out, key=lambda p: (p[1].framework, p[1].source, p[1].path, p[1].runtime))
-
-
-def int8_speedup_figure(records: list[Record], model: str):
-    profs = profiles_of(records, model)
-    if not profs:
-        return None
-    prof = profs[0]
-    pairs = int8_pairs(records, model, prof)
+def int8_speedup_figure(view: View, model: str):
+    prof = view.first_profile(model)
+    pairs = view.int8_pairs(model, prof)
     if not pairs:
         return None
-    labels = [f"{q.framework}: {artifact_name(q)} vs {f.path} [{q.runtime}]" for f, q in pairs]
+    labels = [f"{q.framework}: {ArtifactId.of(q).stem} vs {f.path} [{q.runtime}]" for f, q in pairs]
     speed = [f.metrics["latency_p50_ms"] / q.metrics["latency_p50_ms"] for f, q in pairs]
     shrink = [f.metrics["size_bytes"] / q.metrics["size_bytes"] for f, q in pairs]
-    colors = ["#1f77b4" if q.framework == "pytorch" else "#d62728" for _, q in pairs]
+    colors = [FRAMEWORK_COLORS.get(q.framework, "grey") for _, q in pairs]
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.42 * len(pairs) + 1.8), sharey=True)
     y = np.arange(len(pairs))
     for ax, vals, title in ((axes[0], speed, f"speed-up (fp32 p50 / int8 p50, x), profile {prof}"),
@@ -208,7 +173,7 @@ def int8_speedup_figure(records: list[Record], model: str):
         ax.grid(True, axis="x", alpha=0.3)
     axes[0].set_yticks(y, labels, fontsize=8)
     axes[0].invert_yaxis()
-    fig.legend(handles=[Patch(color="#1f77b4", label="pytorch"), Patch(color="#d62728", label="tensorflow")],
+    fig.legend(handles=[Patch(color=c, label=fw) for fw, c in FRAMEWORK_COLORS.items()],
                loc="upper right", fontsize=8, ncols=2)
     fig.suptitle(f"{model}: int8 vs fp32, same twin, format and runtime", fontsize=11)
     fig.tight_layout()
@@ -224,23 +189,23 @@ def _box_stats(r: Record) -> dict:
         levels = (np.arange(len(q)) + 0.5) / len(q)
         p = lambda x: float(np.interp(x, levels, q))  # noqa: E731
         return {"med": p(0.5), "q1": p(0.25), "q3": p(0.75), "whislo": float(q[0]), "whishi": float(q[-1]),
-                "label": f"{artifact_name(r)} [{r.runtime}]"}
+                "label": f"{ArtifactId.of(r).stem} [{r.runtime}]"}
     p50 = m["latency_p50_ms"]
     p90 = m.get("latency_p90_ms", p50)
     return {"med": p50, "q1": p50, "q3": p90, "whislo": m.get("latency_min_ms", p50),
             "whishi": m.get("latency_p99_ms", p90),
-            "label": f"{artifact_name(r)} [{r.runtime}] (percentiles only)"}
+            "label": f"{ArtifactId.of(r).stem} [{r.runtime}] (percentiles only)"}
 
 
-def latency_distribution_figure(records: list[Record], model: str):
-    profs = profiles_of(records, model)
+def latency_distribution_figure(view: View, model: str):
+    profs = view.profiles(model)
     if not profs:
         return None
-    keys = sorted({(artifact_name(r), r.runtime) for r in _ok_bench(records, model)})
+    keys = sorted({(ArtifactId.of(r).stem, r.runtime) for r in view.timed(model)})
     fig, axes = plt.subplots(1, len(profs), figsize=(6 * len(profs) + 3, 0.32 * len(keys) + 1.8),
                              sharey=True, squeeze=False)
     for ax, prof in zip(axes[0], profs):
-        by = {(artifact_name(r), r.runtime): r for r in _ok_bench(records, model, prof)}
+        by = {(ArtifactId.of(r).stem, r.runtime): r for r in view.timed(model, prof)}
         stats = [_box_stats(by[k]) if k in by else None for k in keys]
         present = [(i, s) for i, s in enumerate(stats) if s]
         ax.bxp([s for _, s in present], positions=[i for i, _ in present], orientation="horizontal",
@@ -264,11 +229,11 @@ def status_grid_figure(rows: list[str], cols: list[str], status: dict[tuple[str,
     and the operator x path probe matrix both use it. A cell without an entry is "missing"."""
     if not rows or not cols:
         return None
-    names = list(STATUS_COLORS)
+    names = list(CELL_STATUSES)
     grid = np.array([[names.index(status.get((r, c), "missing")) if status.get((r, c), "missing") in names
                       else names.index("failed") for c in cols] for r in rows])
     fig, ax = plt.subplots(figsize=(max(7.5, 1.5 * len(cols) + 5.0), 0.34 * len(rows) + 2.4))
-    ax.imshow(grid, cmap=ListedColormap([STATUS_COLORS[n] for n in names]), vmin=-0.5,
+    ax.imshow(grid, cmap=ListedColormap([STATUS_COLOR[n] for n in names]), vmin=-0.5,
               vmax=len(names) - 0.5, aspect="auto")
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
@@ -284,67 +249,53 @@ def status_grid_figure(rows: list[str], cols: list[str], status: dict[tuple[str,
     ax.set_xlabel(col_label)
     ax.set_ylabel(row_label)
     ax.set_title(textwrap.fill(title, 60), fontsize=10)
-    used = sorted({n for n in status.values() if n in STATUS_COLORS} | ({"missing"} if
+    used = sorted({n for n in status.values() if n in STATUS_COLOR} | ({"missing"} if
                   len(status) < len(rows) * len(cols) else set()), key=names.index)
-    ax.legend(handles=[Patch(facecolor=STATUS_COLORS[n], edgecolor="grey", label=n) for n in used],
+    ax.legend(handles=[Patch(facecolor=STATUS_COLOR[n], edgecolor="grey", label=n) for n in used],
               loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def support_cells(records: list[Record]) -> tuple[list[str], list[str], dict]:
-    """Model x path: the export's status, or "partial" when some runtime failed on an exported artifact."""
-    exports = [r for r in records if r.kind == "export"]
-    bench = defaultdict(list)
-    for r in records:
-        if r.kind == "bench":
-            bench[(r.model, artifact_name(r))].append(r.status)
-    status = {}
-    for e in exports:
-        key = (artifact_name(e), e.model)
-        if e.status != "ok":
-            status[key] = e.status
-        else:
-            sts = bench.get((e.model, artifact_name(e)), [])
-            status[key] = "ok" if all(s == "ok" for s in sts) else \
-                ("partial" if any(s == "ok" for s in sts) else next(s for s in sts if s != "ok"))
+def support_cells(view: View) -> tuple[list[str], list[str], dict]:
+    """Export path x model: each cell's status (`view.SupportCell.status`)."""
+    status = {key: cell.status for key, cell in view.support.items()}
     return sorted({k[0] for k in status}), sorted({k[1] for k in status}), status
 
 
-def probe_cells(records: list[Record]) -> tuple[list[str], list[str], dict]:
+def probe_cells(view: View) -> tuple[list[str], list[str], dict]:
     """Operator x path from kind="probe" records (info["probe"] = operator name); several models'
-    probes of one operator on one path combine to the worst status."""
-    rank = {"ok": 0, "skipped": 1, "unsupported": 2, "failed": 3}
+    probes of one operator on one path combine to the worst status (`view.SEVERITY`)."""
     status: dict[tuple[str, str], str] = {}
-    for r in records:
-        if r.kind != "probe" or not r.info.get("probe"):
+    for r in view.kind("probe"):
+        if not r.info.get("probe"):
             continue
         key = (str(r.info["probe"]), r.path)
-        if key not in status or rank.get(r.status, 3) > rank.get(status[key], 3):
+        if key not in status or SEVERITY[r.status] > SEVERITY[status[key]]:
             status[key] = r.status
     return sorted({k[0] for k in status}), sorted({k[1] for k in status}), status
 
 
-def write_all(records: list[Record], out_dir: Path) -> dict[str, Path]:
+def write_all(view: View, out_dir: Path) -> dict[str, Path]:
     """Draw every plot that has data; returns {name: png path}. Names: support_matrix, probe_matrix,
     <model>__latency_vs_size, <model>__quality_vs_size, <model>__int8_vs_fp32, <model>__latency_dist."""
     from pipeline import fsutil
     out_dir.mkdir(parents=True, exist_ok=True)
     # build, save and close one figure at a time: holding all of them open costs memory for nothing
     makers = {}
-    rows, cols, st = support_cells(records)
+    rows, cols, st = support_cells(view)
     makers["support_matrix"] = lambda: status_grid_figure(
         rows, cols, st, "Support matrix: export path x model (partial = exported, some runtime failed)",
         "export path", "model")
-    prows, pcols, pst = probe_cells(records)
+    prows, pcols, pst = probe_cells(view)
     makers["probe_matrix"] = lambda: status_grid_figure(prows, pcols, pst, "Operator support: operator x export path",
                                                         "operator", "export path")
-    models = sorted({r.model for r in records if r.kind == "bench" and r.path != "user"})
+    models = sorted({r.model for r in view.kind("bench") if r.path != "user"})
     for m in models:
-        makers[f"{m}__latency_vs_size"] = lambda m=m: latency_vs_size_figure(records, m)
-        makers[f"{m}__quality_vs_size"] = lambda m=m: quality_vs_size_figure(records, m)
-        makers[f"{m}__int8_vs_fp32"] = lambda m=m: int8_speedup_figure(records, m)
-        makers[f"{m}__latency_dist"] = lambda m=m: latency_distribution_figure(records, m)
+        makers[f"{m}__latency_vs_size"] = lambda m=m: latency_vs_size_figure(view, m)
+        makers[f"{m}__quality_vs_size"] = lambda m=m: quality_vs_size_figure(view, m)
+        makers[f"{m}__int8_vs_fp32"] = lambda m=m: int8_speedup_figure(view, m)
+        makers[f"{m}__latency_dist"] = lambda m=m: latency_distribution_figure(view, m)
     out = {}
     for name, make in makers.items():
         fig = make()

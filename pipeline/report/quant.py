@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import math
 
-from pipeline.quant.recover import best_plan, loss
+from pipeline.artifact import ArtifactId
+from pipeline.quant.plans import DEBUGGED, MSE_INCREASE_PCT, best_plan, loss, loss_limit
+from pipeline.report.table import table
+from pipeline.report.view import View
 from pipeline.schema import Record
+
+STACKS = tuple(DEBUGGED)   # the int8 paths with a per-layer debugger and recovery plans
 
 
 def _f(v, spec=".2f") -> str:
@@ -24,32 +29,32 @@ def _pct(v) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f}%"
 
 
-def _quality(m: dict) -> tuple[str, str]:
-    if "accuracy" in m:
-        return _f(m["accuracy"], ".4f"), _f(m.get("fp32_accuracy"), ".4f")
-    return _f(m.get("reconstruction_mse"), ".4g"), _f(m.get("fp32_reconstruction_mse"), ".4g")
+def _quality(view: View, r: Record) -> tuple[str, str]:
+    """(this record's quality, its fp32 sibling's), formatted for the model's metric."""
+    q = view.quality(r)
+    spec = ".4f" if q.metric == "accuracy" else ".4g"
+    return _f(q.value, spec), _f(q.reference, spec)
 
 
-def _artifacts(recs: list[Record]) -> list[str]:
-    rows = [r for r in recs if ":" not in r.path and r.runtime]
-    if not rows:
-        return []
-    lines = ["Exported int8 artifacts vs their fp32 sibling (same source, same runtime, whole held-out set; "
-             "loss = accuracy points, or % more reconstruction MSE; time outside: ExecuTorch measured "
-             "from ETDump, TFLite estimated by prefix timing):", "",
-             "| int8 artifact | runtime | int8 | fp32 | loss | KiB | p50 ms | ops outside delegate | "
-             "time outside delegate | ops outside |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r.path, r.source)):
+def _artifacts(view: View, recs: list[Record]) -> list[str]:
+    rows = []
+    for r in sorted((r for r in recs if ":" not in r.path and r.runtime), key=lambda r: (r.path, r.source)):
         if r.status != "ok":
-            lines.append(f"| {r.source}__{r.path} | {r.runtime} | {r.status}: `{r.error}` | | | | | | | |")
+            rows.append([ArtifactId.of(r).stem, r.runtime, f"{r.status}: `{r.error}`"] + [""] * 7)
             continue
         m = r.metrics
-        q, fq = _quality(m)
-        lines.append(f"| {r.source}__{r.path} | {r.runtime} | {q} | {fq} | {_f(loss(m))} | "
-                     f"{m['size_bytes'] / 1024:.1f} | {_f(m.get('latency_p50_ms'), '.3f')} | "
-                     f"{_pct(m.get('ops_outside_share'))} | {_pct(m.get('time_outside_share'))} "
-                     f"({r.info.get('time_outside_kind', '–')}) | {', '.join(r.info.get('not_delegated', [])) or '–'} |")
-    return lines + [""]
+        q, fq = _quality(view, r)
+        rows.append([ArtifactId.of(r).stem, r.runtime, q, fq, _f(loss(m)), f"{m['size_bytes'] / 1024:.1f}",
+                     _f(m.get('latency_p50_ms'), '.3f'), _pct(m.get('ops_outside_share')),
+                     f"{_pct(m.get('time_outside_share'))} ({r.info.get('time_outside_kind', '–')})",
+                     ", ".join(r.info.get("not_delegated", [])) or "–"])
+    if not rows:
+        return []
+    return ["Exported int8 artifacts vs their fp32 sibling (same source, same runtime, whole held-out set; "
+            "loss = accuracy points, or % more reconstruction MSE; time outside: ExecuTorch measured "
+            "from ETDump, TFLite estimated by prefix timing):", ""] + table(
+        ["int8 artifact", "runtime", "int8", "fp32", "loss", "KiB", "p50 ms", "ops outside delegate",
+         "time outside delegate", "ops outside"], rows)
 
 
 def _per_layer(rows: list[dict]) -> list[dict]:
@@ -63,8 +68,8 @@ def _per_layer(rows: list[dict]) -> list[dict]:
     return [{**x, "op": x["op"] if count[n] == 1 else f"{x['op']} x{count[n]}"} for n, x in worst.items()]
 
 
-def section(records: list[Record]) -> list[str]:
-    qrecs = [r for r in records if r.kind == "quant_debug"]
+def section(view: View) -> list[str]:
+    qrecs = view.kind("quant_debug")
     if not qrecs:
         return []
     lines = ["## Where int8 loses accuracy (quant-debug)", "",
@@ -75,54 +80,57 @@ def section(records: list[Record]) -> list[str]:
              "`python -m pipeline quant-debug MODEL` prints the full joined table.", ""]
     for model in sorted({r.model for r in qrecs}):
         mrecs = [r for r in qrecs if r.model == model]
-        lines += [f"### {model}", ""] + _artifacts(mrecs)
+        tol = view.tolerances(model)
+        lines += [f"### {model}", ""] + _artifacts(view, mrecs)
         for r in sorted((r for r in mrecs if ":" not in r.path and not r.runtime), key=lambda r: r.path):
             if r.status != "ok":
-                lines.append(f"- {r.source}__{r.path}: {r.status}: `{r.error}`")
+                lines.append(f"- {ArtifactId.of(r).stem}: {r.status}: `{r.error}`")
                 continue
             top = sorted(_per_layer(r.info["layers"]), key=lambda x: x["sqnr_db"])[:5]
-            lines += ["", f"**{r.source}__{r.path}** — top-5 layers by error ({r.info.get('debugger')}, "
-                      f"{r.info.get('error_kind')}, {r.info.get('debug_samples')} samples)", "",
-                      "| layer | op | SQNR dB | MSE | max abs err |", "|---|---|---|---|---|"]
-            lines += [f"| {x['layer']} | {x['op']} | {_sqnr(x['sqnr_db'])} | {_f(x['mse'], '.3g')} | "
-                      f"{_f(x['max_abs_error'], '.3g')} |" for x in top]
+            lines += ["", f"**{ArtifactId.of(r).stem}** — top-5 layers by error ({r.info.get('debugger')}, "
+                      f"{r.info.get('error_kind')}, {r.info.get('debug_samples')} samples)", ""]
+            lines += table(["layer", "op", "SQNR dB", "MSE", "max abs err"],
+                           [[x["layer"], x["op"], _sqnr(x["sqnr_db"]), _f(x["mse"], ".3g"),
+                             _f(x["max_abs_error"], ".3g")] for x in top])[:-1]
         lines.append("")
         plans = [r for r in mrecs if ":" in r.path]
         if plans:
-            best = {b.path for b in (best_plan(plans, p) for p in ("tflite_int8", "et_xnnpack_int8")) if b}
-            lines += ["Recovery plans (best = smallest within 1 point / 1% of fp32, else least loss):", "",
-                      "| plan | runtime | quality | loss | KiB | p50 ms | ops outside delegate | "
-                      "time outside delegate |", "|---|---|---|---|---|---|---|---|"]
+            best = {b.path for b in (best_plan(plans, p, tol) for p in STACKS) if b}
+            rows = []
             for r in plans:
                 if r.status != "ok":
-                    lines.append(f"| {r.path} | – | {r.status}: `{r.error}` | | | | | |")
+                    rows.append([r.path, None, f"{r.status}: `{r.error}`"] + [""] * 5)
                     continue
                 m = r.metrics
-                q, _ = _quality(m)
+                q, _ = _quality(view, r)
                 mark = " **(best)**" if r.path in best else ""
-                lines.append(f"| {r.path}{mark} | {r.runtime} | {q} | {_f(loss(m))} | {m['size_bytes'] / 1024:.1f} | "
-                             f"{_f(m.get('latency_p50_ms'), '.3f')} | {_pct(m.get('ops_outside_share'))} | "
-                             f"{_pct(m.get('time_outside_share'))} |")
-            lines.append("")
-            lines += _why_not_recovered(mrecs, plans)
+                rows.append([f"{r.path}{mark}", r.runtime, q, _f(loss(m)), f"{m['size_bytes'] / 1024:.1f}",
+                             _f(m.get('latency_p50_ms'), '.3f'), _pct(m.get('ops_outside_share')),
+                             _pct(m.get('time_outside_share'))])
+            lines += [f"Recovery plans (best = smallest within {tol.accuracy_drop_points:g} point / "
+                      f"{MSE_INCREASE_PCT:g}% of fp32, else least loss):", ""]
+            lines += table(["plan", "runtime", "quality", "loss", "KiB", "p50 ms", "ops outside delegate",
+                            "time outside delegate"], rows)
+            lines += _why_not_recovered(mrecs, plans, tol)
     return lines
 
 
-def _why_not_recovered(mrecs: list[Record], plans: list[Record]) -> list[str]:
-    """For a stack whose best plan still misses 1 point / 1 %: how spread its per-layer error is."""
+def _why_not_recovered(mrecs: list[Record], plans: list[Record], tol) -> list[str]:
+    """For a stack whose best plan still misses the limit: how spread its per-layer error is."""
     out = []
-    for stack in ("tflite_int8", "et_xnnpack_int8"):
-        best = best_plan(plans, stack)
+    for stack in STACKS:
+        best = best_plan(plans, stack, tol)
         plain = next((r for r in plans if r.path == f"{stack}:int8" and r.status == "ok"), None)
-        if best is None or plain is None or loss(best.metrics) <= 1.0:
+        if best is None or plain is None or loss(best.metrics) <= loss_limit(best.metrics, tol):
             continue
-        table = next((r for r in mrecs if r.path == stack and r.status == "ok" and not r.runtime
-                      and "layers" in r.info and (stack != "tflite_int8" or r.source == "keras_tw")), None)
-        sq = sorted(x["sqnr_db"] for x in _per_layer(table.info["layers"])) if table else []
+        table_rec = next((r for r in mrecs if r.path == stack and r.status == "ok" and not r.runtime
+                          and "layers" in r.info and r.source == DEBUGGED[stack][0]), None)
+        sq = sorted(x["sqnr_db"] for x in _per_layer(table_rec.info["layers"])) if table_rec else []
         sq = [v for v in sq if v == v and v != float("inf")]
         l0, l1 = loss(plain.metrics), loss(best.metrics)
-        text = (f"- {stack}: no plan reaches 1 (point or % MSE): plain int8 loses {l0:.2f}, the best plan "
-                f"({best.path.split(':', 1)[1]}) {l1:.2f}, recovering {max(0.0, (l0 - l1) / l0 * 100) if l0 > 0 else 0:.0f}% of it.")
+        text = (f"- {stack}: no plan reaches {loss_limit(best.metrics, tol):g} (point or % MSE): plain int8 loses "
+                f"{l0:.2f}, the best plan ({best.path.split(':', 1)[1]}) {l1:.2f}, recovering "
+                f"{max(0.0, (l0 - l1) / l0 * 100) if l0 > 0 else 0:.0f}% of it.")
         if len(sq) >= 2:
             text += (f" Its {len(sq)} quantized layers' SQNR spans {sq[0]:.1f}-{sq[-1]:.1f} dB: the error is "
                      "spread over every layer, not concentrated in a few, so keeping the worst layers in float "

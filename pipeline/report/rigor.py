@@ -5,21 +5,17 @@ check against LiteRT's own benchmark, compute cost, top operators. Plugged in vi
 """
 from __future__ import annotations
 
-from pipeline.report.markdown import _fmt, _table
+from pipeline.report.table import fmt, table
+from pipeline.report.view import View, label
 from pipeline.schema import Record
 
 
-def _name(r: Record) -> str:
-    return f"{r.model}/{r.source}__{r.path}" if r.path != "user" else r.artifact.rsplit("/", 1)[-1]
+def _ok_bench(view: View) -> list[Record]:
+    return sorted(view.bench_ok(), key=lambda r: (label(r), r.runtime, r.profile))
 
 
-def _ok_bench(records: list[Record]) -> list[Record]:
-    return sorted((r for r in records if r.kind == "bench" and r.status == "ok"),
-                  key=lambda r: (_name(r), r.runtime, r.profile))
-
-
-def metrics_table(records: list[Record]) -> list[str]:
-    bench = _ok_bench(records)
+def metricstable(view: View) -> list[str]:
+    bench = _ok_bench(view)
     if not bench:
         return []
     lines = ["## Full benchmark metrics (per artifact, runtime, device profile)", "",
@@ -39,26 +35,26 @@ def metrics_table(records: list[Record]) -> list[str]:
     rows = []
     for r in bench:
         m = r.metrics
-        rows.append([_name(r), r.runtime, r.profile, m.get("latency_p50_ms"), m.get("latency_p90_ms"),
+        rows.append([label(r), r.runtime, r.profile, m.get("latency_p50_ms"), m.get("latency_p90_ms"),
                      m.get("latency_p99_ms"), m.get("latency_mean_ms"), m.get("latency_min_ms"),
                      m.get("latency_cv"), m.get("latency_p50_spread_pct"),
                      f"{int(m.get('repeats', 1))} x {int(m.get('runs', 0) / max(m.get('repeats', 1), 1))}",
                      m.get("latency_p50_with_io_ms"), m.get("trivial_model_p50_us"), m.get("load_ms"),
                      m.get("peak_rss_above_baseline_mb"), m.get("size_bytes", 0) / 1024,
                      m.get("size_zipped_bytes", 0) / 1024, m.get("gflops_per_s")])
-    lines += _table(header, rows)
+    lines += table(header, rows)
     spreads = [r.metrics["latency_p50_spread_pct"] for r in bench if "latency_p50_spread_pct" in r.metrics]
     loops = [r.metrics["harness_overhead_us"] for r in bench if "harness_overhead_us" in r.metrics]
     if spreads:
-        lines += [f"Stability: median spread of the repeats' p50 {_fmt(sorted(spreads)[len(spreads) // 2])} %, "
-                  f"worst {_fmt(max(spreads))} %. The timing loop itself (perf_counter pair) costs "
-                  f"{_fmt(sorted(loops)[len(loops) // 2] if loops else None)} us per call.", ""]
+        lines += [f"Stability: median spread of the repeats' p50 {fmt(sorted(spreads)[len(spreads) // 2])} %, "
+                  f"worst {fmt(max(spreads))} %. The timing loop itself (perf_counter pair) costs "
+                  f"{fmt(sorted(loops)[len(loops) // 2] if loops else None)} us per call.", ""]
     return lines
 
 
-def peer_section(records: list[Record]) -> list[str]:
-    peers = [r for r in _ok_bench(records) if "peer_median_ms" in r.metrics]
-    errors = [r for r in _ok_bench(records) if "peer_error" in r.info]
+def peer_section(view: View) -> list[str]:
+    peers = [r for r in _ok_bench(view) if "peer_median_ms" in r.metrics]
+    errors = [r for r in _ok_bench(view) if "peer_error" in r.info]
     if not peers and not errors:
         return []
     lines = ["## Peer check: our LiteRT median vs LiteRT's own `litert-benchmark`", "",
@@ -67,19 +63,19 @@ def peer_section(records: list[Record]) -> list[str]:
              "`net diff` compares both net of each harness's fixed cost per call (each measured on the "
              "one-op model): the tool's Python `run_by_name` costs a few us more per call than our bound "
              "`invoke()`, which is more than 10% of a 20 us model. Agreement = raw or net within 10%.", ""]
-    rows = [[_name(r), r.profile, r.metrics["latency_p50_ms"], r.metrics["peer_median_ms"],
+    rows = [[label(r), r.profile, r.metrics["latency_p50_ms"], r.metrics["peer_median_ms"],
              r.metrics.get("peer_diff_pct"), r.metrics.get("trivial_model_p50_us", 0) / 1e3,
              r.metrics.get("peer_trivial_median_ms"), r.metrics.get("peer_net_diff_pct"),
              "yes" if r.metrics.get("peer_agrees") else "NO"] for r in peers]
-    lines += _table(["artifact", "profile", "ours p50 ms", "tool median ms", "diff %", "ours fixed ms",
+    lines += table(["artifact", "profile", "ours p50 ms", "tool median ms", "diff %", "ours fixed ms",
                      "tool fixed ms", "net diff %", "agrees"], rows)
-    lines += [f"- {_name(r)} {r.profile}: peer tool failed: `{r.info['peer_error']}`" for r in errors]
+    lines += [f"- {label(r)} {r.profile}: peer tool failed: `{r.info['peer_error']}`" for r in errors]
     return lines + [""]
 
 
-def cost_section(records: list[Record]) -> list[str]:
+def cost_section(view: View) -> list[str]:
     by_model = {}
-    for r in _ok_bench(records):
+    for r in _ok_bench(view):
         if "flops" in r.metrics:
             by_model[r.model] = r.metrics
     if not by_model:
@@ -88,8 +84,7 @@ def cost_section(records: list[Record]) -> list[str]:
              "FLOPs of one batch-1 forward pass of the PyTorch twin (`torch.utils.flop_counter."
              "FlopCounterMode`: convolutions and matmuls; 1 MAC = 2 FLOPs). Achieved GFLOP/s per artifact "
              "is in the full metrics table.", ""]
-    from pipeline.provenance import latest
-    run = latest(records)
+    run = view.run
     peak = run.metrics if run else {}
     if "cpu_peak_gflops_1_core" in peak:
         lines += [f"This CPU's float32 matmul peak (numpy, 1024^3, measured in this run): "
@@ -98,18 +93,18 @@ def cost_section(records: list[Record]) -> list[str]:
                   "is the best achieved GFLOP/s of any artifact of the model on one core, as a share of it (above 100% "
                   "means the machine was busier while the peak was measured than during that artifact's run).", ""]
     best = {}
-    for r in _ok_bench(records):
+    for r in _ok_bench(view):
         if r.threads == 1 and "gflops_per_s" in r.metrics:
             best[r.model] = max(best.get(r.model, 0.0), r.metrics["gflops_per_s"])
     one = peak.get("cpu_peak_gflops_1_core")
     rows = [[m, v["flops"] / 1e6, v["macs"] / 1e6, int(v["params"]), best.get(m),
              f"{100 * best[m] / one:.1f}%" if one and m in best else "–"] for m, v in sorted(by_model.items())]
-    return lines + _table(["model", "MFLOPs", "MMACs", "parameters", "best GFLOP/s (1 thread)",
+    return lines + table(["model", "MFLOPs", "MMACs", "parameters", "best GFLOP/s (1 thread)",
                            "share of 1-core peak"], rows)
 
 
-def op_profile_section(records: list[Record]) -> list[str]:
-    prof = [r for r in _ok_bench(records) if r.info.get("op_profile")]
+def op_profile_section(view: View) -> list[str]:
+    prof = [r for r in _ok_bench(view) if r.info.get("op_profile")]
     if not prof:
         return []
     lines = ["## Top operators by time (first device profile)", "",
@@ -124,13 +119,13 @@ def op_profile_section(records: list[Record]) -> list[str]:
     for r in prof:
         p = r.info["op_profile"]
         if not p.get("ops"):
-            rows.append([_name(r), r.runtime, "–", p.get("note", ""), "", ""])
+            rows.append([label(r), r.runtime, "–", p.get("note") or None, None, None])
             continue
         for i, o in enumerate(p["ops"][:5]):
-            rows.append([_name(r) if i == 0 else " ", r.runtime if i == 0 else " ", i + 1, o["op"],
+            rows.append([label(r) if i == 0 else " ", r.runtime if i == 0 else " ", i + 1, o["op"],
                          o["ms"], f"{o['share'] * 100:.0f}%"])
-    return lines + _table(["artifact", "runtime", "#", "operator", "ms", "share"], rows)
+    return lines + table(["artifact", "runtime", "#", "operator", "ms", "share"], rows)
 
 
-def sections(records: list[Record]) -> list[str]:
-    return metrics_table(records) + peer_section(records) + cost_section(records) + op_profile_section(records)
+def sections(view: View) -> list[str]:
+    return metricstable(view) + peer_section(view) + cost_section(view) + op_profile_section(view)

@@ -9,11 +9,17 @@ operator kinds that take the time.
 """
 from __future__ import annotations
 
+from export.registry import all_paths, fp32_sibling
+from pipeline.artifact import ArtifactId
+from pipeline.bench.profiles import BenchConfig
 from pipeline.report.int8 import _kinds
+from pipeline.report.table import table
+from pipeline.report.view import View
+from pipeline.runtimes import for_format
 from pipeline.schema import Record
 
-PAIRS = {"fp32": ("et_xnnpack_fp32", ("keras_tw", "tflite_fp32"), ("torch", "litert_torch_fp32")),
-         "int8": ("et_xnnpack_int8", ("keras_tw", "tflite_int8"), ("torch", "litert_torch_int8"))}
+# the PyTorch twin's weights: the twin itself and the Keras twin they were copied into
+SAME_WEIGHTS = ("torch", "keras_tw")
 
 
 def _top(r: Record, n: int = 3) -> str:
@@ -21,33 +27,44 @@ def _top(r: Record, n: int = 3) -> str:
     return ", ".join(f"{k} {v * 1e3:.0f}" for k, v in ks) or "–"
 
 
-def section(records: list[Record]) -> list[str]:
-    ok = [r for r in records if r.kind == "bench" and r.status == "ok" and "latency_p50_ms" in r.metrics]
-    if not ok:
+def _et_paths() -> dict[str, str]:
+    """{precision: path} of ExecuTorch's delegated pair: the int8 .pte path and its fp32 sibling."""
+    int8 = next(p.name for p in all_paths().values() if p.format == "pte" and p.quantization == "int8")
+    return {"fp32": fp32_sibling(int8), "int8": int8}
+
+
+def section(view: View) -> list[str]:
+    if not view.timed():
         return []
-    prof = sorted({r.profile for r in ok}, key=lambda p: (p != "big-core", p))[0]
-    find = {(r.model, r.source, r.path, r.runtime): r for r in ok if r.profile == prof}
+    prof = view.first_profile()
+    et_rt = for_format("pte")[0]
+    lite_rt = next(rt for rt in for_format("tflite") if rt not in BenchConfig.compat_runtimes)
+    on_prof = view.timed(profile=prof)
+    find = {(r.model, r.source, r.path, r.runtime): r for r in on_prof}
     rows = []
-    for model in sorted({r.model for r in ok}):
-        for prec, (et_path, *lite) in PAIRS.items():
-            et = find.get((model, "torch", et_path, "executorch"))
-            for src, path in lite:
-                lr = find.get((model, src, path, "litert"))
+    for model in view.models("bench"):
+        for prec, et_path in sorted(_et_paths().items()):
+            et = find.get((model, "torch", et_path, et_rt))
+            lites = sorted({(r.source, r.path) for r in on_prof if r.format == "tflite" and r.quantization == prec
+                            and r.source in SAME_WEIGHTS and r.runtime == lite_rt})
+            for src, path in lites:
+                lr = find.get((model, src, path, lite_rt))
                 if et is None or lr is None:
                     continue
                 ratio = et.metrics["latency_p50_ms"] / lr.metrics["latency_p50_ms"]
-                rows.append(f"| {model} | {prec} | {et.metrics['latency_p50_ms'] * 1e3:.0f} | {src}__{path} | "
-                            f"{lr.metrics['latency_p50_ms'] * 1e3:.0f} | {ratio:.2f} | "
-                            f"{et.metrics.get('gflops_per_s', float('nan')):.1f} / "
-                            f"{lr.metrics.get('gflops_per_s', float('nan')):.1f} | {_top(et)} | {_top(lr)} |")
+                rows.append([model, prec, f"{et.metrics['latency_p50_ms'] * 1e3:.0f}", ArtifactId.of(lr).stem,
+                             f"{lr.metrics['latency_p50_ms'] * 1e3:.0f}", f"{ratio:.2f}",
+                             f"{et.metrics.get('gflops_per_s', float('nan')):.1f} / "
+                             f"{lr.metrics.get('gflops_per_s', float('nan')):.1f}", _top(et), _top(lr)])
     if not rows:
         return []
+    et = _et_paths()
     return ["## ExecuTorch vs LiteRT, same weights", "",
-            f"Profile `{prof}`, p50 in microseconds. ExecuTorch = `torch__{{et_xnnpack_fp32,et_xnnpack_int8}}`; "
+            f"Profile `{prof}`, p50 in microseconds. ExecuTorch = `torch__{{{','.join(et[p] for p in sorted(et))}}}`; "
             "LiteRT = the Keras twin holding the PyTorch weights (`keras_tw__*`) and the litert-torch "
             "conversion (`torch__litert_torch_*`). `ET / LiteRT` > 1 = ExecuTorch is slower. The last two "
             "columns are the top operator kinds by profiled time (us) of each artifact: ExecuTorch's "
             "ETDump events (XNNPACK's own operator names), LiteRT's per-operator estimates (each operator "
-            "timed alone).", "",
-            "| model | precision | ExecuTorch us | LiteRT artifact | LiteRT us | ET / LiteRT | GFLOP/s ET / LiteRT "
-            "| ExecuTorch top ops (us) | LiteRT top ops (us) |", "|" + "---|" * 9] + rows + [""]
+            "timed alone).", ""] + table(
+        ["model", "precision", "ExecuTorch us", "LiteRT artifact", "LiteRT us", "ET / LiteRT", "GFLOP/s ET / LiteRT",
+         "ExecuTorch top ops (us)", "LiteRT top ops (us)"], rows)

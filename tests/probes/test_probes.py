@@ -43,6 +43,7 @@ def test_known_unsupported_operator_is_reported(probe_records):
 def test_rerun_is_cached_and_report_renders(probe_records):
     import time
     from probes import harness
+    from pipeline.report.view import build
     from probes.report import matrix
     t0 = time.perf_counter()
     again = harness.run(["conv2d", "argmax"], ["tflite_fp32", "et_xnnpack_fp32"], PROBE_CACHE / "artifacts",
@@ -51,7 +52,7 @@ def test_rerun_is_cached_and_report_renders(probe_records):
     assert seconds < 20, f"cached rerun took {seconds:.1f}s"
     assert {(r.info["probe"], r.path, r.runtime): r.info["cell"] for r in again} == \
         {k: r.info["cell"] for k, r in probe_records.items()}
-    text = "\n".join(matrix(again))
+    text = "\n".join(matrix(build(again)))
     assert "| conv2d | ok | ok |" in text, text
     assert "export failed [" in text and "ConverterError" in text
     assert "**PyTorch**" in text and "**TensorFlow/Keras**" in text

@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.spec import Tolerances
 from pipeline.quant import delegation as quant_delegation
+from pipeline.quant.plans import best_plan
+from pipeline.report.view import build
 from pipeline.quant import recover as quant_recover
 from pipeline.schema import Record
 from tests.conftest import ROOT
@@ -66,9 +69,9 @@ def test_best_plan_and_report_section():
             _plan("et_xnnpack_int8:fp32", 0.95, 0.0, 4000, "fp32"), _plan("et_xnnpack_int8:int8", 0.90, 5.0, 1000),
             _plan("et_xnnpack_int8:int8_fp32_worst1", 0.945, 0.5, 2000),
             _plan("et_xnnpack_int8:int8_fp32_worst2", 0.95, 0.0, 3000)]
-    best = quant_recover.best_plan(recs, "et_xnnpack_int8")
+    best = best_plan(recs, "et_xnnpack_int8", Tolerances())
     assert best.path == "et_xnnpack_int8:int8_fp32_worst1", best.path   # smallest within 1 point
-    text = "\n".join(report_quant.section(recs))
+    text = "\n".join(report_quant.section(build(recs)))
     assert "int8_fp32_worst1 **(best)**" in text
     top = [ln.split("|")[1].strip() for ln in text.splitlines() if ln.startswith("| l") and not ln.startswith("| layer")]
     assert top == ["l6", "l5", "l4", "l3", "l2"], top

@@ -15,6 +15,7 @@ from pipeline.report import html as html_report
 from pipeline.report import plots
 from pipeline.report import ship as recommend
 from pipeline.report import markdown as report
+from pipeline.report.view import build
 from pipeline.schema import Record, read_records
 from pipeline.bench.stats import latency_quantiles
 
@@ -50,12 +51,12 @@ def test_recommendation_picks():
             _bench("keras", "tflite_bad", "litert", 10_000, 0.01, acc=0.95, quant="int8"),   # 4 points off
             _bench("torch", "et_xnnpack_int8", "executorch", 29_000, 0.07, acc=0.99, framework="pytorch",
                    fmt="pte", quant="int8")]
-    prof, chosen, good = recommend.picks(recs, "m")
+    prof, chosen, good = recommend.picks(build(recs), "m")
     roles = {role: f"{r.source}__{r.path}" for role, r in chosen}
     assert prof == "big-core" and len(good) == 3
     assert roles == {"smallest": "keras__tflite_int8", "fastest": "keras__tflite_fp32",
                      "best pytorch": "torch__et_xnnpack_int8", "best tensorflow": "keras__tflite_fp32"}
-    text = "\n".join(recommend.ship_section(recs, "m"))
+    text = "\n".join(recommend.ship_section(build(recs), "m"))
     assert f"`{provenance.record_id(recs[1])}`" in text and "24.4 |" in text   # KiB and record id cited
 
 
@@ -64,7 +65,7 @@ def test_int8_pairs_match_their_fp32_counterpart():
             _bench("torch", "et_xnnpack_fp32", "executorch", 80_000, 0.12, framework="pytorch", fmt="pte"),
             _bench("torch", "et_xnnpack_int8", "executorch", 29_000, 0.07, framework="pytorch", fmt="pte",
                    quant="int8")]
-    pairs = plots.int8_pairs(recs, "m", "big-core")
+    pairs = build(recs).int8_pairs("m", "big-core")
     assert [(f.path, q.path) for f, q in pairs] == [("et_xnnpack_fp32", "et_xnnpack_int8")]
 
 
@@ -73,10 +74,10 @@ def test_status_grid_is_generic_and_draws_probe_records(tmp_path):
                      info={"probe": op}) for op, path, st in
               [("conv2d", "tflite_fp32", "ok"), ("conv2d", "et_xnnpack_fp32", "ok"),
                ("grid_sample", "tflite_fp32", "unsupported"), ("grid_sample", "et_xnnpack_fp32", "failed")]]
-    rows, cols, st = plots.probe_cells(probes)
+    rows, cols, st = plots.probe_cells(build(probes))
     assert rows == ["conv2d", "grid_sample"] and cols == ["et_xnnpack_fp32", "tflite_fp32"]
     assert st[("grid_sample", "tflite_fp32")] == "unsupported"
-    out = plots.write_all(probes, tmp_path)
+    out = plots.write_all(build(probes), tmp_path)
     assert set(out) == {"probe_matrix"}
     assert out["probe_matrix"].read_bytes()[:8] == PNG
 

@@ -7,6 +7,7 @@ import pytest
 from pipeline.bench import anatomy
 from pipeline.report import int8 as report_int8
 from pipeline.report import stacks as report_stacks
+from pipeline.report.view import build
 from pipeline.schema import Record
 
 
@@ -24,7 +25,7 @@ def test_int8_targets_and_reasons():
               {"CONV_2D #1": 0.090, "PAD #0": 0.010, "QUANTIZE #5": 0.004},
               anatomy_int8_bytes=99_000.0, anatomy_quant_param_bytes=60_000.0, anatomy_per_channel_scales=5000.0,
               anatomy_int32_bytes=20_000.0, anatomy_other_bytes=21_000.0)
-    text = "\n".join(report_int8.section([f32, i8]))
+    text = "\n".join(report_int8.section(build([f32, i8])))
     row = next(ln for ln in text.splitlines() if ln.startswith("| m | keras__tflite_int8"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[4:7] == ["2.00", "0.67", "10.0 / 6.7"], cells           # size x, speed-up x, GFLOP/s
@@ -39,7 +40,7 @@ def test_int8_meeting_every_target_has_no_reason_line():
                framework="pytorch")
     i8 = _rec("torch", "et_xnnpack_int8", "executorch", "int8", 100_000, 0.050, 0.945, {}, fmt="pte",
               framework="pytorch")
-    text = "\n".join(report_int8.section([f32, i8]))
+    text = "\n".join(report_int8.section(build([f32, i8])))
     assert "| yes | yes | yes |" in text and "Why a target is missed" not in text
 
 
@@ -47,7 +48,7 @@ def test_stacks_section_ratio_and_top_ops():
     et = _rec("torch", "et_xnnpack_fp32", "executorch", "fp32", 1, 0.200, 0.9,
               {"Convolution (NHWC, F32) IGEMM #1": 0.120, "Transpose (ND, X32) #1": 0.030}, fmt="pte")
     lr = _rec("keras_tw", "tflite_fp32", "litert", "fp32", 1, 0.100, 0.9, {"CONV_2D #1": 0.080})
-    text = "\n".join(report_stacks.section([et, lr]))
+    text = "\n".join(report_stacks.section(build([et, lr])))
     assert "| m | fp32 | 200 | keras_tw__tflite_fp32 | 100 | 2.00 |" in text, text
     assert "Convolution IGEMM 120, Transpose 30" in text and "CONV_2D 80" in text
 
@@ -81,9 +82,9 @@ def test_quant_section_says_why_no_plan_recovers():
                                               "debug_samples": 10})
     recs = [table, plan("et_xnnpack_int8:fp32", 0.0, "fp32"), plan("et_xnnpack_int8:int8", 2.0),
             plan("et_xnnpack_int8:int8_fp32_worst1", 1.5)]
-    text = "\n".join(report_quant.section(recs))
+    text = "\n".join(report_quant.section(build(recs)))
     assert "et_xnnpack_int8: no plan reaches 1" in text and "recovering 25% of it" in text, text
     assert "4 quantized layers' SQNR spans 12.0-15.0 dB" in text
     # a stack whose best plan is within 1 point gets no such line
     recs[-1] = plan("et_xnnpack_int8:int8_fp32_worst1", 0.5)
-    assert "no plan reaches" not in "\n".join(report_quant.section(recs))
+    assert "no plan reaches" not in "\n".join(report_quant.section(build(recs)))

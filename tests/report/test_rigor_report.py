@@ -3,6 +3,7 @@ this tests the report's formatting, not a runtime)."""
 from __future__ import annotations
 
 from pipeline.report import markdown as report
+from pipeline.report.view import build
 from pipeline.schema import Record
 
 
@@ -25,7 +26,7 @@ def test_rigor_sections_render_metrics_peer_cost_and_ops():
                                     "peer_trivial_median_ms": 0.005, "peer_agrees": 1.0},
                  [{"op": "CONV_2D #1", "ms": 0.01, "share": 0.6}, {"op": "MEAN #4", "ms": 0.002, "share": 0.1}]),
             _rec("2-core", 0.015)]
-    text = report.render(recs)
+    text = report.render(build(recs))
     assert "not phone timings" in text
     assert "| digits_cnn/keras__tflite_fp32 | litert | big-core | 0.02 |" in text
     assert "| digits_cnn/keras__tflite_fp32 | litert | 2-core | 0.015 |" in text

@@ -1,0 +1,31 @@
+"""The one Markdown table helper of the report: every section builds its tables with `table`.
+
+    table(["artifact", "p50 ms"], [["keras__tflite_fp32", 0.0213], ["torch__ptl_fp32", None]])
+    # | artifact | p50 ms |  /  |---|---|  /  | keras__tflite_fp32 | 0.0213 |  /  | torch__ptl_fp32 | – |
+"""
+from __future__ import annotations
+
+
+def fmt(v, digits: int = 3) -> str:
+    """A cell: None = no value ("–"); a float to `digits` significant digits (thousands without
+    decimals); text as given ("" = a blank cell)."""
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{digits}f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def kib(b) -> str:
+    return f"{b / 1024:.1f}" if b else "–"
+
+
+def row(cells: list) -> str:
+    return "|" + "|".join(f" {c} " if c != "" else " " for c in cells) + "|"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """Header, separator, one line per row (cells through `fmt`), then a blank line."""
+    return [row(header), "|" + "|".join("---" for _ in header) + "|"] + [row([fmt(c) for c in r]) for r in rows] + [""]

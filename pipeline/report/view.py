@@ -1,0 +1,178 @@
+"""One view of the records, built once per report: every section and plot reads it, so each rule the
+report applies (first profile, fp32<->int8 pairing, quality metric, thresholds, support cell) is
+written here once.
+
+    from pipeline.report.view import build
+    v = build(records)
+    v.first_profile("digits_cnn")          # the run's first device profile (its provenance record)
+    v.int8_pairs("digits_cnn")             # [(fp32, int8)] bench records, paired by registry.fp32_sibling
+    v.quality(r)                           # Quality("accuracy", 0.98, 0.99) / ("reconstruction_mse", ...)
+    v.tolerances("digits_cnn").accuracy_drop_points
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.spec import Tolerances
+from pipeline import provenance
+from pipeline.artifact import ArtifactId
+from pipeline.schema import STATUSES, Record
+
+# results whose run record does not store its profile order (older runs): the bench defaults' order
+FALLBACK_PROFILE_ORDER = ("big-core", "2-core")
+
+# how the report shows a status: (mark in tables, colour in the status grids). The grids add
+# "partial" (exported, some runtime not ok) and "missing" (no record). Built from schema.STATUSES:
+# a new status without a style fails at import, not halfway through a report.
+_STYLE = {"ok": ("ok", "#4caf50"), "partial": ("partial", "#ffc107"), "mismatch": ("MISMATCH", "#8e24aa"),
+          "apple_only": ("Apple only", "#64b5f6"), "unsupported": ("unsupported", "#ff9800"),
+          "failed": ("FAILED", "#e53935"), "skipped": ("skipped", "#9e9e9e"), "missing": ("–", "#ffffff")}
+CELL_STATUSES = ("ok", "partial", *(s for s in STATUSES if s != "ok"), "missing")
+STATUS_MARK = {s: _STYLE[s][0] for s in CELL_STATUSES}
+STATUS_COLOR = {s: _STYLE[s][1] for s in CELL_STATUSES}
+# several records in one grid cell show the worst: a failure outranks a mismatch, which outranks a
+# finding (unsupported), an artifact that runs elsewhere (apple_only), and one not attempted
+_SEVERITY = ("ok", "skipped", "apple_only", "unsupported", "mismatch", "failed")
+SEVERITY = {s: _SEVERITY.index(s) for s in STATUSES}
+
+# the quality metric of a task (vs the ground truth)
+TASK_METRIC = {"classification": "accuracy", "reconstruction": "reconstruction_mse"}
+# where a record keeps the float value it is judged against: bench = the twin's reference model,
+# quant_debug = the fp32 sibling artifact
+_REFERENCE_PREFIX = {"bench": "reference_", "quant_debug": "fp32_"}
+
+
+@dataclass(frozen=True)
+class Quality:
+    metric: str                # "accuracy" | "reconstruction_mse" | "" (the record has neither)
+    value: float | None
+    reference: float | None    # see _REFERENCE_PREFIX
+
+
+@dataclass(frozen=True)
+class SupportCell:
+    """One model x export path cell: the export record and every bench record of that artifact."""
+    export: Record
+    bench: tuple[Record, ...]
+
+    @property
+    def status(self) -> str:
+        """The export's status; for an exported artifact "ok" when every runtime ran ok, "partial"
+        when some did, else the first runtime's status."""
+        if self.export.status != "ok":
+            return self.export.status
+        sts = [b.status for b in self.bench]
+        if all(s == "ok" for s in sts):
+            return "ok"
+        return "partial" if "ok" in sts else next(s for s in sts if s != "ok")
+
+    def not_ok(self) -> list[Record]:
+        """One bench record per runtime that did not run ok (the last one, as records are ordered)."""
+        return list({b.runtime: b for b in self.bench if b.status != "ok"}.values())
+
+
+def label(r: Record) -> str:
+    """model/stem for our artifacts; the file's name for a user's own model."""
+    return ArtifactId.of(r).label if r.path != "user" else Path(r.artifact).name
+
+
+@dataclass
+class View:
+    records: list[Record]
+    by_kind: dict[str, list[Record]]
+    run: Record | None                        # the latest provenance record
+    profile_order: tuple[str, ...]
+    support: dict[tuple[str, str], SupportCell]   # (artifact stem, model) -> cell
+    _tolerances: dict[str, Tolerances] = field(default_factory=dict)
+    _tasks: dict[str, str | None] = field(default_factory=dict)
+
+    def kind(self, kind: str) -> list[Record]:
+        return self.by_kind.get(kind, [])
+
+    def bench_ok(self, model: str | None = None, profile: str | None = None) -> list[Record]:
+        return [r for r in self.kind("bench") if r.status == "ok" and (model is None or r.model == model)
+                and (profile is None or r.profile == profile)]
+
+    def timed(self, model: str | None = None, profile: str | None = None) -> list[Record]:
+        """Bench records measured ok with a latency (what plots and comparisons read)."""
+        return [r for r in self.bench_ok(model, profile) if "latency_p50_ms" in r.metrics]
+
+    def _profile_key(self, p: str) -> tuple:
+        return (self.profile_order.index(p) if p in self.profile_order else len(self.profile_order), p)
+
+    def profiles(self, model: str | None = None) -> list[str]:
+        """Profiles with timed records (of the model), the run's first profile first."""
+        return sorted({r.profile for r in self.timed(model)}, key=self._profile_key)
+
+    def first_profile(self, model: str | None = None) -> str:
+        """The first profile of the run that has timed records (of the model): where accuracy,
+        repeats and the operator profile are measured. "" when nothing was timed."""
+        return next(iter(self.profiles(model)), "")
+
+    def tolerances(self, model: str) -> Tolerances:
+        """The model's registered tolerances; the defaults for a model no longer (or never) in the
+        registry (older results, a user's own file)."""
+        if model not in self._tolerances:
+            self._tolerances[model] = self._spec_field(model, "tolerances") or Tolerances()
+        return self._tolerances[model]
+
+    def task(self, model: str) -> str | None:
+        if model not in self._tasks:
+            self._tasks[model] = self._spec_field(model, "task")
+        return self._tasks[model]
+
+    @staticmethod
+    def _spec_field(model: str, name: str):
+        import models
+        try:
+            return getattr(models.get(model), name)
+        except (KeyError, ValueError, ImportError):
+            return None
+
+    def quality(self, r: Record) -> Quality:
+        return self.quality_of(r.model, r.metrics, r.kind)
+
+    def quality_of(self, model: str, m: dict, kind: str = "bench") -> Quality:
+        """The metric that fits the model's task; for a model outside the registry, accuracy when
+        the metrics have it, else reconstruction MSE."""
+        task = self.task(model)
+        metrics = [TASK_METRIC[task]] if task else list(TASK_METRIC.values())
+        metric = next((x for x in metrics if x in m), "")
+        if not metric:
+            return Quality("", None, None)
+        return Quality(metric, m[metric], m.get(_REFERENCE_PREFIX[kind] + metric))
+
+    def int8_pairs(self, model: str, profile: str | None = None) -> list[tuple[Record, Record]]:
+        """(fp32, int8) timed records of the same twin, format and runtime on `profile` (default: the
+        model's first), the fp32 one on the int8 path's `registry.fp32_sibling`."""
+        from export.registry import fp32_sibling
+        rs = self.timed(model, profile or self.first_profile(model))
+        by = {(r.source, r.path, r.format, r.runtime): r for r in rs}
+        out = []
+        for q in rs:
+            if "int8" not in q.quantization:
+                continue
+            f = by.get((q.source, fp32_sibling(q.path), q.format, q.runtime))
+            if f is not None and f.quantization == "fp32":
+                out.append((f, q))
+        return sorted(out, key=lambda p: (p[1].framework, p[1].source, p[1].path, p[1].runtime))
+
+    def models(self, *kinds: str) -> list[str]:
+        return sorted({r.model for k in kinds for r in self.kind(k)})
+
+
+def build(records: list[Record]) -> View:
+    by_kind: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_kind[r.kind].append(r)
+    run = provenance.latest(records)
+    # the run's order first; profiles it did not measure (older records) in the defaults' order
+    order = tuple(dict.fromkeys([*provenance.profile_order(run), *FALLBACK_PROFILE_ORDER]))
+    bench = defaultdict(list)
+    for r in by_kind["bench"]:
+        bench[(ArtifactId.of(r).stem, r.model)].append(r)
+    support = {(ArtifactId.of(e).stem, e.model): SupportCell(e, tuple(bench.get((ArtifactId.of(e).stem, e.model), ())))
+               for e in by_kind["export"]}
+    return View(records, dict(by_kind), run, order, support)
