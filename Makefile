@@ -49,12 +49,15 @@ train: setup
 export: setup
 	$(PY) -m pipeline export $(if $(MODELS),--models $(MODELS)) $(if $(PATHS),--paths $(PATHS))
 
+# the emulated ARM64 column is part of every bench (NO_DEVICE=1 skips it)
+DEVICE_FLAG = $(if $(NO_DEVICE),--no-device)
+DEVICE_DEP = $(if $(NO_DEVICE),,device-optional)
 ifeq ($(MODEL),)
-bench-mobile: export
-	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES))
+bench-mobile: export $(DEVICE_DEP)
+	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES)) $(DEVICE_FLAG)
 else
-bench-mobile: setup
-	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s))
+bench-mobile: setup $(DEVICE_DEP)
+	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s)) $(DEVICE_FLAG)
 endif
 
 # operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...

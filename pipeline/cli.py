@@ -31,6 +31,8 @@ def _paths(arg: str) -> list[str]:
 
 
 def _shape(text: str) -> tuple[int, ...]:
+    if text.strip().lower() in ("", "scalar"):
+        return ()   # a 0-d input (e.g. a sample rate beside the audio)
     try:
         dims = tuple(int(d) for d in text.lower().replace("x", ",").split(",") if d)
     except ValueError:
@@ -38,6 +40,15 @@ def _shape(text: str) -> tuple[int, ...]:
     if not dims or any(d < 1 for d in dims):
         raise argparse.ArgumentTypeError(f"--shape {text!r}: every dimension must be >= 1")
     return dims
+
+
+def _input_file(text: str) -> tuple[str, str]:
+    name, sep, f = text.partition("=")
+    if not sep or not name or not f:
+        raise argparse.ArgumentTypeError(f"--input {text!r}: expected NAME=FILE.npy")
+    if not Path(f).is_file():
+        raise argparse.ArgumentTypeError(f"--input {text!r}: {f}: no such file")
+    return name, str(Path(f).resolve())
 
 
 def _positive_int(text: str) -> int:
@@ -88,9 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
     b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl files of your own")
     b.add_argument("--models", default="")
-    b.add_argument("--profiles", default="", help="device profiles, comma-separated")
+    b.add_argument("--profiles", default=None, help="device profiles, comma-separated (each measured once)")
     b.add_argument("--shape", type=_shape, action="append", default=[],
-                   help="input shape override for your own file, once per input, e.g. 1,3,224,224")
+                   help="input shape override for your own file, once per input, e.g. 1,3,224,224; "
+                   "'scalar' (or '') for a 0-d input")
+    b.add_argument("--input", type=_input_file, action="append", default=[], dest="input_files",
+                   metavar="NAME=FILE.npy", help="value of one input of your own file (instead of random)")
     b.add_argument("--min-runs", type=_positive_int)
     b.add_argument("--min-seconds", type=_nonneg_float)
     b.add_argument("--timeout", type=_positive_float, dest="timeout_s")
@@ -99,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the check against LiteRT's own litert-benchmark")
     b.add_argument("--no-op-profile", dest="op_profile", action="store_const", const=False,
                    help="skip the per-operator profiles")
+    b.add_argument("--no-device", dest="device", action="store_false",
+                   help="skip the emulated ARM64 column (pipeline/bench/device.py)")
 
     pr = sub.add_parser("probe", help="operator support matrix: one-operator models x every export path")
     pr.add_argument("--ops", default="", help="comma-separated probe names (default: all)")
@@ -136,6 +152,12 @@ def main(argv=None) -> int:
     except LockedError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except OSError as e:
+        # a read-only or full results/artifacts folder: one line naming the file; every write is atomic,
+        # so what was written before is intact
+        where = e.filename or "?"
+        print(f"error: cannot write {where}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         # every write is atomic: finished work is kept and a re-run resumes from it
         print(f"interrupted: {args.cmd} stopped; finished work is kept, run it again to resume",
@@ -174,12 +196,18 @@ def _dispatch(args) -> int:
         _names(args.models)
     if args.cmd == "export":
         _paths(args.paths)
+    if args.cmd == "bench" and args.profiles is not None:
+        from pipeline.bench import profiles
+        profiles.parse_list(args.profiles)
     # the results tree, and the artifacts tree (exclusive for train/export; shared for bench, which only
     # reads it; not at all when benchmarking the user's own files)
     reads_artifacts = args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files)
     with fsutil.run_lock(args.results, args.cmd), \
             (fsutil.run_lock(args.artifacts, args.cmd, shared=args.cmd == "bench") if reads_artifacts
              else contextlib.nullcontext()):
+        # a corrupt results file is found now, not after an hour of measuring (exit 2, one line)
+        from pipeline.schema import read_records
+        read_records(stages.results_file(args.results))
         if args.cmd == "train":
             from pipeline.train import train
             import models

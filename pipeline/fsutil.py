@@ -50,8 +50,11 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     insist on a file ending (Keras) or embed the name (TorchScript archives) see the real name.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{dest.name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{dest.name}.", dir=dest.parent))
+    except OSError as e:   # read-only or full folder: name the file we could not write
+        raise OSError(e.errno, e.strerror, str(dest)) from None
     tmp_path = tmp_dir / dest.name
     try:
         yield tmp_path
@@ -60,6 +63,10 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, dest)
+    except OSError as e:
+        if e.filename and str(e.filename) != str(dest) and str(tmp_dir) in str(e.filename):
+            raise OSError(e.errno, e.strerror, str(dest)) from None   # ENOSPC on the temp: name the target
+        raise
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 

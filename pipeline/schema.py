@@ -91,6 +91,14 @@ def first_line(exc: BaseException | str, limit: int = 300) -> str:
     return msg[:limit]
 
 
+def read_record_file(path: Path) -> Record | None:
+    """One cached record (a measurement cache entry), or None when missing or unreadable (a miss)."""
+    try:
+        return Record.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def read_records(path: Path) -> list[Record]:
     if not path.exists():
         return []
@@ -110,3 +118,20 @@ def merge(old: Iterable[Record], new: Iterable[Record]) -> list[Record]:
     for r in list(old) + list(new):
         by_key[r.key()] = r
     return list(by_key.values())
+
+
+def keep_last_good(old: Iterable[Record], new: list[Record]) -> tuple[list[Record], list[Record]]:
+    """A failed measurement of the same file must not replace a good one: where a new `bench`/`device`
+    record failed and the stored one with the same key and artifact bytes is ok, the stored one stays,
+    with the failed attempt noted in `info["failed_attempt"]`. Returns (records to merge in, kept)."""
+    good = {r.key(): r for r in old if r.status == "ok" and r.kind in ("bench", "device")}
+    out, kept = [], []
+    for r in new:
+        g = good.get(r.key())
+        if r.status == "failed" and g is not None and g.artifact_sha256 == r.artifact_sha256:
+            g = dataclasses.replace(g, info={**g.info, "failed_attempt": {"error": r.error, "created": r.created}})
+            out.append(g)
+            kept.append(g)
+        else:
+            out.append(r)
+    return out, kept

@@ -16,19 +16,28 @@ from pathlib import Path
 import models
 from pipeline import fsutil, procutil
 from pipeline.artifact import export_records
-from pipeline.schema import Record, merge, read_records
+from pipeline.schema import Record, keep_last_good, merge, read_records
 
 
 def results_file(results: Path) -> Path:
     return results / "results.jsonl"
 
 
-def save_records(results: Path, new: list[Record], drop=None) -> None:
+def save_records(results: Path, new: list[Record], drop=None) -> list[Record]:
     """Merge `new` into the results file; `drop(record)` removes older records first (a stage that
-    rewrites a model's whole record set must not leave a stale plan or failure behind)."""
+    rewrites a model's whole record set must not leave a stale plan or failure behind). A failed
+    re-measurement keeps the last good record (`schema.keep_last_good`): those are returned."""
     path = results_file(results)
     old = [r for r in read_records(path) if drop is None or not drop(r)]
+    new, kept = keep_last_good(old, new)
     fsutil.write_atomic(path, "".join(r.to_json() + "\n" for r in merge(old, new)))
+    return kept
+
+
+def _say_kept(kept: list[Record], log) -> None:
+    for r in kept:
+        log(f"[bench] kept the last good measurement of {r.artifact or r.model} on {r.runtime}/{r.profile}: "
+            f"this run failed ({r.info['failed_attempt']['error']})")
 
 
 def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
@@ -117,8 +126,8 @@ def bench(args, log=print) -> int:
     from pipeline.report.markdown import summary_table
     overrides = {k: getattr(args, k, None) for k in ("min_runs", "min_seconds", "timeout_s", "repeats",
                                                   "peer", "op_profile")}
-    if args.profiles:
-        overrides["profiles"] = tuple(p for p in args.profiles.split(",") if p)
+    if args.profiles is not None:
+        overrides["profiles"] = profiles.parse_list(args.profiles)
     cfg = bench_mod.config_with(**overrides)
     cache = args.results / "cache" / "bench"
     if args.files:
@@ -126,14 +135,16 @@ def bench(args, log=print) -> int:
         targets, bad = [], 0
         for f in args.files:
             try:
-                targets.append(bench_mod.byom_target(f, tuple(args.shape)))
+                targets.append(bench_mod.byom_target(f, tuple(args.shape), tuple(args.input_files)))
             except BadModelFile as e:
                 log(f"error: {e}")
                 bad += 1
         records = bench_mod.run(targets, cfg, cache, log=log)
+        records += _device_column(args, targets, log)
         from pipeline.provenance import run_record
-        save_records(args.results, records + [run_record(cfg.profiles)])
+        kept = save_records(args.results, records + [run_record(cfg.profiles)])
         log(summary_table(records))
+        _say_kept(kept, log)
         return 1 if bad or any(r.status == "failed" for r in records) else 0
     import models as _models
     names = [n for n in args.models.split(",") if n] or _models.names()
@@ -144,13 +155,28 @@ def bench(args, log=print) -> int:
         log(f"no exported artifacts under {args.artifacts}: run `make export` first")
         return 1
     t0 = time.perf_counter()
-    records = bench_mod.run(bench_mod.targets_from_exports(exports, args.artifacts), cfg, cache, log=log)
+    targets = bench_mod.targets_from_exports(exports, args.artifacts)
+    records = bench_mod.run(targets, cfg, cache, log=log)
+    records += _device_column(args, targets, log)
     from pipeline.provenance import run_record
-    save_records(args.results, exports + records + [run_record(cfg.profiles)])
+    kept = save_records(args.results, exports + records + [run_record(cfg.profiles)])
     log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
     report(args.results, log=log)
     log(summary_table(records))
+    _say_kept(kept, log)
     return 0
+
+
+def _device_column(args, targets, log) -> list[Record]:
+    """The emulated ARM64 column (pipeline/bench/device.py), unless --no-device."""
+    if not getattr(args, "device", True):
+        return []
+    from pipeline.bench import device
+    t0 = time.perf_counter()
+    cache = args.results / "cache" / "device"
+    recs = device.run(device.items_from_targets(targets, cache), cache, log=log)
+    log(f"[device] {len(recs)} records in {time.perf_counter() - t0:.1f}s")
+    return recs
 
 
 def report(results: Path, log=print) -> int:

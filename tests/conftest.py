@@ -28,3 +28,26 @@ def digits_eval(digits_exports):
     import models
     from pipeline.train import load_eval
     return load_eval(models.get("digits_cnn"), TEST_ARTIFACTS)
+
+
+BYOM_SCRIPT = ROOT / "scripts" / "make_byom_models.py"
+
+
+@pytest.fixture(scope="session")
+def byom_dir():
+    """Users' own files made by the frameworks' own tools (scripts/make_byom_models.py), once per script
+    version into .cache (TensorFlow + ExecuTorch conversions take a while)."""
+    import importlib.util
+    import tempfile
+    from pipeline import fsutil
+    out = ROOT / ".cache" / "byom-models" / fsutil.source_hash([BYOM_SCRIPT])[:12]
+    if not (out / "needs_shape.ptl").exists():
+        spec = importlib.util.spec_from_file_location("make_byom_models", BYOM_SCRIPT)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-byom-", dir=out.parent))
+        mod.make_all(tmp)
+        if not out.exists():
+            os.replace(tmp, out)    # a folder renamed whole: never half-made
+    return out

@@ -52,6 +52,8 @@ class Target:
     layout: str = "same"                 # "nhwc" when the artifact takes the Keras layout
     shapes: tuple = ()                   # input shape overrides (BYOM)
     task: str = ""
+    prechecked: bool = False             # structure already checked (BYOM: check_isolated)
+    input_files: tuple = ()              # (input name, .npy path): values given with --input (BYOM)
 
 
 @dataclass
@@ -71,6 +73,7 @@ def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.Benc
     return fsutil.sha256_text(fsutil.sha256_file(t.artifact), runtime, repr(prof), repr(cfg),
                               fsutil.sha256_file(sidecar) if sidecar.exists() else "",
                               eval_sha, t.layout, repr(t.shapes), str(want_outputs),
+                              *[f"{n}={fsutil.sha256_file(Path(f))}" for n, f in t.input_files],
                               fsutil.source_hash(WORKER_CODE))
 
 
@@ -178,15 +181,17 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
         return out
     with tempfile.TemporaryDirectory(prefix="mb-out-") as tmp:
         jobs = []
-        for i, prof, want_outputs, _ in todo:
+        for k, (i, prof, want_outputs, _) in enumerate(todo):
+            # the file's structure is checked once per file: before the worker (BYOM) or by its first job
             jobs.append({"root": str(fsutil.ROOT), "artifact": str(t.artifact), "runtime": runtime,
+                         "prechecked": t.prechecked or k > 0,
                          "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
                          "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
                          "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
                          "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
                          "eval_limit": cfg.eval_limit,
                          "outputs": str(Path(tmp) / f"outputs{i}.npy") if want_outputs and t.eval_npz else "",
-                         "shapes": [list(s) for s in t.shapes],
+                         "shapes": [list(s) for s in t.shapes], "input_files": dict(t.input_files),
                          "repeats": cfg.repeats if prof.name == cfg.profiles[0] and runtime not in
                          cfg.compat_runtimes else cfg.other_repeats,
                          "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes})
@@ -263,11 +268,13 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
     for t, rt, profs in groups:
         t0 = time.perf_counter()
         # accuracy/agreement do not depend on the profile: evaluate once, on the first profile.
-        # A memory-limited profile gets a worker of its own (RLIMIT_AS cannot be lifted again).
-        plain = [(p, p.name == cfg.profiles[0]) for p in profs if not p.mem_limit_mb]
-        limited = [[(p, p.name == cfg.profiles[0])] for p in profs if p.mem_limit_mb]
+        # Profiles with the same memory ceiling share a worker; another ceiling gets a worker of its own
+        # (RLIMIT_AS can be lowered but never lifted again)
+        chunks: dict[int, list] = {}
+        for p in profs:
+            chunks.setdefault(p.mem_limit_mb, []).append((p, p.name == cfg.profiles[0]))
         outcomes = []
-        for chunk in ([plain] if plain else []) + limited:
+        for chunk in chunks.values():
             outcomes += measure_profiles(t, rt, chunk, cfg, cache_dir)
         took = time.perf_counter() - t0
         for o in outcomes:
@@ -283,11 +290,13 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
     return records
 
 
-def byom_target(path: Path, shapes: tuple = ()) -> Target:
-    """A user's own file: the format comes from the file's bytes, checked before any runtime sees it."""
-    from pipeline.filecheck.validate import check_model_file
-    fmt = check_model_file(path)
-    return Target(artifact=path.resolve(), format=fmt, runtimes=tuple(runtimes.for_format(fmt)), shapes=shapes)
+def byom_target(path: Path, shapes: tuple = (), input_files: tuple = ()) -> Target:
+    """A user's own file: the format comes from the file's bytes, checked (once, in a child process under
+    a memory and time limit) before any runtime sees it."""
+    from pipeline.filecheck.validate import check_isolated
+    fmt = check_isolated(path)
+    return Target(artifact=path.resolve(), format=fmt, runtimes=tuple(runtimes.for_format(fmt)), shapes=shapes,
+                  prechecked=True, input_files=tuple(input_files))
 
 
 def config_with(**overrides) -> profiles.BenchConfig:

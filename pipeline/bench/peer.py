@@ -26,6 +26,8 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline import procutil
+
 TOLERANCE = 0.10
 
 
@@ -38,7 +40,8 @@ def run_peer(artifact: Path, threads: int, cpus: tuple = (), mem_limit_mb: int =
         cmd = [sys.executable, "-m", "pipeline.bench.peer", str(artifact), ",".join(map(str, cpus)), str(int(mem_limit_mb)),
                f"--num_threads={threads}",
                f"--num_runs={runs}", f"--warmup_runs={warmup}", f"--result_json={out}"]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "2",
+               **procutil.child_env()}   # it dies with the harness, like the workers
         try:
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -78,6 +81,7 @@ def compare(ours_ms: float, peer: dict, ours_trivial_ms: float = float("nan"),
 
 
 def _main(argv: list[str]) -> int:
+    procutil.die_with_parent()
     model, cpus, mem_mb, *rest = argv
     if cpus:
         os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})

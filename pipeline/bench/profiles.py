@@ -14,7 +14,7 @@ class Profile:
     name: str
     threads: int
     cpus: tuple[int, ...] = ()     # CPU affinity; () = all CPUs
-    mem_limit_mb: int = 0          # RLIMIT_AS of the worker; 0 = none
+    mem_limit_mb: int = 0          # RLIMIT_AS of the worker (0 = none; the built-in profiles all set one)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -27,13 +27,36 @@ class Profile:
                              f"({os.cpu_count()} CPUs)")
 
 
+def default_ceiling_mb() -> int:
+    """Every profile has a memory ceiling: a quarter of this machine's memory, at most 8 GiB. A model
+    that declares a 3 GiB input or a runaway allocation then fails in its own worker with a one-line
+    error, instead of growing until the kernel's OOM killer picks some process on a shared host."""
+    try:
+        with open("/proc/meminfo") as f:
+            total_kb = next(int(ln.split()[1]) for ln in f if ln.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError):
+        return 4096
+    return int(min(8192, total_kb / 1024 / 4))
+
+
 PROFILES: dict[str, Profile] = {p.name: p for p in (
-    Profile("big-core", threads=1, cpus=(0,), description="1 thread pinned to one CPU"),
-    Profile("2-core", threads=2, description="2 threads on 2 CPUs"),
+    Profile("big-core", threads=1, cpus=(0,), mem_limit_mb=default_ceiling_mb(),
+            description="1 thread pinned to one CPU"),
+    Profile("2-core", threads=2, mem_limit_mb=default_ceiling_mb(), description="2 threads on 2 CPUs"),
     Profile("constrained", threads=1, cpus=(0,), mem_limit_mb=1536,
             description="1 thread, one CPU, 1.5 GiB address-space limit"),
 )}
 DEFAULT_PROFILES = ("big-core", "2-core")
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """`--profiles a,b`: known names, each once, in the order given; an empty list is a usage error."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ValueError(f"--profiles {text!r} names no profile; valid profiles: {', '.join(PROFILES)}")
+    for n in names:
+        get(n)
+    return names
 
 
 def get(name: str) -> Profile:

@@ -61,28 +61,67 @@ def _inputs(job: dict, spec_inputs: list[dict]) -> tuple[list[np.ndarray], np.nd
         if job.get("eval_limit"):
             x = x[:job["eval_limit"]]
         return [x[:1]], x
-    return generated_inputs(os.path.basename(job["artifact"]), spec_inputs, job.get("shapes") or []), None
+    return generated_inputs(os.path.basename(job["artifact"]), spec_inputs, job.get("shapes") or [],
+                            given_inputs(job)), None
 
 
-def generated_inputs(name: str, spec_inputs: list[dict], shapes: list) -> list[np.ndarray]:
-    """Random inputs in each input's own dtype and shape (a user's file: no data of ours fits it).
+def given_inputs(job: dict) -> dict[str, np.ndarray]:
+    """--input NAME=FILE.npy: values for inputs where a random value makes no sense (a sample rate)."""
+    out = {}
+    for name, f in (job.get("input_files") or {}).items():
+        try:
+            out[name] = np.load(f, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--input {name}={f}: cannot read it as a .npy array: {describe_error(e)}") from None
+    return out
 
-    Shapes come from the file; `shapes` (from --shape) replace them and must fit the inputs' count.
-    A dynamic dimension (-1 in the signature) with no --shape is an error naming the file."""
+
+def _fit(name: str, spec: dict, arr: np.ndarray) -> np.ndarray:
+    """A given input array in its input's dtype: same kind of number, or a one-line error."""
+    want = np.dtype(spec.get("dtype", "float32"))
+    if arr.dtype.kind != want.kind and not (arr.dtype.kind in "iu" and want.kind in "iu"):
+        raise ValueError(f"{name}: --input {spec['name']} has dtype {arr.dtype}, the input takes {want}")
+    return arr.astype(want)
+
+
+def generated_inputs(name: str, spec_inputs: list[dict], shapes: list,
+                     given: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """Random inputs in each input's own dtype and shape (a user's file: no data of ours fits it),
+    except the inputs the user gave values for (`given`, by input name).
+
+    Shapes come from the file; `shapes` (from --shape; `()` for a scalar) replace them and must fit the
+    inputs' count. A dynamic dimension (-1 in the signature) with no --shape is an error naming the file,
+    unless the input's value is given."""
+    given = given or {}
+    names = [s["name"] for s in spec_inputs]
+    for g in given:
+        if g not in names:
+            raise ValueError(f"{name}: --input {g!r}: the model has no input of that name "
+                             f"(inputs: {', '.join(names) or 'none declared'})")
     if shapes and spec_inputs and len(shapes) != len(spec_inputs):
         raise ValueError(f"{name}: {len(shapes)} --shape given but the model takes {len(spec_inputs)} inputs")
+    if shapes:
+        for s, shape in zip(spec_inputs, shapes):
+            if s["name"] in given and tuple(given[s["name"]].shape) != tuple(shape):
+                raise ValueError(f"{name}: --input {s['name']} has shape {tuple(given[s['name']].shape)} "
+                                 f"but --shape says {tuple(shape)}")
     if not shapes:
         if not spec_inputs:
             raise ValueError(f"{name}: the model file carries no input shapes: give one --shape per input")
         for s in spec_inputs:
             sig = s.get("shape_signature", s["shape"])
+            if s["name"] in given:
+                continue
             if any(int(d) < 1 for d in sig) or any(int(d) < 1 for d in s["shape"]):
                 raise ValueError(f"{name}: input {s['name']!r} has a dynamic dimension {list(sig)} "
                                  "(-1 = dynamic): give its size with --shape")
-        shapes = [s["shape"] for s in spec_inputs]
+        shapes = [list(given[s["name"]].shape) if s["name"] in given else s["shape"] for s in spec_inputs]
     rng = np.random.default_rng(0)
     out = []
     for i, shape in enumerate(shapes):
+        if i < len(spec_inputs) and spec_inputs[i]["name"] in given:
+            out.append(_fit(name, spec_inputs[i], given[spec_inputs[i]["name"]]))
+            continue
         dtype = np.dtype(spec_inputs[i]["dtype"] if i < len(spec_inputs) else "float32")
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
@@ -144,7 +183,8 @@ def measure_artifact(job: dict) -> dict:
     from pipeline.bench.stats import latency_quantiles, latency_stats, repeat_spread
     from pipeline.filecheck.validate import check_model_file
 
-    check_model_file(job["artifact"])
+    if not job.get("prechecked"):
+        check_model_file(job["artifact"])
     adapter = runtimes.get(job["runtime"])
     # import the runtime's modules before the clock and the memory baseline: an app pays the import
     # once at start-up, not per model (ExecuTorch's Python runtime imports torch: ~5 s, ~300 MB)
@@ -157,8 +197,15 @@ def measure_artifact(job: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - name the file and the runtime in the one-line error
         raise LoadError(f"{job['artifact']}: {job['runtime']} cannot load it: {describe_error(e)}") from None
     load_s = time.perf_counter() - t0
-    if job.get("shapes") and not job.get("eval") and hasattr(adapter, "resize"):
-        adapter.resize(handle, job["shapes"], os.path.basename(job["artifact"]))
+    shapes = job.get("shapes") or []
+    if not shapes and job.get("input_files") and not job.get("eval"):
+        # a dynamic input's size can come from the value the user gave for it
+        given = given_inputs(job)
+        shapes = [list(given[d["name"]].shape) if d["name"] in given else d["shape"]
+                  for d in adapter.describe(handle).get("inputs", [])]
+        job = {**job, "shapes": shapes}
+    if shapes and not job.get("eval") and hasattr(adapter, "resize"):
+        adapter.resize(handle, shapes, os.path.basename(job["artifact"]))
     facts = adapter.describe(handle)
     inputs, eval_x = _inputs(job, facts.get("inputs", []))
     # NaN/Inf inputs make timings and agreement meaningless: say so in the record

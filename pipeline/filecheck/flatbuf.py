@@ -12,10 +12,16 @@ Python package has no verifier and TensorFlow's generated reader does no bounds 
 ExecuTorch verifies its own flatbuffer (Verification.InternalConsistency); here only its extended
 header (program and segment sizes against the file size) is checked, which catches truncation.
 Imports nothing but the standard library (it also runs in the tflite-runtime venv).
+
+Work is bounded by the file's size: every table is checked once (a table referenced twice in one
+vector is refused: no converter writes that, and a crafted file uses it to make a 4 MB file cost
+minutes), every integer vector is range-checked once (cached by position, read as a compact array,
+never as Python objects), so time and memory grow linearly with the bytes, whatever the references.
 """
 from __future__ import annotations
 
 import struct
+from array import array
 
 MAX_TENSOR_TYPE = 31       # TensorType enum (schema v3c has 0..20); leave room for newer types
 MAX_RANK = 16
@@ -29,6 +35,7 @@ class _Buf:
     def __init__(self, data) -> None:
         self.d = data
         self.n = len(data)
+        self.ranges: dict[int, tuple[int, int, int]] = {}   # int vector start -> (len, min, max)
 
     def _need(self, pos: int, size: int, what: str) -> None:
         if pos < 0 or pos + size > self.n:
@@ -110,19 +117,60 @@ class _Table:
         self.b._need(p + 4, n * elem_size, f"{what} ({n} elements)")
         return p + 4, n
 
-    def tables(self, slot: int, what: str) -> list["_Table"]:
+    def tables(self, slot: int, what: str, unique: bool = False):
+        """(count, iterator over the vector's distinct tables): each position is checked once. With
+        `unique`, a repeated reference is refused (subgraphs, tensors, operators: converters share
+        empty buffers and strings, never these)."""
         start, n = self.vector(slot, 4, what)
-        return [_Table(self.b, start + 4 * i + self.b.u32(start + 4 * i, what), f"{what}[{i}]")
-                for i in range(n)]
+        return n, self._iter_tables(start, n, what, unique)
+
+    def _iter_tables(self, start: int, n: int, what: str, unique: bool):
+        offs = array("I")
+        offs.frombytes(bytes(self.b.d[start:start + 4 * n]))
+        if array("I").itemsize != 4:
+            raise RuntimeError("array('I') is not 4 bytes on this platform")
+        if struct.pack("=I", 1) != struct.pack("<I", 1):
+            offs.byteswap()
+        seen: set[int] = set()
+        for i, off in enumerate(offs):
+            pos = start + 4 * i + off
+            if pos in seen:
+                if unique:
+                    raise Corrupt(f"{what}[{i}] refers to a table already listed: a repeated reference "
+                                  f"no converter writes ({n} entries)")
+                continue
+            seen.add(pos)
+            yield i, _Table(self.b, pos, f"{what}[{i}]")
 
     def string(self, slot: int, what: str) -> None:
         start, n = self.vector(slot, 1, what)
         if start:
             self.b._need(start + n, 1, f"{what} terminator")
 
-    def ints(self, slot: int, what: str) -> list[int]:
+    def ints(self, slot: int, what: str, limit: int) -> list[int]:
+        """A short int vector (a shape): refused past `limit` entries before anything is read."""
         start, n = self.vector(slot, 4, what)
+        if n > limit:
+            raise Corrupt(f"{what}: {n} entries (at most {limit})")
         return list(struct.unpack_from(f"<{n}i", self.b.d, start)) if n else []
+
+    def int_range(self, slot: int, what: str) -> tuple[int, int, int]:
+        """(length, min, max) of an int vector, computed once per vector (shared vectors cost once)."""
+        start, n = self.vector(slot, 4, what)
+        if not n:
+            return 0, 0, -1
+        if start not in self.b.ranges:
+            a = array("i")
+            a.frombytes(bytes(self.b.d[start:start + 4 * n]))
+            if struct.pack("=I", 1) != struct.pack("<I", 1):
+                a.byteswap()
+            self.b.ranges[start] = (n, min(a), max(a))
+        return self.b.ranges[start]
+
+
+def _in(rng: tuple[int, int, int], lo: int, hi: int) -> bool:
+    n, mn, mx = rng
+    return n == 0 or (lo <= mn and mx < hi)
 
 
 def check_tflite(data) -> dict:
@@ -133,41 +181,40 @@ def check_tflite(data) -> dict:
     version = model.scalar(0, "I")
     if version != 3:
         raise Corrupt(f"schema version {version}, expected 3")
-    codes = model.tables(1, "operator_codes")
-    for i, c in enumerate(codes):
+    n_codes, codes = model.tables(1, "operator_codes")
+    for i, c in codes:
         c.string(1, f"operator_codes[{i}].custom_code")
     model.string(3, "description")
-    model.ints(5, "metadata_buffer")
-    for i, m in enumerate(model.tables(6, "metadata")):
+    model.int_range(5, "metadata_buffer")
+    for i, m in model.tables(6, "metadata")[1]:
         m.string(0, f"metadata[{i}].name")
-    for i, sd in enumerate(model.tables(7, "signature_defs")):
+    for i, sd in model.tables(7, "signature_defs")[1]:
         for slot in (0, 1):
-            for j, tm in enumerate(sd.tables(slot, f"signature_defs[{i}].{'inputs' if slot == 0 else 'outputs'}")):
+            for j, tm in sd.tables(slot, f"signature_defs[{i}].{'inputs' if slot == 0 else 'outputs'}")[1]:
                 tm.string(0, f"signature_defs[{i}] tensor map [{j}].name")
         sd.string(2, f"signature_defs[{i}].signature_key")
-    buffers = model.tables(4, "buffers")
-    for i, buf in enumerate(buffers):
+    n_buffers, buffers = model.tables(4, "buffers")
+    for i, buf in buffers:
         buf.vector(0, 1, f"buffers[{i}].data")
         off, size = buf.scalar(1, "Q"), buf.scalar(2, "Q")
         if off > 1 and off + size > b.n:
             raise Corrupt(f"buffers[{i}]: data at byte {off} (+{size}) lies outside the file ({b.n} bytes)")
-    subgraphs = model.tables(2, "subgraphs")
-    if not subgraphs:
+    n_sub, subgraphs = model.tables(2, "subgraphs", unique=True)
+    if not n_sub:
         raise Corrupt("the model has no subgraph")
     n_ops = 0
-    for s, sg in enumerate(subgraphs):
-        tensors = sg.tables(0, f"subgraphs[{s}].tensors")
-        nt = len(tensors)
+    for s, sg in subgraphs:
+        nt, tensors = sg.tables(0, f"subgraphs[{s}].tensors", unique=True)
         sg.string(4, f"subgraphs[{s}].name")
-        for t, ten in enumerate(tensors):
+        for t, ten in tensors:
             what = f"subgraphs[{s}].tensors[{t}]"
-            shape = ten.ints(0, what + ".shape")
-            if len(shape) > MAX_RANK or any(d < -1 for d in shape):
+            shape = ten.ints(0, what + ".shape", MAX_RANK)
+            if any(d < -1 for d in shape):
                 raise Corrupt(f"{what}: invalid shape {shape[:8]}")
             if ten.scalar(1, "b") not in range(0, MAX_TENSOR_TYPE + 1):
                 raise Corrupt(f"{what}: unknown tensor type {ten.scalar(1, 'b')}")
-            if ten.scalar(2, "I") >= max(len(buffers), 1):
-                raise Corrupt(f"{what}: buffer index {ten.scalar(2, 'I')} >= {len(buffers)} buffers")
+            if ten.scalar(2, "I") >= max(n_buffers, 1):
+                raise Corrupt(f"{what}: buffer index {ten.scalar(2, 'I')} >= {n_buffers} buffers")
             ten.string(3, what + ".name")
             q = ten.table(4, what + ".quantization")
             if q is not None:
@@ -175,25 +222,24 @@ def check_tflite(data) -> dict:
                 for slot, size in ((0, 4), (1, 4), (2, 4), (3, 8)):
                     q.vector(slot, size, f"{what}.quantization[{slot}]")
                 q.table(5, what + ".quantization.details")
-            ten.ints(7, what + ".shape_signature")
+            ten.ints(7, what + ".shape_signature", MAX_RANK)
         for name, slot in (("inputs", 1), ("outputs", 2)):
-            for v in sg.ints(slot, f"subgraphs[{s}].{name}"):
-                if not 0 <= v < nt:
-                    raise Corrupt(f"subgraphs[{s}].{name}: tensor index {v} not in [0, {nt})")
-        for o, op in enumerate(sg.tables(3, f"subgraphs[{s}].operators")):
+            if not _in(sg.int_range(slot, f"subgraphs[{s}].{name}"), 0, nt):
+                raise Corrupt(f"subgraphs[{s}].{name}: a tensor index is not in [0, {nt})")
+        n, ops = sg.tables(3, f"subgraphs[{s}].operators", unique=True)
+        for o, op in ops:
             what = f"subgraphs[{s}].operators[{o}]"
             op.table(4, what + ".builtin_options")         # a union member: at least a sound table
             op.vector(5, 1, what + ".custom_options")
             op.vector(7, 1, what + ".mutating_variable_inputs")
-            op.ints(8, what + ".intermediates")
-            if op.scalar(0, "I") >= len(codes):
-                raise Corrupt(f"{what}: opcode index {op.scalar(0, 'I')} >= {len(codes)} operator codes")
+            op.int_range(8, what + ".intermediates")
+            if op.scalar(0, "I") >= n_codes:
+                raise Corrupt(f"{what}: opcode index {op.scalar(0, 'I')} >= {n_codes} operator codes")
             for name, slot in (("inputs", 1), ("outputs", 2)):
-                for v in op.ints(slot, f"{what}.{name}"):
-                    if not -1 <= v < nt:
-                        raise Corrupt(f"{what}.{name}: tensor index {v} not in [-1, {nt})")
-            n_ops += 1
-    return {"subgraphs": len(subgraphs), "operators": n_ops, "buffers": len(buffers)}
+                if not _in(op.int_range(slot, f"{what}.{name}"), -1, nt):
+                    raise Corrupt(f"{what}.{name}: a tensor index is not in [-1, {nt})")
+        n_ops += n
+    return {"subgraphs": n_sub, "operators": n_ops, "buffers": n_buffers}
 
 
 def check_pte_header(data) -> None:

@@ -1,13 +1,21 @@
-"""Cheap checks before a file reaches a native runtime: identifier, size, zip structure.
+"""Checks before a file reaches a native runtime: identifier, size, zip and flatbuffer structure.
+
+    python -m pipeline.filecheck.validate model.tflite     # prints the format, or one line + exit 2
 
 Each failure is a one-line `BadModelFile` naming the file and what is wrong. What still crashes a
-runtime after these checks is caught by the isolated worker.
+runtime after these checks is caught by the isolated worker. A user's file is checked by
+`check_isolated`: in a child process with a memory ceiling and a time limit that grow with the file's
+size, so a hostile file cannot make the harness itself slow or large.
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import resource
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -41,8 +49,14 @@ def _check_flatbuffer(path: Path, data_len: int, head: bytes, what: str) -> None
 def check_model_file(path: Path) -> str:
     """Return the file's format ('tflite' | 'pte' | 'ptl') or raise BadModelFile."""
     path = Path(path)
-    if not path.exists():
-        raise BadModelFile(f"{path}: no such file")
+    try:
+        path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise BadModelFile(f"{path}: a symbolic link loop") from None
+        if e.errno == errno.EACCES:
+            raise BadModelFile(f"{path}: not readable (permission denied)") from None
+        raise BadModelFile(f"{path}: no such file") from None
     if not path.is_file():
         raise BadModelFile(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
@@ -112,3 +126,52 @@ def _check_onnx(path: Path, head: bytes, found: str) -> None:
         raise BadModelFile(f"{path}: contents are a {found} file but the extension says onnx")
     if head[:1] != b"\x08":
         raise BadModelFile(f"{path}: not an ONNX model (no ir_version field at the start)")
+
+
+# the isolated check's limits: a fixed allowance plus a share per MB of the file (the walk is linear)
+CHECK_BASE_MB, CHECK_MB_PER_MB, CHECK_BASE_S, CHECK_S_PER_MB = 256, 3, 10.0, 1.0
+
+
+def check_isolated(path: Path) -> str:
+    """`check_model_file` in a child process under RLIMIT_AS and a timeout bounded by the file size."""
+    path = Path(path)
+    try:
+        mb = path.stat().st_size / 2**20
+    except OSError:
+        return check_model_file(path)        # missing, loop, no permission: the same one line, here
+    limit_mb = int(CHECK_BASE_MB + CHECK_MB_PER_MB * mb)
+    timeout = CHECK_BASE_S + CHECK_S_PER_MB * mb
+    root = str(Path(__file__).resolve().parents[2])
+    try:
+        # the child sets its own limit (no preexec_fn: unsafe in a threaded parent)
+        proc = subprocess.run([sys.executable, "-m", "pipeline.filecheck.validate", str(path), str(limit_mb)],
+                              cwd=root, env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BadModelFile(f"{path}: its structure check took over {timeout:.0f}s (a {mb:.1f} MB file): "
+                           "refused as hostile or broken") from None
+    out = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and out:
+        return out[-1]
+    if proc.returncode == 2 and out:
+        raise BadModelFile(out[-1])
+    why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}")
+    if "MemoryError" in proc.stderr:
+        why = f"needed more than {limit_mb} MB"
+    raise BadModelFile(f"{path}: its structure check failed ({why}): refused as hostile or broken")
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1:   # memory ceiling in MB, set by check_isolated
+        resource.setrlimit(resource.RLIMIT_AS, (int(args[1]) * 2**20, int(args[1]) * 2**20))
+    try:
+        print(check_model_file(Path(args[0])))
+    except BadModelFile as e:
+        print(str(e).splitlines()[0])
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

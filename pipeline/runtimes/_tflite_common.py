@@ -10,8 +10,35 @@ import numpy as np
 
 def load(interpreter_cls, path, threads: int):
     it = interpreter_cls(model_path=str(path), num_threads=int(threads))
-    it.allocate_tensors()
+    allocate(it, path)
     return it
+
+
+def _tensor_bytes(d: dict) -> int:
+    return int(np.prod([max(int(n), 1) for n in d["shape"]], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize
+
+
+def allocate(it, path) -> None:
+    """allocate_tensors, after checking each tensor against the process's memory ceiling (RLIMIT_AS, set
+    by the device profile): a model that declares a 3 GiB input fails here with one line naming the
+    tensor, before any allocation. LiteRT's own failure has no message: say what it was allocating."""
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    details = it.get_tensor_details()
+    big = max(details, key=_tensor_bytes, default=None)
+    if big is not None and limit != resource.RLIM_INFINITY and _tensor_bytes(big) > limit:
+        raise MemoryError(f"{path}: tensor {big['name']!r} {list(big['shape'])} {np.dtype(big['dtype']).name} "
+                          f"needs {_tensor_bytes(big) / 2**20:.0f} MiB, over this profile's memory ceiling of "
+                          f"{limit / 2**20:.0f} MiB")
+    try:
+        it.allocate_tensors()
+    except RuntimeError as e:
+        if str(e).strip():
+            raise
+        total = sum(_tensor_bytes(d) for d in details)
+        raise RuntimeError(f"{path}: allocate_tensors failed (no message from the runtime) allocating "
+                           f"{len(details)} tensors of {total / 2**20:.0f} MiB in all, the largest "
+                           f"{big['name']!r} {list(big['shape'])} ({_tensor_bytes(big) / 2**20:.0f} MiB)") from None
 
 
 def _details(it) -> tuple[list, list]:
@@ -36,7 +63,7 @@ def resize(it, shapes: list, name: str = "model") -> None:
                              f"with signature {sig} (-1 = dynamic)")
         if list(shape) != [int(s) for s in d["shape"]]:
             it.resize_tensor_input(d["index"], [int(s) for s in shape], strict=True)
-    it.allocate_tensors()
+    allocate(it, name)
     it._mb_details = None
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import fsutil, procutil, runtimes
+from pipeline.tools import fuzz_tflite
 from pipeline.filecheck.validate import EXTENSIONS, BadModelFile, check_model_file
 
 EDGE_INTS = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
@@ -72,11 +73,13 @@ class Tally:
     per_runtime: dict = field(default_factory=dict)          # runtime -> Counter
     examples: dict = field(default_factory=dict)             # outcome -> an example error line
     seconds: float = 0.0
+    precheck_s_per_mb: float = 0.0                           # slowest harness pre-check, per MB of file
 
     def summary(self) -> dict:
         return {"format": self.fmt, "tried": self.tried, **{k: self.outcomes.get(k, 0) for k in OUTCOMES},
                 "per_runtime": {r: dict(c) for r, c in self.per_runtime.items()},
-                "examples": self.examples, "seconds": round(self.seconds, 1)}
+                "examples": self.examples, "seconds": round(self.seconds, 1),
+                "precheck_s_per_mb_max": round(self.precheck_s_per_mb, 4)}
 
 
 # ordered from best to worst; a mutant counts as its worst outcome over the runtimes
@@ -178,11 +181,15 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
 
     for i in range(n):
         k = rng.randrange(len(blobs))
-        data, how = mutate(blobs[k], blobs[rng.randrange(len(blobs))], rng)
+        if fmt == "tflite" and rng.random() < 0.5:   # half of them lie about the structure
+            data, how = fuzz_tflite.mutate(blobs[k], rng)
+        else:
+            data, how = mutate(blobs[k], blobs[rng.randrange(len(blobs))], rng)
         path = mdir / f"m{i:05d}{ext}"
         path.write_bytes(data)
         hows[i] = f"{seeds[k].name} {how}"
         tally.tried += 1
+        t_check = time.perf_counter()
         try:
             check_model_file(path)
             survivors.append((i, path))
@@ -193,6 +200,9 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
             if isinstance(e, KeyboardInterrupt):
                 raise
             note(i, "harness_crashed", f"{how}: {type(e).__name__}: {e}")
+        finally:
+            mb = max(len(data), 1) / 2**20
+            tally.precheck_s_per_mb = max(tally.precheck_s_per_mb, (time.perf_counter() - t_check) / mb)
     for rt in runtimes.for_format(fmt):
         adapter = runtimes.get(rt)
         counter = tally.per_runtime.setdefault(rt, Counter())

@@ -6,31 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import fsutil
 
 from pipeline.bench import harness as bench
 from pipeline.bench import profiles
 
-SCRIPT = fsutil.ROOT / "scripts" / "make_byom_models.py"
-
-
-@pytest.fixture(scope="session")
-def byom_dir():
-    """Made once per script version into .cache (TensorFlow + ExecuTorch conversions take a while)."""
-    import importlib.util
-    out = fsutil.ROOT / ".cache" / "byom-models" / fsutil.source_hash([SCRIPT])[:12]
-    if not (out / "needs_shape.ptl").exists():
-        spec = importlib.util.spec_from_file_location("make_byom_models", SCRIPT)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        import os
-        import tempfile
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-byom-", dir=out.parent))
-        mod.make_all(tmp)
-        if not out.exists():
-            os.replace(tmp, out)    # a folder renamed whole: never half-made
-    return out
 
 
 CFG = bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, repeats=2, peer=False, timeout_s=300.0)

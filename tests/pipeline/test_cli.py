@@ -33,7 +33,7 @@ def test_zero_jobs_rejected():
 def test_bench_bad_file_is_one_line_error(tmp_path):
     f = tmp_path / "broken.tflite"
     f.write_bytes(b"\x00" * 3)
-    p = _cli("--results", str(tmp_path / "r"), "bench", str(f))
+    p = _cli("--results", str(tmp_path / "r"), "bench", str(f), "--no-device")
     assert p.returncode == 1
     assert f"error: {f}: not a TFLite flatbuffer" in p.stdout
 
