@@ -55,7 +55,7 @@ def test_repeated_references_are_refused_at_once():
 
 def test_precheck_time_and_memory_grow_linearly_with_size():
     base = TRIVIAL.read_bytes()
-    small, big = many_operators(base, 20_000), many_operators(base, 80_000)
+    small, big = many_operators(base, 10_000), many_operators(base, 40_000)
     t_small, t_big = min(_timed(small) for _ in range(3)), min(_timed(big) for _ in range(3))
     mb = len(big) / 2**20
     # linear: 4x the bytes costs about 4x the time (both measured back to back; the absolute figure,
