@@ -243,7 +243,7 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
 
     def one(batch):
         rt, entries = batch
-        python = str(getattr(runtimes.get(rt), "PYTHON", sys.executable))
+        python = runtimes.get(rt).python()
         return entries, run_batch("probes.run_worker", {"runtime": rt, "root": str(fsutil.ROOT)},
                                   [e[0] for e in entries], python, timeout_s=120)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

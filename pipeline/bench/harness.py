@@ -75,8 +75,7 @@ def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.Benc
 
 
 def _python_for(runtime: str) -> str:
-    adapter = runtimes.get(runtime)
-    return str(getattr(adapter, "PYTHON", sys.executable))
+    return runtimes.get(runtime).python()
 
 
 def _describe_exit(rc: int) -> str:

@@ -120,7 +120,7 @@ def _trivial_overhead(adapter, threads: int) -> float:
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{fmt}")
     handle = adapter.load(path, threads)
     x = [np.zeros([1], np.float32)]
-    call = adapter.bind(handle, x) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, x))
+    call = adapter.bind(handle, x)
     for _ in range(20):
         call()
     lat = _steady(call, {"min_runs": 500, "min_seconds": 0.1, "max_runs": 5000, "max_seconds": 1.0}, 1)[0]
@@ -157,7 +157,7 @@ def measure_artifact(job: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - name the file and the runtime in the one-line error
         raise LoadError(f"{job['artifact']}: {job['runtime']} cannot load it: {describe_error(e)}") from None
     load_s = time.perf_counter() - t0
-    if job.get("shapes") and not job.get("eval") and hasattr(adapter, "resize"):
+    if job.get("shapes") and not job.get("eval"):
         adapter.resize(handle, job["shapes"], os.path.basename(job["artifact"]))
     facts = adapter.describe(handle)
     inputs, eval_x = _inputs(job, facts.get("inputs", []))
@@ -170,7 +170,7 @@ def measure_artifact(job: dict) -> dict:
     for _ in range(job["warmup"]):
         adapter.run(handle, inputs)
     # timed: the inference call alone, inputs bound once (as LiteRT's and ExecuTorch's own tools time it)
-    call = adapter.bind(handle, inputs) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, inputs))
+    call = adapter.bind(handle, inputs)
     blocks = _steady(call, job, int(job.get("repeats", 1)))
     lat = [x for b in blocks for x in b]
     # the same with input conversion and output copy (what an app calling run() per frame pays)
@@ -205,7 +205,7 @@ def measure_artifact(job: dict) -> dict:
     metrics["baseline_rss_mb"] = rss_base / 1024
     facts["outputs_have_nan_or_inf"] = nan_out
     facts["runtime_version"] = adapter.version()
-    facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
+    facts["timed_call"] = adapter.TIMED_CALL
     trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
     if os.path.exists(trivial):  # a runtime without one just lacks the figure
         metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])

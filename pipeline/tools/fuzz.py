@@ -199,7 +199,7 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
         if not adapter.available() or not survivors:
             counter["skipped_not_installed" if survivors else "nothing_to_run"] += 1
             continue
-        python = str(getattr(adapter, "PYTHON", sys.executable))
+        python = adapter.python()
         rt_work = work / f"batch-{fmt}-{rt}"
         rt_work.mkdir(parents=True, exist_ok=True)
         try:
