@@ -5,18 +5,19 @@
 Runs in a fresh process per (artifact, runtime) so that a native crash, a hang or an
 out-of-memory in a runtime kills only this process; the parent records the signal or exit code.
 Imports only numpy and the runtime (it also runs under `.venv-tflite-runtime`, numpy<2).
-JOB.json holds one sub-job per device profile ("jobs"), measured in turn in this one process; the
-results go to job["result"] (rewritten atomically after each); eval outputs to each sub-job's "outputs".
+JOB.json (`pipeline/workers.py`) holds one item per device profile, measured in turn in this one
+process, each result written to the progress file as it is done; eval outputs to each item's "outputs".
 """
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sys
 import time
 
 import numpy as np
+
+from pipeline.workers import describe_error, serve
 
 
 def _status_kb(field: str) -> float:
@@ -131,12 +132,6 @@ class LoadError(RuntimeError):
     pass
 
 
-def describe_error(e: BaseException) -> str:
-    """'Type: first non-empty line' of an exception (runtimes put tracebacks after the first line)."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else '(no message)'}"[:400]
-
-
 def measure_artifact(job: dict) -> dict:
     _apply_profile(job)
     sys.path.insert(0, job["root"])
@@ -220,7 +215,7 @@ def measure_artifact(job: dict) -> dict:
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 
-def _measure_or_error(job: dict) -> dict:
+def _measure_or_error(job: dict, params: dict | None = None) -> dict:
     try:
         return measure_artifact(job)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
@@ -229,24 +224,5 @@ def _measure_or_error(job: dict) -> dict:
         return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
 
 
-def main() -> int:
-    """job["jobs"]: one sub-job per profile, run in turn; the result file is rewritten after each, so a
-    crash in a later profile keeps the earlier ones."""
-    job_path = sys.argv[1]
-    with open(job_path) as f:
-        job = json.load(f)
-    sys.path.insert(0, job.get("root", "."))
-    from pipeline.procutil import die_with_parent
-    die_with_parent()
-    results = []
-    for sub in job["jobs"]:
-        results.append(_measure_or_error(sub))
-        tmp = job["result"] + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"results": results}, f)
-        os.replace(tmp, job["result"])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(_measure_or_error))
