@@ -215,7 +215,7 @@ def measure_artifact(job: dict) -> dict:
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 
-def _measure_or_error(job: dict, params: dict | None = None) -> dict:
+def _measure_or_error(job: dict, params: dict) -> dict:
     try:
         return measure_artifact(job)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line

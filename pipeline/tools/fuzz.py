@@ -98,7 +98,7 @@ def _job(path: Path, runtime: str, shapes: list, mem_limit_mb: int) -> dict:
 
 
 def measure_mutants(jobs: list[dict], python: str, per_job_timeout: float = 20.0,
-              startup_timeout: float = 90.0) -> list[dict]:
+                    startup_timeout: float = 90.0) -> list[dict]:
     """Run jobs in batch workers (`pipeline/workers.py`); every job gets a result dict, whatever the worker
     does: a crash or hang is charged to the job it happened on (status worker_crashed / worker_hung) and
     a fresh worker resumes after it. A worker that cannot start at all is the harness's failure: raises."""
