@@ -1,5 +1,5 @@
 """Export worker for the operator probes: build each probe in one framework, save its reference
-outputs, run the requested export paths. Started by `probes/harness.py` through `probes/batch.py`:
+outputs, run the requested export paths. Started by `probes/harness.py` through `pipeline/workers.py`:
 
     python -m probes.export_worker JOB.json
 
@@ -20,8 +20,7 @@ import numpy as np  # noqa: E402
 import probes  # noqa: E402
 from export import registry  # noqa: E402
 from export.run import export_to  # noqa: E402
-from probes.batch import Progress  # noqa: E402
-from pipeline import fsutil  # noqa: E402
+from pipeline import fsutil, workers  # noqa: E402
 from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId  # noqa: E402
 from pipeline.schema import first_line  # noqa: E402
 
@@ -47,30 +46,25 @@ def reference(probe: probes.Probe, source: str, model) -> dict[str, np.ndarray]:
 
 
 def main() -> int:
-    job = json.loads(Path(sys.argv[1]).read_text())
-    source, out_dir = job["source"], Path(job["out_dir"])
-    progress = Progress(job["progress"])
-    built: tuple[str, object] | None = None
-    for item in job["items"]:
-        progress.start(item["id"])
+    built: dict[str, object] = {}   # the probe built last: items of one probe are adjacent
+
+    def one(item: dict, params: dict) -> dict:
+        source, out_dir = params["source"], Path(params["out_dir"])
         probe = probes.get(item["probe"])
         folder = out_dir / probe.name
-        try:
-            if built is None or built[0] != probe.name:
-                built = (probe.name, probe.build_torch() if source == "torch" else probe.build_keras())
-            model = built[1]
-        except Exception as e:  # noqa: BLE001 - a probe the framework cannot even build is a finding
-            built = None
-            progress.done(item["id"], {"status": "failed", "error": f"building the {source} model: {first_line(e)}"})
-            continue
+        if probe.name not in built:
+            built.clear()
+            try:
+                built[probe.name] = probe.build_torch() if source == "torch" else probe.build_keras()
+            except Exception as e:  # noqa: BLE001 - a probe the framework cannot even build is a finding
+                return {"status": "failed", "error": f"building the {source} model: {first_line(e)}"}
+        model = built[probe.name]
         if not item["path"]:
             try:
                 fsutil.save_npz(folder / f"{source}.ref.npz", **reference(probe, source, model))
-                result = {"status": "ok"}
+                return {"status": "ok"}
             except Exception as e:  # noqa: BLE001
-                result = {"status": "failed", "error": f"{source} reference run: {first_line(e)}"}
-            progress.done(item["id"], result)
-            continue
+                return {"status": "failed", "error": f"{source} reference run: {first_line(e)}"}
         p = registry.get(item["path"])
         example = probe.input_sets()[0]
         calib = probe.calib()
@@ -84,8 +78,8 @@ def main() -> int:
                     framework=FRAMEWORK_OF_SOURCE[source], quantization=p.quantization)
         rec = export_to(p, ctx, base)
         rec.info["probe"] = probe.name
-        progress.done(item["id"], {"status": "ok", "record": json.loads(rec.to_json())})
-    return 0
+        return {"status": "ok", "record": json.loads(rec.to_json())}
+    return workers.serve(one)
 
 
 if __name__ == "__main__":

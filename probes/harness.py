@@ -4,13 +4,12 @@ runtime(s), compare with the framework's own output, classify each cell.
     python -m pipeline probe [--ops conv2d,gru] [--paths tflite_fp32,et_xnnpack_fp32] [--jobs 2]
 
 Exports run in worker processes per (framework, batch of probes) and runtimes in worker processes
-per (runtime, batch of artifacts) (`probes/batch.py`: a native crash costs one cell). Exports are
+per (runtime, batch of artifacts) (`pipeline/workers.py`: a native crash costs one cell). Exports are
 cached by a hash of the probe + export code; runtime results by artifact, reference and worker code.
 """
 from __future__ import annotations
 
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,10 +18,9 @@ import numpy as np
 
 import probes
 from export import registry
-from pipeline import fsutil, runtimes
+from pipeline import fsutil, runtimes, workers
 from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, resolve
 from pipeline.schema import Record, first_line
-from probes.batch import run_batch
 
 # ptl_mobile_optimized needs XNNPACK inside torch itself, which this CPU build lacks: never runs here
 SKIP_PATHS = ("ptl_mobile_optimized",)
@@ -37,7 +35,7 @@ ET_NOT_OPS = {"getitem", "output", "placeholder"}
 HERE = Path(__file__).parent
 PROBE_CODE = sorted(HERE.glob("*.py"))
 EXPORT_CODE = sorted((HERE.parent / "export").glob("*.py"))
-RUN_CODE = [HERE / "run_worker.py", HERE / "batch.py", HERE / "harness.py"] + \
+RUN_CODE = [HERE / "run_worker.py", HERE / "harness.py", HERE.parent / "pipeline" / "workers.py"] + \
     sorted((HERE.parent / "pipeline" / "runtimes").glob("*.py"))
 
 
@@ -111,8 +109,8 @@ def export_all(names: list[str], paths: list[registry.ExportPath], folder: Path,
 
     def one(batch):
         source, items = batch
-        return source, items, run_batch("probes.export_worker", {"source": source, "out_dir": str(folder)},
-                                        items, sys.executable, timeout_s=300)
+        return source, items, workers.run(workers.Job("probes.export_worker", items, {"source": source,
+                                                      "out_dir": str(folder)}, timeout_s=300))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for source, items, out in pool.map(one, batches):
             for it in items:
@@ -243,9 +241,8 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
 
     def one(batch):
         rt, entries = batch
-        python = str(getattr(runtimes.get(rt), "PYTHON", sys.executable))
-        return entries, run_batch("probes.run_worker", {"runtime": rt, "root": str(fsutil.ROOT)},
-                                  [e[0] for e in entries], python, timeout_s=120)
+        return entries, workers.run(workers.Job("probes.run_worker", tuple(e[0] for e in entries),
+                                                {"runtime": rt}, python=runtimes.get(rt).python(), timeout_s=120))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for entries, out in pool.map(one, batches):
             for item, probe, base, hit in entries:

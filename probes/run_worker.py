@@ -7,11 +7,9 @@ Imports only numpy and the runtime (the tflite-runtime worker runs under `.venv-
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -35,14 +33,12 @@ def input_order(specs: list[dict], arrays: list[np.ndarray]) -> list[int]:
 
 
 def main() -> int:
-    job = json.loads(Path(sys.argv[1]).read_text())
-    sys.path.insert(0, job["root"])
-    from pipeline import runtimes
-    from probes.batch import Progress
-    adapter = runtimes.get(job["runtime"])
-    progress = Progress(job["progress"])
-    for item in job["items"]:
-        progress.start(item["id"])
+    from pipeline import runtimes, workers
+    adapter = None
+
+    def one(item: dict, params: dict) -> dict:
+        nonlocal adapter
+        adapter = adapter or runtimes.get(params["runtime"])
         try:
             handle = adapter.load(item["artifact"], 1)
             with np.load(item["ref"]) as z:
@@ -58,14 +54,13 @@ def main() -> int:
             tmp = item["outputs"] + ".tmp.npz"
             np.savez(tmp, **outs)
             os.replace(tmp, item["outputs"])
-            result = {"status": "ok", "info": {k: facts[k] for k in ("ops", "not_delegated", "delegated_ops",
-                                                                    "non_delegated_ops", "delegates") if k in facts},
-                      "runtime_version": adapter.version(), "input_order": order}
+            return {"status": "ok", "info": {k: facts[k] for k in ("ops", "not_delegated", "delegated_ops",
+                                                                  "non_delegated_ops", "delegates") if k in facts},
+                    "runtime_version": adapter.version(), "input_order": order}
         except Exception as e:  # noqa: BLE001 - the runtime's own error is the finding
             lines = [ln for ln in str(e).splitlines() if ln.strip()]
-            result = {"status": "failed", "error": f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]}
-        progress.done(item["id"], result)
-    return 0
+            return {"status": "failed", "error": f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]}
+    return workers.serve(one)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import zlib
@@ -29,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil, procutil, runtimes
+from pipeline import fsutil, runtimes, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
@@ -37,7 +33,7 @@ from pipeline.schema import Record, first_line
 
 HERE = Path(__file__).parent
 WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
-                                  "anatomy.py")] + \
+                                  "anatomy.py")] + [HERE.parent / "workers.py"] + \
     sorted((HERE.parent / "runtimes").glob("*.py")) + sorted((HERE / "data").glob("*"))
 
 
@@ -77,50 +73,11 @@ def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.Benc
                               fsutil.source_hash(WORKER_CODE))
 
 
-def _python_for(runtime: str) -> str:
-    adapter = runtimes.get(runtime)
-    return str(getattr(adapter, "PYTHON", sys.executable))
-
-
-def _describe_exit(rc: int) -> str:
-    if rc < 0:
-        try:
-            return f"worker killed by signal {signal.Signals(-rc).name} ({-rc})"
-        except ValueError:
-            return f"worker killed by signal {-rc}"
-    return f"worker exited with code {rc}"
-
-
-def run_worker(job: dict, python: str, timeout_s: float) -> list[dict]:
-    """Run one worker on job["jobs"] (one per profile); whatever happens to it, return one result dict
-    per sub-job (never raise). The worker rewrites its result file after each sub-job, so a crash or a
-    hang keeps what it finished and fails the rest with the exit code or signal."""
-    n = len(job["jobs"])
-    with tempfile.TemporaryDirectory(prefix="mb-worker-") as tmp:
-        job = {**job, "result": str(Path(tmp) / "result.json")}
-        job_file = Path(tmp) / "job.json"
-        job_file.write_text(json.dumps(job))
-        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
-        proc = subprocess.Popen([python, "-m", "pipeline.bench.worker", str(job_file)], cwd=fsutil.ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        failure = ""
-        try:
-            out, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            procutil.kill_group(proc.pid)
-            out, _ = proc.communicate()
-            failure = f"worker timed out after {timeout_s:.0f}s (killed)"
-        except BaseException:
-            procutil.kill_group(proc.pid)  # interrupted harness: the worker is in its own session
-            raise
-        result_file = Path(job["result"])
-        done = json.loads(result_file.read_text())["results"] if result_file.exists() else []
-        if not failure and proc.returncode != 0:
-            tail = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()][-1:]
-            failure = _describe_exit(proc.returncode) + (f"; last output: {tail[0][:200]}" if tail else "")
-        if failure and done and done[-1].get("status") == "ok" and len(done) == n:
-            done[-1] = {"status": "failed", "error": failure}   # died on its way out of the last one
-        return done + [{"status": "failed", "error": failure or "worker wrote no result"}] * (n - len(done))
+def worker_job(jobs: list[dict], python: str, timeout_s: float) -> workers.Job:
+    """The bench's worker job: one item per profile, measured in turn by one process; a death fails
+    the profile it was measuring and every profile after it (each finished one is kept)."""
+    return workers.Job("pipeline.bench.worker", items=tuple({**j, "id": i} for i, j in enumerate(jobs)),
+                       python=python, timeout_s=timeout_s, after_death="fail_rest")
 
 
 def _identity(t: Target) -> dict:
@@ -195,7 +152,7 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
                          "repeats": cfg.repeats if prof.name == cfg.profiles[0] and runtime not in
                          cfg.compat_runtimes else cfg.other_repeats,
                          "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes})
-        results = run_worker({"jobs": jobs}, _python_for(runtime), cfg.timeout_s * len(jobs))
+        results = list(workers.run(worker_job(jobs, adapter.python(), cfg.timeout_s)).values())
         file_metrics: dict[str, float] = {}    # the same file under every profile: read it once
         for (i, prof, _, cache_file), job, result in zip(todo, jobs, results):
             base = bases[i]

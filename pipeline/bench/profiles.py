@@ -73,7 +73,7 @@ class BenchConfig:
     min_seconds: float = 0.3
     max_runs: int = 20000
     max_seconds: float = 1.5        # per repeat: a slow artifact (portable kernels) stops here
-    timeout_s: float = 300.0        # per worker: a hang becomes a recorded failure
+    timeout_s: float = 300.0        # per profile in a worker: no result for this long = a hang, recorded
     eval_limit: int = 0             # 0 = the whole eval set
     repeats: int = 3                # steady runs per worker on the first profile; spread = stability
     other_repeats: int = 1          # ... on the other profiles (their p50 is read beside the first's)

@@ -5,18 +5,19 @@
 Runs in a fresh process per (artifact, runtime) so that a native crash, a hang or an
 out-of-memory in a runtime kills only this process; the parent records the signal or exit code.
 Imports only numpy and the runtime (it also runs under `.venv-tflite-runtime`, numpy<2).
-JOB.json holds one sub-job per device profile ("jobs"), measured in turn in this one process; the
-results go to job["result"] (rewritten atomically after each); eval outputs to each sub-job's "outputs".
+JOB.json (`pipeline/workers.py`) holds one item per device profile, measured in turn in this one
+process, each result written to the progress file as it is done; eval outputs to each item's "outputs".
 """
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sys
 import time
 
 import numpy as np
+
+from pipeline.workers import describe_error, serve
 
 
 def _status_kb(field: str) -> float:
@@ -159,7 +160,7 @@ def _trivial_overhead(adapter, threads: int) -> float:
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{fmt}")
     handle = adapter.load(path, threads)
     x = [np.zeros([1], np.float32)]
-    call = adapter.bind(handle, x) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, x))
+    call = adapter.bind(handle, x)
     for _ in range(20):
         call()
     lat = _steady(call, {"min_runs": 500, "min_seconds": 0.1, "max_runs": 5000, "max_seconds": 1.0}, 1)[0]
@@ -168,12 +169,6 @@ def _trivial_overhead(adapter, threads: int) -> float:
 
 class LoadError(RuntimeError):
     pass
-
-
-def describe_error(e: BaseException) -> str:
-    """'Type: first non-empty line' of an exception (runtimes put tracebacks after the first line)."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else '(no message)'}"[:400]
 
 
 def measure_artifact(job: dict) -> dict:
@@ -204,7 +199,7 @@ def measure_artifact(job: dict) -> dict:
         shapes = [list(given[d["name"]].shape) if d["name"] in given else d["shape"]
                   for d in adapter.describe(handle).get("inputs", [])]
         job = {**job, "shapes": shapes}
-    if shapes and not job.get("eval") and hasattr(adapter, "resize"):
+    if shapes and not job.get("eval"):
         adapter.resize(handle, shapes, os.path.basename(job["artifact"]))
     facts = adapter.describe(handle)
     inputs, eval_x = _inputs(job, facts.get("inputs", []))
@@ -217,7 +212,7 @@ def measure_artifact(job: dict) -> dict:
     for _ in range(job["warmup"]):
         adapter.run(handle, inputs)
     # timed: the inference call alone, inputs bound once (as LiteRT's and ExecuTorch's own tools time it)
-    call = adapter.bind(handle, inputs) if hasattr(adapter, "bind") else (lambda: adapter.run(handle, inputs))
+    call = adapter.bind(handle, inputs)
     blocks = _steady(call, job, int(job.get("repeats", 1)))
     lat = [x for b in blocks for x in b]
     # the same with input conversion and output copy (what an app calling run() per frame pays)
@@ -252,7 +247,7 @@ def measure_artifact(job: dict) -> dict:
     metrics["baseline_rss_mb"] = rss_base / 1024
     facts["outputs_have_nan_or_inf"] = nan_out
     facts["runtime_version"] = adapter.version()
-    facts["timed_call"] = "bound inputs, inference call only" if hasattr(adapter, "bind") else "run()"
+    facts["timed_call"] = adapter.TIMED_CALL
     trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
     if os.path.exists(trivial):  # a runtime without one just lacks the figure
         metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
@@ -267,7 +262,7 @@ def measure_artifact(job: dict) -> dict:
     return {"status": "ok", "metrics": metrics, "info": facts}
 
 
-def _measure_or_error(job: dict) -> dict:
+def _measure_or_error(job: dict, params: dict) -> dict:
     try:
         return measure_artifact(job)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
@@ -276,24 +271,5 @@ def _measure_or_error(job: dict) -> dict:
         return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
 
 
-def main() -> int:
-    """job["jobs"]: one sub-job per profile, run in turn; the result file is rewritten after each, so a
-    crash in a later profile keeps the earlier ones."""
-    job_path = sys.argv[1]
-    with open(job_path) as f:
-        job = json.load(f)
-    sys.path.insert(0, job.get("root", "."))
-    from pipeline.procutil import die_with_parent
-    die_with_parent()
-    results = []
-    for sub in job["jobs"]:
-        results.append(_measure_or_error(sub))
-        tmp = job["result"] + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"results": results}, f)
-        os.replace(tmp, job["result"])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(_measure_or_error))

@@ -21,7 +21,6 @@ carry their following batch-norm and activation, as both quantizers fuse them in
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -461,21 +460,6 @@ def format_table(rows: list[dict]) -> str:
                      f"{r['et_node'][:22]:<22} {f(r['et_sqnr_db'], '8.2f')} {f(r['et_mse'], '10.3g')} "
                      f"{f(r['et_max_abs'], '9.3g')}")
     return "\n".join(lines)
-
-
-def time_ms(run, n_min: int = 20, seconds: float = 0.3) -> float:
-    """Median latency of `run()` in-process (single thread), after warm-up."""
-    for _ in range(3):
-        run()
-    ts = []
-    t_end = time.perf_counter() + seconds
-    while len(ts) < n_min or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        run()
-        ts.append((time.perf_counter() - t0) * 1e3)
-        if len(ts) >= 2000:
-            break
-    return float(np.median(ts))
 
 
 def artifact_dir(artifacts: Path, model: str) -> Path:

@@ -40,17 +40,35 @@ def _quality(spec, out: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, f
     return {"reconstruction_mse": float(((out.reshape(len(x), -1) - x.reshape(len(x), -1)) ** 2).mean())}
 
 
+def latency_p50_ms(runtime: str, path: Path, x1: np.ndarray) -> float:
+    """p50 (ms, 1 thread: the bench's big-core profile) of one sample `x1`, timed by the bench's isolated
+    worker like every bench latency (bound inputs, the inference call alone; 3 warm-up runs, >= 20 runs
+    and >= 0.3 s): a runtime that crashes on the file costs this artifact, not the stage."""
+    import tempfile
+    from pipeline.bench import harness, profiles
+    cfg = profiles.BenchConfig(profiles=("big-core",), warmup=3, min_runs=20, min_seconds=0.3, max_runs=2000,
+                               repeats=1, op_profile=False, peer=False)
+    with tempfile.TemporaryDirectory(prefix="mb-qd-time-") as tmp:
+        npz = Path(tmp) / "x.npz"
+        np.savez(npz, x=x1)
+        t = harness.Target(artifact=path, format=path.suffix[1:], runtimes=(runtime,), eval_npz=npz)
+        r = harness.measure_one(t, runtime, profiles.get("big-core"), cfg, Path(tmp), want_outputs=False).record
+    if r.status != "ok":
+        raise RuntimeError(f"{path.name}: timing with {runtime}: {r.error}")
+    return r.metrics["latency_p50_ms"]
+
+
 def _eval_artifact(spec, runtime: str, path: Path, x_model: np.ndarray, x_torch: np.ndarray,
                    y: np.ndarray, ops: dict | None = None) -> dict:
-    """Quality with the real runtime over the whole held-out set, latency in-process (1 thread) and
-    delegation coverage (share of operators and of time outside the delegate)."""
+    """Quality with the real runtime over the whole held-out set, latency in the bench's worker (1 thread)
+    and delegation coverage (share of operators and of time outside the delegate)."""
     from pipeline import runtimes
     from pipeline.quant import delegation as quant_delegation
     rt = runtimes.get(runtime)
     h = rt.load(path, 1)
     outs = np.concatenate([rt.run(h, [x_model[i:i + 1]])[0].reshape(1, -1) for i in range(len(x_model))])
     m = _quality(spec, outs, x_torch, y)
-    m["latency_p50_ms"] = qd.time_ms(lambda: rt.run(h, [x_model[:1]]))
+    m["latency_p50_ms"] = latency_p50_ms(runtime, path, x_model[:1])
     m["size_bytes"] = float(path.stat().st_size)
     info = {}
     if path.suffix in (".tflite", ".pte"):
@@ -213,7 +231,8 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
 
 # ------------------------------------------------------------------------------------- driver
 
-CODE = [Path(qd.__file__), Path(__file__), Path(__file__).with_name("delegation.py"), Path(__file__).with_name("plans.py")]
+CODE = [Path(qd.__file__), Path(__file__), Path(__file__).with_name("delegation.py"),
+        Path(__file__).with_name("plans.py"), Path(__file__).parents[1] / "bench" / "worker.py"]   # times the latency
 
 
 def _int8_artifacts(spec, artifacts: Path) -> list[tuple[str, str, object, Record | None]]:

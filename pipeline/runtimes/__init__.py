@@ -1,7 +1,9 @@
-"""Runtime adapters: one small module per runtime with `load`, `run`, `describe`, `available`.
+"""Runtime adapters: one small module per runtime, each with an `ADAPTER` (a `base.Runtime`).
 
+    adapter = runtimes.get("litert")
     handle = adapter.load(path, threads)        # may raise; the worker turns that into a record
     outputs = adapter.run(handle, [x, ...])     # float32 numpy in, float32 numpy out
+    call = adapter.bind(handle, [x, ...])       # the timed call (default: run() on those inputs)
     facts = adapter.describe(handle)            # inputs/outputs specs, operators, delegation
 
 Adapters import only numpy and their runtime, so the benchmark worker can run them in any venv
@@ -10,6 +12,8 @@ Adapters import only numpy and their runtime, so the benchmark worker can run th
 from __future__ import annotations
 
 import importlib
+
+from pipeline.runtimes.base import Runtime
 
 REGISTRY: dict[str, str] = {
     "litert": "pipeline.runtimes.litert",
@@ -24,12 +28,12 @@ def names() -> list[str]:
     return list(REGISTRY)
 
 
-def get(name: str):
+def get(name: str) -> Runtime:
     if name not in REGISTRY:
         raise KeyError(f"unknown runtime {name!r}; valid runtimes: {', '.join(REGISTRY)}")
-    return importlib.import_module(REGISTRY[name])
+    return importlib.import_module(REGISTRY[name]).ADAPTER
 
 
 def for_format(fmt: str) -> list[str]:
     """Runtimes that read a file format (by the adapter's own FORMATS), without importing runtimes."""
-    return [n for n, m in REGISTRY.items() if fmt in importlib.import_module(m).FORMATS]
+    return [n for n in REGISTRY if fmt in get(n).FORMATS]

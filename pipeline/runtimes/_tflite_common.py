@@ -7,11 +7,61 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.runtimes.base import Runtime
 
-def load(interpreter_cls, path, threads: int):
-    it = interpreter_cls(model_path=str(path), num_threads=int(threads))
-    allocate(it, path)
-    return it
+
+class TFLiteInterpreter(Runtime):
+    """Both interpreters' adapter: a subclass names its Interpreter class, availability and version."""
+    FORMATS = ("tflite",)
+    TIMED_CALL = "bound inputs, inference call only"
+
+    def interpreter_class(self):
+        raise NotImplementedError
+
+    def load(self, path, threads: int = 1):
+        it = self.interpreter_class()(model_path=str(path), num_threads=int(threads))
+        allocate(it, path)
+        return it
+
+    def run(self, it, inputs: list) -> list:
+        _set_inputs(it, inputs)
+        it.invoke()
+        return [_from_output(it.get_tensor(d["index"]), d) for d in _details(it)[1]]
+
+    def bind(self, it, inputs: list):
+        """Inputs set once, then the timed call is invoke() alone: what LiteRT's own benchmark times."""
+        _set_inputs(it, inputs)
+        return it.invoke
+
+    def resize(self, it, shapes: list, name: str = "model") -> None:
+        """Give dynamic dimensions (shape_signature -1) their sizes; the static ones must match."""
+        ins = it.get_input_details()
+        if len(shapes) != len(ins):
+            raise ValueError(f"{name}: {len(shapes)} --shape given but the model takes {len(ins)} inputs "
+                             f"({', '.join(d['name'] for d in ins)})")
+        for shape, d in zip(shapes, ins):
+            sig = [int(s) for s in d.get("shape_signature", d["shape"])]
+            fits = len(shape) == len(sig) and all(s == -1 or s == int(g) for s, g in zip(sig, shape))
+            if not fits:
+                raise ValueError(f"{name}: --shape {','.join(map(str, shape))} does not fit input {d['name']!r} "
+                                 f"with signature {sig} (-1 = dynamic)")
+            if list(shape) != [int(s) for s in d["shape"]]:
+                it.resize_tensor_input(d["index"], [int(s) for s in shape], strict=True)
+        allocate(it, name)
+        it._mb_details = None
+
+    def describe(self, it) -> dict:
+        ops = it._get_ops_details()
+        inside = delegated_nodes(ops)
+        original = [o for o in ops if o["op_name"] != "DELEGATE"]
+        return {"inputs": [_spec(d) for d in it.get_input_details()],
+                "outputs": [_spec(d) for d in it.get_output_details()],
+                "ops": sorted({o["op_name"] for o in original}),
+                "op_count": len(original),
+                "delegated_ops": len(inside),
+                "non_delegated_ops": len(original) - len(inside),
+                "not_delegated": sorted({o["op_name"] for o in original if o["index"] not in inside}),
+                "delegates": sum(o["op_name"] == "DELEGATE" for o in ops)}
 
 
 def _tensor_bytes(d: dict) -> int:
@@ -47,24 +97,6 @@ def _details(it) -> tuple[list, list]:
     if d is None:
         d = it._mb_details = (it.get_input_details(), it.get_output_details())
     return d
-
-
-def resize(it, shapes: list, name: str = "model") -> None:
-    """Give dynamic dimensions (shape_signature -1) their sizes; the static ones must match."""
-    ins = it.get_input_details()
-    if len(shapes) != len(ins):
-        raise ValueError(f"{name}: {len(shapes)} --shape given but the model takes {len(ins)} inputs "
-                         f"({', '.join(d['name'] for d in ins)})")
-    for shape, d in zip(shapes, ins):
-        sig = [int(s) for s in d.get("shape_signature", d["shape"])]
-        fits = len(shape) == len(sig) and all(s == -1 or s == int(g) for s, g in zip(sig, shape))
-        if not fits:
-            raise ValueError(f"{name}: --shape {','.join(map(str, shape))} does not fit input {d['name']!r} "
-                             f"with signature {sig} (-1 = dynamic)")
-        if list(shape) != [int(s) for s in d["shape"]]:
-            it.resize_tensor_input(d["index"], [int(s) for s in shape], strict=True)
-    allocate(it, name)
-    it._mb_details = None
 
 
 def quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
@@ -111,18 +143,6 @@ def _set_inputs(it, inputs: list) -> None:
         it.set_tensor(d["index"], _to_input(x, d))
 
 
-def run(it, inputs: list) -> list:
-    _set_inputs(it, inputs)
-    it.invoke()
-    return [_from_output(it.get_tensor(d["index"]), d) for d in _details(it)[1]]
-
-
-def bind(it, inputs: list):
-    """Inputs set once, then the timed call is invoke() alone: what LiteRT's own benchmark times."""
-    _set_inputs(it, inputs)
-    return it.invoke
-
-
 def _spec(d: dict) -> dict:
     scale, zp = d["quantization"]
     return {"name": d["name"], "shape": [int(s) for s in d["shape"]],
@@ -149,17 +169,3 @@ def delegated_nodes(ops: list[dict]) -> set[int]:
             inside.add(n["index"])
             stack.extend(int(i) for i in n["inputs"])
     return inside
-
-
-def describe(it) -> dict:
-    ops = it._get_ops_details()
-    inside = delegated_nodes(ops)
-    original = [o for o in ops if o["op_name"] != "DELEGATE"]
-    return {"inputs": [_spec(d) for d in it.get_input_details()],
-            "outputs": [_spec(d) for d in it.get_output_details()],
-            "ops": sorted({o["op_name"] for o in original}),
-            "op_count": len(original),
-            "delegated_ops": len(inside),
-            "non_delegated_ops": len(original) - len(inside),
-            "not_delegated": sorted({o["op_name"] for o in original if o["index"] not in inside}),
-            "delegates": sum(o["op_name"] == "DELEGATE" for o in ops)}

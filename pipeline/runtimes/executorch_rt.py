@@ -3,29 +3,51 @@ from __future__ import annotations
 
 import numpy as np
 
-FORMATS = ("pte",)
-INSTALL_HINT = "pip install executorch==1.5.1 (make setup)"
+from pipeline.runtimes.base import Runtime
+
 # ScalarType codes of ExecuTorch's TensorInfo.dtype()
 _DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
            7: "float64", 11: "bool"}
 
 
-def available() -> bool:
-    try:
-        import executorch.runtime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+class ExecuTorch(Runtime):
+    FORMATS = ("pte",)
+    INSTALL_HINT = "pip install executorch==1.5.1 (make setup)"
+    TIMED_CALL = "bound inputs, inference call only"
 
+    def available(self) -> bool:
+        try:
+            import executorch.runtime  # noqa: F401
+        except ImportError:
+            return False
+        return True
 
-def load(path, threads: int = 1):
-    from executorch.extension.pybindings import portable_lib
-    from executorch.runtime import Runtime
-    portable_lib._unsafe_reset_threadpool(int(threads))
-    program = Runtime.get().load_program(str(path))
-    if "forward" not in program.method_names:
-        raise ValueError(f"{path}: program has no 'forward' method (has {sorted(program.method_names)})")
-    return program.load_method("forward")
+    def load(self, path, threads: int = 1):
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime as ETRuntime
+        portable_lib._unsafe_reset_threadpool(int(threads))
+        program = ETRuntime.get().load_program(str(path))
+        if "forward" not in program.method_names:
+            raise ValueError(f"{path}: program has no 'forward' method (has {sorted(program.method_names)})")
+        return program.load_method("forward")
+
+    def bind(self, method, inputs: list):
+        """Inputs converted once; the timed call is execute() alone."""
+        tensors = _tensors(method, inputs)
+        return lambda: method.execute(tensors)
+
+    def run(self, method, inputs: list) -> list:
+        return [o.detach().float().numpy() if hasattr(o, "numpy") else np.asarray(o, np.float32)
+                for o in method.execute(_tensors(method, inputs))]
+
+    def describe(self, method) -> dict:
+        meta = method.metadata
+        return {"inputs": [_spec(meta.input_tensor_meta(i), f"input_{i}") for i in range(meta.num_inputs())],
+                "outputs": [_spec(meta.output_tensor_meta(i), f"output_{i}") for i in range(meta.num_outputs())]}
+
+    def version(self) -> str:
+        from importlib.metadata import version as v
+        return v("executorch")
 
 
 def _tensors(method, inputs: list) -> list:
@@ -43,27 +65,8 @@ def _tensors(method, inputs: list) -> list:
     return tensors
 
 
-def bind(method, inputs: list):
-    """Inputs converted once; the timed call is execute() alone."""
-    tensors = _tensors(method, inputs)
-    return lambda: method.execute(tensors)
-
-
-def run(method, inputs: list) -> list:
-    return [o.detach().float().numpy() if hasattr(o, "numpy") else np.asarray(o, np.float32)
-            for o in method.execute(_tensors(method, inputs))]
-
-
 def _spec(info, name: str) -> dict:
     return {"name": name, "shape": [int(s) for s in info.sizes()], "dtype": _DTYPES.get(info.dtype(), str(info.dtype()))}
 
 
-def describe(method) -> dict:
-    meta = method.metadata
-    return {"inputs": [_spec(meta.input_tensor_meta(i), f"input_{i}") for i in range(meta.num_inputs())],
-            "outputs": [_spec(meta.output_tensor_meta(i), f"output_{i}") for i in range(meta.num_outputs())]}
-
-
-def version() -> str:
-    from importlib.metadata import version as v
-    return v("executorch")
+ADAPTER = ExecuTorch()

@@ -7,23 +7,53 @@ from __future__ import annotations
 
 import numpy as np
 
-FORMATS = ("ptl",)
-INSTALL_HINT = "pip install torch==2.13.0 (make setup)"
+from pipeline.runtimes.base import Runtime
 
 
-def available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+class LiteInterpreter(Runtime):
+    FORMATS = ("ptl",)
+    INSTALL_HINT = "pip install torch==2.13.0 (make setup)"
+    TIMED_CALL = "bound inputs, inference call only"
 
+    def available(self) -> bool:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return False
+        return True
 
-def load(path, threads: int = 1):
-    import torch
-    from torch.jit.mobile import _load_for_lite_interpreter
-    torch.set_num_threads(int(threads))
-    return _load_for_lite_interpreter(str(path))
+    def load(self, path, threads: int = 1):
+        import torch
+        from torch.jit.mobile import _load_for_lite_interpreter
+        torch.set_num_threads(int(threads))
+        return _load_for_lite_interpreter(str(path))
+
+    def run(self, module, inputs: list) -> list:
+        import torch
+        with torch.no_grad():
+            try:
+                out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+            except RuntimeError as e:
+                raise RuntimeError(_cause(e)) from None
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        return [o.detach().float().numpy() for o in outs]
+
+    def bind(self, module, inputs: list):
+        """Inputs converted once; the timed call is the module call alone."""
+        import torch
+        tensors = [torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
+
+        def call():
+            with torch.no_grad():
+                return module(*tensors)
+        return call
+
+    def describe(self, module) -> dict:
+        return {"inputs": [], "outputs": [], "note": "TorchScript-mobile files carry no input shapes"}
+
+    def version(self) -> str:
+        from importlib.metadata import version as v
+        return v("torch")
 
 
 def _cause(e: Exception) -> str:
@@ -36,32 +66,4 @@ def _cause(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__  # later lines are debug-handle noise
 
 
-def run(module, inputs: list) -> list:
-    import torch
-    with torch.no_grad():
-        try:
-            out = module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
-        except RuntimeError as e:
-            raise RuntimeError(_cause(e)) from None
-    outs = out if isinstance(out, (tuple, list)) else [out]
-    return [o.detach().float().numpy() for o in outs]
-
-
-def bind(module, inputs: list):
-    """Inputs converted once; the timed call is the module call alone."""
-    import torch
-    tensors = [torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
-
-    def call():
-        with torch.no_grad():
-            return module(*tensors)
-    return call
-
-
-def describe(module) -> dict:
-    return {"inputs": [], "outputs": [], "note": "TorchScript-mobile files carry no input shapes"}
-
-
-def version() -> str:
-    from importlib.metadata import version as v
-    return v("torch")
+ADAPTER = LiteInterpreter()

@@ -7,28 +7,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.runtimes import _tflite_common as common
+from pipeline.runtimes._tflite_common import TFLiteInterpreter
 
-FORMATS = ("tflite",)
 PYTHON = Path(__file__).resolve().parents[2] / ".venv-tflite-runtime" / "bin" / "python"
-INSTALL_HINT = "make setup-tflite-runtime (creates .venv-tflite-runtime with tflite-runtime==2.14.0, numpy<2)"
 
 
-def available() -> bool:
-    return PYTHON.exists()
+class TFLiteRuntime(TFLiteInterpreter):
+    INSTALL_HINT = "make setup-tflite-runtime (creates .venv-tflite-runtime with tflite-runtime==2.14.0, numpy<2)"
+
+    def python(self) -> str:
+        return str(PYTHON)
+
+    def available(self) -> bool:
+        return PYTHON.exists()
+
+    def interpreter_class(self):
+        from tflite_runtime.interpreter import Interpreter
+        return Interpreter
+
+    def version(self) -> str:
+        from importlib.metadata import version as v
+        return v("tflite-runtime")
 
 
-def load(path, threads: int = 1):
-    from tflite_runtime.interpreter import Interpreter
-    return common.load(Interpreter, path, threads)
-
-
-def version() -> str:
-    from importlib.metadata import version as v
-    return v("tflite-runtime")
-
-
-run = common.run
-bind = common.bind
-resize = common.resize
-describe = common.describe
+ADAPTER = TFLiteRuntime()

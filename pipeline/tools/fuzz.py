@@ -5,7 +5,7 @@
 Mutants (bit flips, byte/int overwrites with edge values, truncation, chunk deletion/duplication,
 splices of two real files of the same format) of every real artifact of a format go through
 `pipeline.filecheck.validate.check_model_file` in this process (as `bench` does for a user's file), then to a
-batch worker (`pipeline/tools/fuzz_worker.py`) that runs the real `pipeline.bench.worker.measure_artifact` with every
+batch worker (`pipeline/tools/fuzz_worker.py`, `pipeline/workers.py`) that runs the real `pipeline.bench.worker.measure_artifact` with every
 runtime that reads the format. A worker crash (signal) or hang is caught here, counted against the
 mutant that caused it, and the worker restarts from the next mutant. Each mutant ends up as exactly
 one of: rejected by the validator, rejected by the runtime (a clean one-line error), loaded and ran,
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import fsutil, procutil, runtimes
+from pipeline import fsutil, runtimes, workers
 from pipeline.tools import fuzz_tflite
 from pipeline.filecheck.validate import EXTENSIONS, BadModelFile, check_model_file
 
@@ -102,61 +100,21 @@ def _job(path: Path, runtime: str, shapes: list, mem_limit_mb: int) -> dict:
             "outputs": "", "shapes": shapes}
 
 
-def run_batch(jobs: list[dict], python: str, work: Path, per_job_timeout: float = 20.0,
-              startup_timeout: float = 90.0) -> list[dict]:
-    """Run jobs in batch workers; every job gets a result dict, whatever the worker does."""
-    jobs_file = work / "jobs.jsonl"
-    jobs_file.write_text("".join(json.dumps(j) + "\n" for j in jobs))
-    results: list[dict | None] = [None] * len(jobs)
-    start = 0
-    env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **procutil.child_env()}
-    while start < len(jobs):
-        progress = work / f"progress-{start}.jsonl"
-        progress.write_text("")
-        proc = subprocess.Popen([python, "-m", "pipeline.tools.fuzz_worker", str(jobs_file), str(progress), str(start)],
-                                cwd=fsutil.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        seen, current, last_change, first = 0, None, time.monotonic(), True
-        hung = False
-        try:
-            while True:
-                rc = proc.poll()
-                lines = progress.read_text().splitlines()
-                complete = [ln for ln in lines if ln.endswith("}")]
-                if len(complete) != seen:
-                    seen, last_change = len(complete), time.monotonic()
-                    for ln in complete:
-                        ev = json.loads(ln)
-                        if ev.get("start"):
-                            current = ev["i"]
-                        else:
-                            results[ev["i"]] = {k: v for k, v in ev.items() if k != "i"}
-                            current = None
-                            first = False
-                if rc is not None:
-                    break
-                limit = startup_timeout if first else per_job_timeout
-                if time.monotonic() - last_change > limit:
-                    hung = True
-                    procutil.kill_group(proc.pid)
-                    proc.wait()
-                    break
-                time.sleep(0.05)
-        except BaseException:
-            procutil.kill_group(proc.pid)
-            raise
-        if current is None:
-            done_here = [i for i in range(start, len(jobs)) if results[i] is not None]
-            if not done_here:
-                raise RuntimeError(f"batch worker {python} exited with {rc} before its first job")
-            start = max(done_here) + 1
-            continue
-        if hung:
-            results[current] = {"status": "worker_hung", "error": f"no progress for {limit:.0f}s (killed)"}
-        else:
-            results[current] = {"status": "worker_crashed", "error": f"exit {rc}"}
-        start = current + 1
-    return [r or {"status": "worker_crashed", "error": "no result"} for r in results]
+def measure_mutants(jobs: list[dict], python: str, per_job_timeout: float = 20.0,
+                    startup_timeout: float = 90.0) -> list[dict]:
+    """Run jobs in batch workers (`pipeline/workers.py`); every job gets a result dict, whatever the worker
+    does: a crash or hang is charged to the job it happened on (status worker_crashed / worker_hung) and
+    a fresh worker resumes after it. A worker that cannot start at all is the harness's failure: raises."""
+    res = workers.run(workers.Job("pipeline.tools.fuzz_worker", tuple({**j, "id": i} for i, j in enumerate(jobs)),
+                                  python=python, timeout_s=per_job_timeout, first_timeout_s=startup_timeout))
+    out = []
+    for r in res.values():
+        death = r.get("death")
+        if death == "startup":
+            raise RuntimeError(f"batch worker {python} died before its first job: {r['error']}")
+        out.append({"status": "worker_hung" if death == "hang" else "worker_crashed", "error": r["error"]}
+                   if death else r)
+    return out
 
 
 def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, shapes: list | None = None,
@@ -209,11 +167,8 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
         if not adapter.available() or not survivors:
             counter["skipped_not_installed" if survivors else "nothing_to_run"] += 1
             continue
-        python = str(getattr(adapter, "PYTHON", sys.executable))
-        rt_work = work / f"batch-{fmt}-{rt}"
-        rt_work.mkdir(parents=True, exist_ok=True)
         try:
-            res = run_batch([_job(p, rt, shapes or [], mem_limit_mb) for _, p in survivors], python, rt_work)
+            res = measure_mutants([_job(p, rt, shapes or [], mem_limit_mb) for _, p in survivors], adapter.python())
         except Exception as e:  # noqa: BLE001
             for i, _ in survivors:
                 note(i, "harness_crashed", f"{type(e).__name__}: {e}")

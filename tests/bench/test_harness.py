@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from pipeline import workers
 from pipeline.bench import harness as bench
 from pipeline.bench import profiles
 
@@ -48,24 +49,29 @@ def _fake_python(tmp_path, body: str):
     return str(exe)
 
 
+def _run(jobs, py, timeout_s):
+    return list(workers.run(bench.worker_job(jobs, py, timeout_s)).values())
+
+
 def test_crashing_worker_is_recorded(tmp_path):
     py = _fake_python(tmp_path, "kill -SEGV $$")
-    (res,) = bench.run_worker({"jobs": [{"artifact": "x"}]}, py, timeout_s=30)
+    (res,) = _run([{"artifact": "x"}], py, timeout_s=30)
     assert res["status"] == "failed" and "SIGSEGV" in res["error"], res
 
 
 def test_hanging_worker_is_killed_and_recorded(tmp_path):
     py = _fake_python(tmp_path, "sleep 60")
-    (res,) = bench.run_worker({"jobs": [{"artifact": "x"}]}, py, timeout_s=1)
+    (res,) = _run([{"artifact": "x"}], py, timeout_s=1)
     assert res["status"] == "failed" and "timed out after 1s" in res["error"], res
 
 
 def test_crash_in_a_later_profile_keeps_the_earlier_ones(tmp_path):
     # the worker wrote the first profile's result, then died in the second
-    write_first = ("import json,sys; j=json.load(open(sys.argv[1])); "
-                   "open(j['result'],'w').write(json.dumps({'results': [{'status': 'ok', 'metrics': {}, 'info': {}}]}))")
+    write_first = ("import json,sys; j=json.load(open(sys.argv[1])); open(j['progress'],'w').write("
+                   "json.dumps({'start': 0}) + chr(10) + json.dumps({'done': 0, 'result': "
+                   "{'status': 'ok', 'metrics': {}, 'info': {}}}) + chr(10) + json.dumps({'start': 1}) + chr(10))")
     py = _fake_python(tmp_path, f'{sys.executable} -c "{write_first}" "$3"; kill -SEGV $$')
-    first, second = bench.run_worker({"jobs": [{"artifact": "x"}, {"artifact": "x"}]}, py, timeout_s=30)
+    first, second = _run([{"artifact": "x"}, {"artifact": "x"}], py, timeout_s=30)
     assert first["status"] == "ok", first
     assert second["status"] == "failed" and "SIGSEGV" in second["error"], second
 

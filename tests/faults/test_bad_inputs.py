@@ -123,7 +123,8 @@ from pipeline import runtimes
 from pipeline.bench import harness as bench
 from pipeline.bench import profiles
 if {hide_py!r}:
-    runtimes.get("tflite_runtime").PYTHON = Path("/nonexistent/python")
+    import pipeline.runtimes.tflite_runtime as tflite_runtime
+    tflite_runtime.PYTHON = Path("/nonexistent/python")
 cfg = bench.config_with(min_runs=3, min_seconds=0.0, warmup=0, eval_limit=5, profiles=("big-core",))
 t = bench.byom_target(Path({art!r}))
 t = bench.Target(artifact=t.artifact, format=t.format, runtimes=tuple({rts!r}), shapes={shapes!r})

@@ -2,8 +2,6 @@
 is reported as such (2 probes x 2 paths, plus unit checks of the comparison and the crash protocol)."""
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
@@ -75,9 +73,9 @@ def test_compare_reports_error_size_and_checks():
 
 
 def test_native_crash_costs_one_item():
-    from probes.batch import run_batch
+    from pipeline import workers
     items = [{"id": 1}, {"id": 2, "crash": True}, {"id": 3}]
-    out = run_batch("tests.probes.crashy_worker", {}, items, sys.executable, timeout_s=60)
+    out = workers.run(workers.Job("tests.pipeline.crashy_worker", items, timeout_s=60))
     assert out[1] == {"status": "ok", "value": 2} and out[3] == {"status": "ok", "value": 6}
     assert out[2]["status"] == "failed" and "SIGABRT" in out[2]["error"], out[2]
 

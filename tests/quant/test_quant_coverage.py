@@ -33,6 +33,19 @@ def test_coverage_tflite_int8_is_fully_delegated(digits_exports, digits_eval):
     assert cov["time_outside_share"] == 0.0 and cov["time_kind"] == "exact", cov
 
 
+def test_latency_is_timed_in_the_isolated_bench_worker(digits_exports, digits_eval, tmp_path):
+    import models
+    rec = digits_exports[("keras_tw", "tflite_int8")]
+    x = models.get("digits_cnn").to_keras(digits_eval["x"][:1])
+    p50 = quant_recover.latency_p50_ms("litert", _file(rec), x)
+    assert 0 < p50 < 50, p50
+    # a file the runtime cannot run costs this artifact's number with a clear error, not the stage
+    bad = tmp_path / "cut.tflite"
+    bad.write_bytes(_file(rec).read_bytes()[:2000])
+    with pytest.raises(RuntimeError, match="cut.tflite: timing with litert: "):
+        quant_recover.latency_p50_ms("litert", bad, x)
+
+
 def test_coverage_pte_time_outside_delegate(digits_exports, digits_eval):
     x = digits_eval["x"][:1]
     rec = digits_exports[("torch", "et_xnnpack_int8")]

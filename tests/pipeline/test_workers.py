@@ -1,0 +1,103 @@
+"""The one worker protocol (pipeline/workers.py) with real child processes: native crashes, hangs,
+a broken interpreter, and parents that are killed or interrupted."""
+from __future__ import annotations
+
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from pipeline import workers
+
+CHILD = "tests.pipeline.crashy_worker"
+
+
+def _items(n: int, **marks) -> tuple[dict, ...]:
+    """Items 1..n; marks: {"crash": 3} marks item 3 with crash=True."""
+    return tuple({"id": i, **{k: True for k, v in marks.items() if v == i}} for i in range(1, n + 1))
+
+
+def test_crash_on_one_item_resumes_after_it():
+    out = workers.run(workers.Job(CHILD, _items(5, crash=3), params={"p": "x"}, timeout_s=60))
+    assert list(out) == [1, 2, 3, 4, 5]
+    assert [out[i] for i in (1, 2, 4, 5)] == [{"status": "ok", "value": 2 * i, "p": "x"} for i in (1, 2, 4, 5)]
+    assert out[3]["status"] == "failed" and "SIGABRT" in out[3]["error"] and out[3]["death"] == "crash", out[3]
+
+
+def test_crash_fails_the_rest_when_the_job_says_so():
+    out = workers.run(workers.Job(CHILD, _items(5, crash=3), timeout_s=60, after_death="fail_rest"))
+    assert out[1]["status"] == out[2]["status"] == "ok"
+    assert out[3]["status"] == out[4]["status"] == out[5]["status"] == "failed"
+    assert out[3] == out[4] == out[5] and "SIGABRT" in out[5]["error"], out
+
+
+def test_hang_is_killed_after_the_timeout_and_the_rest_resume():
+    t0 = time.monotonic()
+    out = workers.run(workers.Job(CHILD, _items(3, hang=2), timeout_s=2, first_timeout_s=60))
+    took = time.monotonic() - t0
+    assert out[1]["status"] == out[3]["status"] == "ok", out
+    assert out[2]["status"] == "failed" and out[2]["death"] == "hang", out[2]
+    assert "timed out after 2s" in out[2]["error"], out[2]
+    assert took < 30, took   # killed after ~2 s without progress, not the 600 s sleep
+
+
+def test_an_exception_is_the_items_one_line_error():
+    out = workers.run(workers.Job(CHILD, ({"id": "a", "raise": True}, {"id": "b"}), timeout_s=60))
+    assert out["a"] == {"status": "failed", "error": "ValueError: bad item"}
+    assert out["b"]["status"] == "ok"
+
+
+def test_a_worker_that_cannot_start_fails_every_item(tmp_path):
+    py = tmp_path / "broken-python"
+    py.write_text("#!/bin/sh\necho 'no such runtime' >&2\nexit 3\n")
+    py.chmod(py.stat().st_mode | stat.S_IEXEC)
+    out = workers.run(workers.Job(CHILD, _items(3), python=str(py), timeout_s=60))
+    assert [r["death"] for r in out.values()] == ["startup"] * 3
+    assert "exited with code 3" in out[1]["error"] and "no such runtime" in out[1]["error"], out[1]
+
+
+def test_job_is_validated_at_construction():
+    with pytest.raises(ValueError, match="unique 'id'"):
+        workers.Job(CHILD, ({"id": 1}, {"id": 1}))
+    with pytest.raises(ValueError, match="unique 'id'"):
+        workers.Job(CHILD, ({"x": 1},))
+    with pytest.raises(ValueError, match="after_death"):
+        workers.Job(CHILD, _items(1), after_death="retry")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")   # a zombie is dead
+    except FileNotFoundError:
+        return False
+
+
+PARENT = """
+import sys
+from pipeline import workers
+workers.run(workers.Job({child!r}, ({{"id": 1, "hang": True, "pid_file": sys.argv[1]}},), timeout_s=600))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_workers_die_with_a_killed_or_interrupted_parent(tmp_path, sig):
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(child=CHILD), str(pid_file)], cwd=ROOT,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():
+        assert parent.poll() is None and time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    parent.send_signal(sig)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), f"worker {child} outlived its parent ({sig.name})"
