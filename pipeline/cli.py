@@ -204,7 +204,8 @@ def _dispatch(args) -> int:
     reads_artifacts = args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files)
     with fsutil.run_lock(args.results, args.cmd), \
             (fsutil.run_lock(args.artifacts, args.cmd, shared=args.cmd == "bench") if reads_artifacts
-             else contextlib.nullcontext()):
+             else contextlib.nullcontext()), \
+            fsutil.scratch(args.results):
         # a corrupt results file is found now, not after an hour of measuring (exit 2, one line)
         from pipeline.schema import read_records
         read_records(stages.results_file(args.results))

@@ -120,6 +120,27 @@ def clean_stale_tmp(folder: Path, older_than: float) -> list[Path]:
 
 
 @contextlib.contextmanager
+def scratch(folder: Path) -> Iterator[Path]:
+    """This run's temp folder, `<folder>/.tmp-run-<pid>`, made the process's (and its workers') TMPDIR:
+    every worker, peer and output temp folder lives there, so a SIGKILLed run leaves nothing in the
+    system's temp dir and the next run on the tree removes what it left (`clean_stale_tmp`)."""
+    d = Path(folder) / f"{TMP_PREFIX}run-{os.getpid()}"
+    d.mkdir(parents=True, exist_ok=True)
+    old_env, old_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(d.resolve())
+    tempfile.tempdir = str(d.resolve())
+    try:
+        yield d
+    finally:
+        tempfile.tempdir = old_dir
+        if old_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_env
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def run_lock(folder: Path, what: str, shared: bool = False) -> Iterator[None]:
     """One writer per tree: a second `make export`/`bench` on the same folder stops with a clear message.
 

@@ -279,6 +279,29 @@ def test_peer_process_dies_with_the_harness(tmp_path):
     assert not Path(f"/proc/{child}").exists(), "the peer process outlived the harness"
 
 
+def test_killed_run_leaves_no_temp_folder_outside_the_results_tree(tmp_path):
+    """mb-worker-*/mb-out-*/mb-peer-* folders stayed in $TMPDIR after kill -9; now they live in the
+    run's `.tmp-run-<pid>` under the results tree, which the next run removes."""
+    systmp, r = tmp_path / "systmp", tmp_path / "r"
+    systmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(systmp))
+    cli = subprocess.Popen([sys.executable, "-m", "pipeline", "--results", str(r), "bench", str(TRIVIAL), *FAST],
+                           cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(r.glob(".tmp-run-*/mb-worker-*")):
+        time.sleep(0.02)
+    assert list(r.glob(".tmp-run-*/mb-worker-*")), "no worker temp folder under the results tree"
+    os.killpg(cli.pid, signal.SIGKILL)
+    cli.wait()
+    left = list(r.glob(".tmp-run-*"))
+    assert left and not list(systmp.iterdir()), list(systmp.iterdir())
+    p = subprocess.run([sys.executable, "-m", "pipeline", "--results", str(r), "bench", str(TRIVIAL), *FAST],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert not [d for d in left if d.exists()], "the next run did not remove the killed run's temp folder"
+
+
 # smaller ---------------------------------------------------------------------------------------
 
 def test_symlink_loop_is_named(tmp_path):
