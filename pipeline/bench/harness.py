@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +57,6 @@ class Target:
 class Outcome:
     record: Record
     cached: bool = False
-
-
-def zipped_size(path: Path) -> int:
-    """Size as the file would sit deflated in an APK/IPA (zip, deflate level 9)."""
-    return len(zlib.compress(path.read_bytes(), 9))
 
 
 def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, eval_sha: str,
@@ -195,11 +189,11 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
         for (i, prof, _, cache_file), job, result in zip(todo, jobs, results):
             base = bases[i]
             if result["status"] != "ok":
-                rec = Record(status="failed", error=first_line(result["error"]), **base)
+                rec = _not_run(t, base, result["error"])
             else:
                 if not file_metrics:
-                    file_metrics = {"size_bytes": float(t.artifact.stat().st_size),
-                                    "size_zipped_bytes": float(zipped_size(t.artifact)),
+                    file_metrics = {"size_bytes": float(fsutil.size_bytes(t.artifact)),
+                                    "size_zipped_bytes": float(fsutil.zipped_size(t.artifact)),
                                     **anatomy.of(t.artifact, t.format)}
                 metrics = {**result["metrics"], **file_metrics}
                 info = result["info"]
@@ -210,6 +204,22 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
             fsutil.write_atomic(cache_file, rec.to_json())
             out[i] = Outcome(rec)
     return out
+
+
+def _not_run(t: Target, base: dict, error: str) -> Record:
+    """A worker that did not measure: `failed`, or `apple_only` when the artifact needs Apple's Core ML
+    and this host has none (the rule: pipeline/filecheck/coreml.apple_only). An Apple-only record keeps
+    the runtime's own error and what was checked here: sizes and the export's Core ML facts."""
+    from pipeline.filecheck.coreml import apple_only
+    reason = apple_only(t.artifact, t.format)
+    if not reason:
+        return Record(status="failed", error=first_line(error), **base)
+    facts = {k: v for k, v in (t.export.info if t.export else {}).items()
+             if k in ("coreml", "pte_delegates", "cpu_operators", "delegated_ops", "non_delegated_ops")}
+    return Record(status="apple_only", error=first_line(error), **base,
+                  metrics={"size_bytes": float(fsutil.size_bytes(t.artifact)),
+                           "size_zipped_bytes": float(fsutil.zipped_size(t.artifact))},
+                  info={"apple_only": reason, **facts})
 
 
 def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, metrics: dict,

@@ -1,4 +1,5 @@
-"""Cheap checks before a file reaches a native runtime: identifier, size, zip structure.
+"""Cheap checks before a file reaches a native runtime: identifier, size, zip structure; for a Core
+ML `.mlpackage` (a directory) its manifest and model spec (`pipeline/filecheck/coreml.py`).
 
 Each failure is a one-line `BadModelFile` naming the file and what is wrong. What still crashes a
 runtime after these checks is caught by the isolated worker.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from pipeline.filecheck import flatbuf as flatcheck
 
-EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx"}
+EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx", ".mlpackage": "mlpackage"}
 
 
 class BadModelFile(ValueError):
@@ -39,10 +40,13 @@ def _check_flatbuffer(path: Path, data_len: int, head: bytes, what: str) -> None
 
 
 def check_model_file(path: Path) -> str:
-    """Return the file's format ('tflite' | 'pte' | 'ptl') or raise BadModelFile."""
+    """Return the file's format ('tflite' | 'pte' | 'ptl' | 'onnx' | 'mlpackage') or raise BadModelFile."""
     path = Path(path)
     if not path.exists():
         raise BadModelFile(f"{path}: no such file")
+    if path.suffix.lower() == ".mlpackage":
+        _check_mlpackage(path)
+        return "mlpackage"
     if not path.is_file():
         raise BadModelFile(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
@@ -112,3 +116,13 @@ def _check_onnx(path: Path, head: bytes, found: str) -> None:
         raise BadModelFile(f"{path}: contents are a {found} file but the extension says onnx")
     if head[:1] != b"\x08":
         raise BadModelFile(f"{path}: not an ONNX model (no ir_version field at the start)")
+
+
+def _check_mlpackage(path: Path) -> None:
+    from pipeline.filecheck import coreml
+    try:
+        coreml.inspect_mlpackage(path)
+    except coreml.Invalid as e:
+        raise BadModelFile(f"{path}: not a valid Core ML package: {e}") from None
+    except OSError as e:
+        raise BadModelFile(f"{path}: cannot read: {type(e).__name__}: {e}") from None
