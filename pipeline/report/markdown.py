@@ -12,7 +12,8 @@ from pipeline import provenance
 from pipeline.provenance import record_id
 from pipeline.schema import Record
 
-STATUS_MARK = {"ok": "ok", "failed": "FAILED", "unsupported": "unsupported", "skipped": "skipped"}
+STATUS_MARK = {"ok": "ok", "mismatch": "MISMATCH", "apple_only": "Apple only", "failed": "FAILED",
+               "unsupported": "unsupported", "skipped": "skipped"}
 
 
 def _fmt(v, digits=3) -> str:
@@ -63,15 +64,34 @@ def support_matrix(records: list[Record]) -> list[str]:
             if bad:
                 cell = []
                 for b in {b.runtime: b for b in bad}.values():
-                    notes.append(f"- **{m} / {col}** on `{b.runtime}`: {b.status}: `{b.error}`")
+                    why = f" ({b.info['apple_only']})" if b.info.get("apple_only") else ""
+                    notes.append(f"- **{m} / {col}** on `{b.runtime}`: {b.status}{why}: `{b.error}`")
                     cell.append(f"{b.runtime} {STATUS_MARK[b.status]} [{len(notes)}]")
                 row.append("ok; " + ", ".join(cell))
             else:
                 row.append("ok")
         rows.append(row)
     lines += ["| path | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows] + [""] + notes + [""]
+    lines += ["| " + " | ".join(r) + " |" for r in rows] + [""] + support_counts(records) + notes + [""]
     return lines
+
+
+def support_counts(records: list[Record]) -> list[str]:
+    """How deployment support differs, counted per artifact (the colours of the support matrix plot);
+    Apple-only artifacts are counted apart: exported, but nothing ran here, so neither ok nor failed."""
+    from pipeline.report.plots import support_cells
+    _, _, status = support_cells(records)
+    if not status:
+        return []
+    n = defaultdict(int)
+    for s in status.values():
+        n[s] += 1
+    parts = [f"{n[k]} {label}" for k, label in (
+        ("ok", "ok everywhere"), ("partial", "partial (some runtime failed)"),
+        ("apple_only", "Apple only (exported; runs on iOS/macOS only, nothing ran here)"),
+        ("mismatch", "mismatch"), ("failed", "failed"), ("unsupported", "unsupported"), ("skipped", "skipped"))
+        if n[k]]
+    return [f"Deployment support differs: of {len(status)} artifacts, " + ", ".join(parts) + ".", ""]
 
 
 def model_section(model: str, records: list[Record], plots: dict[str, str] | None = None) -> list[str]:

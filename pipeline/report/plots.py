@@ -25,8 +25,8 @@ from pipeline.schema import Record  # noqa: E402
 
 RUNTIME_MARKERS = {"litert": "o", "tflite_runtime": "s", "executorch": "^", "lite_interpreter": "D",
                    "onnxruntime": "P"}
-STATUS_COLORS = {"ok": "#4caf50", "partial": "#ffc107", "unsupported": "#ff9800", "failed": "#e53935",
-                 "skipped": "#9e9e9e", "missing": "#ffffff"}
+STATUS_COLORS = {"ok": "#4caf50", "partial": "#ffc107", "apple_only": "#64b5f6", "mismatch": "#8e24aa",
+                 "unsupported": "#ff9800", "failed": "#e53935", "skipped": "#9e9e9e", "missing": "#ffffff"}
 SOURCE_COLORS = {"torch": "#1f77b4", "keras": "#d62728", "keras_tw": "#ff7f0e"}
 DPI = 110
 
@@ -314,7 +314,7 @@ def support_cells(records: list[Record]) -> tuple[list[str], list[str], dict]:
 def probe_cells(records: list[Record]) -> tuple[list[str], list[str], dict]:
     """Operator x path from kind="probe" records (info["probe"] = operator name); several models'
     probes of one operator on one path combine to the worst status."""
-    rank = {"ok": 0, "skipped": 1, "unsupported": 2, "failed": 3}
+    rank = {"ok": 0, "skipped": 1, "apple_only": 1, "unsupported": 2, "mismatch": 3, "failed": 3}
     status: dict[tuple[str, str], str] = {}
     for r in records:
         if r.kind != "probe" or not r.info.get("probe"):
@@ -334,7 +334,8 @@ def write_all(records: list[Record], out_dir: Path) -> dict[str, Path]:
     makers = {}
     rows, cols, st = support_cells(records)
     makers["support_matrix"] = lambda: status_grid_figure(
-        rows, cols, st, "Support matrix: export path x model (partial = exported, some runtime failed)",
+        rows, cols, st, "Support matrix: export path x model (partial = exported, some runtime failed; "
+        "apple_only = exported, runs on Apple devices only)",
         "export path", "model")
     prows, pcols, pst = probe_cells(records)
     makers["probe_matrix"] = lambda: status_grid_figure(prows, pcols, pst, "Operator support: operator x export path",
