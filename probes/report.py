@@ -120,8 +120,8 @@ def summaries(records: list[Record]) -> list[str]:
         anywhere = [op for op in ops if any(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated")
                                            for p in fw_paths if (op, p) in grid)]
         # an Apple-only cell ran nowhere here: it neither confirms nor refutes "every path"
-        everywhere = [op for op in ops if all(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated", "apple_only")
-                                             for p in fw_paths if (op, p) in grid)]
+        everywhere = [op for op in anywhere if all(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated", "apple_only")
+                                                  for p in fw_paths if (op, p) in grid)]
         nowhere = [op for op in ops if op not in anywhere]
         apple = any(_summarize(rs)[0] == "apple_only" for (op, p), rs in grid.items() if p in fw_paths)
         head = (f"**{FRAMEWORK_NAME[fw]}**: {len(everywhere)}/{n} operators deploy correctly on every "
