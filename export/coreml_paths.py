@@ -31,7 +31,7 @@ W8 = {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel"}
 
 def _checked_here(out: Path, fmt: str) -> dict:
     from pipeline.filecheck import coreml
-    return {"apple_only": coreml.apple_only(out, fmt) or "no (this host has Core ML)",
+    return {"needs_apple": coreml.needs_apple(out, fmt),
             "coreml": coreml.inspect_mlpackage(out) if fmt == "mlpackage" else {}}
 
 
@@ -56,7 +56,7 @@ def pte_facts(pte: Path) -> dict:
     (extracted with ExecuTorch's own tool, then read like any .mlpackage)."""
     from pipeline.filecheck import coreml, flatbuf
     methods = flatbuf.pte_program(Path(pte).read_bytes())
-    info = {"apple_only": coreml.apple_only(pte, "pte") or "no (this host has Core ML)",
+    info = {"needs_apple": coreml.needs_apple(pte, "pte"),
             "pte_delegates": [{"method": m["name"], **d} for m in methods for d in m["delegates"]],
             # kernels outside any delegate: the iOS app must link these (selective build)
             "cpu_operators": sorted({op for m in methods for op in m["operators"]})}

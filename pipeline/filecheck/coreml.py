@@ -43,10 +43,8 @@ def host_runs_coreml() -> bool:
     return sys.platform == "darwin"
 
 
-def apple_only(path: Path | str, fmt: str) -> str:
-    """Why this artifact cannot run on this host (the reason a record states), or "" when it can."""
-    if host_runs_coreml():
-        return ""
+def needs_apple(path: Path | str, fmt: str) -> str:
+    """Why only Apple's Core ML runs this artifact (a fact of the file, whatever the host), or ""."""
     if fmt == "mlpackage":
         return "a Core ML package: only Apple's Core ML framework (iOS/macOS) runs it"
     if fmt == "pte":
@@ -60,6 +58,12 @@ def apple_only(path: Path | str, fmt: str) -> str:
             return (f"an ExecuTorch program delegated to {', '.join(apple)}: only ExecuTorch builds for "
                     "iOS/macOS register that backend")
     return ""
+
+
+def apple_only(path: Path | str, fmt: str) -> str:
+    """THE rule for status `apple_only`: the artifact needs Core ML and this host has none. The
+    reason a record states, or "" when it can run here."""
+    return "" if host_runs_coreml() else needs_apple(path, fmt)
 
 
 # ---------------------------------------------------------------- .mlpackage

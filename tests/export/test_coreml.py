@@ -95,8 +95,10 @@ def test_bad_mlpackage_is_one_line_naming_it(digits_exports, tmp_path):
         check_model_file(pkg)
 
 
-def test_xnnpack_pte_is_not_apple_only(digits_exports):
-    assert coreml.apple_only(_file(digits_exports[("torch", "et_xnnpack_fp32")]), "pte") == ""
+def test_only_core_ml_artifacts_need_apple(digits_exports):
+    assert coreml.needs_apple(_file(digits_exports[("torch", "et_xnnpack_fp32")]), "pte") == ""
+    assert "CoreMLBackend" in digits_exports[("torch", "et_coreml_fp16")].info["needs_apple"]
+    assert "Core ML package" in digits_exports[("keras", "keras_coreml_w8")].info["needs_apple"]
 
 
 @pytest.fixture(scope="module")

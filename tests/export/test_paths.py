@@ -37,7 +37,7 @@ def test_path_exports_and_matches_reference(digits_exports, digits_eval, source,
     from pipeline.filecheck.coreml import apple_only
     if apple_only(ROOT / rec.artifact, rec.format):
         # nothing here can run it: its checks (and the bench's apple_only) are in tests/export/test_coreml.py
-        assert rec.info["apple_only"] and rec.info["coreml"], rec.info
+        assert rec.info["needs_apple"] and rec.info["coreml"], rec.info
         return
     x = digits_eval["x"][:EVAL_N]
     if rec.info.get("input_layout") == "nhwc":
