@@ -29,12 +29,6 @@ from export.registry import ExportContext, as_inputs, register
 W8 = {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel"}
 
 
-def _checked_here(out: Path, fmt: str) -> dict:
-    from pipeline.filecheck import coreml
-    return {"needs_apple": coreml.needs_apple(out, fmt),
-            "coreml": coreml.inspect_mlpackage(out) if fmt == "mlpackage" else {}}
-
-
 # ---------------------------------------------------------------- ExecuTorch + Core ML delegate
 
 def _et_coreml(ctx: ExportContext, precision: str, quantizer_config: dict | None = None) -> dict:
@@ -54,12 +48,8 @@ def _et_coreml(ctx: ExportContext, precision: str, quantizer_config: dict | None
 def pte_facts(pte: Path) -> dict:
     """The program's delegates and CPU kernels (from its flatbuffer), and the Core ML model inside
     (extracted with ExecuTorch's own tool, then read like any .mlpackage)."""
-    from pipeline.filecheck import coreml, flatbuf
-    methods = flatbuf.pte_program(Path(pte).read_bytes())
-    info = {"needs_apple": coreml.needs_apple(pte, "pte"),
-            "pte_delegates": [{"method": m["name"], **d} for m in methods for d in m["delegates"]],
-            # kernels outside any delegate: the iOS app must link these (selective build)
-            "cpu_operators": sorted({op for m in methods for op in m["operators"]})}
+    from pipeline.filecheck import coreml
+    info = coreml.facts(pte, "pte")
     if not any(d["id"] == "CoreMLBackend" for d in info["pte_delegates"]):
         return info
     from executorch.examples.apple.coreml.scripts.extract_coreml_models import extract_coreml_models
@@ -96,7 +86,8 @@ def _save(ml, ctx: ExportContext, w8: bool, layout: str) -> dict:
         import coremltools.optimize.coreml as cto
         ml = cto.linear_quantize_weights(ml, cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**W8)))
     ml.save(str(ctx.out))
-    info = _checked_here(ctx.out, "mlpackage")
+    from pipeline.filecheck import coreml
+    info = coreml.facts(ctx.out, "mlpackage")
     info["input_layout"] = layout
     if w8:
         info["weight_quantization"] = W8

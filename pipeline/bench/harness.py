@@ -40,6 +40,10 @@ WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprof
     sorted((HERE.parent / "runtimes").glob("*.py")) + sorted((HERE / "data").glob("*"))
 
 
+# export facts an apple_only bench record carries (coreml_paths.py writes them)
+APPLE_FACTS = ("needs_apple", "coreml", "pte_delegates", "cpu_operators", "delegated_ops", "non_delegated_ops")
+
+
 @dataclass(frozen=True)
 class Target:
     """One artifact to measure, with what is known about it (from its export record, if ours)."""
@@ -208,14 +212,15 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
 
 def _not_run(t: Target, base: dict, error: str) -> Record:
     """A worker that did not measure: `failed`, or `apple_only` when the artifact needs Apple's Core ML
-    and this host has none (the rule: pipeline/filecheck/coreml.apple_only). An Apple-only record keeps
-    the runtime's own error and what was checked here: sizes and the export's Core ML facts."""
-    from pipeline.filecheck.coreml import apple_only
-    reason = apple_only(t.artifact, t.format)
+    and this host has none (the one rule: pipeline/filecheck/coreml.apple_only). An Apple-only record
+    keeps the runtime's own error and what was checked here: sizes and the Core ML facts."""
+    from pipeline.filecheck import coreml
+    reason = coreml.apple_only(t.artifact, t.format)
     if not reason:
         return Record(status="failed", error=first_line(error), **base)
-    facts = {k: v for k, v in (t.export.info if t.export else {}).items()
-             if k in ("coreml", "pte_delegates", "cpu_operators", "delegated_ops", "non_delegated_ops")}
+    # ours: the export already read the file (and the Core ML model inside a .pte); a user's: read it now
+    facts = ({k: t.export.info[k] for k in APPLE_FACTS if k in t.export.info} if t.export
+             else coreml.facts(t.artifact, t.format))
     return Record(status="apple_only", error=first_line(error), **base,
                   metrics={"size_bytes": float(fsutil.size_bytes(t.artifact)),
                            "size_zipped_bytes": float(fsutil.zipped_size(t.artifact))},

@@ -66,6 +66,19 @@ def apple_only(path: Path | str, fmt: str) -> str:
     return "" if host_runs_coreml() else needs_apple(path, fmt)
 
 
+def facts(path: Path | str, fmt: str) -> dict:
+    """What Linux can check of an artifact Core ML runs, for a record's `info`: the package's spec, or
+    the program's delegates and the kernels left outside them (what an iOS app must still link)."""
+    if fmt == "mlpackage":
+        return {"needs_apple": needs_apple(path, fmt), "coreml": inspect_mlpackage(path)}
+    if fmt == "pte":
+        methods = flatbuf.pte_program(Path(path).read_bytes())
+        return {"needs_apple": needs_apple(path, fmt),
+                "pte_delegates": [{"method": m["name"], **d} for m in methods for d in m["delegates"]],
+                "cpu_operators": sorted({op for m in methods for op in m["operators"]})}
+    return {}
+
+
 # ---------------------------------------------------------------- .mlpackage
 
 def manifest(pkg: Path) -> dict:

@@ -141,3 +141,18 @@ def test_report_shows_apple_only(apple_bench):
     _, _, status = plots.support_cells(exports + benches)
     assert set(status.values()) == {"apple_only"}
     assert plots.STATUS_COLORS["apple_only"] not in {c for k, c in plots.STATUS_COLORS.items() if k != "apple_only"}
+
+
+@linux_only
+def test_users_own_mlpackage_is_apple_only_with_its_facts(digits_exports, tmp_path):
+    """Bring-your-own-model: no export record, so the facts come from the file itself."""
+    pkg = tmp_path / "mine.mlpackage"
+    shutil.copytree(_file(digits_exports[("torch", "coreml_w8")]), pkg)
+    t = bench.byom_target(pkg)
+    assert (t.format, t.runtimes) == ("mlpackage", ("coreml",))
+    r = bench._not_run(t, dict(kind="bench", model=str(pkg), path="user", runtime="coreml"), "Exception: boom")
+    assert r.status == "apple_only" and r.error == "Exception: boom"
+    assert r.info["coreml"]["minimum_deployment_target"] == "iOS 16 / macOS 13"
+    assert r.metrics["size_bytes"] == digits_exports[("torch", "coreml_w8")].metrics["size_bytes"]
+    plain = bench.byom_target(_file(digits_exports[("torch", "et_xnnpack_fp32")]))
+    assert bench._not_run(plain, dict(kind="bench", model="x", path="user"), "RuntimeError: x").status == "failed"
