@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from export.executorch_paths import _export, lower_and_write
-from export.registry import ExportContext, as_inputs, register
+from export.registry import ExportContext, Unsupported, as_inputs, register
 
 W8 = {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel"}
 
@@ -54,8 +54,11 @@ def pte_facts(pte: Path) -> dict:
         return info
     from executorch.examples.apple.coreml.scripts.extract_coreml_models import extract_coreml_models
     with tempfile.TemporaryDirectory(prefix="mb-coreml-") as tmp, contextlib.redirect_stdout(io.StringIO()):
-        info["coreml"] = [coreml.inspect_mlpackage(p) for d in extract_coreml_models(Path(pte).read_bytes(), tmp)
-                          for p in sorted(Path(d).rglob("*.mlpackage"))]
+        models = extract_coreml_models(Path(pte).read_bytes(), tmp)
+        info["coreml"] = [coreml.inspect_mlpackage(p) for d in models for p in sorted(Path(d).rglob("*.mlpackage"))]
+        # the whole payload per delegate, by member: ExecuTorch may ship debug info beside the model
+        info["coreml_payload_files"] = [{str(f.relative_to(d)): f.stat().st_size for f in sorted(Path(d).rglob("*"))
+                                         if f.is_file()} for d in models]
     return info
 
 
@@ -81,6 +84,16 @@ def et_coreml_w8(ctx: ExportContext) -> dict:
 
 # ---------------------------------------------------------------- .mlpackage via coremltools
 
+def _convert(model, **kw):
+    """ct.convert; its NotImplementedError names an operator its frontend lacks (GRU from torch.export,
+    TF's Erfc from an exact GELU): a finding, `unsupported`, not a failure."""
+    import coremltools as ct
+    try:
+        return ct.convert(model, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16, **kw)
+    except NotImplementedError as e:
+        raise Unsupported(f"coremltools: {str(e).strip().splitlines()[0] if str(e).strip() else 'not implemented'}") from None
+
+
 def _save(ml, ctx: ExportContext, w8: bool, layout: str) -> dict:
     if w8:
         import coremltools.optimize.coreml as cto
@@ -95,10 +108,8 @@ def _save(ml, ctx: ExportContext, w8: bool, layout: str) -> dict:
 
 
 def _torch_mlpackage(ctx: ExportContext, w8: bool) -> dict:
-    import coremltools as ct
     ep = _export(ctx.model, ctx.example, ctx.dynamic_shapes).run_decompositions({})
-    ml = ct.convert(ep, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16)
-    return _save(ml, ctx, w8, "torch")
+    return _save(_convert(ep), ctx, w8, "torch")
 
 
 def _keras_mlpackage(ctx: ExportContext, w8: bool) -> dict:
@@ -112,8 +123,7 @@ def _keras_mlpackage(ctx: ExportContext, w8: bool) -> dict:
     specs = [tf.TensorSpec(x.shape, tf.float32, name=n) for x, n in zip(xs, names)]
     model = ctx.model
     fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False)).get_concrete_function(*specs)
-    ml = ct.convert([fn], source="tensorflow", convert_to="mlprogram", compute_precision=ct.precision.FLOAT16)
-    return _save(ml, ctx, w8, ctx.spec.keras_layout)
+    return _save(_convert([fn], source="tensorflow"), ctx, w8, ctx.spec.keras_layout)
 
 
 @register("coreml_fp16", input_kind="torch", format="mlpackage", quantization="fp16")

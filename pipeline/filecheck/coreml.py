@@ -32,6 +32,7 @@ _BLOB_DTYPES = {1: "float16", 2: "float32", 3: "uint8", 4: "int8", 5: "bfloat16"
 _ARRAY_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
 MAX_SPEC_BYTES = 64 << 20      # the protobuf is read whole: bound the work on a hostile file
 MAX_BLOBS = 100_000
+MAX_FILES = 1_000
 
 
 class Invalid(ValueError):
@@ -251,7 +252,10 @@ def inspect_mlpackage(pkg: Path | str) -> dict:
     low = sum(v for k, v in weights.items() if k in ("int8", "uint8", "int4", "uint4"))
     # fp16 weights (or fp16 scales of int8 weights) = an fp16 program; coremltools inserts no fp16 otherwise
     precision = "float16" if weights.get("float16") else "float32" if weights.get("float32") else ""
+    # every member and its size: shows what ships beside the model (e.g. a debug handle mapping)
+    files = {str(f.relative_to(pkg)): f.stat().st_size for f in sorted(pkg.rglob("*"))[:MAX_FILES] if f.is_file()}
     return {"root_model": man["root_model"], "model_type": spec["model_type"], "compute_precision": precision,
+            "files": files,
             "spec_version": spec["spec_version"],
             "minimum_deployment_target": DEPLOYMENT_TARGET.get(spec["spec_version"],
                                                               f"spec version {spec['spec_version']}"),
