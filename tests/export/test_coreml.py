@@ -162,3 +162,22 @@ def test_users_own_mlpackage_is_apple_only_with_its_facts(digits_exports, tmp_pa
     assert r.metrics["size_bytes"] == digits_exports[("torch", "coreml_w8")].metrics["size_bytes"]
     plain = bench.byom_target(_file(digits_exports[("torch", "et_xnnpack_fp32")]))
     assert bench._not_run(plain, dict(kind="bench", model="x", path="user"), "RuntimeError: x").status == "failed"
+
+
+@linux_only
+def test_bench_run_loads_apple_only_artifacts_in_one_worker_per_runtime(digits_exports, tmp_path):
+    """Nothing can be timed, so `run` loads every Core ML artifact of a runtime in one worker (one
+    import) and records each profile; each record carries its own artifact's error."""
+    from conftest import TEST_ARTIFACTS
+    cfg = bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, timeout_s=180.0, profiles=("big-core", "2-core"))
+    exports = [digits_exports[("torch", p)] for p in ET_PATHS]
+    lines = []
+    recs = bench.run(bench.targets_from_exports(exports, TEST_ARTIFACTS), cfg, tmp_path, log=lines.append)
+    assert sum("one executorch worker tries to load them" in ln for ln in lines) == 1, lines
+    assert len(recs) == 6 and {r.status for r in recs} == {"apple_only"}
+    assert {r.profile for r in recs} == {"big-core", "2-core"}
+    for r in recs:
+        assert _file(digits_exports[("torch", r.path)]).name in r.error and "CoreMLBackend" in r.error
+    again = []
+    bench.run(bench.targets_from_exports(exports, TEST_ARTIFACTS), cfg, tmp_path, log=again.append)
+    assert all("(cached)" in ln for ln in again if ln.startswith("[bench ")) and len(again) == 6, again
