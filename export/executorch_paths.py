@@ -13,12 +13,13 @@ def _export(model, example, dynamic_shapes=None):
                                dynamic_shapes=dynamic_shapes)
 
 
-def lower_and_write(ctx: ExportContext, ep, delegate: bool) -> dict:
+def lower_and_write(ctx: ExportContext, ep, delegate: bool = False, partitioners: list | None = None) -> dict:
+    """Lower (to XNNPACK when `delegate`, or to the given `partitioners`), serialize, summarize."""
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
-    partitioners = []
-    if delegate:
+    partitioners = list(partitioners or [])
+    if delegate and not partitioners:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         partitioners = [XnnpackPartitioner()]
     edge = to_edge_transform_and_lower(ep, partitioner=partitioners)

@@ -1,7 +1,7 @@
 """Export paths: one function registered under a name. The driver (`export/run.py`) does the rest:
 timing, atomic write, the record, and turning any exception into a `failed` record.
 
-A path function takes an `ExportContext` and writes `ctx.out` (a temporary file that becomes the
+A path function takes an `ExportContext` and writes `ctx.out` (a temporary file, or directory, that becomes the
 artifact only if the function returns). It returns a dict of facts for the record's `info`
 (delegation summary, operator list, warnings). Raise `Unsupported` for what the toolchain cannot do.
 """
@@ -25,8 +25,8 @@ class ExportPath:
     name: str
     fn: Callable[["ExportContext"], dict]
     input_kind: str          # "torch" (a torch.nn.Module) or "keras" (a keras.Model)
-    format: str              # tflite | pte | ptl | onnx
-    quantization: str        # fp32 | fp16 | dynamic_int8 | int8
+    format: str              # tflite | pte | ptl | onnx | mlpackage (a directory)
+    quantization: str        # fp32 | fp16 | dynamic_int8 | int8 | int8_weights (weights only, fp16 compute)
     description: str = ""
     only_sources: tuple[str, ...] = ()   # () = every twin of input_kind
 
@@ -91,8 +91,8 @@ def register(name: str, *, input_kind: str, format: str, quantization: str, desc
 
 def all_paths() -> dict[str, ExportPath]:
     # importing the modules registers their paths
-    from export import (executorch_paths, litert_torch_paths, onnx_paths, tflite_paths,  # noqa: F401
-                        torchscript_paths)
+    from export import (coreml_paths, executorch_paths, litert_torch_paths, onnx_paths,  # noqa: F401
+                        tflite_paths, torchscript_paths)
     return PATHS
 
 

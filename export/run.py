@@ -96,7 +96,8 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
     info["warnings"] = sorted(set(info["warnings"]) | set(_warning_lines(caught)))
     info["runtimes"] = list(p.runtimes)
     return Record(status="ok", **base, artifact_sha256=fsutil.sha256_file(art),
-                  metrics={"export_seconds": seconds, "size_bytes": art.stat().st_size}, info=info)
+                  metrics={"export_seconds": seconds, "size_bytes": fsutil.size_bytes(art),
+                           "size_zipped_bytes": fsutil.zipped_size(art)}, info=info)
 
 
 def _warning_lines(caught) -> list[str]:

@@ -22,11 +22,29 @@ TMP_PREFIX = ".tmp-"   # atomic writes go through hidden `.tmp-<name>.<random>/`
 
 
 def sha256_file(path: Path) -> str:
+    """Content hash of a file, or of a directory artifact (a Core ML `.mlpackage`): its files in
+    sorted order, each hashed with its relative name, so a renamed or changed member changes it."""
     h = hashlib.sha256()
+    path = Path(path)
+    if path.is_dir():
+        for f in _files_of(path):
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+            h.update(sha256_file(f).encode())
+        return h.hexdigest()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _files_of(folder: Path) -> list[Path]:
+    return sorted((p for p in Path(folder).rglob("*") if p.is_file()), key=lambda p: str(p.relative_to(folder)))
+
+
+def size_bytes(path: Path) -> int:
+    """Size of a file, or the sum of a directory artifact's files."""
+    path = Path(path)
+    return sum(f.stat().st_size for f in _files_of(path)) if path.is_dir() else path.stat().st_size
 
 
 def sha256_text(*parts: str | bytes) -> str:
@@ -42,12 +60,31 @@ def source_hash(paths: Iterable[Path]) -> str:
     return sha256_text(*[Path(p).read_bytes() for p in sorted(paths, key=str)])
 
 
+def zipped_size(path: Path) -> int:
+    """Size as the artifact would sit deflated in an APK/IPA (deflate level 9); a directory artifact
+    is zipped whole, as an IPA holds a `.mlpackage`."""
+    import io
+    import zipfile
+    import zlib
+    path = Path(path)
+    if not path.is_dir():
+        return len(zlib.compress(path.read_bytes(), 9))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        for f in _files_of(path):
+            z.write(f, str(f.relative_to(path)))
+    return buf.tell()
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path that becomes `dest` (by rename) only if the block succeeds.
 
     The temporary file keeps `dest`'s own name inside a hidden folder next to it: writers that
     insist on a file ending (Keras) or embed the name (TorchScript archives) see the real name.
+    A writer may make a directory there instead (a Core ML `.mlpackage`): it replaces `dest` by two
+    renames (the old one aside, the new one in), so a reader sees the old, nothing, or the new one,
+    never a half-written one.
     """
     dest = Path(dest)
     try:
@@ -60,8 +97,11 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         yield tmp_path
         if not tmp_path.exists():
             raise FileNotFoundError(f"{dest}: the writer produced no file")
-        with open(tmp_path, "rb") as f:
-            os.fsync(f.fileno())
+        for f in _files_of(tmp_path) if tmp_path.is_dir() else [tmp_path]:
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if tmp_path.is_dir() and dest.exists():
+            os.replace(dest, tmp_dir / ".old")   # removed with tmp_dir below
         os.replace(tmp_path, dest)
     except OSError as e:
         if e.filename and str(e.filename) != str(dest) and str(tmp_dir) in str(e.filename):

@@ -24,7 +24,7 @@ from pipeline.schema import Record, first_line
 
 # ptl_mobile_optimized needs XNNPACK inside torch itself, which this CPU build lacks: never runs here
 SKIP_PATHS = ("ptl_mobile_optimized",)
-CELLS = ("ok", "not_delegated", "export_failed", "runtime_failed", "mismatch")
+CELLS = ("ok", "not_delegated", "apple_only", "export_failed", "runtime_failed", "mismatch")
 # float outputs: max |diff| relative to the output's scale (max |ref|)
 REL_TOL = {"fp32": 1e-4, "fp16": 1e-2}
 INT8_STEPS = 4          # int8 / dynamic int8: within this many output quantization steps (range/255) ...
@@ -256,8 +256,13 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
 def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Record:
     info = dict(base["info"])
     if res["status"] != "ok":
-        info["cell"] = "runtime_failed"
-        return Record(**{**base, "status": "failed", "error": first_line(res["error"]), "info": info})
+        # exported for Core ML on a host without it: nothing ran, so neither ok nor failed (one rule)
+        from pipeline.filecheck.coreml import apple_only
+        reason = apple_only(item["artifact"], base["format"])
+        info["cell"] = "apple_only" if reason else "runtime_failed"
+        info.update({"apple_only": reason} if reason else {})
+        return Record(**{**base, "status": "apple_only" if reason else "failed", "error": first_line(res["error"]),
+                         "info": info})
     info.update({f"runtime_{k}": v for k, v in res["info"].items()})
     info["runtime_version"] = res.get("runtime_version", "")
     with np.load(item["ref"]) as z, np.load(item["outputs"]) as o:

@@ -67,7 +67,8 @@ def matrix(view: View) -> list[str]:
              "max |reference|; fp16: 1e-2; int8/dynamic int8: within 4 output quantization steps or SQNR "
              ">= 20 dB; indices and masks: exact). `not delegated` = ran and matched, but operators ran "
              "outside XNNPACK (ExecuTorch's delegation info for `et_xnnpack_*`; the TFLite interpreter's "
-             "own DELEGATE nodes for .tflite). Where runtimes differ, each is named.", ""]
+             "own DELEGATE nodes for .tflite). `Apple only` = exported for Core ML, which only iOS/macOS run: "
+             "nothing ran here, so neither ok nor failed. Where runtimes differ, each is named.", ""]
     notes: dict[str, int] = {}
     rows = []
     for op in ops:
@@ -116,6 +117,8 @@ def summaries(view: View) -> list[str]:
             bad = {c: [op for op, cc in by.items() if cc == c]
                    for c in ("apple_only", "export_failed", "runtime_failed", "mismatch")}
             s = f"`{p}`: {len(exported)}/{len(by)} exported, {len(good)}/{len(by)} ran and matched"
+            if apple:
+                s += f", {len(apple)}/{len(by)} Apple only (exported, not run here)"
             if outside:
                 s += f" ({len(outside)} with operators outside XNNPACK: {', '.join(outside)})"
             for c, lst in bad.items():
@@ -124,11 +127,14 @@ def summaries(view: View) -> list[str]:
             parts.append(s)
         anywhere = [op for op in ops if any(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated")
                                            for p in fw_paths if (op, p) in grid)]
-        everywhere = [op for op in ops if all(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated")
-                                             for p in fw_paths if (op, p) in grid)]
+        # an Apple-only cell ran nowhere here: it neither confirms nor refutes "every path"
+        everywhere = [op for op in anywhere if all(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated", "apple_only")
+                                                  for p in fw_paths if (op, p) in grid)]
         nowhere = [op for op in ops if op not in anywhere]
+        apple = any(_summarize(rs)[0] == "apple_only" for (op, p), rs in grid.items() if p in fw_paths)
         head = (f"**{FRAMEWORK_NAME[fw]}**: {len(everywhere)}/{n} operators deploy correctly on every "
-                f"{FRAMEWORK_NAME[fw]} path, {len(anywhere)}/{n} on at least one"
+                f"{FRAMEWORK_NAME[fw]} path{' that runs here (Core ML paths: Apple only)' if apple else ''}, "
+                f"{len(anywhere)}/{n} on at least one"
                 + (f"; on none: {', '.join(nowhere)}" if nowhere else "") + ". ")
         lines += [head + "; ".join(parts) + ".", ""]
     return lines

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,10 @@ HERE = Path(__file__).parent
 WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
                                   "anatomy.py")] + [HERE.parent / "workers.py"] + \
     sorted((HERE.parent / "runtimes").glob("*.py")) + sorted((HERE / "data").glob("*"))
+
+
+# export facts an apple_only bench record carries (coreml_paths.py writes them)
+APPLE_FACTS = ("needs_apple", "coreml", "pte_delegates", "cpu_operators", "delegated_ops", "non_delegated_ops")
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,6 @@ class Target:
 class Outcome:
     record: Record
     cached: bool = False
-
-
-def zipped_size(path: Path) -> int:
-    """Size as the file would sit deflated in an APK/IPA (zip, deflate level 9)."""
-    return len(zlib.compress(path.read_bytes(), 9))
 
 
 def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, eval_sha: str,
@@ -105,6 +103,22 @@ def _quality(t: Target, outputs: np.ndarray) -> dict[str, float]:
     return m
 
 
+def _job(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, want_outputs: bool,
+         outputs: Path, prechecked: bool = False) -> dict:
+    """One worker sub-job: one artifact, one runtime, one profile."""
+    return {"root": str(fsutil.ROOT), "artifact": str(t.artifact), "runtime": runtime, "prechecked": prechecked,
+            "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
+            "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
+            "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
+            "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
+            "eval_limit": cfg.eval_limit,
+            "outputs": str(outputs) if want_outputs and t.eval_npz else "",
+            "shapes": [list(s) for s in t.shapes], "input_files": dict(t.input_files),
+            "repeats": cfg.repeats if prof.name == cfg.profiles[0] and runtime not in
+            cfg.compat_runtimes else cfg.other_repeats,
+            "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes}
+
+
 def measure_one(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, cache_dir: Path,
                 want_outputs: bool) -> Outcome:
     """One artifact, one runtime, one profile (`measure_profiles` with a single profile)."""
@@ -137,31 +151,19 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
     if not todo:
         return out
     with tempfile.TemporaryDirectory(prefix="mb-out-") as tmp:
-        jobs = []
-        for k, (i, prof, want_outputs, _) in enumerate(todo):
-            # the file's structure is checked once per file: before the worker (BYOM) or by its first job
-            jobs.append({"root": str(fsutil.ROOT), "artifact": str(t.artifact), "runtime": runtime,
-                         "prechecked": t.prechecked or k > 0,
-                         "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
-                         "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
-                         "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
-                         "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
-                         "eval_limit": cfg.eval_limit,
-                         "outputs": str(Path(tmp) / f"outputs{i}.npy") if want_outputs and t.eval_npz else "",
-                         "shapes": [list(s) for s in t.shapes], "input_files": dict(t.input_files),
-                         "repeats": cfg.repeats if prof.name == cfg.profiles[0] and runtime not in
-                         cfg.compat_runtimes else cfg.other_repeats,
-                         "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes})
+        # the file's structure is checked once per file: before the worker (BYOM) or by its first job
+        jobs = [_job(t, runtime, prof, cfg, want_outputs, Path(tmp) / f"outputs{i}.npy", t.prechecked or k > 0)
+                for k, (i, prof, want_outputs, _) in enumerate(todo)]
         results = list(workers.run(worker_job(jobs, adapter.python(), cfg.timeout_s)).values())
         file_metrics: dict[str, float] = {}    # the same file under every profile: read it once
         for (i, prof, _, cache_file), job, result in zip(todo, jobs, results):
             base = bases[i]
             if result["status"] != "ok":
-                rec = Record(status="failed", error=first_line(result["error"]), **base)
+                rec = _not_run(t, base, result["error"])
             else:
                 if not file_metrics:
-                    file_metrics = {"size_bytes": float(t.artifact.stat().st_size),
-                                    "size_zipped_bytes": float(zipped_size(t.artifact)),
+                    file_metrics = {"size_bytes": float(fsutil.size_bytes(t.artifact)),
+                                    "size_zipped_bytes": float(fsutil.zipped_size(t.artifact)),
                                     **anatomy.of(t.artifact, t.format)}
                 metrics = {**result["metrics"], **file_metrics}
                 info = result["info"]
@@ -172,6 +174,23 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
             fsutil.write_atomic(cache_file, rec.to_json())
             out[i] = Outcome(rec)
     return out
+
+
+def _not_run(t: Target, base: dict, error: str) -> Record:
+    """A worker that did not measure: `failed`, or `apple_only` when the artifact needs Apple's Core ML
+    and this host has none (the one rule: pipeline/filecheck/coreml.apple_only). An Apple-only record
+    keeps the runtime's own error and what was checked here: sizes and the Core ML facts."""
+    from pipeline.filecheck import coreml
+    reason = coreml.apple_only(t.artifact, t.format)
+    if not reason:
+        return Record(status="failed", error=first_line(error), **base)
+    # ours: the export already read the file (and the Core ML model inside a .pte); a user's: read it now
+    facts = ({k: t.export.info[k] for k in APPLE_FACTS if k in t.export.info} if t.export
+             else coreml.facts(t.artifact, t.format))
+    return Record(status="apple_only", error=first_line(error), **base,
+                  metrics={"size_bytes": float(fsutil.size_bytes(t.artifact)),
+                           "size_zipped_bytes": float(fsutil.zipped_size(t.artifact))},
+                  info={"apple_only": reason, **facts})
 
 
 def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, metrics: dict,
@@ -221,6 +240,7 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
     groups = [(t, rt, [profiles.get(p) for p in cfg.profiles if p == cfg.profiles[0] or rt not in cfg.compat_runtimes])
               for t in targets for rt in t.runtimes]
     total = sum(len(ps) for _, _, ps in groups)
+    fresh = _try_apple_only(groups, cfg, cache_dir, log)
     records, i = [], 0
     for t, rt, profs in groups:
         t0 = time.perf_counter()
@@ -241,10 +261,41 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
             msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
                    (f", agree {r.metrics['top1_agreement']:.3f}" if "top1_agreement" in r.metrics else "")
                    if r.status == "ok" else f"{r.status}: {r.error}")
-            log(f"[bench {i}/{total}] {name} {rt} {r.profile}: {msg}"
-                f"{' (cached)' if o.cached else f' ({took:.1f}s for {len(outcomes)} profiles)'}")
+            when = f" ({took:.1f}s for {len(outcomes)} profiles)" if not o.cached else \
+                "" if (t.artifact, rt) in fresh else " (cached)"
+            log(f"[bench {i}/{total}] {name} {rt} {r.profile}: {msg}{when}")
             records.append(r)
     return records
+
+
+def _try_apple_only(groups: list, cfg: profiles.BenchConfig, cache_dir: Path, log) -> set:
+    """Artifacts only Apple's Core ML runs, on a host without it (`coreml.apple_only`): nothing can be
+    timed, so each is loaded once, for the runtime's own error, and ONE worker per runtime loads them
+    all (its import, 6-30 s, paid once, not per artifact). The records go to the cache under the keys
+    `measure_profiles` looks up, one per profile. Returns the (artifact, runtime) pairs it tried."""
+    from pipeline.filecheck.coreml import apple_only
+    todo: dict[str, list] = {}
+    for t, rt, profs in groups:
+        if not apple_only(t.artifact, t.format) or not runtimes.get(rt).available():
+            continue
+        eval_sha = fsutil.sha256_file(t.eval_npz) if t.eval_npz else ""
+        files = [cache_dir / f"{_job_key(t, rt, p, cfg, eval_sha, p.name == cfg.profiles[0])}.json" for p in profs]
+        if not all(f.exists() for f in files):
+            todo.setdefault(rt, []).append((t, profs, files))
+    for rt, items in todo.items():
+        log(f"[bench] {len(items)} Core ML artifact(s): one {rt} worker tries to load them (no Core ML here)")
+        with tempfile.TemporaryDirectory(prefix="mb-out-") as tmp:
+            # the first profile without its memory limit: only the load is attempted
+            jobs = [{**_job(t, rt, profs[0], cfg, False, Path(tmp) / "unused.npy"), "mem_limit_mb": 0}
+                    for t, profs, _ in items]
+            results = list(workers.run(worker_job(jobs, runtimes.get(rt).python(), cfg.timeout_s)).values())
+        for (t, profs, files), result in zip(items, results):
+            if result["status"] == "ok":
+                continue   # it loaded after all: measure_profiles measures it properly
+            for p, f in zip(profs, files):
+                base = dict(kind="bench", runtime=rt, profile=p.name, threads=p.threads, **_identity(t))
+                fsutil.write_atomic(f, _not_run(t, base, result["error"]).to_json())
+    return {(t.artifact, rt) for items in todo.values() for t, _, _ in items}
 
 
 def byom_target(path: Path, shapes: tuple = (), input_files: tuple = ()) -> Target:

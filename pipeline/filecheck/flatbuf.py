@@ -124,6 +124,11 @@ class _Table:
         start, n = self.vector(slot, 4, what)
         return n, self._iter_tables(start, n, what, unique)
 
+    def table_list(self, slot: int, what: str) -> list["_Table"]:
+        """Every entry of a table vector, in order (indexed by position, as the .pte's delegate data)."""
+        start, n = self.vector(slot, 4, what)
+        return [_Table(self.b, start + 4 * i + self.b.u32(start + 4 * i, what), f"{what}[{i}]") for i in range(n)]
+
     def _iter_tables(self, start: int, n: int, what: str, unique: bool):
         offs = array("I")
         offs.frombytes(bytes(self.b.d[start:start + 4 * n]))
@@ -146,6 +151,10 @@ class _Table:
         start, n = self.vector(slot, 1, what)
         if start:
             self.b._need(start + n, 1, f"{what} terminator")
+
+    def text(self, slot: int, what: str) -> str:
+        start, n = self.vector(slot, 1, what)
+        return bytes(self.b.d[start:start + n]).decode("utf-8", "replace") if start else ""
 
     def ints(self, slot: int, what: str, limit: int) -> list[int]:
         """A short int vector (a shape): refused past `limit` entries before anything is read."""
@@ -260,3 +269,51 @@ def check_pte_header(data) -> None:
             raise Corrupt(f"segment base offset {seg_base} outside [{program_size}, {b.n}]: truncated or corrupt")
         if seg_size and seg_base + seg_size > b.n:
             raise Corrupt(f"segments end at byte {seg_base + seg_size} but the file has {b.n}: truncated")
+
+
+def _pte_root(data) -> "_Table":
+    b = _Buf(data)
+    if bytes(data[4:6]) != b"ET":
+        raise Corrupt("not an ExecuTorch program (no ET identifier)")
+    return _Table(b, b.u32(0, "root offset"), "program")
+
+
+def pte_program(data) -> list[dict]:
+    """Per method of an ExecuTorch program (schema/program.fbs): its name, the kernel operators it
+    calls outside any delegate (what the app must link), and its delegates (backend id, compile
+    specs, payload bytes). Bounded: one pass over the execution plans' tables."""
+    prog = _pte_root(data)
+    inline = prog.table_list(3, "backend_delegate_data")
+    segments = prog.table_list(4, "segments")
+    methods = []
+    for i, plan in enumerate(prog.table_list(1, "execution_plan")):
+        what = f"execution_plan[{i}]"
+        ops = []
+        for j, op in enumerate(plan.table_list(6, what + ".operators")):
+            name, overload = op.text(0, f"{what}.operators[{j}].name"), op.text(1, f"{what}.operators[{j}].overload")
+            ops.append(f"{name}.{overload}" if overload else name)
+        delegates = []
+        for j, d in enumerate(plan.table_list(7, what + ".delegates")):
+            dw = f"{what}.delegates[{j}]"
+            specs = {c.text(0, f"{dw}.compile_specs.key"): _bytes(c, 1, f"{dw}.compile_specs.value")
+                     for c in d.table_list(2, dw + ".compile_specs")}
+            ref = d.table(1, dw + ".processed")
+            loc, idx = (ref.scalar(0, "b"), ref.scalar(1, "I")) if ref else (-1, 0)
+            if loc == 0 and idx < len(inline):            # DataLocation.INLINE
+                payload = inline[idx].vector(0, 1, f"backend_delegate_data[{idx}]")[1]
+            elif loc == 1 and idx < len(segments):        # DataLocation.SEGMENT
+                payload = segments[idx].scalar(1, "Q")
+            else:
+                raise Corrupt(f"{dw}: payload reference (location {loc}, index {idx}) points nowhere")
+            delegates.append({"id": d.text(0, dw + ".id"), "compile_specs": specs, "payload_bytes": payload})
+        methods.append({"name": plan.text(0, what + ".name"), "operators": ops, "delegates": delegates})
+    return methods
+
+
+def _bytes(t: "_Table", slot: int, what: str) -> str:
+    start, n = t.vector(slot, 1, what)
+    raw = bytes(t.b.d[start:start + n]) if start else b""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.hex()

@@ -1,4 +1,5 @@
-"""Checks before a file reaches a native runtime: identifier, size, zip and flatbuffer structure.
+"""Checks before a file reaches a native runtime: identifier, size, zip and flatbuffer structure; for a
+Core ML `.mlpackage` (a directory) its manifest and model spec (`pipeline/filecheck/coreml.py`).
 
     python -m pipeline.filecheck.validate model.tflite     # prints the format, or one line + exit 2
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from pipeline.filecheck import flatbuf as flatcheck
 
-EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx"}
+EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx", ".mlpackage": "mlpackage"}
 
 
 class BadModelFile(ValueError):
@@ -47,7 +48,7 @@ def _check_flatbuffer(path: Path, data_len: int, head: bytes, what: str) -> None
 
 
 def check_model_file(path: Path) -> str:
-    """Return the file's format ('tflite' | 'pte' | 'ptl') or raise BadModelFile."""
+    """Return the file's format ('tflite' | 'pte' | 'ptl' | 'onnx' | 'mlpackage') or raise BadModelFile."""
     path = Path(path)
     try:
         path.stat()
@@ -57,6 +58,9 @@ def check_model_file(path: Path) -> str:
         if e.errno == errno.EACCES:
             raise BadModelFile(f"{path}: not readable (permission denied)") from None
         raise BadModelFile(f"{path}: no such file") from None
+    if path.suffix.lower() == ".mlpackage":
+        _check_mlpackage(path)
+        return "mlpackage"
     if not path.is_file():
         raise BadModelFile(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
@@ -126,6 +130,16 @@ def _check_onnx(path: Path, head: bytes, found: str) -> None:
         raise BadModelFile(f"{path}: contents are a {found} file but the extension says onnx")
     if head[:1] != b"\x08":
         raise BadModelFile(f"{path}: not an ONNX model (no ir_version field at the start)")
+
+
+def _check_mlpackage(path: Path) -> None:
+    from pipeline.filecheck import coreml
+    try:
+        coreml.inspect_mlpackage(path)
+    except coreml.Invalid as e:
+        raise BadModelFile(f"{path}: not a valid Core ML package: {e}") from None
+    except OSError as e:
+        raise BadModelFile(f"{path}: cannot read: {type(e).__name__}: {e}") from None
 
 
 # the isolated check's limits: a fixed allowance plus a share per MB of the file (the walk is linear)

@@ -38,11 +38,28 @@ def support_matrix(view: View) -> list[str]:
                 continue
             marks = []
             for b in cell.not_ok():
-                notes.append(f"- **{m} / {col}** on `{b.runtime}`: {b.status}: `{b.error}`")
+                why = f" ({b.info['apple_only']})" if b.info.get("apple_only") else ""
+                notes.append(f"- **{m} / {col}** on `{b.runtime}`: {b.status}{why}: `{b.error}`")
                 marks.append(f"{b.runtime} {STATUS_MARK[b.status]} [{len(notes)}]")
             row.append("ok; " + ", ".join(marks) if marks else "ok")
         rows.append(row)
-    return lines + table(["path", *models], rows) + notes + [""]
+    return lines + table(["path", *models], rows) + [""] + support_counts(view) + notes + [""]
+
+
+def support_counts(view: View) -> list[str]:
+    """How deployment support differs, counted per artifact (the colours of the support matrix plot);
+    Apple-only artifacts are counted apart: exported, but nothing ran here, so neither ok nor failed."""
+    n: dict[str, int] = {}
+    for cell in view.support.values():
+        n[cell.status] = n.get(cell.status, 0) + 1
+    if not n:
+        return []
+    parts = [f"{n[k]} {label}" for k, label in (
+        ("ok", "ok everywhere"), ("partial", "partial (some runtime failed)"),
+        ("apple_only", "Apple only (exported; runs on iOS/macOS only, nothing ran here)"),
+        ("mismatch", "mismatch"), ("failed", "failed"), ("unsupported", "unsupported"), ("skipped", "skipped"))
+        if n.get(k)]
+    return [f"Deployment support differs: of {sum(n.values())} artifacts, " + ", ".join(parts) + ".", ""]
 
 
 def model_section(view: View, model: str, plots: dict[str, str] | None = None) -> list[str]:

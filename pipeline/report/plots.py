@@ -285,7 +285,8 @@ def write_all(view: View, out_dir: Path) -> dict[str, Path]:
     makers = {}
     rows, cols, st = support_cells(view)
     makers["support_matrix"] = lambda: status_grid_figure(
-        rows, cols, st, "Support matrix: export path x model (partial = exported, some runtime failed)",
+        rows, cols, st, "Support matrix: export path x model (partial = exported, some runtime failed; "
+        "apple_only = exported, runs on Apple devices only)",
         "export path", "model")
     prows, pcols, pst = probe_cells(view)
     makers["probe_matrix"] = lambda: status_grid_figure(prows, pcols, pst, "Operator support: operator x export path",

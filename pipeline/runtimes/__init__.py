@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "executorch": "pipeline.runtimes.executorch_rt",
     "lite_interpreter": "pipeline.runtimes.lite_interpreter",
     "onnxruntime": "pipeline.runtimes.onnxruntime_rt",
+    "coreml": "pipeline.runtimes.coreml_rt",
 }
 
 

@@ -29,7 +29,15 @@ class ExecuTorch(Runtime):
         program = ETRuntime.get().load_program(str(path))
         if "forward" not in program.method_names:
             raise ValueError(f"{path}: program has no 'forward' method (has {sorted(program.method_names)})")
-        return program.load_method("forward")
+        try:
+            return program.load_method("forward")
+        except RuntimeError as e:
+            missing = _unregistered_backends(path, portable_lib)
+            if not missing:
+                raise
+            # the runtime logs the cause to stderr only ("Backend X is not registered"); say it in the error
+            raise RuntimeError(f"Backend {', '.join(missing)} is not registered in this ExecuTorch runtime (it "
+                               f"registers {', '.join(portable_lib._get_registered_backend_names())}): {e}") from None
 
     def bind(self, method, inputs: list):
         """Inputs converted once; the timed call is execute() alone."""
@@ -70,3 +78,10 @@ def _spec(info, name: str) -> dict:
 
 
 ADAPTER = ExecuTorch()
+
+
+def _unregistered_backends(path, portable_lib) -> list[str]:
+    from pipeline.filecheck.flatbuf import pte_program
+    with open(path, "rb") as f:
+        wanted = {d["id"] for m in pte_program(f.read()) for d in m["delegates"]}
+    return sorted(wanted - set(portable_lib._get_registered_backend_names()))

@@ -33,10 +33,15 @@ def test_path_exports_and_matches_reference(digits_exports, digits_eval, source,
         return
     assert rec.status == "ok", f"{source}__{path}: {rec.error}"
     assert rec.metrics["size_bytes"] > 1000
+    from conftest import ROOT
+    from pipeline.filecheck.coreml import apple_only
+    if apple_only(ROOT / rec.artifact, rec.format):
+        # nothing here can run it: its checks (and the bench's apple_only) are in tests/export/test_coreml.py
+        assert rec.info["needs_apple"] and rec.info["coreml"], rec.info
+        return
     x = digits_eval["x"][:EVAL_N]
     if rec.info.get("input_layout") == "nhwc":
         x = SPEC.to_keras(x)
-    from conftest import ROOT
     out = run_artifact(ROOT / rec.artifact, rec.format, x)
     ref = digits_eval[f"ref_{source}"][:EVAL_N]
     m = agreement(out, ref)

@@ -59,3 +59,27 @@ def test_lock_holder_removes_stale_temp_folders_only(tmp_path):
         fresh = tmp_path / "m" / ".tmp-b.tflite.x2"   # a writer of this run: untouched
         fresh.mkdir()
         assert fsutil.clean_stale_tmp(tmp_path, time.time() - 30) == [] and fresh.exists()
+
+
+def test_directory_artifact_is_atomic_hashed_and_sized(tmp_path):
+    """A Core ML .mlpackage is a directory: written whole or not at all, replaced whole, hashed over
+    its files (names and contents), sized as the sum of its files."""
+    dest = tmp_path / "m.mlpackage"
+
+    def write(tmp, body: bytes, name: str = "weight.bin"):
+        (tmp / "Data").mkdir(parents=True)
+        (tmp / "Manifest.json").write_text("{}")
+        (tmp / "Data" / name).write_bytes(body)
+    with pytest.raises(RuntimeError):
+        with fsutil.atomic_path(dest) as tmp:
+            write(tmp, b"half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    fsutil.write_with(dest, lambda t: write(t, b"one"))
+    first = fsutil.sha256_file(dest)
+    assert fsutil.size_bytes(dest) == 2 + 3 and fsutil.zipped_size(dest) > 0
+    fsutil.write_with(dest, lambda t: write(t, b"two"))     # replaces the old directory, leaves no temp
+    assert (dest / "Data" / "weight.bin").read_bytes() == b"two" and [p.name for p in tmp_path.iterdir()] == [dest.name]
+    second = fsutil.sha256_file(dest)
+    fsutil.write_with(dest, lambda t: write(t, b"two", "renamed.bin"))
+    assert len({first, second, fsutil.sha256_file(dest)}) == 3
