@@ -191,7 +191,7 @@ def model_section(view: View, model: str, plots: dict[str, str] | None = None) -
 
 
 PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
-                 ("quality_vs_size", "accuracy (or agreement) vs size"),
+                 ("quality_vs_size", "quality vs size: accuracy, or reconstruction MSE for models without labels"),
                  ("int8_vs_fp32", "int8 vs fp32 speed-up and shrink per framework"),
                  ("latency_dist", "latency distribution per artifact (from 50 stored quantiles)")]
 
