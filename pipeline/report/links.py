@@ -19,8 +19,13 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
+def _text(t: str) -> str:
+    """Link text that cannot end the link early or split a table cell."""
+    return t.replace("[", "(").replace("]", ")").replace("|", "/")
+
+
 def section(title: str, text: str | None = None) -> str:
-    return f"[{text or title}](#{slug(title)})"
+    return f"[{_text(text or title)}](#{slug(title)})"
 
 
 def record_anchor_id(r: Record) -> str:
@@ -51,4 +56,4 @@ def cause_anchor(n: int) -> str:
 
 
 def cause(n: int, text: str | None = None) -> str:
-    return f"[{text or f'c{n}'}](#{cause_anchor_id(n)})"
+    return f"[{_text(text or f'c{n}')}](#{cause_anchor_id(n)})"

@@ -125,3 +125,14 @@ def test_reconstruction_rows_show_sqnr_not_top1():
                         "reference_reconstruction_mse": 1.2, "top1_agreement": 0.75, "sqnr_db": 44.0})
     text = "\n".join(report.model_section(build([r]), "anomaly_ae"))
     assert "top-1" not in text and "SQNR dB" in text and "| 44 |" in text
+
+
+def test_device_tests_records_without_net_count_still_render():
+    """`make device-tests` records (results/device/records.jsonl) carry only the gross count."""
+    r = _dev("tflite_fp32", "fp32", "neoverse-n1", None)
+    r.metrics["guest_instructions_per_inference"] = 90_000.0
+    v = build([_bench("tflite_fp32", "fp32", 0.01, 8e4), r])
+    from pipeline.report import device
+    text = "\n".join(device.section(v))
+    assert "| m | keras__tflite_fp32 | litert | ok | – | 90,000 |" in text, text
+    assert "90,000 gross" in "\n".join(report.model_section(v, "m"))
