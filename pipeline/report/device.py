@@ -1,42 +1,90 @@
-"""Report section: which artifacts run on (emulated) ARM64, parity with the host, guest instructions
-per inference per core model, and the runtime footprint the device needed. From `device` records
-(`make device-tests` writes them to results/device/records.jsonl)."""
+"""Report section: which artifacts run on the emulated ARM64 device, parity with the host, and guest
+instructions per inference per core model, from the `device` records: every `bench` writes them
+(`pipeline/bench/device.py`), and `make device-tests` adds its own (results/device/records.jsonl,
+merged by `python -m pipeline report`; the newer record of an artifact x core wins).
+"""
 from __future__ import annotations
 
 from collections import defaultdict
 
 from pipeline.artifact import ArtifactId
-from pipeline.report.table import table
-from pipeline.report.view import View
+from pipeline.report import links
+from pipeline.report.table import fmt, table
+from pipeline.report.view import ARM_METRIC, STATUS_MARK, View
+
+TITLE = "Runs on ARM64 (emulated)"
+LIMITS = ("The cost is guest instructions per inference, counted by a QEMU plugin in user-mode emulation: "
+          "deterministic (identical across processes), but instructions, not time. The emulator has no "
+          "caches, no memory latency, no thermal throttling and no frequency scaling, and every instruction "
+          "counts 1 whatever its latency: a memory-bound model or a wide SIMD instruction is not weighed as "
+          "on a phone. Read it to compare artifacts and cores, not as a latency.")
 
 
 def section(view: View) -> list[str]:
     dev = view.kind("device")
-    lines = ["## Runs on ARM64 (emulated)", ""]
+    lines = [f"## {TITLE}", ""]
     if not dev:
-        return lines + ["Not run: `make device-tests` builds the emulated ARM64 device (qemu-user, a Debian "
-                        "arm64 sysroot) and writes these records.", ""]
-    cores = sorted({r.profile for r in dev})
+        return lines + ["Not run: `python -m pipeline bench` measures every `.tflite` on the emulated ARM64 "
+                        "device unless `--no-device` (`make device` builds it: qemu-user, a Debian arm64 "
+                        "sysroot); `make device-tests` adds its records too.", ""]
+    cores = view.cores()
     by_art = defaultdict(dict)
     for r in dev:
         by_art[(r.model, ArtifactId.of(r).stem, r.runtime)][r.profile] = r
-    lines += ["Emulated timings are not device timings: the cost column is guest instructions per inference "
-              "(deterministic, counted by a QEMU plugin; includes the Python call). Parity: the same inputs "
-              "on the host and the emulated core.", ""]
-    header = ["model", "artifact", "runtime", "runs on ARM64"] + \
-        [f"max rel diff {c}" for c in cores] + [f"instr/inference {c}" for c in cores] + ["top-1 agree"]
+    lines += ["Each artifact on emulated phone cores (`neoverse-n1`: Armv8.2 with the dot-product "
+              "instruction, a phone big core; `cortex-a53`: Armv8.0 without, an older or little core), one "
+              "guest process per core with the real aarch64 runtime, on the same inputs as the host. "
+              "Parity: fp32 max abs diff <= 1e-4 of the output's scale; int8 identical top-1 and within one "
+              "output quantization step (compared in steps, epsilon 1e-3). `net` = instructions per "
+              "inference minus the one-op model's (the runtime's fixed cost per call, as on the host); "
+              "`gross` includes it.", "", LIMITS, ""]
+    header = ["model", "artifact", "runtime"] + [f"{c}: status" for c in cores] + \
+        [f"{c}: net instr/inference" for c in cores] + [f"{c}: gross instr/inference" for c in cores] + \
+        ["max abs diff (quant steps, or x output scale)", "records"]
     rows = []
     for (model, art, rt), by_core in sorted(by_art.items()):
-        ok = all(r.status == "ok" for r in by_core.values())
-        cell = "yes" if ok else "NO: " + "; ".join(f"{c}: {r.error}" for c, r in by_core.items() if r.status != "ok")
-        diffs = [f"{by_core[c].metrics.get('max_abs_diff_rel', float('nan')):.1e}" if c in by_core else "–" for c in cores]
-        instr = [f"{by_core[c].metrics.get('guest_instructions_per_inference', 0):,.0f}" if c in by_core else "–"
-                 for c in cores]
-        agree = min((r.metrics.get("top1_agreement", 0) for r in by_core.values()), default=0)
-        rows.append([model, art, rt, cell] + diffs + instr + [f"{agree:.3f}"])
+        status = []
+        for c in cores:
+            r = by_core.get(c)
+            status.append(None if r is None else STATUS_MARK[r.status] if r.status == "ok" else
+                          f"{STATUS_MARK[r.status]} {links.cause(view.cause_number(r))}")
+        net = [by_core[c].metrics.get(ARM_METRIC) if c in by_core else None for c in cores]
+        gross = [by_core[c].metrics.get("guest_instructions_per_inference") if c in by_core else None for c in cores]
+        diffs = [d for d in (_diff(r) for r in by_core.values()) if d]
+        rows.append([model, art, rt, *status, *net, *gross, max(diffs, key=lambda t: t[0])[1] if diffs else None,
+                     links.records([by_core[c] for c in cores if c in by_core])])
     lines += table(header, rows)
-    foot = {r.runtime: r.metrics["runtime_footprint_bytes"] for r in dev if "runtime_footprint_bytes" in r.metrics}
+    lines += dotprod_lines(view)
+    foot = {r.runtime: r.metrics["runtime_footprint_bytes"] for r in dev if r.metrics.get("runtime_footprint_bytes")}
     if foot:
         lines += ["Runtime footprint installed on the device (beside the artifact sizes above): " +
                   ", ".join(f"{rt} {b / 1e6:.0f} MB" for rt, b in sorted(foot.items())) + ".", ""]
     return lines
+
+
+def _diff(r) -> tuple[float, str] | None:
+    m = r.metrics
+    if "max_abs_diff_steps" in m:
+        return m["max_abs_diff_steps"], f"{fmt(m['max_abs_diff_steps'])} steps"
+    if "max_abs_diff_rel" in m:
+        return m["max_abs_diff_rel"] * 1e4, f"{m['max_abs_diff_rel']:.1e} x scale"
+    return None
+
+
+def dotprod_lines(view: View) -> list[str]:
+    """What the dot-product instruction buys: int8/fp32 net instructions on each core, per pair."""
+    from pipeline.report.int8 import arm_ratio, pairs
+    cores = view.cores()
+    if len(cores) < 2:
+        return []
+    out = []
+    for f, q in pairs(view):
+        ratios = [arm_ratio(view, f, q, c) for c in cores]
+        if all(x is not None for x in ratios):
+            out.append(f"{q.model} `{ArtifactId.of(q).stem}`: " +
+                       ", ".join(f"{c} {x:.2f}" for c, x in zip(cores, ratios)))
+    if not out:
+        return []
+    return ["int8 / fp32 net instructions per inference (each int8 artifact vs its fp32 twin, lower = int8 "
+            "cheaper): " + "; ".join(out) + ". Where the dotprod core's ratio is the lower one, the int8 "
+            "kernels use the dot-product instruction.", ""]

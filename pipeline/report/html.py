@@ -3,7 +3,9 @@
     python -m pipeline report     # writes results/report.html beside results/report.md
 
 It opens from disk with no server and no network. The converter handles the Markdown subset the
-report writes: headings, pipe tables, "- " lists, images, paragraphs, `code` and **bold**.
+report writes: headings (with GitHub's ids, `links.slug`), pipe tables, "- " lists, images, paragraphs,
+`code`, **bold**, links inside the report `[text](#id)`, record anchors `<a id="..."></a>`, fenced code
+blocks, and folded text (`<details>`, `<summary>` lines).
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import base64
 import html
 import re
 from pathlib import Path
+
+from pipeline.report.links import slug
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -23,21 +27,47 @@ tr:nth-child(even) td { background: #fafafa; }
 code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; font-size: 0.92em; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
 figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
+details { margin: 0.3em 0 0.6em 1.5em; } summary { cursor: pointer; color: #555; font-size: 0.9em; }
+pre { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; font-size: 0.85em; }
 """
 
 _IMG = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)]+)\)\s*$")
 
 
+_LINK = re.compile(r"\[([^\]]+)\]\((#[\w\-]+)\)")
+_ANCHOR = re.compile(r'<a id="([\w\-]+)"></a>')
+_FOLD = re.compile(r"^\s*(<details>|</details>|<summary>.*</summary>)\s*$")
+
+
 def _inline(text: str) -> str:
-    """Escape, then `code` and **bold** (code spans are protected from the bold rule)."""
-    parts = re.split(r"(`[^`]*`)", text)
+    """Escape, then in-report links and anchors, `code` and **bold** (code spans are protected from
+    the bold rule)."""
     out = []
-    for part in parts:
+    for part in re.split(r"(\[[^\]]+\]\(#[\w\-]+\)|<a id=\"[\w\-]+\"></a>)", text):
+        if m := _LINK.fullmatch(part):
+            out.append(f'<a href="{m.group(2)}">{_inline(m.group(1))}</a>')
+        elif m := _ANCHOR.fullmatch(part):
+            out.append(f'<a id="{m.group(1)}"></a>')
+        else:
+            out.append(_code_bold(part))
+    return "".join(out)
+
+
+def _code_bold(text: str) -> str:
+    out = []
+    for part in re.split(r"(`[^`]*`)", text):
         if part.startswith("`") and part.endswith("`") and len(part) >= 2:
             out.append(f"<code>{html.escape(part[1:-1])}</code>")
         else:
             out.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(part)))
     return "".join(out)
+
+
+def _fold(line: str) -> str:
+    """A `<details>`/`</details>`/`<summary>text</summary>` line as HTML (the summary's text escaped)."""
+    if m := re.match(r"^\s*<summary>(.*)</summary>\s*$", line):
+        return f"<summary>{_inline(m.group(1))}</summary>"
+    return line.strip()
 
 
 def _cells(line: str) -> list[str]:
@@ -59,6 +89,14 @@ def to_html(markdown: str, base: Path, title: str = "report") -> str:
            f"<style>{CSS}</style></head><body>"]
     i = 0
     para: list[str] = []
+    ids: dict[str, int] = {}
+
+    def heading_id(text: str) -> str:
+        """GitHub's rule: the slug, then -1, -2, ... for repeats."""
+        base = slug(text)
+        n = ids.get(base, 0)
+        ids[base] = n + 1
+        return base if n == 0 else f"{base}-{n}"
 
     def flush() -> None:
         if para:
@@ -72,7 +110,18 @@ def to_html(markdown: str, base: Path, title: str = "report") -> str:
         elif m := re.match(r"^(#{1,6})\s+(.*)$", line):
             flush()
             n = len(m.group(1))
-            out.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
+            out.append(f'<h{n} id="{html.escape(heading_id(m.group(2)))}">{_inline(m.group(2))}</h{n}>')
+        elif _FOLD.match(line):
+            flush()
+            out.append(_fold(line))
+        elif line.startswith("```"):
+            flush()
+            i += 1
+            code = []
+            while i < len(lines) and not lines[i].startswith("```"):
+                code.append(lines[i])
+                i += 1
+            out.append(f"<pre>{html.escape(chr(10).join(code))}</pre>")
         elif m := _IMG.match(line.strip()):
             flush()
             out.append(_image(m.group("alt"), m.group("src"), base))

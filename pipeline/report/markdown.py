@@ -11,19 +11,33 @@ from pathlib import Path
 from pipeline import provenance
 from pipeline.artifact import ArtifactId
 from pipeline.provenance import record_id
+from pipeline.report import links
+from pipeline.report.causes import cause
+from pipeline.report.device import TITLE as DEVICE_TITLE
 from pipeline.report.table import fmt, kib, table
-from pipeline.report.view import STATUS_MARK, View, build, label
+from pipeline.report.view import ARM_METRIC, SEVERITY, STATUS_MARK, View, build, label
+from pipeline.runtimes import names as runtime_names
 from pipeline.schema import Record
+
+
+SUPPORT_TITLE = "Support matrix (model x export path)"
+ERRORS_TITLE = "Errors by cause"
+DEVICE_COLUMN = "ARM64 {core}"     # the emulated device as a runtime column
+
+
+def _cause_cell(view: View, r: Record) -> str:
+    """A grid cell's note: the cause's number and short name, linked to its entry in "Errors by cause"."""
+    n = view.cause_number(r)
+    return links.cause(n, f"c{n} {cause(r).short}")
 
 
 def support_matrix(view: View) -> list[str]:
     models = view.models("export")
     cols = sorted({stem for stem, _ in view.support})
-    lines = ["## Support matrix (model x export path)", "",
-             "`ok` = exported and ran in every runtime that should run it; otherwise the first line "
-             "of the toolchain's or runtime's own error.", ""]
+    lines = [f"## {SUPPORT_TITLE}", "",
+             "`ok` = exported and ran in every host runtime that should run it; otherwise the status and the "
+             f"cause's short name (`cN`, its full text under {links.section(ERRORS_TITLE)}).", ""]
     rows = []
-    notes = []
     for col in cols:
         row = [col]
         for m in models:
@@ -33,17 +47,12 @@ def support_matrix(view: View) -> list[str]:
                 continue
             e = cell.export
             if e.status != "ok":
-                notes.append(f"- **{m} / {col}**: export {e.status}: `{e.error}`")
-                row.append(f"export {STATUS_MARK[e.status]} [{len(notes)}]")
+                row.append(f"export {STATUS_MARK[e.status]}: {_cause_cell(view, e)}")
                 continue
-            marks = []
-            for b in cell.not_ok():
-                why = f" ({b.info['apple_only']})" if b.info.get("apple_only") else ""
-                notes.append(f"- **{m} / {col}** on `{b.runtime}`: {b.status}{why}: `{b.error}`")
-                marks.append(f"{b.runtime} {STATUS_MARK[b.status]} [{len(notes)}]")
+            marks = [f"{b.runtime} {STATUS_MARK[b.status]}: {_cause_cell(view, b)}" for b in cell.not_ok()]
             row.append("ok; " + ", ".join(marks) if marks else "ok")
         rows.append(row)
-    return lines + table(["path", *models], rows) + [""] + support_counts(view) + notes + [""]
+    return lines + table(["path", *models], rows) + [""] + support_counts(view) + runtime_matrix(view)
 
 
 def support_counts(view: View) -> list[str]:
@@ -60,6 +69,84 @@ def support_counts(view: View) -> list[str]:
         ("mismatch", "mismatch"), ("failed", "failed"), ("unsupported", "unsupported"), ("skipped", "skipped"))
         if n.get(k)]
     return [f"Deployment support differs: of {sum(n.values())} artifacts, " + ", ".join(parts) + ".", ""]
+
+
+def runtime_matrix(view: View) -> list[str]:
+    """Export path x runtime (the host's runtimes, then the emulated ARM64 cores): how many models ran
+    there ok, and every other outcome with its cause."""
+    rts = [rt for rt in runtime_names() if any(r.runtime == rt for r in view.kind("bench"))]
+    cores = view.cores()
+    if not rts and not cores:
+        return []
+    per: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)   # (stem, column) -> {model: record}
+    for e in view.kind("export"):
+        per[(ArtifactId.of(e).stem, "export")][e.model] = e
+    for b in view.kind("bench"):
+        cur = per[(ArtifactId.of(b).stem, b.runtime)].get(b.model)
+        if cur is None or SEVERITY[b.status] > SEVERITY[cur.status]:   # the worst profile counts
+            per[(ArtifactId.of(b).stem, b.runtime)][b.model] = b
+    for d in view.kind("device"):
+        per[(ArtifactId.of(d).stem, DEVICE_COLUMN.format(core=d.profile))][d.model] = d
+    columns = ["export", *rts, *(DEVICE_COLUMN.format(core=c) for c in cores)]
+    rows = []
+    for stem in sorted({s for s, _ in per}):
+        row = [stem]
+        for col in columns:
+            got = per.get((stem, col))
+            if not got:
+                row.append(None)
+                continue
+            ok = sum(r.status == "ok" for r in got.values())
+            parts = [f"{ok}/{len(got)} ok"]
+            bad: dict[int, list[str]] = defaultdict(list)
+            for m, r in sorted(got.items()):
+                if r.status != "ok":
+                    bad[view.cause_number(r)].append(m)
+            for n, ms in sorted(bad.items()):
+                st = STATUS_MARK[got[ms[0]].status]
+                parts.append(f"{st} {links.cause(n)}: {', '.join(ms)}")
+            row.append("; ".join(parts))
+        rows.append(row)
+    text = ("Per runtime: `k/n ok` = of the n models with this artifact, k ran there ok (host: on every "
+            "profile; ARM64: parity with the host outputs on the emulated core, `runs on ARM64` below); "
+            "the rest by status and cause.")
+    return ["### Support per runtime (host runtimes and the emulated ARM64 device)", "", text, ""] + \
+        table(["path", *columns], rows)
+
+
+def errors_by_cause(view: View) -> list[str]:
+    """Every cause once: its short name, what it hit (status, runtime, models, artifacts), the records,
+    and the full error text folded (paths relative to the project)."""
+    groups = view.causes()
+    if not groups:
+        return []
+    lines = [f"## {ERRORS_TITLE}", "",
+             "Every record that is not `ok`, grouped by cause (`pipeline/report/causes.py`: the error text "
+             "without what is specific to one artifact). Statuses: `unsupported` = the toolchain cannot do "
+             "it, `failed` = it raised or crashed, `MISMATCH` = ran but outside the tolerance, `skipped` = "
+             "not attempted here, with the reason.", ""]
+    for n, (c, rs) in enumerate(groups, 1):
+        where = sorted({f"{r.kind} {STATUS_MARK[r.status]}" + (f" on `{r.runtime}`" if r.runtime else "") +
+                        (f" ({r.profile})" if r.kind == "device" else "") for r in rs})
+        models = sorted({r.model for r in rs})
+        arts = sorted({ArtifactId.of(r).stem for r in rs})
+        lines += [f"{links.cause_anchor(n)}**c{n}. {c.short}**: {', '.join(where)}; {len(models)} model"
+                  f"{'s' if len(models) != 1 else ''} ({', '.join(models)}); "
+                  f"{', '.join(f'`{a}`' for a in arts)}; records {links.records(rs)}", ""]
+        texts = list(dict.fromkeys(cause(r).text for r in rs))
+        lines += ["<details>", f"<summary>full text ({len(texts)} distinct)</summary>", "", "```text",
+                  *texts, "```", "", "</details>", ""]
+    return lines
+
+
+def arm_cell(view: View, r: Record, core: str):
+    """r's artifact on the emulated core: net instructions per inference, else its status and cause."""
+    d = view.on_device(r, core)
+    if d is None:
+        return None
+    if d.status == "ok":
+        return d.metrics.get(ARM_METRIC, f"{fmt(d.metrics.get('guest_instructions_per_inference'))} gross")
+    return f"{STATUS_MARK[d.status]} {links.cause(view.cause_number(d))}"
 
 
 def model_section(view: View, model: str, plots: dict[str, str] | None = None) -> list[str]:
@@ -80,9 +167,15 @@ def model_section(view: View, model: str, plots: dict[str, str] | None = None) -
     groups = defaultdict(dict)
     for r in bench:
         groups[(r.source, r.path, r.runtime)][r.profile] = r
+    cores = view.cores()
+    recon = view.task(model) == "reconstruction" or (
+        view.task(model) is None and not any("accuracy" in r.metrics for r in bench))
+    # the quality columns that fit the task: no top-1 agreement for a model whose output is not a class
+    qcols = (["MSE (vs input)", "SQNR dB (vs reference)", "max abs err (output units)"] if recon else
+             ["accuracy (0-1)", "top-1 agree (0-1)", "max abs err (output units)"])
     header = ["artifact", "runtime", "KiB", "zipped KiB", "load ms"] + \
-        [f"p50 ms {p}" for p in profiles] + [f"p90 ms {profiles[0]}" if profiles else "p90 ms",
-                                              "peak RSS MB", "accuracy", "top-1 agree", "max abs err", "records"]
+        [f"p50 ms {p}" for p in profiles] + [f"ARM64 net instr/inference {c}" for c in cores] + \
+        [f"p90 ms {profiles[0]}" if profiles else "p90 ms", "peak RSS MB", *qcols, "records"]
     rows = []
     for (src, path, rt), by_prof in sorted(groups.items()):
         first = by_prof.get(profiles[0]) or next(iter(by_prof.values()))
@@ -91,17 +184,21 @@ def model_section(view: View, model: str, plots: dict[str, str] | None = None) -
         # whichever profile's record has them
         for r in by_prof.values():
             m.update({k: v for k, v in r.metrics.items() if k not in m})
+        quality = ([view.quality_of(model, m).value, m.get("sqnr_db"), m.get("max_abs_diff")] if recon else
+                   [view.quality_of(model, m).value, m.get("top1_agreement"), m.get("max_abs_diff")])
         rows.append([ArtifactId(model, src, path).stem, rt, kib(m.get("size_bytes")), kib(m.get("size_zipped_bytes")),
                      m.get("load_ms")] + [by_prof[p].metrics.get("latency_p50_ms") if p in by_prof else None
-                                          for p in profiles] +
-                    [m.get("latency_p90_ms"), m.get("peak_rss_mb"), view.quality_of(model, m).value,
-                     m.get("top1_agreement"), m.get("max_abs_diff"),
+                                          for p in profiles] + [arm_cell(view, first, c) for c in cores] +
+                    [m.get("latency_p90_ms"), m.get("peak_rss_mb"), *quality,
                      " ".join(f"`{record_id(by_prof[p])}`" for p in profiles if p in by_prof)])
     if bench:
         lines += ship_section(view, model)
     if rows:
         lines += ["### Every artifact", "", "`records` = the ids of the records each row comes from "
-                  "(one per profile; see the Records appendix).", ""]
+                  "(one per profile; see the Records appendix)." + (
+                      " `ARM64 net instr/inference` = guest instructions per inference on the emulated core, "
+                      "net of the runtime's fixed cost per call (see " + links.section(DEVICE_TITLE) + "): a "
+                      "count, not a time." if cores else ""), ""]
         lines += table(header, rows)
     for name, caption in PLOT_CAPTIONS:
         if f"{model}__{name}" in plots:
@@ -110,7 +207,7 @@ def model_section(view: View, model: str, plots: dict[str, str] | None = None) -
 
 
 PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
-                 ("quality_vs_size", "accuracy (or agreement) vs size"),
+                 ("quality_vs_size", "quality vs size: accuracy, or reconstruction MSE for models without labels"),
                  ("int8_vs_fp32", "int8 vs fp32 speed-up and shrink per framework"),
                  ("latency_dist", "latency distribution per artifact (from 50 stored quantiles)")]
 
@@ -150,9 +247,10 @@ def provenance_lines(view: View) -> list[str]:
 
 
 def render(view: View, plots: dict[str, str] | None = None) -> str:
+    from pipeline.report.findings import findings
     plots = plots or {}
     byom = sorted({r.model for r in view.kind("bench") if r.path == "user"})
-    lines = ["# mobilebench report", ""] + provenance_lines(view) + [
+    lines = ["# mobilebench report", ""] + findings(view) + provenance_lines(view) + [
              "Host measurements under device profiles (CPU affinity, thread "
              "count, memory limit): these are not phone timings.", "",
              "Latency: steady-state percentiles after warm-up, each artifact in a fresh worker process. "
@@ -162,6 +260,7 @@ def render(view: View, plots: dict[str, str] | None = None) -> str:
     lines += support_matrix(view)
     if "support_matrix" in plots:
         lines += [f"![support matrix]({plots['support_matrix']})", ""]
+    lines += errors_by_cause(view)
     if "probe_matrix" in plots:
         lines += ["## Operator support (probes)", "", "One small model per operator, exported along each "
                   "path (records of kind `probe`).", "", f"![operator x path]({plots['probe_matrix']})", ""]
@@ -176,18 +275,27 @@ def render(view: View, plots: dict[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+RECORDS_TITLE = "Records"
+
+
+def cited(r: Record) -> bool:
+    """Records the report links to: measurements, run records, and exports that did not succeed."""
+    return r.kind in ("bench", "pipeline", "device") or (r.kind == "export" and r.status != "ok")
+
+
 def records_appendix(view: View) -> list[str]:
     """Every record id the report cites, with the identity it stands for (to find it in results.jsonl)."""
-    rows = [[f"`{provenance.record_id(r)}`", r.kind, r.model or "–", ArtifactId.of(r).stem,
+    rows = [[f"{links.record_anchor(r)}`{provenance.record_id(r)}`", r.kind, r.model or "–", ArtifactId.of(r).stem,
              r.runtime or "–", r.profile or "–", r.status, r.artifact_sha256[:12] or "–",
              time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created))]
-            for r in view.records if r.kind in ("bench", "pipeline")]
+            for r in view.records if cited(r)]
     if not rows:
         return []
-    return ["## Records", "", "Each id is the first 8 hex digits of sha256 of the record's identity key "
+    return [f"## {RECORDS_TITLE}", "", "Each id is the first 8 hex digits of sha256 of the record's identity key "
             "(kind, model, source, path, runtime, profile, threads, device, probe) in "
             "`results/results.jsonl`.", ""] + table(
-        ["id", "kind", "model", "artifact", "runtime", "profile", "status", "artifact sha256", "measured"], rows)
+        ["id", "kind", "model", "artifact", "runtime", "profile (device: core)", "status", "artifact sha256",
+         "measured"], rows)
 
 
 def write(records: list[Record], dest: Path) -> list[Path]:

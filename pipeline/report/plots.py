@@ -104,9 +104,12 @@ def latency_vs_size_figure(view: View, model: str):
 
 
 def _quality_metric(rs: list[Record]) -> tuple[str, str, float]:
-    """(metric, axis label, scale): accuracy when the model has labels, else top-1 agreement."""
+    """(metric, axis label, scale): accuracy when the model has labels, else reconstruction MSE (an
+    autoencoder's output is not a class: no top-1 agreement), else top-1 agreement."""
     if any("accuracy" in r.metrics for r in rs):
         return "accuracy", "accuracy on the held-out set (%)", 100.0
+    if any("reconstruction_mse" in r.metrics for r in rs):
+        return "reconstruction_mse", "reconstruction MSE vs the input (lower is better)", 1.0
     if any("top1_agreement" in r.metrics for r in rs):
         return "top1_agreement", "top-1 agreement with the reference model (%)", 100.0
     return "", "", 1.0
@@ -125,21 +128,24 @@ def quality_vs_size_figure(view: View, model: str):
                    marker=RUNTIME_MARKERS.get(r.runtime, "x"), s=55, edgecolor="black", linewidth=0.5, zorder=3)
     refs = {}
     for r in rs:
-        if metric == "accuracy" and "reference_accuracy" in r.metrics:
-            refs[r.source] = r.metrics["reference_accuracy"] * scale
-    by_value = defaultdict(list)  # twins with the same reference accuracy share one line and label
+        if metric in ("accuracy", "reconstruction_mse") and f"reference_{metric}" in r.metrics:
+            refs[r.source] = r.metrics[f"reference_{metric}"] * scale
+    unit = "%" if scale == 100.0 else ""
+    by_value = defaultdict(list)  # twins with the same reference value share one line and label
     for src, v in sorted(refs.items()):
         by_value[round(v, 4)].append(src)
     for v, srcs in sorted(by_value.items()):
         color = SOURCE_COLORS.get(srcs[0], "grey")
         ax.axhline(v, color=color, linestyle=":", linewidth=1.2)
-        ax.annotate(f"reference {', '.join(srcs)}: {v:.2f}%", (0.0, v), xycoords=("axes fraction", "data"),
+        ax.annotate(f"reference {', '.join(srcs)}: " + (f"{v:.2f}%" if unit else f"{v:.4g}"), (0.0, v),
+                    xycoords=("axes fraction", "data"),
                     xytext=(4, 3), textcoords="offset points", ha="left", fontsize=8, color=color)
     _log_axes(ax, "x")
     ax.set_xlabel("artifact size (KiB, log scale)")
     ax.set_ylabel(label)
     lo = min(r.metrics[metric] * scale for r in rs)
-    ax.set_ylim(max(0.0, min(lo, *refs.values()) - 2.0) if refs else max(0.0, lo - 2.0), 100.5)
+    if unit:   # a percentage: up to 100, 2 points below the lowest
+        ax.set_ylim(max(0.0, min(lo, *refs.values()) - 2.0) if refs else max(0.0, lo - 2.0), 100.5)
     ax.set_title(f"{model}: {metric.replace('_', ' ')} vs size (dotted: each twin's float reference)")
     ax.grid(True, which="both", alpha=0.3)
     handles = [Patch(color=colors[n], label=n) for n in sorted({ArtifactId.of(r).stem for r in rs})]

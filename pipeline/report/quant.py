@@ -53,7 +53,8 @@ def _artifacts(view: View, recs: list[Record]) -> list[str]:
     return ["Exported int8 artifacts vs their fp32 sibling (same source, same runtime, whole held-out set; "
             "loss = accuracy points, or % more reconstruction MSE; time outside: ExecuTorch measured "
             "from ETDump, TFLite estimated by prefix timing):", ""] + table(
-        ["int8 artifact", "runtime", "int8", "fp32", "loss", "KiB", "p50 ms", "ops outside delegate",
+        ["int8 artifact", "runtime", "int8 (accuracy 0-1, or MSE)", "fp32 (same unit)", "loss (points, or % MSE)",
+         "KiB", "p50 ms", "ops outside delegate",
          "time outside delegate", "ops outside"], rows)
 
 
@@ -89,7 +90,7 @@ def section(view: View) -> list[str]:
             top = sorted(_per_layer(r.info["layers"]), key=lambda x: x["sqnr_db"])[:5]
             lines += ["", f"**{ArtifactId.of(r).stem}** — top-5 layers by error ({r.info.get('debugger')}, "
                       f"{r.info.get('error_kind')}, {r.info.get('debug_samples')} samples)", ""]
-            lines += table(["layer", "op", "SQNR dB", "MSE", "max abs err"],
+            lines += table(["layer", "op", "SQNR dB", "MSE (layer output units²)", "max abs err (output units)"],
                            [[x["layer"], x["op"], _sqnr(x["sqnr_db"]), _f(x["mse"], ".3g"),
                              _f(x["max_abs_error"], ".3g")] for x in top])[:-1]
         lines.append("")
@@ -109,7 +110,8 @@ def section(view: View) -> list[str]:
                              _pct(m.get('time_outside_share'))])
             lines += [f"Recovery plans (best = smallest within {tol.accuracy_drop_points:g} point / "
                       f"{MSE_INCREASE_PCT:g}% of fp32, else least loss):", ""]
-            lines += table(["plan", "runtime", "quality", "loss", "KiB", "p50 ms", "ops outside delegate",
+            lines += table(["plan", "runtime", "quality (accuracy 0-1, or MSE)", "loss (points, or % MSE)", "KiB",
+                            "p50 ms", "ops outside delegate",
                             "time outside delegate"], rows)
             lines += _why_not_recovered(mrecs, plans, tol)
     return lines

@@ -30,8 +30,9 @@ def metricstable(view: View) -> list[str]:
              "of a one-op model (x + 1 on one float) in the same runtime and profile: this harness's + "
              "runtime's fixed cost per call, to read small latencies against. `RSS+ MB` = peak RSS above "
              "the worker's baseline before loading. GFLOP/s = the PyTorch twin's FLOPs / p50.", ""]
-    header = ["artifact", "runtime", "profile", "p50 ms", "p90", "p99", "mean", "min", "cv", "spread %",
-              "repeats x runs", "p50 +IO", "fixed us", "load ms", "RSS+ MB", "KiB", "zip KiB", "GFLOP/s"]
+    header = ["artifact", "runtime", "profile", "p50 ms", "p90 ms", "p99 ms", "mean ms", "min ms", "cv (std/mean)",
+              "spread %", "repeats x runs", "p50 +IO ms", "fixed us", "load ms", "RSS+ MB", "KiB", "zip KiB",
+              "GFLOP/s"]
     rows = []
     for r in bench:
         m = r.metrics

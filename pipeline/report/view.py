@@ -8,6 +8,8 @@ written here once.
     v.int8_pairs("digits_cnn")             # [(fp32, int8)] bench records, paired by registry.fp32_sibling
     v.quality(r)                           # Quality("accuracy", 0.98, 0.99) / ("reconstruction_mse", ...)
     v.tolerances("digits_cnn").accuracy_drop_points
+    v.arm_cost(r, "neoverse-n1")           # net guest instructions per inference of r's artifact (device record)
+    v.causes()                             # [(Cause, [records])]: every not-ok record grouped by causes.cause
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from pathlib import Path
 from models.spec import Tolerances
 from pipeline import provenance
 from pipeline.artifact import ArtifactId
+from pipeline.bench.device import CORES
+from pipeline.report.causes import Cause, cause
 from pipeline.schema import STATUSES, Record
 
 # results whose run record does not store its profile order (older runs): the bench defaults' order
@@ -36,6 +40,15 @@ STATUS_COLOR = {s: _STYLE[s][1] for s in CELL_STATUSES}
 # finding (unsupported), an artifact that runs elsewhere (apple_only), and one not attempted
 _SEVERITY = ("ok", "skipped", "apple_only", "unsupported", "mismatch", "failed")
 SEVERITY = {s: _SEVERITY.index(s) for s in STATUSES}
+
+# the emulated device's cost metric: guest instructions per inference net of the one-op model's (the
+# runtime's fixed cost per call, as on the host); records from `make device-tests` have only the gross count
+ARM_METRIC = "net_instructions_per_inference"
+# the core the int8 speed target and "what should I ship?" are judged on: the one with dotprod (a phone
+# big core); the others are shown beside it
+ARM_JUDGE_CORE = CORES[0]
+# kinds whose not-ok records the report names by cause (support grid, findings, errors by cause)
+CAUSE_KINDS = ("export", "bench", "device")
 
 # the quality metric of a task (vs the ground truth)
 TASK_METRIC = {"classification": "accuracy", "reconstruction": "reconstruction_mse"}
@@ -85,8 +98,10 @@ class View:
     run: Record | None                        # the latest provenance record
     profile_order: tuple[str, ...]
     support: dict[tuple[str, str], SupportCell]   # (artifact stem, model) -> cell
+    device: dict[tuple, Record] = field(default_factory=dict)  # (model, source, path, runtime, core) -> record
     _tolerances: dict[str, Tolerances] = field(default_factory=dict)
     _tasks: dict[str, str | None] = field(default_factory=dict)
+    _cause_no: dict[str, int] = field(default_factory=dict)
 
     def kind(self, kind: str) -> list[Record]:
         return self.by_kind.get(kind, [])
@@ -162,6 +177,39 @@ class View:
     def models(self, *kinds: str) -> list[str]:
         return sorted({r.model for k in kinds for r in self.kind(k)})
 
+    def cores(self) -> list[str]:
+        """Emulated core models with device records, the bench's order (dotprod core first)."""
+        have = {k[4] for k in self.device}
+        return [c for c in CORES if c in have] + sorted(have - set(CORES))
+
+    def on_device(self, r: Record, core: str) -> Record | None:
+        """The device record of r's artifact in r's runtime on `core` (None: not run there)."""
+        return self.device.get((r.model, r.source, r.path, r.runtime, core))
+
+    def arm_cost(self, r: Record, core: str) -> float | None:
+        """Net guest instructions per inference of r's artifact on `core`, when it ran there with parity."""
+        d = self.on_device(r, core)
+        return d.metrics.get(ARM_METRIC) if d is not None and d.status == "ok" else None
+
+    def causes(self) -> list[tuple[Cause, list[Record]]]:
+        """Every not-ok export/bench/device record grouped by its cause (causes.cause), worst status
+        first; numbered in this order wherever the report cites one."""
+        groups: dict[str, tuple[Cause, list[Record]]] = {}
+        for k in CAUSE_KINDS:
+            for r in self.kind(k):
+                if r.status != "ok":
+                    c = cause(r)
+                    groups.setdefault(c.key, (c, []))[1].append(r)
+        # failures before findings before what was not attempted; then the cause that hits most models
+        return sorted(groups.values(), key=lambda g: (-max(SEVERITY[r.status] for r in g[1]),
+                                                      -len({r.model for r in g[1]}), -len(g[1]), g[0].short))
+
+    def cause_number(self, r: Record) -> int:
+        """1-based number of r's cause in `causes()`."""
+        if not self._cause_no:
+            self._cause_no.update({c.key: i for i, (c, _) in enumerate(self.causes(), 1)})
+        return self._cause_no[cause(r).key]
+
 
 def build(records: list[Record]) -> View:
     by_kind: dict[str, list[Record]] = defaultdict(list)
@@ -175,4 +223,5 @@ def build(records: list[Record]) -> View:
         bench[(ArtifactId.of(r).stem, r.model)].append(r)
     support = {(ArtifactId.of(e).stem, e.model): SupportCell(e, tuple(bench.get((ArtifactId.of(e).stem, e.model), ())))
                for e in by_kind["export"]}
-    return View(records, dict(by_kind), run, order, support)
+    device = {(r.model, r.source, r.path, r.runtime, r.profile): r for r in by_kind["device"]}
+    return View(records, dict(by_kind), run, order, support, device=device)

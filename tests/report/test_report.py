@@ -111,7 +111,7 @@ def test_report_from_the_committed_baseline(tmp_path):
     assert all(src.startswith("data:image/png;base64,") for src in imgs)
     assert base64.b64decode(imgs[0].split(",", 1)[1])[:8] == PNG
     assert not re.search(r'(src|href)="(https?:|plots/)', html)
-    assert "<table>" in html and "<h3>What should I ship?</h3>" in html
+    assert "<table>" in html and '<h3 id="what-should-i-ship">What should I ship?</h3>' in html
 
 
 def test_html_converter_escapes_and_formats(tmp_path):

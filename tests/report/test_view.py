@@ -134,8 +134,9 @@ def test_mismatch_and_apple_only_in_the_support_matrix(tmp_path):
     assert st == {"torch__et_xnnpack_fp32": "mismatch", "torch__et_portable_fp32": "partial",
                   "torch__coreml_fp32": "apple_only"}
     text = "\n".join(report.support_matrix(v))
-    assert "| torch__coreml_fp32 | export Apple only [1] |" in text, text
-    assert "ok; executorch MISMATCH [" in text and "ok; other MISMATCH [" in text, text
+    # each cell carries its cause's number and short name, linked to "Errors by cause"
+    assert "| torch__coreml_fp32 | export Apple only: [c2 AppleOnly: needs Core ML](#cause-2) |" in text, text
+    assert "ok; executorch MISMATCH: [c1 E: x](#cause-1)" in text and "ok; other MISMATCH: [c1" in text, text
     fig = plots.status_grid_figure(*plots.support_cells(v), "t")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["partial", "mismatch", "apple_only"], labels
