@@ -117,8 +117,6 @@ def summaries(view: View) -> list[str]:
             bad = {c: [op for op, cc in by.items() if cc == c]
                    for c in ("apple_only", "export_failed", "runtime_failed", "mismatch")}
             s = f"`{p}`: {len(exported)}/{len(by)} exported, {len(good)}/{len(by)} ran and matched"
-            if apple:
-                s += f", {len(apple)}/{len(by)} Apple only (exported, not run here)"
             if outside:
                 s += f" ({len(outside)} with operators outside XNNPACK: {', '.join(outside)})"
             for c, lst in bad.items():

@@ -52,7 +52,7 @@ def support_matrix(view: View) -> list[str]:
             marks = [f"{b.runtime} {STATUS_MARK[b.status]}: {_cause_cell(view, b)}" for b in cell.not_ok()]
             row.append("ok; " + ", ".join(marks) if marks else "ok")
         rows.append(row)
-    return lines + table(["path", *models], rows) + [""] + support_counts(view) + runtime_matrix(view)
+    return lines + table(["path", *models], rows) + support_counts(view) + runtime_matrix(view)
 
 
 def support_counts(view: View) -> list[str]:

@@ -138,15 +138,17 @@ def test_bench_records_apple_only_with_the_runtimes_own_error(apple_bench):
 @linux_only
 def test_report_shows_apple_only(apple_bench):
     from pipeline.report import markdown, plots
+    from pipeline.report.view import STATUS_COLOR, build
     exports, benches = apple_bench
-    text = markdown.render(exports + benches)
+    view = build(exports + benches)
+    text = markdown.render(view)
     row = next(ln for ln in text.splitlines() if ln.startswith("| torch__et_coreml_w8 |"))
     assert "executorch Apple only" in row, row
     assert "Deployment support differs: of 2 artifacts, 2 Apple only" in text
     assert "Backend CoreMLBackend is not registered" in text
-    _, _, status = plots.support_cells(exports + benches)
+    _, _, status = plots.support_cells(view)
     assert set(status.values()) == {"apple_only"}
-    assert plots.STATUS_COLORS["apple_only"] not in {c for k, c in plots.STATUS_COLORS.items() if k != "apple_only"}
+    assert STATUS_COLOR["apple_only"] not in {c for k, c in STATUS_COLOR.items() if k != "apple_only"}
 
 
 @linux_only
