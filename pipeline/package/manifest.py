@@ -75,6 +75,8 @@ def tensors(specs: list[dict], framework: str, with_layout: bool) -> list[dict]:
     out = []
     for s in specs:
         t = {"name": s["name"], "shape": s["shape"], "dtype": s["dtype"]}
+        if s.get("shape_signature", s["shape"]) != s["shape"]:
+            t["shape_signature"] = s["shape_signature"]     # -1: a dimension the file leaves open
         if with_layout:
             t["layout"] = layout(framework, s["shape"])
         if s.get("scale"):

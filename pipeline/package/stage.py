@@ -127,7 +127,8 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
     cfg = o.bench
     targets = [harness.Target(artifact=c.artifact, format=c.export.format,
                               runtimes=tuple(rt for rt, ch in c.checks.items() if ch["status"] in ("ok", "mismatch")),
-                              export=c.export) for c in cands if c.artifact]
+                              export=c.export, shapes=tuple((1, *a.shape[1:]) for a in xs))   # batch 1, as checked
+               for c in cands if c.artifact]
     bench_recs = harness.run([t for t in targets if t.runtimes], cfg, work / "bench-cache", log=log)
     by_path = {c.name: c for c in cands}
     first = cfg.profiles[0]
