@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from pipeline import fsutil
 from tests.package.conftest import manifest, package
@@ -122,9 +121,34 @@ def test_planted_int8_mismatch(user_models, tmp_path):
     assert manifest(bundle, "android")["artifact"]["export_path"] == "tflite_fp32"
 
 
-@pytest.mark.parametrize("prefer", ["size", "speed"])
-def test_prefer_rule_changes_nothing_but_the_choice(prefer, user_models, tmp_path):
+def test_prefer_rule_is_recorded_with_its_reason(user_models, tmp_path):
+    prefer = "size"
     assert package(tmp_path, str(user_models["keras"]), "--samples", str(user_models["ksamples"]),
                    "--paths", "tflite_fp32,tflite_int8", "--prefer", prefer) == 0
     man = manifest(tmp_path / "dist" / "small", "android")
     assert man["choice"]["prefer"] == prefer and f"--prefer {prefer}" in man["choice"]["reason"]
+
+
+def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.package.conftest import BENCH
+    cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "art"), "package", str(user_models["keras"]),
+           "--samples", str(user_models["ksamples"]), "--paths", "tflite_fp32,tflite_int8", "--out", str(tmp_path / "dist"),
+           *BENCH]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if line.startswith("[package parity]"):     # every export finished; interrupt the checks
+            proc.send_signal(signal.SIGINT)
+            break
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "interrupted: package stopped" in out
+    assert not (tmp_path / "dist" / "small").exists()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert again.stdout.count(": up to date") == 2, again.stdout
+    assert (tmp_path / "dist" / "small" / "android" / "manifest.json").exists()
