@@ -58,7 +58,8 @@ def cached(root: Path, name: str, framework: str, p, key: str) -> Record | None:
 
 
 def run_all(src, framework: str, name: str, root: Path, calib_npz: Path, model_key: str, paths: list,
-            log=print) -> list[Record]:
+            log=print, weights: Path | None = None) -> list[Record]:
+    """`weights`: the parent's weights to load into the worker's model (a factory source)."""
     keys = {p.name: path_key(model_key, p) for p in paths}
     todo = [p for p in paths if cached(root, name, framework, p, keys[p.name]) is None]
     for p in paths:
@@ -69,6 +70,7 @@ def run_all(src, framework: str, name: str, root: Path, calib_npz: Path, model_k
         job = {"source": {"kind": src.kind, "path": str(src.path.resolve()), "function": src.function,
                           "signature": src.signature},
                "name": name, "framework": framework, "root": str(root.resolve()), "calib": str(calib_npz.resolve()),
+               "weights": str(weights.resolve()) if weights else "",
                "items": [{"path": p.name, "key": keys[p.name]} for p in todo]}
         rc, tail = _run_worker(job, log)
     out = []
@@ -118,6 +120,8 @@ def main() -> int:
     s = job["source"]
     src = sources.Source(s["kind"], Path(s["path"]), s["function"], s["signature"])
     loaded = sources.load(src)
+    if job.get("weights"):
+        sources.load_weights(loaded, Path(job["weights"]))
     with np.load(job["calib"]) as z:
         calib = tuple(z[f"in_{i}"] for i in range(len(z.files)))
     root, name, fw = Path(job["root"]), job["name"], job["framework"]

@@ -271,3 +271,22 @@ def weights_sha256(loaded: Loaded) -> str:
                                     for k, v in loaded.model.state_dict().items()])
     weights = loaded.model.get_weights() if hasattr(loaded.model, "get_weights") else []
     return fsutil.sha256_text(*[np.asarray(w).tobytes() for w in weights])
+
+
+def save_weights(loaded: Loaded, path: Path) -> None:
+    """The parent's weights, for the export worker: a factory called twice must give ONE model (an
+    unseeded init would make every artifact differ from the reference the parent computed)."""
+    if loaded.framework == "torch":
+        arrays = {k: v.detach().cpu().numpy() for k, v in loaded.model.state_dict().items()}
+    else:
+        arrays = {f"w{i:05d}": np.asarray(w) for i, w in enumerate(loaded.model.get_weights())}
+    fsutil.save_npz(path, **arrays)
+
+
+def load_weights(loaded: Loaded, path: Path) -> None:
+    with np.load(path) as z:
+        if loaded.framework == "torch":
+            import torch
+            loaded.model.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
+        else:
+            loaded.model.set_weights([z[k] for k in sorted(z.files)])

@@ -106,7 +106,12 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
     refs = _reference(loaded, xs)
     ref_eval = _reference(loaded, ev) if ev is not None else None
 
-    recs = exports.run_all(src, fw, name, o.work_root, inputs_dir / "calib.npz", model_key, paths, log=log)
+    weights = None
+    if src.kind == "factory":
+        weights = inputs_dir / "weights.npz"
+        sources.save_weights(loaded, weights)
+    recs = exports.run_all(src, fw, name, o.work_root, inputs_dir / "calib.npz", model_key, paths, log=log,
+                           weights=weights)
     cands = [choose.Candidate(r, resolve(r.artifact) if r.status == "ok" else None) for r in recs]
     if not any(c.artifact for c in cands):
         for r in recs:

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from pipeline import fsutil
-from tests.package.conftest import manifest, package
+from tests.package.usermodels import manifest, package, user_models  # noqa: F401 - a fixture
 
 
 def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
@@ -135,11 +135,13 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
     import sys
 
     from tests.conftest import ROOT
-    from tests.package.conftest import BENCH
+    from tests.package.usermodels import BENCH
     cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "art"), "package", str(user_models["keras"]),
            "--samples", str(user_models["ksamples"]), "--paths", "tflite_fp32,tflite_int8", "--out", str(tmp_path / "dist"),
            *BENCH]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT as a terminal delivers it (whatever disposition the test process holds)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if line.startswith("[package parity]"):     # every export finished; interrupt the checks
             proc.send_signal(signal.SIGINT)

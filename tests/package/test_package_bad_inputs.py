@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.package.conftest import package
+from tests.package.usermodels import package, user_models  # noqa: F401 - a fixture
 
 
 def one_error_line(capsys, *needles: str) -> str:

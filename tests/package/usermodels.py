@@ -1,4 +1,5 @@
-"""Small user models of every source kind, written with the real toolchains, and a runner for
+"""Small user models of every source kind, written with the real toolchains (fixture `user_models`, imported by
+the test modules), and a runner for
 `python -m pipeline package` with a short bench (1 profile, few runs)."""
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def user_models(tmp_path_factory) -> dict[str, Path]:
         import torch
 
         def build():
-            torch.manual_seed(0)
+            # unseeded on purpose: the tool calls it in two processes and must still ship ONE model
             m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                     torch.nn.Linear(4 * 14 * 14, 5))
             return m.eval(), (torch.randn(1, 3, 16, 16),)
