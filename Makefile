@@ -12,8 +12,10 @@ PROFILES ?=
 OPS     ?=
 SHAPE   ?=
 BASELINE ?= baselines/digits_cnn.jsonl
+SRC     ?=
+SAMPLES ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report bench-check test test-slow fuzz clean help bench-pipeline
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report bench-check test test-slow fuzz clean help bench-pipeline package
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -24,6 +26,7 @@ help:
 	@echo "make fuzz           fuzz the loaders (1000 mutants per format) and kill/resume export+bench"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
+	@echo "make package SRC=my_model.pt2 SAMPLES=samples.npz   your model -> verified Android/iOS bundle in dist/"
 	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
 
@@ -63,6 +66,13 @@ endif
 # operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...
 probes: setup
 	$(PY) -m pipeline probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
+
+# your own model -> dist/<name>/ (OUT=dir NAME=n PREFER=size|speed|accuracy PATHS=... PROFILES=...)
+package: setup
+	@test -n "$(SRC)" || { echo "usage: make package SRC=model.pt2|model.keras|saved_model_dir|file.py:fn [SAMPLES=samples.npz]"; exit 2; }
+	$(PY) -m pipeline package $(SRC) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OUT),--out $(OUT)) \
+		$(if $(NAME),--name $(NAME)) $(if $(PREFER),--prefer $(PREFER)) $(if $(PATHS),--paths $(PATHS)) \
+		$(if $(PROFILES),--profiles $(PROFILES))
 
 report: setup
 	$(PY) -m pipeline report

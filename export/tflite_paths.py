@@ -9,6 +9,9 @@ from export.registry import ExportContext, as_inputs, calib_samples, register
 
 def _converter(ctx: ExportContext):
     import tensorflow as tf
+    saved = getattr(ctx.model, "saved_model_dir", None)   # a user's SavedModel (`python -m pipeline package`)
+    if saved:
+        return tf, tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=[ctx.model.signature])
     return tf, tf.lite.TFLiteConverter.from_keras_model(ctx.model)
 
 

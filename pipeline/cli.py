@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline {train,export,bench,probe,quant-debug,report,check}`; the Makefile wraps these."""
+"""Command line: `python -m pipeline {train,export,bench,probe,quant-debug,package,report,check}`; the Makefile wraps these."""
 from __future__ import annotations
 
 import argparse
@@ -127,6 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-plans", action="store_true", help="tables only, skip the recovery plans")
     q.add_argument("--force", action="store_true", help="recompute even when the stored result is up to date")
 
+    pk = sub.add_parser("package", help="your own model -> verified, benchmarked Android/iOS bundle in DIR/NAME/",
+                        description="Export your model along every matching path, check each artifact against "
+                        "it (parity), benchmark, choose per platform and write DIR/NAME/. A file.py:function "
+                        "source RUNS YOUR CODE (as your own training script would); .pt2, .keras (safe_mode) "
+                        "and SavedModel sources run none.")
+    pk.add_argument("source", help="model.pt2 | model.keras | saved_model_dir/ | file.py:function")
+    pk.add_argument("--samples", type=Path, help=".npz, one array per input (by name or arr_0..), batch first: "
+                    "calibration and parity set (default: seeded random, with a warning)")
+    pk.add_argument("--calib", type=Path, help="separate calibration .npz for the int8 paths (default: --samples)")
+    pk.add_argument("--eval", type=Path, help=".npz with the inputs and 'y' labels: adds accuracy")
+    pk.add_argument("--labels", type=Path, help="labels file, copied into the bundle")
+    pk.add_argument("--out", type=Path, default=Path("dist"), help="bundle folder (default: dist)")
+    pk.add_argument("--name", default="", help="bundle name (default: the source's stem)")
+    pk.add_argument("--prefer", choices=("balanced", "size", "speed", "accuracy"), default="balanced",
+                    help="choice rule (default balanced: smallest within 25%% of the fastest p50)")
+    pk.add_argument("--signature", default="serving_default", help="SavedModel signature")
+    pk.add_argument("--paths", default="", help="comma-separated export paths (default: every matching one)")
+    pk.add_argument("--tolerance", action="append", default=[], metavar="QUANT.FIELD=VALUE",
+                    help="override a parity threshold, e.g. int8.min_sqnr_db=10 (docs/manifest.md)")
+    pk.add_argument("--profiles", default="", help="device profiles, comma-separated (default: big-core,2-core)")
+    pk.add_argument("--min-runs", type=_positive_int)
+    pk.add_argument("--min-seconds", type=_nonneg_float)
+    pk.add_argument("--repeats", type=_positive_int)
+
     sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
     c = sub.add_parser("check", help="regression gate: compare results with a baseline (bench_check.toml)")
     c.add_argument("--baseline", type=Path, help="baseline records file, e.g. baselines/digits_cnn.jsonl")
@@ -142,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = argv
     from pipeline.fsutil import LockedError
     try:
         return _dispatch(args)
@@ -191,6 +216,8 @@ def _dispatch(args) -> int:
             raise ValueError("check: give --baseline FILE (or --write-baseline FILE)")
         return check.run(args.baseline, stages.results_file(args.results), args.config or check.CONFIG,
                          args.latency, log=_log)
+    if args.cmd == "package":
+        return _package(args)
     # bad names fail before any lock is taken or folder made
     if args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files):
         _names(args.models)
@@ -238,3 +265,19 @@ def _dispatch(args) -> int:
             print(text)
             return 0 if any(r.status == "ok" for r in recs) else 1
     return 2
+
+
+def _package(args) -> int:
+    import shlex
+    from pipeline.bench import harness
+    from pipeline.package import stage
+    overrides = {k: getattr(args, k) for k in ("min_runs", "min_seconds", "repeats")}
+    if args.profiles:
+        overrides["profiles"] = tuple(p for p in args.profiles.split(",") if p)
+    cfg = harness.config_with(op_profile=False, peer=False, **overrides)
+    opts = stage.Options(source=args.source, out=args.out, name=args.name, samples=args.samples, calib=args.calib,
+                         eval=args.eval, labels=args.labels, prefer=args.prefer, signature=args.signature,
+                         paths=tuple(p for p in args.paths.split(",") if p), tolerances=tuple(args.tolerance),
+                         bench=cfg, work_root=args.artifacts / "package",
+                         command="python -m pipeline " + shlex.join(sys.argv[1:] if args.argv is None else args.argv))
+    return stage.run(opts, log=_log)

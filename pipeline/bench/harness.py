@@ -254,6 +254,7 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
         for chunk in chunks.values():
             outcomes += measure_profiles(t, rt, chunk, cfg, cache_dir)
         took = time.perf_counter() - t0
+        _apply_parity(t, [o.record for o in outcomes])
         for o in outcomes:
             i += 1
             r = o.record
@@ -296,6 +297,25 @@ def _try_apple_only(groups: list, cfg: profiles.BenchConfig, cache_dir: Path, lo
                 base = dict(kind="bench", runtime=rt, profile=p.name, threads=p.threads, **_identity(t))
                 fsutil.write_atomic(f, _not_run(t, base, result["error"]).to_json())
     return {(t.artifact, rt) for items in todo.values() for t, _, _ in items}
+
+
+def _apply_parity(t: Target, recs: list[Record]) -> None:
+    """The parity rule (pipeline/parity.py) on our artifacts: judged from the profile that ran the eval set,
+    applied to every profile of this artifact x runtime (a wrong artifact is wrong under any profile).
+    Judged here, not in the cached record, so a changed tolerance applies without re-measuring."""
+    import models
+    from pipeline import parity
+    judged = [r for r in recs if r.status in ("ok", "mismatch") and "max_abs_diff" in r.metrics]
+    if t.export is None or not judged:
+        return
+    try:
+        spec = models.get(t.export.model)
+    except KeyError:
+        return
+    v = parity.judge(judged[0].metrics, t.export.quantization, parity.for_zoo(spec, t.export.quantization))
+    for r in recs:
+        if r.status in ("ok", "mismatch"):
+            r.status, r.error = v.status, v.reason
 
 
 def byom_target(path: Path, shapes: tuple = (), input_files: tuple = ()) -> Target:

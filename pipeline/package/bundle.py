@@ -1,0 +1,163 @@
+"""Write `DIR/<name>/` in one step: everything goes to a hidden temporary folder beside it, which is
+renamed into place at the end (an interrupted run leaves no half-written bundle; a stale temp folder
+is removed by the next run). Also the app developer's README and the candidates' report.html.
+
+    bundle.write(out_dir, name, files={"android/model.tflite": path, ...}, texts={"report.html": html, ...})
+"""
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline import fsutil
+
+
+def write(out_dir: Path, name: str, files: dict[str, Path], texts: dict[str, str]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / name
+    tmp = Path(tempfile.mkdtemp(prefix=f"{fsutil.TMP_PREFIX}{name}.", dir=out_dir))
+    try:
+        for rel, src in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp / rel)
+        for rel, text in texts.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
+        old = None
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f"{fsutil.TMP_PREFIX}{name}.old.", dir=out_dir))
+            os.replace(dest, old / name)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def clean_stale(out_dir: Path, name: str) -> None:
+    """Temp folders of an interrupted run for this bundle (the caller holds the bundle's lock)."""
+    if out_dir.is_dir():
+        for p in out_dir.glob(f"{fsutil.TMP_PREFIX}{name}.*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+_LOAD = {
+    ("android", "tflite"): """LiteRT (Kotlin, `com.google.ai.edge.litert:litert`):
+```kotlin
+val model = CompiledModel.create(context.assets, "{file}", CompiledModel.Options(Accelerator.CPU))
+val inputs = model.createInputBuffers(); val outputs = model.createOutputBuffers()
+inputs[0].writeFloat(input)          // int8 inputs: quantize first (see Inputs)
+model.run(inputs, outputs); val y = outputs[0].readFloat()
+```
+(or the classic `org.tensorflow.lite.Interpreter(file)` with `interpreter.run(input, output)`).""",
+    ("android", "pte"): """ExecuTorch (Kotlin/Java, `org.pytorch:executorch-android`):
+```kotlin
+val module = Module.load(filesDir.resolve("{file}").path)
+val x = Tensor.fromBlob(input, longArrayOf({shape}))
+val y = module.forward(EValue.from(x))[0].toTensor().dataAsFloatArray
+```""",
+    ("ios", "tflite"): """LiteRT / TensorFlow Lite (Swift, `TensorFlowLiteSwift` pod):
+```swift
+let interpreter = try Interpreter(modelPath: Bundle.main.path(forResource: "{stem}", ofType: "tflite")!)
+try interpreter.allocateTensors()
+try interpreter.copy(inputData, toInputAt: 0)     // int8 inputs: quantize first (see Inputs)
+try interpreter.invoke(); let y = try interpreter.output(at: 0)
+```""",
+    ("ios", "pte"): """ExecuTorch (Swift package `executorch`, link the `backend_xnnpack` and `kernels_optimized` products):
+```swift
+let module = Module(filePath: Bundle.main.path(forResource: "{stem}", ofType: "pte")!)
+let y = try module.forward(Tensor<Float>(input, shape: [{shape}]))
+```""",
+}
+
+
+def readme(platform: str, man: dict) -> str:
+    a = man["artifact"]
+    fname = a["file"]
+    shape = ", ".join(str(d) for d in (man["inputs"][0]["shape"] if man["inputs"] else []))
+    load = _LOAD[(platform, a["format"])].format(file=fname, stem=Path(fname).stem, shape=shape)
+    rows = []
+    for t in man["inputs"]:
+        q = t.get("quantization")
+        feed = (f"quantize: q = clip(round(x / {q['scale']:.6g}) {q['zero_point']:+d}, -128, 127)" if q
+                else f"{t['dtype']} as is")
+        rows.append(f"| {t['name']} | {t['shape']} | {t['dtype']} | {t.get('layout', '')} | {feed} |")
+    outs = []
+    for t in man["outputs"]:
+        q = t.get("quantization")
+        outs.append(f"| {t['name']} | {t['shape']} | {t['dtype']} | "
+                    + (f"dequantize: x = (q {-q['zero_point']:+d}) * {q['scale']:.6g}" if q else "as is") + " |")
+    rt = man["runtime"]
+    minimum = rt["minimum"]
+    if a["format"] == "tflite":
+        need = (f"LiteRT / TFLite runtime >= {minimum.get('min_runtime_version') or '(not recorded)'}; operators: "
+                + ", ".join(f"{o['op']} v{o['version']}" for o in minimum.get("operators", [])))
+    else:
+        need = (f"ExecuTorch {minimum.get('executorch_version')}; delegates: {', '.join(minimum.get('delegates') or ['none'])}; "
+                f"operators outside the delegate: {', '.join(minimum.get('operators') or ['none'])} "
+                f"(selective build: `{minimum.get('selective_build')}`)")
+    loads = "; ".join(f"{k} {v['version']}: {'loads' if v['loads'] else 'does NOT load it'}"
+                      + (f" ({v['error']})" if v.get("error") and not v["loads"] else "")
+                      for k, v in rt["loads_here"].items())
+    m = man["measured"]
+    figures = "; ".join(f"{p}: p50 {v['p50']:.3f} ms, p90 {v['p90']:.3f} ms, peak RSS {v['peak_rss_mb']:.0f} MB"
+                        for p, v in m["profiles"].items() if v.get("p50") is not None)
+    return f"""# {man['name']} for {platform}
+
+Ship `{fname}` ({a['format']}, {a['quantization']}, {a['bytes']} bytes, sha256 `{a['sha256'][:16]}...`).
+Made from `{man['source']['path']}` by the export path `{a['export_path']}`. Why this file: {man['choice']['reason']}
+
+## Load it
+{load}
+
+## Inputs (one sample per call, batch 1)
+| name | shape | dtype | layout | how to feed |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+## Outputs
+| name | shape | dtype | |
+|---|---|---|---|
+{chr(10).join(outs)}
+
+## What the app needs
+{need}.
+Checked here: {loads}.
+
+## How sure we are
+Parity vs the source model on {man['samples']['count']} samples ({man['calibration']} calibration):
+{man['parity']['status']}; SQNR {m.get('sqnr_db', float('nan')):.1f} dB, max abs diff {m.get('max_abs_diff', float('nan')):.3g}
+{f"top-1 agreement {m['top1_agreement']:.3f}" if 'top1_agreement' in m else ''}{f", accuracy {m['accuracy']:.4f} (source model {m.get('reference_accuracy', float('nan')):.4f})" if 'accuracy' in m else ''}.
+Host timings (not a phone): {figures}. Everything else: `manifest.json` (schema: docs/manifest.md in mobilebench).
+"""
+
+
+def report_html(name: str, cands, choices, profile: str, notes: list[str]) -> str:
+    e = html.escape
+    rows = []
+    for c in cands:
+        checks = "<br>".join(f"{rt}: {ch.get('status')}" + (f" ({e(ch['error'])})" if ch.get("error") else "")
+                             + "".join(f", {k} {ch['metrics'][k]:.4g}" for k in ("sqnr_db", "top1_agreement",
+                                                                                 "max_abs_diff", "accuracy")
+                                       if k in ch.get("metrics", {}))
+                             for rt, ch in c.checks.items())
+        times = "<br>".join(f"{r.runtime} {r.profile}: {r.metrics['latency_p50_ms']:.3f} ms"
+                            for r in c.bench if "latency_p50_ms" in r.metrics)
+        rows.append(f"<tr><td>{e(c.name)}</td><td>{e(c.export.format)}</td><td>{e(c.export.quantization)}</td>"
+                    f"<td>{e(c.export.status)}{(': ' + e(c.export.error)) if c.export.error else ''}</td>"
+                    f"<td>{c.size / 1024:.1f}</td><td>{checks}</td><td>{times}</td></tr>")
+    picks = "".join(f"<li><b>{e(ch.platform)}</b>: {e(ch.reason)}</li>" for ch in choices)
+    note = "".join(f"<li>{e(n)}</li>" for n in notes)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(name)}: package report</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}
+table{{border-collapse:collapse}}</style></head><body>
+<h1>{e(name)}</h1><h2>Choice</h2><ul>{picks}</ul>{f'<h2>Notes</h2><ul>{note}</ul>' if note else ''}
+<h2>Every candidate</h2><p>Parity: each artifact in each runtime vs the source model (status <code>mismatch</code>:
+it ran but computes something else). Timings: host CPU under device profiles, p50 on {e(profile)} first.</p>
+<table><tr><th>export path</th><th>format</th><th>quantization</th><th>export</th><th>KiB</th>
+<th>parity per runtime</th><th>p50</th></tr>{''.join(rows)}</table></body></html>
+"""

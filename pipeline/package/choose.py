@@ -1,0 +1,98 @@
+"""Which artifact ships, per platform, and why (with the numbers).
+
+    choice = choose.pick(candidates, "android", prefer="balanced", profile="big-core")
+
+A candidate is eligible on a platform when its format is one the platform's app can load (PLATFORMS)
+and its parity status in that format's runtime is `ok`. Rules (`--prefer`):
+  balanced (default)  the smallest whose p50 is within SPEED_SLACK of the fastest eligible p50
+  size                the smallest;  speed  the fastest p50;  accuracy  the highest SQNR vs the source
+                      (eval accuracy first when --eval was given)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.schema import Record
+
+# platform -> {format: the runtime the app embeds for it}. iOS uses the same two until the Core ML
+# paths (export/coreml_paths.py) add a candidate of their own.
+PLATFORMS: dict[str, dict[str, str]] = {
+    "android": {"tflite": "litert", "pte": "executorch"},
+    "ios": {"tflite": "litert", "pte": "executorch"},
+}
+PREFER = ("balanced", "size", "speed", "accuracy")
+SPEED_SLACK = 0.25     # balanced: p50 at most 25% above the fastest
+
+
+@dataclass
+class Candidate:
+    export: Record                                   # the export record (status ok/failed/unsupported)
+    artifact: Path | None = None
+    checks: dict[str, dict] = field(default_factory=dict)   # runtime -> parity result (status, metrics, ...)
+    bench: list[Record] = field(default_factory=list)        # bench records of every runtime x profile
+
+    @property
+    def name(self) -> str:
+        return self.export.path
+
+    @property
+    def size(self) -> float:
+        return float(self.export.metrics.get("size_bytes", 0))
+
+    def p50(self, runtime: str, profile: str) -> float | None:
+        for r in self.bench:
+            if r.runtime == runtime and r.profile == profile and r.status == "ok":
+                return r.metrics.get("latency_p50_ms")
+        return None
+
+
+@dataclass(frozen=True)
+class Choice:
+    platform: str
+    candidate: Candidate | None
+    runtime: str
+    reason: str
+
+
+def _describe(c: Candidate, rt: str, profile: str) -> str:
+    m = c.checks.get(rt, {}).get("metrics", {})
+    sq = m.get("sqnr_db")
+    return (f"{c.name} ({c.export.quantization}, {c.size / 1024:.1f} KiB, p50 {c.p50(rt, profile):.3f} ms on "
+            f"{rt} {profile}" + (f", SQNR {sq:.1f} dB" if sq is not None else "") + ")")
+
+
+def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profile: str = "big-core") -> Choice:
+    if prefer not in PREFER:
+        raise ValueError(f"--prefer {prefer!r}: expected one of {', '.join(PREFER)}")
+    formats = PLATFORMS[platform]
+    ok = [(c, formats[c.export.format]) for c in cands if c.export.format in formats
+          and c.checks.get(formats[c.export.format], {}).get("status") == "ok"
+          and c.p50(formats[c.export.format], profile) is not None]
+    if not ok:
+        seen = [f"{c.name}: {c.checks.get(formats[c.export.format], {}).get('status', c.export.status)}"
+                for c in cands if c.export.format in formats]
+        return Choice(platform, None, "", f"no {'/'.join(formats)} artifact is `ok` with a timing on "
+                                          f"{profile} ({'; '.join(seen) or 'none exported'})")
+    fastest = min(ok, key=lambda cr: cr[0].p50(cr[1], profile))
+    f50 = fastest[0].p50(fastest[1], profile)
+    if prefer == "balanced":
+        near = [cr for cr in ok if cr[0].p50(cr[1], profile) <= f50 * (1 + SPEED_SLACK)]
+        c, rt = min(near, key=lambda cr: (cr[0].size, cr[0].p50(cr[1], profile)))
+        why = (f"the smallest of the {len(near)} `ok` artifact(s) whose p50 is within {SPEED_SLACK:.0%} of the "
+               f"fastest, {_describe(*fastest, profile)}")
+    elif prefer == "size":
+        c, rt = min(ok, key=lambda cr: (cr[0].size, cr[0].p50(cr[1], profile)))
+        why = f"the smallest of {len(ok)} `ok` artifact(s) (--prefer size)"
+    elif prefer == "speed":
+        c, rt = fastest
+        why = f"the fastest p50 of {len(ok)} `ok` artifact(s) (--prefer speed)"
+    else:
+        def score(cr):
+            m = cr[0].checks[cr[1]].get("metrics", {})
+            return (m.get("accuracy", 0.0), m.get("sqnr_db", 0.0), -cr[0].p50(cr[1], profile))
+        c, rt = max(ok, key=score)
+        why = f"the highest accuracy/SQNR vs the source among {len(ok)} `ok` artifact(s) (--prefer accuracy)"
+    others = [_describe(o, ort, profile) for o, ort in ok if o is not c]
+    return Choice(platform, c, rt, f"{_describe(c, rt, profile)}: {why}"
+                  + (f". Other candidates: {'; '.join(others)}" if others else ""))

@@ -1,0 +1,222 @@
+"""`python -m pipeline package SRC --samples S.npz`: the user's model -> verified, benchmarked bundle.
+
+    load + check inputs -> every matching export path (registry) -> parity of every artifact in every
+    runtime (verify.py, judged by pipeline/parity.py) -> bench (pipeline/bench/harness.py) -> choice per
+    platform (choose.py) -> DIR/<name>/ written atomically (bundle.py) with manifest.json (manifest.py)
+
+Work (artifacts, sidecars, bench cache) lives in `<artifacts>/package/<name>/`, keyed by content
+hashes: a re-run after Ctrl-C or with the same inputs redoes only what is missing or stale.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import fsutil, parity
+from pipeline.artifact import resolve
+from pipeline.bench import harness, profiles
+from pipeline.package import bundle, choose, exports, manifest, samples, sources, verify
+from pipeline.package.sources import BadInput
+from pipeline.schema import Record
+
+VERIFY_CODE = [Path(verify.__file__), Path(parity.__file__), Path(__file__).parent.parent / "bench" / "stats.py"]
+
+
+@dataclass(frozen=True)
+class Options:
+    source: str
+    out: Path = Path("dist")
+    name: str = ""
+    samples: Path | None = None
+    calib: Path | None = None
+    eval: Path | None = None
+    labels: Path | None = None
+    prefer: str = "balanced"
+    signature: str = "serving_default"
+    paths: tuple[str, ...] = ()
+    tolerances: tuple[str, ...] = ()
+    bench: profiles.BenchConfig = profiles.BenchConfig(op_profile=False, peer=False)
+    work_root: Path = Path("artifacts") / "package"
+    command: str = ""
+
+
+def _save_inputs(path: Path, arrays: list[np.ndarray]) -> str:
+    fsutil.save_npz(path, **{f"in_{i}": a for i, a in enumerate(arrays)})
+    return fsutil.sha256_text(*[a.tobytes() + str(a.shape).encode() + str(a.dtype).encode() for a in arrays])
+
+
+def _reference(loaded, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    per = [loaded.run([a[i:i + 1] for a in arrays]) for i in range(len(arrays[0]))]
+    return [np.concatenate([p[k] for p in per]) for k in range(len(per[0]))]
+
+
+def run(o: Options, log=print) -> int:
+    if o.prefer not in choose.PREFER:
+        raise BadInput(f"--prefer {o.prefer!r}: expected one of {', '.join(choose.PREFER)}")
+    src = sources.detect(o.source, o.signature)
+    name = o.name or src.stem
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise BadInput(f"--name {name!r}: use letters, digits, '_', '-' and '.' only")
+    thresholds = parity.with_overrides(parity.DEFAULTS, list(o.tolerances))
+    if o.labels is not None and not o.labels.is_file():
+        raise BadInput(f"{o.labels}: no such file (--labels)")
+    loaded = sources.load(src)
+    fw = loaded.framework
+    paths = exports.matching_paths(fw, list(o.paths))
+    if not paths:
+        raise BadInput(f"--paths {','.join(o.paths)}: none of them takes a {fw} model")
+    notes = []
+    if o.samples:
+        xs = samples.read(o.samples, loaded.inputs)
+        calibration = "user"
+    else:
+        xs = samples.random(loaded.inputs)
+        calibration = "random"
+        warn = (f"no --samples: calibrating and checking parity on {len(xs[0])} seeded standard-normal samples; "
+                "int8 artifacts calibrated on noise may be far off on real data (manifest: calibration \"random\")")
+        log(f"warning: {warn}")
+        notes.append(warn)
+    calib = samples.read(o.calib, loaded.inputs) if o.calib else xs
+    ev, y = None, None
+    if o.eval:
+        ev = samples.read(o.eval, loaded.inputs, extra=("y",))
+        y = samples.labels(o.eval, len(ev[0]))
+    work = o.work_root / name
+    with fsutil.run_lock(work, "package"):
+        bundle.clean_stale(o.out, name)
+        return _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibration, thresholds, notes, log)
+
+
+def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibration, thresholds, notes, log) -> int:
+    inputs_dir = work / "inputs"
+    samples_sha = _save_inputs(inputs_dir / "samples.npz", xs)
+    calib_sha = _save_inputs(inputs_dir / "calib.npz", calib)
+    eval_sha = _save_inputs(inputs_dir / "eval.npz", ev) if ev is not None else ""
+    source_sha = src.sha256()
+    model_key = fsutil.sha256_text(source_sha, sources.weights_sha256(loaded) if src.kind == "factory" else "",
+                                   calib_sha, src.signature if src.kind == "savedmodel" else "")
+    log(f"[package] {src.text}: {src.kind} ({fw}), inputs "
+        + ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in loaded.inputs)
+        + f"; {len(xs[0])} samples; {len(paths)} export paths")
+    refs = _reference(loaded, xs)
+    ref_eval = _reference(loaded, ev) if ev is not None else None
+
+    weights = None
+    if src.kind == "factory":
+        weights = inputs_dir / "weights.npz"
+        sources.save_weights(loaded, weights)
+    recs = exports.run_all(src, fw, name, o.work_root, inputs_dir / "calib.npz", model_key, paths, log=log,
+                           weights=weights)
+    cands = [choose.Candidate(r, resolve(r.artifact) if r.status == "ok" else None) for r in recs]
+    if not any(c.artifact for c in cands):
+        for r in recs:
+            log(f"[package] {r.path}: {r.status}: {r.error}")
+        fsutil.write_atomic(work / "report.html", bundle.report_html(name, cands, [], "", notes))
+        log(f"error: no export path could export {src.text}; each path's error is above and in "
+            f"{work / 'report.html'}; no bundle written")
+        return 1
+
+    ref_sha = fsutil.sha256_text(*[r.tobytes() for r in refs + (ref_eval or [])])
+    for c in cands:
+        if c.artifact is None:
+            continue
+        for rt in c.export.info.get("runtimes", []):
+            c.checks[rt] = _check(c, rt, work, inputs_dir, ev is not None, samples_sha + eval_sha + ref_sha,
+                                  refs, ref_eval, y, thresholds, log)
+
+    cfg = o.bench
+    targets = [harness.Target(artifact=c.artifact, format=c.export.format,
+                              runtimes=tuple(rt for rt, ch in c.checks.items() if ch["status"] in ("ok", "mismatch")),
+                              export=c.export, shapes=tuple((1, *a.shape[1:]) for a in xs))   # batch 1, as checked
+               for c in cands if c.artifact]
+    bench_recs = harness.run([t for t in targets if t.runtimes], cfg, work / "bench-cache", log=log)
+    by_path = {c.name: c for c in cands}
+    first = cfg.profiles[0]
+    for r in bench_recs:
+        c = by_path[r.path]
+        check = c.checks[r.runtime]
+        if r.profile == first:
+            r.metrics.update(check.get("metrics", {}))
+        if r.status == "ok" and check["status"] == "mismatch":
+            r.status, r.error = "mismatch", check["error"]
+        c.bench.append(r)
+
+    choices = [choose.pick(cands, p, o.prefer, first) for p in choose.PLATFORMS]
+    for ch in choices:
+        log(f"[package] {ch.platform}: {ch.reason}")
+    html = bundle.report_html(name, cands, choices, first, notes)
+    if not any(ch.candidate for ch in choices):
+        fsutil.write_atomic(work / "report.html", html)
+        log(f"error: no artifact passed parity for any platform; see {work / 'report.html'}; no bundle written")
+        return 1
+
+    files, texts = {}, {"report.html": html}
+    all_records = [c.export for c in cands] + [r for c in cands for r in c.bench] + [
+        Record(kind="bench", model=name, source=fw, path=c.name, format=c.export.format, runtime=rt,
+               framework=c.export.framework, quantization=c.export.quantization, status="failed", error=ch["error"],
+               artifact=c.export.artifact, artifact_sha256=c.export.artifact_sha256)
+        for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed",)]
+    texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records)
+    samples_info = {"count": int(len(xs[0])), "sha256": samples_sha,
+                    "file": str(o.samples) if o.samples else "random (standard normal, seed 0)",
+                    "calibration_file": str(o.calib or o.samples or "")}
+    for ch in choices:
+        if ch.candidate is None:
+            continue
+        c, plat = ch.candidate, ch.platform
+        fname = f"{name}.{c.export.format}"
+        files[f"{plat}/{fname}"] = c.artifact
+        facts = (manifest.tflite_facts(c.artifact) if c.export.format == "tflite"
+                 else manifest.pte_facts(c.artifact, work / "selected_operators.yaml"))
+        if c.export.format == "pte":
+            texts[f"{plat}/selected_operators.yaml"] = (work / "selected_operators.yaml").read_text()
+        man = manifest.build(name=name, platform=plat, src=src, source_sha256=source_sha, framework=fw,
+                             calibration=calibration, samples=samples_info, cand=c, runtime=ch.runtime,
+                             file_name=fname, format_facts=facts,
+                             thresholds=dataclasses.asdict(thresholds[c.export.quantization]),
+                             profiles=list(cfg.profiles), choice_reason=ch.reason, prefer=o.prefer, command=o.command)
+        texts[f"{plat}/manifest.json"] = json.dumps(man, indent=1, default=str)
+        texts[f"{plat}/README.md"] = bundle.readme(plat, man)
+        if o.labels:
+            files[f"{plat}/{o.labels.name}"] = o.labels
+    dest = bundle.write(o.out, name, files, texts)
+    log(f"[package] wrote {dest}: " + ", ".join(f"{ch.platform}/{name}.{ch.candidate.export.format} "
+                                             f"({ch.candidate.name})" for ch in choices if ch.candidate))
+    return 0
+
+
+def _check(c, rt, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, thresholds, log) -> dict:
+    """Parity of one artifact in one runtime (cached by artifact, runtime, inputs, references, code)."""
+    key = fsutil.sha256_text(c.export.artifact_sha256, rt, inputs_key, fsutil.source_hash(VERIFY_CODE))
+    cache = work / "verify-cache" / f"{key}.json"
+    res = None
+    if cache.exists():
+        try:
+            res = json.loads(cache.read_text())
+        except ValueError:
+            res = None
+    if res is None:
+        raw = verify.run(c.artifact, rt, inputs_dir / "samples.npz", inputs_dir / "eval.npz" if has_eval else None,
+                         work)
+        res = {k: v for k, v in raw.items() if k not in ("outputs", "eval_outputs")}
+        if raw["status"] == "ok":
+            res["metrics"] = parity.compare(raw["outputs"], refs)
+            if has_eval and raw.get("eval_outputs"):
+                res["metrics"]["accuracy"] = float((raw["eval_outputs"][0].reshape(len(y), -1).argmax(-1) == y).mean())
+                res["metrics"]["reference_accuracy"] = float((ref_eval[0].reshape(len(y), -1).argmax(-1) == y).mean())
+        if raw["status"] != "skipped":
+            fsutil.write_json_atomic(cache, res)
+    if res["status"] == "ok":
+        v = parity.judge(res["metrics"], c.export.quantization, thresholds[c.export.quantization])
+        res = {**res, "status": v.status, "error": v.reason}
+    m = res.get("metrics", {})
+    log(f"[package parity] {c.name} on {rt}: {res['status']}"
+        + (f", SQNR {m['sqnr_db']:.1f} dB" if "sqnr_db" in m else "")
+        + (f", top-1 agree {m['top1_agreement']:.3f}" if "top1_agreement" in m else "")
+        + (f": {res['error']}" if res.get("error") else ""))
+    return res

@@ -1,0 +1,137 @@
+"""Parity: does an artifact compute what its source model computes? The ONE place for the thresholds
+and the judging rule, used by `python -m pipeline package` and by the zoo bench (`bench/harness.py`).
+
+    t = parity.DEFAULTS["int8"]                         # or parity.for_zoo(spec, "int8")
+    v = parity.judge(metrics, "int8", t)                 # Verdict(status="ok"|"mismatch", reason)
+
+Metrics are those of `pipeline.bench.stats.agreement` (max_abs_diff, sqnr_db, top1_agreement) plus
+`ref_absmax` (largest |reference output|) for the relative bound. A check whose metric is missing is
+not judged (top-1 agreement exists only when the output is a batch of logits). Bounds are compared
+with a stated epsilon (EPS), never exactly at their edge.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+EPS = 1e-9
+QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Parity bounds of one quantization; None = not checked."""
+    min_sqnr_db: float | None = None          # signal-to-quantization-noise ratio of the outputs
+    min_top1_agreement: float | None = None   # share of samples whose top-1 equals the reference's
+    max_rel_diff: float | None = None         # max abs diff / max(1, |reference| max)
+    max_abs_diff: float | None = None         # absolute bound (the zoo's Tolerances use this)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is not None and not v >= 0:
+                raise ValueError(f"parity threshold {f.name} must be >= 0, got {v}")
+        if self.min_top1_agreement is not None and self.min_top1_agreement > 1:
+            raise ValueError(f"min_top1_agreement is a share (0..1), got {self.min_top1_agreement}")
+
+
+# Defaults for a user's model (documented in docs/manifest.md). fp32 artifacts differ from the framework
+# only by operator order/fusion (1e-6 relative seen on every path here); fp16 weights cost ~3-4
+# decimal digits; int8 (static or dynamic-range) typically lands at 20-35 dB SQNR on the zoo.
+DEFAULTS: dict[str, Thresholds] = {
+    "fp32": Thresholds(min_sqnr_db=60.0, min_top1_agreement=0.99, max_rel_diff=1e-3),
+    "fp16": Thresholds(min_sqnr_db=30.0, min_top1_agreement=0.98, max_rel_diff=5e-2),
+    "dynamic_int8": Thresholds(min_sqnr_db=15.0, min_top1_agreement=0.95),
+    "int8": Thresholds(min_sqnr_db=15.0, min_top1_agreement=0.95),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str     # ok | mismatch
+    reason: str     # "" when ok; otherwise every bound missed, with the size of the error
+
+
+def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
+    """ok when every bound whose metric is present holds; else mismatch naming each miss and its size."""
+    if metrics.get("output_count_mismatch"):
+        return Verdict("mismatch", f"{quantization} parity: the outputs differ in number or size from the "
+                                   "source model's")
+    misses = []
+    sqnr = metrics.get("sqnr_db")
+    if t.min_sqnr_db is not None and sqnr is not None and sqnr < t.min_sqnr_db - EPS:
+        misses.append(f"SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB")
+    agree = metrics.get("top1_agreement")
+    if t.min_top1_agreement is not None and agree is not None and agree < t.min_top1_agreement - EPS:
+        misses.append(f"top-1 agreement {agree:.3f} < {t.min_top1_agreement:g}")
+    diff = metrics.get("max_abs_diff")
+    if t.max_abs_diff is not None and diff is not None and diff > t.max_abs_diff + EPS:
+        misses.append(f"max abs diff {diff:.3g} > {t.max_abs_diff:g}")
+    if t.max_rel_diff is not None and diff is not None:
+        rel = diff / max(1.0, float(metrics.get("ref_absmax", 1.0)))
+        if rel > t.max_rel_diff + EPS:
+            misses.append(f"max abs diff {diff:.3g} is {rel:.3g} of the output range > {t.max_rel_diff:g}")
+    if any(v != v for v in (sqnr, agree, diff) if v is not None):   # NaN outputs never pass
+        misses.append("outputs contain NaN")
+    if not misses:
+        return Verdict("ok", "")
+    return Verdict("mismatch", f"{quantization} parity: " + "; ".join(misses))
+
+
+def for_zoo(spec, quantization: str) -> Thresholds:
+    """A zoo model's own `Tolerances` (models/spec.py) as parity bounds: fp32/fp16 by max abs diff,
+    int8 by top-1 agreement (classifiers only: a reconstruction has no top-1)."""
+    tol = spec.tolerances
+    if quantization == "fp32":
+        return Thresholds(max_abs_diff=tol.fp32_atol)
+    if quantization == "fp16":
+        return Thresholds(max_abs_diff=tol.fp16_atol)
+    if spec.task == "classification":
+        return Thresholds(min_top1_agreement=tol.int8_top1_agreement)
+    return Thresholds()
+
+
+def with_overrides(base: dict[str, Thresholds], items: list[str]) -> dict[str, Thresholds]:
+    """`--tolerance int8.min_sqnr_db=10` (repeatable) applied to the defaults; bad keys fail at once."""
+    out = dict(base)
+    names = {f.name for f in dataclasses.fields(Thresholds)}
+    for item in items:
+        key, sep, value = item.partition("=")
+        quant, _, field = key.partition(".")
+        if not sep or quant not in QUANTIZATIONS or field not in names:
+            raise ValueError(f"--tolerance {item!r}: expected QUANT.FIELD=VALUE with QUANT in "
+                             f"{', '.join(QUANTIZATIONS)} and FIELD in {', '.join(sorted(names))}")
+        try:
+            v = None if value.lower() in ("none", "off") else float(value)
+        except ValueError:
+            raise ValueError(f"--tolerance {item!r}: {value!r} is not a number (or 'off')") from None
+        out[quant] = dataclasses.replace(out[quant], **{field: v})
+    return out
+
+
+def compare(outputs: list, references: list) -> dict:
+    """Parity metrics of an artifact's outputs against the source model's (same samples, same order):
+    the worst over the outputs. top-1 agreement only where the output is a batch of logits (N, C>1)."""
+    import numpy as np
+
+    from pipeline.bench.stats import agreement
+    if len(outputs) != len(references):
+        return {"output_count_mismatch": 1.0, "sqnr_db": float("nan")}
+    worst: dict = {}
+    for out, ref in zip(outputs, references):
+        out, ref = np.asarray(out, np.float32), np.asarray(ref, np.float32)
+        if out.size != ref.size:
+            return {"output_count_mismatch": 1.0, "sqnr_db": float("nan")}
+        m = agreement(out.reshape(ref.shape), ref)
+        if not (ref.ndim == 2 and ref.shape[1] > 1):
+            m.pop("top1_agreement")
+        m["ref_absmax"] = float(np.abs(ref).max())
+        for k, v in m.items():
+            better_low = k in ("max_abs_diff", "mean_abs_diff")
+            if k not in worst:
+                worst[k] = v
+            elif k != "ref_absmax":
+                worst[k] = max(worst[k], v) if better_low else min(worst[k], v)
+            else:
+                worst[k] = max(worst[k], v)
+    return worst

@@ -1,0 +1,156 @@
+"""`python -m pipeline package` end to end on small real models of each source kind: a bundle per
+platform whose manifest matches the shipped file as its runtime loads it, parity `ok`, a planted
+int8 mismatch, and a re-run that reuses the finished work."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from pipeline import fsutil
+from tests.package.usermodels import manifest, package, user_models  # noqa: F401 - a fixture
+
+
+def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
+    """The manifest against the artifact: bytes, I/O as the runtime loads it, operators in the file."""
+    man = manifest(bundle, platform)
+    assert man["manifest_version"] == 1
+    art = bundle / platform / man["artifact"]["file"]
+    assert fsutil.sha256_file(art) == man["artifact"]["sha256"]
+    assert art.stat().st_size == man["artifact"]["bytes"]
+    assert man["parity"]["status"] == "ok", man["parity"]
+    assert man["runtime"]["loads_here"][man["runtime"]["verified_with"]["name"]]["loads"]
+    assert man["measured"]["profiles"]["big-core"]["p50"] > 0
+    assert (bundle / platform / "README.md").read_text().count(man["artifact"]["file"]) >= 1
+    if man["artifact"]["format"] == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+        it = Interpreter(model_path=str(art))
+        for got, want in ((it.get_input_details(), man["inputs"]), (it.get_output_details(), man["outputs"])):
+            assert [d["name"] for d in got] == [t["name"] for t in want]
+            assert [[int(s) for s in d["shape"]] for d in got] == [t["shape"] for t in want]
+            assert [np.dtype(d["dtype"]).name for d in got] == [t["dtype"] for t in want]
+        assert man["inputs"][0]["shape"] == [1, *sample_shape]
+        in_file = {o["op_name"] for o in it._get_ops_details() if o["op_name"] != "DELEGATE"}
+        assert {o["op"] for o in man["runtime"]["minimum"]["operators"]} == in_file
+        assert all(o["version"] >= 1 for o in man["runtime"]["minimum"]["operators"])
+        assert man["runtime"]["minimum"]["min_runtime_version"]
+    else:
+        from executorch.exir._serialize._program import deserialize_pte_binary
+        from executorch.runtime import Runtime
+        method = Runtime.get().load_program(str(art)).load_method("forward")
+        meta = method.metadata
+        assert meta.num_inputs() == len(man["inputs"]) and meta.num_outputs() == len(man["outputs"])
+        assert [list(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())] == \
+            [t["shape"] for t in man["inputs"]] == [[1, *sample_shape]]
+        assert [t["dtype"] for t in man["inputs"]] == ["float32"]
+        prog = deserialize_pte_binary(art.read_bytes())
+        prog = getattr(prog, "program", prog)
+        plan = prog.execution_plan[0]
+        assert sorted(f"{o.name}.{o.overload}" for o in plan.operators) == man["runtime"]["minimum"]["operators"]
+        assert sorted({d.id for d in plan.delegates}) == man["runtime"]["minimum"]["delegates"]
+        assert (bundle / platform / "selected_operators.yaml").exists()
+    return man
+
+
+def test_pt2_all_torch_paths(user_models, tmp_path):
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"])) == 0
+    bundle = tmp_path / "dist" / "cnn"
+    for plat in ("android", "ios"):
+        man = check_manifest(bundle, plat, (3, 16, 16))
+        assert man["source"] == {"kind": "pt2", "path": str(user_models["pt2"]), "framework": "torch",
+                                 "sha256": fsutil.sha256_file(user_models["pt2"])}
+        assert man["calibration"] == "user"
+        assert man["inputs"][0]["layout"] == "NCHW"
+        assert man["command"].startswith("python -m pipeline ") and "package" in man["command"]
+    records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
+    exported = {r["path"] for r in records if r["kind"] == "export"}
+    from export import registry
+    assert exported == {p.name for p in registry.all_paths().values() if p.input_kind == "torch"}
+    assert (bundle / "report.html").read_text().count("<tr>") > len(exported)
+    assert not list((tmp_path / "dist").glob(".tmp-*"))
+
+
+def test_keras_file_with_eval_labels_and_rerun(user_models, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\nd\ne\n")
+    args = [str(user_models["keras"]), "--samples", str(user_models["ksamples"]), "--eval", str(user_models["keval"]),
+            "--labels", str(labels), "--name", "kws"]
+    assert package(tmp_path, *args) == 0
+    bundle = tmp_path / "dist" / "kws"
+    for plat in ("android", "ios"):
+        man = check_manifest(bundle, plat, (16, 16, 3))
+        assert man["inputs"][0]["layout"] == "NHWC"
+        assert man["measured"]["accuracy"] >= 0.95     # labels are the Keras model's own predictions
+        assert (bundle / plat / "labels.txt").read_text() == labels.read_text()
+    first = (bundle / "android" / "manifest.json").read_text()
+    assert package(tmp_path, *args) == 0
+    again = json.loads((bundle / "android" / "manifest.json").read_text())
+    # same exports (cached: same bytes) and the same choice
+    assert again["artifact"]["sha256"] == json.loads(first)["artifact"]["sha256"]
+
+
+def test_savedmodel_source(user_models, tmp_path):
+    assert package(tmp_path, str(user_models["savedmodel"]), "--samples", str(user_models["ksamples"]),
+                   "--paths", "tflite_fp32,tflite_int8") == 0
+    man = check_manifest(tmp_path / "dist" / "small_sm", "android", (16, 16, 3))
+    assert man["source"]["kind"] == "savedmodel"
+
+
+def test_factory_source_pte_manifest_and_random_samples(user_models, tmp_path, capsys):
+    src = f"{user_models['factory']}:build"
+    assert package(tmp_path, src, "--paths", "et_portable_fp32", "--name", "fac") == 0
+    assert "warning: no --samples" in capsys.readouterr().out
+    man = check_manifest(tmp_path / "dist" / "fac", "ios", (3, 16, 16))
+    assert man["calibration"] == "random"
+    assert man["runtime"]["minimum"]["operators"]          # portable kernels: the program's own operators
+    assert man["runtime"]["minimum"]["executorch_version"]
+
+
+def test_planted_int8_mismatch(user_models, tmp_path):
+    """Calibration at 1/100 of the parity samples' range: the int8 file clips every real input."""
+    with np.load(user_models["ksamples"]) as z:
+        np.savez(tmp_path / "calib.npz", image=z["image"] / 100)
+    assert package(tmp_path, str(user_models["keras"]), "--samples", str(user_models["ksamples"]),
+                   "--calib", str(tmp_path / "calib.npz"), "--paths", "tflite_fp32,tflite_int8") == 0
+    bundle = tmp_path / "dist" / "small"
+    records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
+    int8 = [r for r in records if r["kind"] == "bench" and r["path"] == "tflite_int8" and r["runtime"] == "litert"]
+    assert int8 and all(r["status"] == "mismatch" for r in int8), int8
+    assert "SQNR" in int8[0]["error"]
+    assert int8[0]["metrics"]["sqnr_db"] < 15
+    assert manifest(bundle, "android")["artifact"]["export_path"] == "tflite_fp32"
+
+
+def test_prefer_rule_is_recorded_with_its_reason(user_models, tmp_path):
+    prefer = "size"
+    assert package(tmp_path, str(user_models["keras"]), "--samples", str(user_models["ksamples"]),
+                   "--paths", "tflite_fp32,tflite_int8", "--prefer", prefer) == 0
+    man = manifest(tmp_path / "dist" / "small", "android")
+    assert man["choice"]["prefer"] == prefer and f"--prefer {prefer}" in man["choice"]["reason"]
+
+
+def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.package.usermodels import BENCH
+    cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "art"), "package", str(user_models["keras"]),
+           "--samples", str(user_models["ksamples"]), "--paths", "tflite_fp32,tflite_int8", "--out", str(tmp_path / "dist"),
+           *BENCH]
+    # SIGINT as a terminal delivers it (whatever disposition the test process holds)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:
+        if line.startswith("[package parity]"):     # every export finished; interrupt the checks
+            proc.send_signal(signal.SIGINT)
+            break
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "interrupted: package stopped" in out
+    assert not (tmp_path / "dist" / "small").exists()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert again.stdout.count(": up to date") == 2, again.stdout
+    assert (tmp_path / "dist" / "small" / "android" / "manifest.json").exists()
