@@ -22,7 +22,10 @@ def write(out_dir: Path, name: str, files: dict[str, Path], texts: dict[str, str
     try:
         for rel, src in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, tmp / rel)
+            if Path(src).is_dir():          # a Core ML .mlpackage is a folder
+                shutil.copytree(src, tmp / rel)
+            else:
+                shutil.copyfile(src, tmp / rel)
         for rel, text in texts.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text)
@@ -73,6 +76,19 @@ let module = Module(filePath: Bundle.main.path(forResource: "{stem}", ofType: "p
 let y = try module.forward(Tensor<Float>(input, shape: [{shape}]))
 ```""",
 }
+
+
+def coreml_readme(offered: list[dict]) -> str:
+    lines = ["", "## Core ML candidates (not verified on this host)", "",
+             "Core ML runs only on Apple devices, so these were exported and checked as files (structure, "
+             "deployment target, precision, delegation) but never run here: verify their outputs on a device "
+             "before shipping. `manifest.json` `unverified_candidates` lists what was checked.", ""]
+    for c in offered:
+        lines.append(f"- `{c['file']}` ({c['export_path']}, {c['quantization']}, {c['bytes'] / 1024:.1f} KiB"
+                     + (f", needs {c['minimum_deployment_target']}" if c.get("minimum_deployment_target") else "")
+                     + (f"; CPU kernels to link: {', '.join(c['cpu_operators'])}" if c.get("cpu_operators") else "")
+                     + ")")
+    return "\n".join(lines) + "\n"
 
 
 def readme(platform: str, man: dict) -> str:

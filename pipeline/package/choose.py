@@ -15,12 +15,13 @@ from pathlib import Path
 
 from pipeline.schema import Record
 
-# platform -> {format: the runtime the app embeds for it}. iOS uses the same two until the Core ML
-# paths (export/coreml_paths.py) add a candidate of their own.
+# platform -> {format: the runtime the app embeds for it}: what can be verified here and chosen
 PLATFORMS: dict[str, dict[str, str]] = {
     "android": {"tflite": "litert", "pte": "executorch"},
     "ios": {"tflite": "litert", "pte": "executorch"},
 }
+# offered beside the choice, not verified here: Core ML (.mlpackage; .pte with the Core ML delegate)
+UNVERIFIED_FORMATS: dict[str, tuple[str, ...]] = {"ios": ("mlpackage", "pte")}
 PREFER = ("balanced", "size", "speed", "accuracy")
 SPEED_SLACK = 0.25     # balanced: p50 at most 25% above the fastest
 
@@ -60,6 +61,18 @@ def _describe(c: Candidate, rt: str, profile: str) -> str:
     sq = m.get("sqnr_db")
     return (f"{c.name} ({c.export.quantization}, {c.size / 1024:.1f} KiB, p50 {c.p50(rt, profile):.3f} ms on "
             f"{rt} {profile}" + (f", SQNR {sq:.1f} dB" if sq is not None else "") + ")")
+
+
+def unverified(cands: list[Candidate], platform: str) -> list[Candidate]:
+    """Artifacts exported for this platform that only an Apple device runs (status `apple_only` in every
+    runtime here): the smallest per format, fp16/w8 alike (the app developer verifies them on a device)."""
+    out = []
+    for fmt in UNVERIFIED_FORMATS.get(platform, ()):
+        apple = [c for c in cands if c.artifact is not None and c.export.format == fmt and c.checks
+                 and all(ch.get("status") == "apple_only" for ch in c.checks.values())]
+        if apple:
+            out.append(min(apple, key=lambda c: c.size))
+    return out
 
 
 def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profile: str = "big-core") -> Choice:

@@ -125,6 +125,21 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
     }
 
 
+def unverified(cand, file_name: str) -> dict:
+    """A Core ML candidate in the iOS manifest: what it is and what Linux could check, never verified."""
+    exp, info = cand.export, cand.export.info
+    ml = info.get("coreml") or {}
+    ml = (ml[0] if ml else {}) if isinstance(ml, list) else ml     # a .pte carries the package(s) it wraps
+    return {"file": file_name, "export_path": exp.path, "format": exp.format, "quantization": exp.quantization,
+            "sha256": exp.artifact_sha256, "bytes": int(exp.metrics.get("size_bytes", 0)),
+            "verified": False, "status": "apple_only",
+            "reason": next(iter(cand.checks.values()), {}).get("error", "runs on Apple devices only"),
+            "minimum_deployment_target": ml.get("minimum_deployment_target", ""),
+            "compute_precision": ml.get("compute_precision", ""), "int8_weight_share": ml.get("weights_int8_share"),
+            "delegates": sorted({d.get("id", "") for d in info.get("pte_delegates", [])}),
+            "cpu_operators": info.get("cpu_operators", [])}
+
+
 def _version(pkg: str) -> str:
     try:
         return pkg_version(pkg)

@@ -20,6 +20,7 @@ import numpy as np
 from pipeline import fsutil, parity
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
+from pipeline.filecheck import coreml
 from pipeline.package import bundle, choose, exports, manifest, samples, sources, verify
 from pipeline.package.sources import BadInput
 from pipeline.schema import Record
@@ -125,6 +126,10 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
     for c in cands:
         if c.artifact is None:
             continue
+        apple = coreml.apple_only(c.artifact, c.export.format)
+        if apple:   # Core ML: nothing runs it on this host, so nothing is verified (never ok, never failed)
+            c.checks = {rt: {"status": "apple_only", "error": apple} for rt in c.export.info.get("runtimes", [])}
+            continue
         for rt in c.export.info.get("runtimes", []):
             c.checks[rt] = _check(c, rt, work, inputs_dir, ev is not None, samples_sha + eval_sha + ref_sha,
                                   refs, ref_eval, y, thresholds, log)
@@ -158,9 +163,9 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
     files, texts = {}, {"report.html": html}
     all_records = [c.export for c in cands] + [r for c in cands for r in c.bench] + [
         Record(kind="bench", model=name, source=fw, path=c.name, format=c.export.format, runtime=rt,
-               framework=c.export.framework, quantization=c.export.quantization, status="failed", error=ch["error"],
-               artifact=c.export.artifact, artifact_sha256=c.export.artifact_sha256)
-        for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed",)]
+               framework=c.export.framework, quantization=c.export.quantization, status=ch["status"],
+               error=ch["error"], artifact=c.export.artifact, artifact_sha256=c.export.artifact_sha256)
+        for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", "apple_only")]
     texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records)
     samples_info = {"count": int(len(xs[0])), "sha256": samples_sha,
                     "file": str(o.samples) if o.samples else "random (standard normal, seed 0)",
@@ -184,10 +189,27 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
         texts[f"{plat}/README.md"] = bundle.readme(plat, man)
         if o.labels:
             files[f"{plat}/{o.labels.name}"] = o.labels
+    _offer_coreml(cands, name, files, texts)
     dest = bundle.write(o.out, name, files, texts)
     log(f"[package] wrote {dest}: " + ", ".join(f"{ch.platform}/{name}.{ch.candidate.export.format} "
                                              f"({ch.candidate.name})" for ch in choices if ch.candidate))
     return 0
+
+
+def _offer_coreml(cands, name: str, files: dict, texts: dict) -> None:
+    """ios/coreml/: the Core ML candidates (the smallest per format, from `choose.unverified`) beside the
+    verified LiteRT/ExecuTorch pick, marked "not verified on this host" with what Linux could check."""
+    offered = choose.unverified(cands, "ios")
+    if not offered or "ios/manifest.json" not in texts:
+        return
+    man = json.loads(texts["ios/manifest.json"])
+    man["unverified_candidates"] = []
+    for c in offered:
+        fname = f"coreml/{name}.{c.name}.{c.export.format}"
+        files[f"ios/{fname}"] = c.artifact
+        man["unverified_candidates"].append(manifest.unverified(c, fname))
+    texts["ios/manifest.json"] = json.dumps(man, indent=1, default=str)
+    texts["ios/README.md"] += bundle.coreml_readme(man["unverified_candidates"])
 
 
 def _check(c, rt, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, thresholds, log) -> dict:

@@ -68,6 +68,20 @@ def test_pt2_all_torch_paths(user_models, tmp_path):
     assert exported == {p.name for p in registry.all_paths().values() if p.input_kind == "torch"}
     assert (bundle / "report.html").read_text().count("<tr>") > len(exported)
     assert not list((tmp_path / "dist").glob(".tmp-*"))
+    # iOS also offers the Core ML candidates, exported and checked as files, never verified here
+    ios = json.loads((bundle / "ios" / "manifest.json").read_text())
+    offered = {c["format"]: c for c in ios["unverified_candidates"]}
+    assert set(offered) == {"mlpackage", "pte"}, offered
+    for c in offered.values():
+        assert c["verified"] is False and c["status"] == "apple_only" and c["reason"]
+        assert (bundle / "ios" / c["file"]).exists()
+        assert c["minimum_deployment_target"].startswith("iOS")
+    assert (bundle / "ios" / offered["mlpackage"]["file"] / "Manifest.json").is_file()
+    assert offered["pte"]["delegates"] == ["CoreMLBackend"]
+    assert "not verified on this host" in (bundle / "ios" / "README.md").read_text()
+    assert not (bundle / "android" / "coreml").exists()
+    apple = [r for r in records if r["path"].startswith(("coreml_", "et_coreml_")) and r["kind"] == "bench"]
+    assert apple and {r["status"] for r in apple} == {"apple_only"}
 
 
 def test_keras_file_with_eval_labels_and_rerun(user_models, tmp_path):
