@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from pipeline import fsutil
 from tests.package.usermodels import manifest, package, user_models  # noqa: F401 - a fixture
@@ -52,8 +53,22 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
     return man
 
 
+# every torch path is `make test-slow`; `make test` takes one path per format and stack (the same
+# checks: both platforms' manifests, records, the Core ML offer), to keep the suite within its budget
+PT2_PATHS = "litert_torch_fp32,litert_torch_int8,et_xnnpack_fp32,et_xnnpack_int8,coreml_fp16,et_coreml_fp16"
+
+
+def test_pt2(user_models, tmp_path):
+    _pt2(user_models, tmp_path, ["--paths", PT2_PATHS])
+
+
+@pytest.mark.slow
 def test_pt2_all_torch_paths(user_models, tmp_path):
-    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"])) == 0
+    _pt2(user_models, tmp_path, [])
+
+
+def _pt2(user_models, tmp_path, extra: list):
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), *extra) == 0
     bundle = tmp_path / "dist" / "cnn"
     for plat in ("android", "ios"):
         man = check_manifest(bundle, plat, (3, 16, 16))
@@ -65,7 +80,8 @@ def test_pt2_all_torch_paths(user_models, tmp_path):
     records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
     exported = {r["path"] for r in records if r["kind"] == "export"}
     from export import registry
-    assert exported == {p.name for p in registry.all_paths().values() if p.input_kind == "torch"}
+    assert exported == ({p.name for p in registry.all_paths().values() if p.input_kind == "torch"} if not extra
+                        else set(PT2_PATHS.split(",")))
     assert (bundle / "report.html").read_text().count("<tr>") > len(exported)
     assert not list((tmp_path / "dist").glob(".tmp-*"))
     # iOS also offers the Core ML candidates, exported and checked as files, never verified here
@@ -87,8 +103,9 @@ def test_pt2_all_torch_paths(user_models, tmp_path):
 def test_keras_file_with_eval_labels_and_rerun(user_models, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\nd\ne\n")
+    # the TFLite paths (the Keras Core ML paths are covered by tests/export/test_coreml.py)
     args = [str(user_models["keras"]), "--samples", str(user_models["ksamples"]), "--eval", str(user_models["keval"]),
-            "--labels", str(labels), "--name", "kws"]
+            "--labels", str(labels), "--name", "kws", "--paths", "tflite_fp32,tflite_fp16,tflite_dynamic_int8,tflite_int8"]
     assert package(tmp_path, *args) == 0
     bundle = tmp_path / "dist" / "kws"
     for plat in ("android", "ios"):
