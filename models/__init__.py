@@ -20,6 +20,9 @@ REGISTRY: dict[str, str] = {
     "kws_gru": "models.kws_gru",
     "tiny_transformer": "models.tiny_transformer",
     "anomaly_ae": "models.anomaly_ae",
+    # phone tier (`tier:phone`): the sizes phones run
+    "mobilenet_v2_224": "models.mobilenet_v2_224",
+    "mobilenet_v3_small": "models.mobilenet_v3_small",
 }
 
 # what a run without a model selection covers: the toy zoo fits the cold export budget (6-10 min on
