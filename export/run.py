@@ -136,7 +136,12 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
             log(f"{tag}: up to date ({rec.status})")
             records.append(rec)
             continue
-        if p.name in spec.skip_paths:
+        if source not in spec.sources:   # pretrained PyTorch weights: no native Keras twin
+            rec = Record(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
+                         framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
+                         status="skipped", error=f"no {source} twin: {spec.weights} weights exist for "
+                                                 f"PyTorch only (keras_tw carries them to TensorFlow)")
+        elif p.name in spec.skip_paths:
             rec = Record(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
                          framework=registry.FRAMEWORK_OF_SOURCE[source], quantization=p.quantization,
                          status="unsupported", error=spec.skip_paths[p.name])
