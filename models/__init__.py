@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     # phone tier (`tier:phone`): the sizes phones run
     "mobilenet_v2_224": "models.mobilenet_v2_224",
     "mobilenet_v3_small": "models.mobilenet_v3_small",
+    "ds_cnn_l": "models.ds_cnn_l",
 }
 
 # what a run without a model selection covers: the toy zoo fits the cold export budget (6-10 min on
