@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "mobilenet_v2_224": "models.mobilenet_v2_224",
     "mobilenet_v3_small": "models.mobilenet_v3_small",
     "ds_cnn_l": "models.ds_cnn_l",
+    "bert_mini": "models.bert_mini",
 }
 
 # what a run without a model selection covers: the toy zoo fits the cold export budget (6-10 min on
