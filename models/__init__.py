@@ -25,6 +25,11 @@ REGISTRY: dict[str, str] = {
     "mobilenet_v3_small": "models.mobilenet_v3_small",
     "ds_cnn_l": "models.ds_cnn_l",
     "bert_mini": "models.bert_mini",
+    "mtcnn_pnet": "models.mtcnn_pnet",
+    "mtcnn_rnet": "models.mtcnn_rnet",
+    "mtcnn_onet": "models.mtcnn_onet",
+    "mtcnn_rnet_prelu_rewrite": "models.mtcnn_rnet_prelu_rewrite",
+    "mtcnn_onet_prelu_rewrite": "models.mtcnn_onet_prelu_rewrite",
 }
 
 # what a run without a model selection covers: the toy zoo fits the cold export budget (6-10 min on
