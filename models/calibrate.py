@@ -7,8 +7,9 @@ statistics on the model's own (generated) inputs, as after training, gives every
 normalisation it would have: the exported graphs, sizes, latencies and quantization ranges are
 representative, while accuracy is not (`ModelSpec.weights == "calibrated"`).
 
-Both frameworks use a cumulative average over the batches (torch momentum=None, the same for Keras by
-setting its momentum to k/(k+1) at batch k), so the result does not depend on a momentum setting.
+Both frameworks use a cumulative average over the batches, each batch weighing alike (torch
+momentum=None, the same for Keras by setting its momentum to k/(k+1) at batch k), so the result does
+not depend on a momentum setting.
 """
 from __future__ import annotations
 
