@@ -99,7 +99,7 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
                           metrics={"export_seconds": time.perf_counter() - t0},
                           info={"warnings": _warning_lines(caught)})
         except Exception as e:  # noqa: BLE001 - a failed path is a result, whatever the toolchain raised
-            return Record(status="failed", error=first_line(e), **base,
+            return Record(status="failed", error=_error_line(e), **base,
                           metrics={"export_seconds": time.perf_counter() - t0},
                           info={"warnings": _warning_lines(caught)})
         finally:
@@ -110,6 +110,15 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
     info["runtimes"] = list(p.runtimes)
     return Record(status="ok", **base, artifact_sha256=fsutil.sha256_file(art),
                   metrics={"export_seconds": seconds, "size_bytes": art.stat().st_size}, info=info)
+
+
+def _error_line(e: BaseException) -> str:
+    """The error's first line, and its root cause's when it wraps one: ExecuTorch's pass manager
+    re-raises "An error occurred when running the '<pass>' pass" from the assertion that says why."""
+    root = e
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    return first_line(e) if root is e else f"{first_line(e)} <- caused by {first_line(root)}"
 
 
 def _warning_lines(caught) -> list[str]:

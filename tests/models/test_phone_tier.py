@@ -217,3 +217,16 @@ def test_export_records_the_missing_keras_twin_as_skipped(tmp_path):
     recs = export_model("mtcnn_pnet", tmp_path, ["tflite_fp16"], log=lambda m: None)
     assert [(r.source, r.status) for r in recs] == [("keras", "skipped")]
     assert "PyTorch only" in recs[0].error
+
+
+def test_xnnpack_prelu_after_linear_is_a_recorded_failure_and_the_rewrite_lowers(tmp_path):
+    """The finding the MTCNN models exist to show: ExecuTorch's XNNPACK lowering rejects RNet's PReLU
+    after a Linear (a `failed` record carrying the root cause), the PReLU rewrite variant lowers."""
+    from export.run import export_model
+    (plain,) = export_model("mtcnn_rnet", tmp_path, ["et_xnnpack_fp32"], log=lambda m: None)
+    assert plain.status == "failed"
+    assert "non-NHWC compatible node" in plain.error, plain.error
+    (rewrite,) = export_model("mtcnn_rnet_prelu_rewrite", tmp_path, ["et_xnnpack_fp32"], log=lambda m: None)
+    assert rewrite.status == "ok", rewrite.error
+    # everything but the delegate's output unpacking (getitem) runs in XNNPACK
+    assert set(rewrite.info["not_delegated"]) <= {"getitem"}, rewrite.info["not_delegated"]
