@@ -3,9 +3,9 @@
     python -m pipeline train --models digits_cnn
 
 Writes `artifacts/<model>/train/`: `torch.pt` (state_dict, loaded with weights_only=True),
-`keras.weights.h5` (Keras-native twin; none for pretrained PyTorch weights), `keras_tw.weights.h5` (PyTorch weights transferred),
-`eval.npz` (test set, calibration set and every twin's reference outputs) and `meta.json`
-(the cache key and the train record). A re-run with the same key reuses all of it.
+`keras.weights.h5` (Keras-native twin; none for pretrained PyTorch weights), `keras_tw.weights.h5`
+(PyTorch weights transferred), `eval.npz` (test set, calibration set and every twin's reference
+outputs) and `meta.json` (the cache key and the train record). A re-run with the same key reuses all of it.
 `ModelSpec.weights` says how the twins get weights: trained here, "calibrated" (seeded, BN statistics
 re-estimated: phone-size models that do not train on 2 cores) or "pretrained" (shipped by a package).
 """
