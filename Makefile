@@ -32,10 +32,14 @@ help:
 
 setup: .venv/.installed .venv-tflite-runtime/.installed
 
-.venv/.installed: requirements.txt
+# requirements-nodeps.txt goes in with --no-deps: those packages' own pins (facenet-pytorch: an old
+# torch and torchvision) must never replace the pinned stack
+.venv/.installed: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install $(PIPQ) -r requirements.txt $(PIPFILTER)
+	$(PY) -m pip install $(PIPQ) --no-deps -r requirements-nodeps.txt $(PIPFILTER)
 	$(PY) -c "import torch, executorch, tensorflow, ai_edge_litert, litert_torch" 2>/dev/null
+	$(PY) -c "from models.mtcnn import weights_file; assert weights_file('onet').exists()"
 	touch $@
 
 # the old interpreter needs numpy<2, so it gets its own small venv (run through a worker process)

@@ -86,7 +86,7 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
                           metrics={"export_seconds": time.perf_counter() - t0},
                           info={"warnings": _warning_lines(caught)})
         except Exception as e:  # noqa: BLE001 - a failed path is a result, whatever the toolchain raised
-            return Record(status="failed", error=first_line(e), **base,
+            return Record(status="failed", error=_error_line(e), **base,
                           metrics={"export_seconds": time.perf_counter() - t0},
                           info={"warnings": _warning_lines(caught)})
         finally:
@@ -98,6 +98,15 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
     return Record(status="ok", **base, artifact_sha256=fsutil.sha256_file(art),
                   metrics={"export_seconds": seconds, "size_bytes": fsutil.size_bytes(art),
                            "size_zipped_bytes": fsutil.zipped_size(art)}, info=info)
+
+
+def _error_line(e: BaseException) -> str:
+    """The error's first line, and its root cause's when it wraps one: ExecuTorch's pass manager
+    re-raises "An error occurred when running the '<pass>' pass" from the assertion that says why."""
+    root = e
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    return first_line(e) if root is e else f"{first_line(e)} <- caused by {first_line(root)}"
 
 
 def _warning_lines(caught) -> list[str]:
@@ -124,10 +133,16 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
             log(f"{tag}: up to date ({rec.status})")
             records.append(rec)
             continue
-        if source not in loaded:
-            loaded[source] = (load_torch(spec, artifacts) if source == "torch"
-                              else load_keras(spec, artifacts, source))
-        rec = run_path(spec, source, p, loaded[source], data, artifacts)
+        if source not in spec.sources:   # pretrained PyTorch weights: no native Keras twin
+            rec = Record(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
+                         framework=p.artifact(spec.name, source).framework, quantization=p.quantization,
+                         status="skipped", error=f"no {source} twin: {spec.weights} weights exist for "
+                                                 f"PyTorch only (keras_tw carries them to TensorFlow)")
+        else:
+            if source not in loaded:
+                loaded[source] = (load_torch(spec, artifacts) if source == "torch"
+                                  else load_keras(spec, artifacts, source))
+            rec = run_path(spec, source, p, loaded[source], data, artifacts)
         write_sidecar(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights), rec)
         log(f"{tag}: {rec.status} in {rec.metrics.get('export_seconds', 0):.1f}s"
             + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))

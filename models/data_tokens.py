@@ -18,25 +18,26 @@ NOISE = 0.35
 VOCAB_SEED = 1234
 
 
-def vocabulary() -> np.ndarray:
+def vocabulary(feat: int = FEAT) -> np.ndarray:
     rng = np.random.default_rng(VOCAB_SEED)
-    v = rng.normal(0, 1, (FILLER + KEYS, FEAT))
-    return v / np.linalg.norm(v, axis=1, keepdims=True) * np.sqrt(FEAT) / 2
+    v = rng.normal(0, 1, (FILLER + KEYS, feat))
+    return v / np.linalg.norm(v, axis=1, keepdims=True) * np.sqrt(feat) / 2
 
 
-def make_sequences(rng: np.random.Generator, n: int):
-    vocab = vocabulary()
-    tokens = rng.integers(0, FILLER, (n, LENGTH))
+def make_sequences(rng: np.random.Generator, n: int, length: int = LENGTH, feat: int = FEAT):
+    vocab = vocabulary(feat)
+    tokens = rng.integers(0, FILLER, (n, length))
     first, second = rng.integers(0, KEYS, n), rng.integers(0, KEYS, n)
-    pos = np.sort(np.argsort(rng.random((n, LENGTH)), axis=1)[:, :2], axis=1)  # two distinct positions
+    pos = np.sort(np.argsort(rng.random((n, length)), axis=1)[:, :2], axis=1)  # two distinct positions
     rows = np.arange(n)
     tokens[rows, pos[:, 0]] = FILLER + first
     tokens[rows, pos[:, 1]] = FILLER + second
-    x = vocab[tokens] + rng.normal(0, NOISE, (n, LENGTH, FEAT))
+    x = vocab[tokens] + rng.normal(0, NOISE, (n, length, feat))
     return x.astype(np.float32), (first * KEYS + second).astype(np.int64)
 
 
-def make_dataset(seed: int, n_train: int, n_test: int):
+def make_dataset(seed: int, n_train: int, n_test: int, length: int = LENGTH, feat: int = FEAT):
+    """-> x_train, y_train, x_test, y_test; `length` x `feat` sequences (default the toy 24 x 32)."""
     rng = np.random.default_rng(seed)
-    x, y = make_sequences(rng, n_train + n_test)
+    x, y = make_sequences(rng, n_train + n_test, length, feat)
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]

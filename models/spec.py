@@ -6,7 +6,8 @@ A model module (e.g. `models/digits_cnn.py`) defines `SPEC = ModelSpec(...)` and
 
 Layout contract: datasets are numpy float32 in the *PyTorch* layout (NCHW for images, (N, T, F) for
 sequences). `keras_layout` says how the Keras twin sees the same tensor ("nhwc": transposed from
-NCHW; "same": unchanged). Both twins output logits (classification) or the reconstruction.
+NCHW; "same": unchanged). Both twins output logits (classification), the reconstruction, or for
+"detection" one vector of the detector's heads concatenated (no labels are scored: parity only).
 """
 from __future__ import annotations
 
@@ -15,8 +16,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-TASKS = ("classification", "reconstruction")
+TASKS = ("classification", "reconstruction", "detection")
 LAYOUTS = ("nhwc", "same")
+# size tiers: `toy` models make up the default zoo (`make bench-mobile`); `phone` models are the sizes
+# phones run (millions of parameters), selected with `--models tier:phone` (see `models.select`)
+TIERS = ("toy", "phone")
+# where the weights come from, and what that makes meaningful in the report
+WEIGHTS = {
+    "trained": "trained natively in each framework on the model's data",
+    "calibrated": "calibrated weights: seeded, BatchNorm statistics re-estimated on generated inputs; "
+                  "latency, size and parity only; accuracy not meaningful",
+    "pretrained": "real weights shipped by a package, PyTorch only (the Keras twin gets them by transfer); "
+                  "inputs generated: parity, latency and size; accuracy not measured",
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,8 @@ class ModelSpec:
     input_shape: tuple[int, ...]          # one sample, PyTorch layout, no batch dim
     num_outputs: int                      # classes, or features for reconstruction
     load_data: Callable[[int], Dataset]   # seed -> Dataset (generated or shipped by a package)
-    build_torch: Callable[[], Any]        # -> torch.nn.Module (untrained, deterministic given the seed)
+    build_torch: Callable[[], Any]        # -> torch.nn.Module (untrained, deterministic given the seed;
+                                          #    weights="pretrained": with the shipped weights loaded)
     build_keras: Callable[[], Any]        # -> keras.Model with layers named like the torch modules
     transfer: Callable[[Any, Any], None]  # copy torch weights into the Keras twin, in place
     keras_layout: str = "nhwc"
@@ -77,14 +90,28 @@ class ModelSpec:
     # measured cold train + export seconds (1 thread, 2-core machine): `export` starts the costliest
     # models first, so the last one to finish is a short one (scheduling only, not a budget)
     build_cost_s: float = 60.0
+    tier: str = "toy"                     # one of TIERS
+    weights: str = "trained"              # a key of WEIGHTS
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"{self.name}: task {self.task!r} not in {TASKS}")
+        if self.tier not in TIERS:
+            raise ValueError(f"{self.name}: tier {self.tier!r} not in {TIERS}")
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"{self.name}: weights {self.weights!r} not in {tuple(WEIGHTS)}")
         if self.keras_layout not in LAYOUTS:
             raise ValueError(f"{self.name}: keras_layout {self.keras_layout!r} not in {LAYOUTS}")
         if not self.name.isidentifier():
             raise ValueError(f"model name {self.name!r} must be an identifier")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The twins this model has: pretrained weights exist for PyTorch only, so there is no native
+        Keras twin (`keras_tw` carries the real weights to TensorFlow)."""
+        if self.weights == "pretrained":
+            return ("torch", "keras_tw")
+        return ("torch", "keras", "keras_tw")
 
     def to_keras(self, x: np.ndarray) -> np.ndarray:
         """A batch in PyTorch layout -> the same batch in the Keras twin's layout."""

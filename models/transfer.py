@@ -2,8 +2,9 @@
 
 Layers are matched by name: a Keras layer `blocks_0_conv` takes the weights of the torch module
 `blocks.0.conv`. Each converter knows one layer type's layout difference (OIHW vs HWIO, Linear's
-transposed weight, LSTM/GRU bias layouts). A Keras layer with weights but no converter, or no torch
-module of its name, is an error that names it: silent partial transfers are how twins drift.
+transposed weight, LSTM/GRU bias layouts, PReLU slopes). A Keras layer with weights but no
+converter, or no torch module of its name, is an error that names it: silent partial transfers are
+how twins drift.
 """
 from __future__ import annotations
 
@@ -54,6 +55,17 @@ def _layernorm(mod, layer) -> list[np.ndarray]:
     return [_np(mod.weight), _np(mod.bias)]
 
 
+def prelu_weights(mod, layer) -> list[np.ndarray]:
+    """torch PReLU (C,) -> Keras PReLU alpha: (1, 1, C) with shared_axes=[1, 2] after a conv (NHWC),
+    (C,) after a dense layer. Public: a model's own PReLU variant module passes it as `extra`."""
+    w = _np(mod.weight)
+    (shape,) = [tuple(v.shape) for v in layer.get_weights()]
+    if int(np.prod(shape)) != w.size:
+        raise ValueError(f"{layer.name}: torch PReLU has {w.size} slopes, Keras alpha is {shape} "
+                         f"(shared_axes must cover every axis but the channels)")
+    return [w.reshape(shape)]
+
+
 def _embedding(mod, layer) -> list[np.ndarray]:
     # (num_embeddings, dim) in both: Keras Embedding, or a (length, dim) position table
     return [_np(mod.weight)]
@@ -83,7 +95,8 @@ def _torch_converters() -> dict[type, Callable]:
     import torch.nn as nn
     return {nn.Conv2d: _conv, nn.Conv1d: _conv, nn.ConvTranspose2d: _conv_transpose,
             nn.Linear: _linear, nn.BatchNorm2d: _batchnorm, nn.BatchNorm1d: _batchnorm,
-            nn.LayerNorm: _layernorm, nn.Embedding: _embedding, nn.LSTM: _lstm, nn.GRU: _gru}
+            nn.LayerNorm: _layernorm, nn.Embedding: _embedding, nn.LSTM: _lstm, nn.GRU: _gru,
+            nn.PReLU: prelu_weights}
 
 
 def transfer_by_name(torch_model: Any, keras_model: Any,

@@ -16,10 +16,7 @@ def _log(msg: str) -> None:
 
 def _names(arg: str) -> list[str]:
     import models
-    names = [n for n in arg.split(",") if n] if arg else models.names()
-    for n in names:
-        models.get(n)  # unknown names fail here, listing the valid ones
-    return names
+    return models.select(arg)  # names and tier:<tier> words; unknown ones fail here, listing the valid ones
 
 
 def _paths(arg: str) -> list[str]:
@@ -87,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train both twins and the weight-transfer twin")
-    t.add_argument("--models", default="", help="comma-separated model names (default: all)")
+    t.add_argument("--models", default="", help="comma-separated model names or tier:phone, tier:all "
+                                                "(default: the toy tier)")
     t.add_argument("--force", action="store_true", help="retrain even when the cache is fresh")
 
     e = sub.add_parser("export", help="train if needed, then run every export path")
@@ -195,9 +193,11 @@ def _dispatch(args) -> int:
     if args.cmd == "list":
         import models
         from export import registry
+        from models.spec import TIERS
         from pipeline import runtimes
         from pipeline.bench import profiles
-        print("models:  ", ", ".join(models.names()))
+        for tier in TIERS:
+            print(f"models ({tier}{', default' if tier == models.DEFAULT_TIER else ''}):", ", ".join(models.names(tier)))
         print("paths:   ", ", ".join(registry.all_paths()))
         print("runtimes:", ", ".join(runtimes.names()))
         print("profiles:", ", ".join(profiles.PROFILES))

@@ -147,9 +147,7 @@ def bench(args, log=print) -> int:
         _say_kept(kept, log)
         return 1 if bad or any(r.status == "failed" for r in records) else 0
     import models as _models
-    names = [n for n in args.models.split(",") if n] or _models.names()
-    for n in names:
-        _models.get(n)  # unknown names: one line listing the valid ones (exit 2)
+    names = _models.select(args.models)  # unknown names: one line listing the valid ones (exit 2)
     exports = collect_export_records(args.artifacts, names)
     if not any(r.kind == "export" for r in exports):
         log(f"no exported artifacts under {args.artifacts}: run `make export` first")

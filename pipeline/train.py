@@ -3,9 +3,11 @@
     python -m pipeline train --models digits_cnn
 
 Writes `artifacts/<model>/train/`: `torch.pt` (state_dict, loaded with weights_only=True),
-`keras.weights.h5` (Keras-native twin), `keras_tw.weights.h5` (PyTorch weights transferred),
-`eval.npz` (test set, calibration set and every twin's reference outputs) and `meta.json`
-(the cache key and the train record). A re-run with the same key reuses all of it.
+`keras.weights.h5` (Keras-native twin; none for pretrained PyTorch weights), `keras_tw.weights.h5`
+(PyTorch weights transferred), `eval.npz` (test set, calibration set and every twin's reference
+outputs) and `meta.json` (the cache key and the train record). A re-run with the same key reuses all of it.
+`ModelSpec.weights` says how the twins get weights: trained here, "calibrated" (seeded, BN statistics
+re-estimated: phone-size models that do not train on 2 cores) or "pretrained" (shipped by a package).
 """
 from __future__ import annotations
 
@@ -145,6 +147,35 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
     return model
 
 
+def fit_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
+    """The PyTorch twin as `spec.weights` says: trained, calibrated (seeded + BN statistics re-estimated
+    on the training inputs, `models/calibrate.py`) or pretrained (`build_torch` loads the weights)."""
+    if spec.weights == "trained":
+        return train_torch(spec, data, log, tb_dir)
+    model = spec.build_torch()
+    if spec.weights == "calibrated":
+        from models.calibrate import bn_torch
+        bn_torch(model, data.x_train, spec.train.batch_size)
+        log(f"  [{spec.name}] torch BN statistics re-estimated on {len(data.x_train)} inputs")
+    return model.eval()
+
+
+def fit_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
+    """The native Keras twin likewise; None for pretrained models (PyTorch weights only: keras_tw)."""
+    if spec.weights == "trained":
+        return train_keras(spec, data, log, tb_dir)
+    if spec.weights == "pretrained":
+        return None
+    from models.calibrate import bn_keras
+    model = spec.build_keras()
+    clone = _unbatched_clone(model)   # the shipped twin takes batch 1; calibrate a batch-free copy
+    clone.set_weights(model.get_weights())
+    bn_keras(clone, spec.to_keras(data.x_train), spec.train.batch_size)
+    model.set_weights(clone.get_weights())
+    log(f"  [{spec.name}] keras BN statistics re-estimated on {len(data.x_train)} inputs")
+    return model
+
+
 def _unbatched_clone(model):
     import keras
     config = model.get_config()
@@ -174,6 +205,8 @@ def predict_keras(model, spec: ModelSpec, x: np.ndarray) -> np.ndarray:
 def quality(spec: ModelSpec, out: np.ndarray, data) -> dict[str, float]:
     if spec.task == "classification":
         return {"accuracy": float((out.argmax(-1) == data.y_test).mean())}
+    if spec.task != "reconstruction":
+        return {}   # detection heads on generated inputs: parity only, nothing to score
     err = ((out - data.x_test.reshape(len(data.x_test), -1)) ** 2).mean(-1)
     return {"reconstruction_mse": float(err.mean())}
 
@@ -202,19 +235,20 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     for fw in ("pytorch", "tensorflow"):  # a retrain replaces the old curves instead of overlaying them
         shutil.rmtree(tensorboard_dir(artifacts, spec.name, fw), ignore_errors=True)
     t = time.perf_counter()
-    tmodel = train_torch(spec, data, log, tensorboard_dir(artifacts, spec.name, "pytorch"))
+    tmodel = fit_torch(spec, data, log, tensorboard_dir(artifacts, spec.name, "pytorch"))
     torch_s = time.perf_counter() - t
     _seed_all(spec.train.seed)
     t = time.perf_counter()
-    kmodel = train_keras(spec, data, log, tensorboard_dir(artifacts, spec.name, "tensorflow"))
+    kmodel = fit_keras(spec, data, log, tensorboard_dir(artifacts, spec.name, "tensorflow"))
     keras_s = time.perf_counter() - t
     ktw = spec.build_keras()
     transferred = spec.transfer(tmodel, ktw)
 
     n_eval = spec.eval_samples or len(data.x_test)
     x_eval = data.x_test[:n_eval]
-    refs = {"torch": predict_torch(tmodel, x_eval), "keras": predict_keras(kmodel, spec, x_eval),
-            "keras_tw": predict_keras(ktw, spec, x_eval)}
+    refs = {"torch": predict_torch(tmodel, x_eval), "keras_tw": predict_keras(ktw, spec, x_eval)}
+    if kmodel is not None:
+        refs["keras"] = predict_keras(kmodel, spec, x_eval)
     transfer_diff = float(np.abs(refs["keras_tw"] - refs["torch"]).max())
     rng = np.random.default_rng(spec.train.seed)
     calib_idx = np.sort(rng.choice(len(data.x_train), min(spec.calibration_samples, len(data.x_train)),
@@ -231,20 +265,22 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     rec = Record(kind="train", model=spec.name, status=status, framework="both", metrics=metrics,
                  error="" if status == "ok" else
                  f"weight transfer max abs diff {transfer_diff:.3g} > {spec.tolerances.transfer_atol}",
-                 info={"transferred_layers": transferred, "calibration_indices": calib_idx.tolist()})
+                 info={"transferred_layers": transferred, "calibration_indices": calib_idx.tolist(),
+                       "tier": spec.tier, "weights": spec.weights, "sources": list(spec.sources)})
 
     # meta.json marks the folder fresh: drop it first, so a run killed while rewriting the files below
     # leaves a folder that is retrained, never a mix of old and new weights that looks fresh
     (d / "meta.json").unlink(missing_ok=True)
     fsutil.write_with(d / "torch.pt", lambda p: torch.save(
         {"model": spec.name, "state_dict": tmodel.state_dict(), "train": repr(spec.train)}, p))
-    fsutil.write_with(d / "keras.weights.h5", lambda p: kmodel.save_weights(str(p)))
+    if kmodel is not None:
+        fsutil.write_with(d / "keras.weights.h5", lambda p: kmodel.save_weights(str(p)))
     fsutil.write_with(d / "keras_tw.weights.h5", lambda p: ktw.save_weights(str(p)))
     fsutil.save_npz(d / "eval.npz", x=x_eval, y=data.y_test[:n_eval], calib=data.x_train[calib_idx],
         **{f"ref_{k}": v.astype(np.float32) for k, v in refs.items()})
     fsutil.write_json_atomic(d / "meta.json", {
         "key": cache_key(spec), "record": json.loads(rec.to_json()),
-        "files": ["torch.pt", "keras.weights.h5", "keras_tw.weights.h5", "eval.npz"]})
+        "files": ["torch.pt"] + [f"{src}.weights.h5" for src in spec.sources if src != "torch"] + ["eval.npz"]})
     log(f"[train] {spec.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return rec
 

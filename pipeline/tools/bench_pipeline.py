@@ -58,7 +58,7 @@ def _redone(log: str) -> list[str]:
 
 def time_pipeline(models: str, jobs: int, log=print, probe: bool = False, keep: bool = False) -> dict:
     import models as registry
-    names = [n for n in models.split(",") if n] or registry.names()
+    names = registry.select(models)
     sel = ["--models", ",".join(names)]
     with tempfile.TemporaryDirectory(prefix="mb-pipeline-") as tmp:
         tree = _scratch_tree(tmp)

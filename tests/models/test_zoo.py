@@ -1,4 +1,4 @@
-"""Every registered model: both twins build, shapes and parameter counts agree, and the weight transfer
+"""Every registered model (every tier): both twins build, shapes and parameter counts agree, and the weight transfer
 of an untrained (seeded, norm layers randomised) torch model reproduces it in Keras. No training."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _randomise_norms(model, seed: int) -> None:
                 m.running_var.copy_(0.5 + 1.5 * torch.rand(m.running_var.shape, generator=g))
 
 
-@pytest.fixture(scope="module", params=models.names())
+@pytest.fixture(scope="module", params=models.names("all"))
 def twins(request):
     import keras
     import torch
@@ -93,7 +93,7 @@ def test_untrained_transfer(twins):
 
 @pytest.mark.skipif(not os.environ.get("MOBILEBENCH_SLOW_TESTS"),
                     reason="generates every dataset (minutes); set MOBILEBENCH_SLOW_TESTS=1")
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", models.names("all"))
 def test_dataset_contract(name):
     """The generated data fits the model: layout, dtype, labels; and is deterministic per seed."""
     spec = models.get(name)

@@ -1,0 +1,5 @@
+"""MTCNN ONET, PReLU rewritten as relu(x) - w * relu(-x) so ExecuTorch's XNNPACK lowering takes it (the
+plain `mtcnn_onet` records the failure); same shipped weights: `models/mtcnn.py`."""
+from models.mtcnn import spec
+
+SPEC = spec("onet", prelu="rewrite")
