@@ -110,5 +110,5 @@ SPEC = ModelSpec(
     train=TrainConfig(epochs=3, batch_size=64, lr=3e-3),
     tier="phone",
     weights="trained",
-    build_cost_s=400,
+    build_cost_s=180,
 )
