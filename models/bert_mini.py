@@ -110,5 +110,5 @@ SPEC = ModelSpec(
     calibration_samples=128,
     tier="phone",
     weights="calibrated",
-    build_cost_s=500,
+    build_cost_s=195,
 )

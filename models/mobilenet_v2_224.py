@@ -51,5 +51,5 @@ SPEC = ModelSpec(
     calibration_samples=128,
     tier="phone",
     weights="calibrated",
-    build_cost_s=600,
+    build_cost_s=375,
 )

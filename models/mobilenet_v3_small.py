@@ -160,5 +160,5 @@ SPEC = ModelSpec(
     calibration_samples=128,
     tier="phone",
     weights="calibrated",
-    build_cost_s=400,
+    build_cost_s=260,
 )

@@ -245,5 +245,5 @@ def spec(net: str, prelu: str = "prelu") -> ModelSpec:
         calibration_samples=128,
         tier="phone",
         weights="pretrained",
-        build_cost_s=60,
+        build_cost_s=25,
     )
