@@ -180,6 +180,35 @@ def pairs(view: View) -> list[tuple[Record, Record]]:
     return [(f, q) for model in view.models("bench") for f, q in view.int8_pairs(model) if q.runtime not in compat]
 
 
+def size_by_tier(view: View, ps: list[tuple[Record, Record]]) -> list[str]:
+    """Size ratios read per model tier (models/spec.py `tier`): at toy size (15k-200k parameters) fixed
+    bytes (per-channel scales, int32 biases, graph) rival the weights, so the ratio is an artifact of
+    size; at phone size the weights dominate. The int8 file's weight share (anatomy) says which."""
+    by: dict[str, list[tuple[float, float | None]]] = defaultdict(list)
+    for f, q in ps:
+        qm = q.metrics
+        share = (qm["anatomy_int8_bytes"] / qm["size_bytes"]) if "anatomy_int8_bytes" in qm and qm.get("size_bytes") \
+            else None
+        by[view._spec_field(q.model, "tier") or "unregistered"].append((f.metrics["size_bytes"] / qm["size_bytes"],
+                                                                        share))
+    if not by:
+        return []
+    rows = []
+    for tier, xs in sorted(by.items()):
+        ratios = sorted(x for x, _ in xs)
+        shares = [sh for _, sh in xs if sh is not None]
+        rows.append([tier, len(xs), f"{ratios[0]:.2f}", f"{ratios[len(ratios) // 2]:.2f}", f"{ratios[-1]:.2f}",
+                     f"{sum(x >= SIZE_TARGET for x in ratios)}/{len(ratios)}",
+                     f"{sorted(shares)[len(shares) // 2]:.0%}" if shares else None])
+    return ["### Size ratio per model tier", "",
+            "The same pairs grouped by the model's tier (`toy`: 15k-200k parameters; `phone`: the sizes phones "
+            "run, millions of parameters). At toy size an int8 file is mostly fixed bytes (per-channel scales, "
+            "int32 biases, graph), so its ratio says little about a real model; the weight share of the int8 "
+            "file (.tflite anatomy) shows it.", ""] + \
+        table(["tier", "pairs", "size x min", "size x median", "size x max", f"meet {SIZE_TARGET}x",
+               "int8 file that is weights (median, .tflite)"], rows)
+
+
 def section(view: View) -> list[str]:
     ps = pairs(view)
     if not ps:
@@ -227,6 +256,7 @@ def section(view: View) -> list[str]:
                     *(f"ARM64 {c} speed-up x (fp32/int8 net instr)" for c in cores),
                     "host speed-up x (fp32/int8 p50)", "GFLOP/s fp32 / int8",
                     "quality fp32 / int8 (accuracy 0-1, or MSE)", "size", "quality", "faster"], rows)
+    lines += size_by_tier(view, ps)
     if arm:
         lines += why_they_differ(view)
     lines += ceiling_lines(view)

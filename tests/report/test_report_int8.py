@@ -88,3 +88,24 @@ def test_quant_section_says_why_no_plan_recovers():
     # a stack whose best plan is within 1 point gets no such line
     recs[-1] = plan("et_xnnpack_int8:int8_fp32_worst1", 0.5)
     assert "no plan reaches" not in "\n".join(report_quant.section(build(recs)))
+
+
+def test_size_ratios_are_read_per_tier():
+    """Toy-size int8 files are mostly fixed bytes; the section groups the ratios by the model's tier."""
+    from pipeline.report.int8 import size_by_tier
+    from pipeline.report.view import build as build_view
+    from pipeline.schema import Record
+
+    def rec(model, path, q, size):
+        return Record(kind="bench", model=model, status="ok", source="keras", path=path, format="tflite",
+                      framework="tensorflow", quantization=q, runtime="litert", profile="big-core", threads=1,
+                      metrics={"size_bytes": size, "latency_p50_ms": 0.1})
+    recs = [rec("digits_cnn", "tflite_fp32", "fp32", 80_000), rec("digits_cnn", "tflite_int8", "int8", 26_000),
+            rec("mobilenet_v2_224", "tflite_fp32", "fp32", 8_900_000),
+            rec("mobilenet_v2_224", "tflite_int8", "int8", 2_700_000)]
+    v = build_view(recs)
+    lines = size_by_tier(v, [(f, q) for m in ("digits_cnn", "mobilenet_v2_224") for f, q in v.int8_pairs(m)])
+    rows = {ln.split("|")[1].strip(): ln for ln in lines if ln.startswith("| toy") or ln.startswith("| phone")}
+    assert set(rows) == {"toy", "phone"}
+    assert "| 3.08 |" in rows["toy"] and "0/1" in rows["toy"]
+    assert "| 3.30 |" in rows["phone"]
