@@ -22,8 +22,16 @@ class Runtime:
         """The interpreter a worker for this runtime runs under (another venv for an old runtime)."""
         return sys.executable
 
+    # the module whose import says the runtime is installed (the default available() imports it)
+    MODULE = ""
+
     def available(self) -> bool:
-        raise NotImplementedError
+        import importlib
+        try:
+            importlib.import_module(self.MODULE)
+        except ImportError:
+            return False
+        return True
 
     def load(self, path, threads: int = 1):
         """-> a handle; may raise (the worker turns that into a record)."""

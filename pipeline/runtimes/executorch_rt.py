@@ -12,15 +12,9 @@ _DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float1
 
 class ExecuTorch(Runtime):
     FORMATS = ("pte",)
+    MODULE = "executorch.runtime"
     INSTALL_HINT = "pip install executorch==1.5.1 (make setup)"
     TIMED_CALL = "bound inputs, inference call only"
-
-    def available(self) -> bool:
-        try:
-            import executorch.runtime  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def load(self, path, threads: int = 1):
         from executorch.extension.pybindings import portable_lib

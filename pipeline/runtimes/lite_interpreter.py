@@ -12,15 +12,9 @@ from pipeline.runtimes.base import Runtime
 
 class LiteInterpreter(Runtime):
     FORMATS = ("ptl",)
+    MODULE = "torch"
     INSTALL_HINT = "pip install torch==2.13.0 (make setup)"
     TIMED_CALL = "bound inputs, inference call only"
-
-    def available(self) -> bool:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def load(self, path, threads: int = 1):
         import torch

@@ -5,14 +5,8 @@ from pipeline.runtimes._tflite_common import TFLiteInterpreter
 
 
 class LiteRT(TFLiteInterpreter):
+    MODULE = "ai_edge_litert.interpreter"
     INSTALL_HINT = "pip install ai-edge-litert==2.3.0 (make setup)"
-
-    def available(self) -> bool:
-        try:
-            import ai_edge_litert.interpreter  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def interpreter_class(self):
         from ai_edge_litert.interpreter import Interpreter

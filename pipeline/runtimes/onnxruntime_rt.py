@@ -13,14 +13,8 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int
 
 class OnnxRuntime(Runtime):
     FORMATS = ("onnx",)
+    MODULE = "onnxruntime"
     INSTALL_HINT = "pip install onnxruntime==1.31.1 (make setup)"
-
-    def available(self) -> bool:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def load(self, path, threads: int = 1):
         import onnxruntime as ort
