@@ -34,6 +34,9 @@ from pipeline.schema import Record, first_line
 MAX_CALIB_MORE = 1000   # "more calibration data" plan: up to this many training samples
 
 
+QUALITY_TASKS = ("classification", "reconstruction")   # the tasks _quality knows
+
+
 def _quality(spec, out: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     if spec.task == "classification":
         return {"accuracy": float((out.argmax(-1) == y).mean())}
@@ -315,6 +318,11 @@ def run(name: str, artifacts: Path, samples: int = qd.DEBUG_SAMPLES, plans: bool
     is unchanged."""
     from pipeline.train import load_eval, train
     spec = models.get(name)
+    if spec.task not in QUALITY_TASKS:
+        # its quality vs fp32 has no unit yet (no labels, nothing reconstructed): say so, do not guess
+        raise ValueError(f"quant-debug {name}: task {spec.task!r} has no quality measure here (it measures "
+                         f"{' or '.join(QUALITY_TASKS)} models); compare its int8 artifacts by parity "
+                         "(SQNR, max abs diff) in the bench records")
     if ensure_trained:  # False: use the checkpoint folder as it is (e.g. one copied from elsewhere)
         train(spec, artifacts, force=False, log=log)
     key = cache_key(spec, artifacts, samples, plans)

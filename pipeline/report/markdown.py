@@ -159,7 +159,8 @@ def model_section(view: View, model: str, plots: dict[str, str] | None = None) -
         acc = ", ".join(f"{k.replace('_accuracy', '')} {v:.4f}" for k, v in m.items() if k.endswith("_accuracy"))
         mse = ", ".join(f"{k.replace('_reconstruction_mse', '')} {v:.4g}" for k, v in m.items()
                         if k.endswith("_reconstruction_mse"))
-        lines += [f"Training: {fmt(m.get('train_seconds'))} s; reference quality: {acc or mse}; "
+        quality = acc or mse or f"none for task {view.task(model)!r} (its artifacts are judged by parity: SQNR)"
+        lines += [f"Training: {fmt(m.get('train_seconds'))} s; reference quality: {quality}; "
                   f"weight-transfer twin max abs diff {m.get('transfer_max_abs_diff', 0):.2e} "
                   f"({train.status}); {int(m.get('params', 0)):,} parameters.", ""]
     bench = view.bench_ok(model)

@@ -51,7 +51,9 @@ ARM_JUDGE_CORE = CORES[0]
 CAUSE_KINDS = ("export", "bench", "device")
 
 # the quality metric of a task (vs the ground truth)
-TASK_METRIC = {"classification": "accuracy", "reconstruction": "reconstruction_mse"}
+TASK_METRIC = {"classification": "accuracy", "reconstruction": "reconstruction_mse",
+               # no labels, nothing reconstructed (MTCNN's heads): parity with the framework reference
+               "detection": "sqnr_db"}
 # where a record keeps the float value it is judged against: bench = the twin's reference model,
 # quant_debug = the fp32 sibling artifact
 _REFERENCE_PREFIX = {"bench": "reference_", "quant_debug": "fp32_"}
@@ -153,7 +155,7 @@ class View:
         """The metric that fits the model's task; for a model outside the registry, accuracy when
         the metrics have it, else reconstruction MSE."""
         task = self.task(model)
-        metrics = [TASK_METRIC[task]] if task else list(TASK_METRIC.values())
+        metrics = [TASK_METRIC[task]] if task in TASK_METRIC else list(TASK_METRIC.values())
         metric = next((x for x in metrics if x in m), "")
         if not metric:
             return Quality("", None, None)

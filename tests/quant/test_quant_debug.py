@@ -147,3 +147,11 @@ def test_tflite_rows_on_residual_model_follow_the_layers():
     assert not wrong, f"layer -> (expected op, got op): {wrong}; rows {rows}"
     assert {"c1", "c2", "add", "c3", "add_1", "fc"} <= set(got), f"rows {rows}"
     assert [layer for layer, _ in rows] == [n for n in names if n in got], f"rows out of model order: {rows}"
+
+
+def test_detection_model_is_a_clear_error_not_a_crash(tmp_path):
+    """MTCNN nets (task detection: no labels, nothing reconstructed) have no quality unit for the plans."""
+    import pytest
+    from pipeline.quant import recover
+    with pytest.raises(ValueError, match="task 'detection' has no quality measure"):
+        recover.run("mtcnn_pnet", tmp_path, ensure_trained=False)
