@@ -55,6 +55,7 @@ def section(view: View) -> list[str]:
                      links.records([by_core[c] for c in cores if c in by_core])])
     lines += table(header, rows)
     lines += dotprod_lines(view)
+    lines += proxy_check(view)
     foot = {r.runtime: r.metrics["runtime_footprint_bytes"] for r in dev if r.metrics.get("runtime_footprint_bytes")}
     if foot:
         lines += ["Runtime footprint installed on the device (beside the artifact sizes above): " +
@@ -88,3 +89,36 @@ def dotprod_lines(view: View) -> list[str]:
     return ["int8 / fp32 net instructions per inference (each int8 artifact vs its fp32 twin, lower = int8 "
             "cheaper): " + "; ".join(out) + ". Where the dotprod core's ratio is the lower one, the int8 "
             "kernels use the dot-product instruction.", ""]
+
+
+# how far apart the instructions-per-host-microsecond of fp32 artifacts may be for the proxy to rank
+# them as the host does: within this factor of each other (a memory-light fp32 model on one runtime)
+PROXY_BAND = 3.0
+PROXY_CORE = "neoverse-n1"
+
+
+def proxy_check(view: View) -> list[str]:
+    """Does the instruction count rank artifacts as time does? For fp32 .tflite artifacts on LiteRT
+    (memory-light, one runtime on both sides): net guest instructions on the big core per microsecond of
+    host p50 (first profile). A constant rate means instruction ratios read as time ratios; its spread
+    (max / min) is the proxy's error band on this host."""
+    rates = []
+    for r in view.timed(profile=view.first_profile()):
+        if r.runtime != "litert" or r.format != "tflite" or r.quantization != "fp32":
+            continue
+        d = view.on_device(r, PROXY_CORE)
+        if d is None or d.status != "ok" or not d.metrics.get(ARM_METRIC) or not r.metrics.get("latency_p50_ms"):
+            continue
+        rates.append((d.metrics[ARM_METRIC] / (r.metrics["latency_p50_ms"] * 1e3), ArtifactId.of(r).label))
+    if len(rates) < 2:
+        return []
+    rates.sort()
+    spread = rates[-1][0] / rates[0][0]
+    verdict = (f"within the {PROXY_BAND:g}x band: instruction ratios between these artifacts read as host time "
+               "ratios" if spread <= PROXY_BAND else
+               f"outside the {PROXY_BAND:g}x band: instruction ratios do not read as time ratios for all of them")
+    return [f"Proxy check ({len(rates)} fp32 `.tflite` on LiteRT, {PROXY_CORE} net instructions per microsecond "
+            f"of host p50 on `{view.first_profile()}`): from {rates[0][0]:,.0f} ({rates[0][1]}) to "
+            f"{rates[-1][0]:,.0f} ({rates[-1][1]}), a spread of {spread:.1f}x, {verdict}. The host runs wider "
+            "SIMD than the emulated core and has caches; a model whose time is memory traffic has fewer "
+            "instructions per microsecond.", ""]
