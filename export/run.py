@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import models  # noqa: E402
 from export import registry  # noqa: E402
 from pipeline import fsutil  # noqa: E402
-from pipeline.artifact import ok_file, read_sidecar, stored, write_sidecar  # noqa: E402
+from pipeline.artifact import fresh_record, stored, write_sidecar  # noqa: E402
 from pipeline.schema import Record, first_line  # noqa: E402
 from pipeline.train import cache_key as train_key, load_eval, load_keras, load_torch, train  # noqa: E402
 
@@ -47,15 +47,7 @@ def export_key(spec, p: registry.ExportPath, weights: str = "") -> str:
 
 
 def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath, weights: str = "") -> Record | None:
-    sc = read_sidecar(p.artifact(spec.name, source).sidecar(artifacts))
-    if sc is None or sc.key != export_key(spec, p, weights):
-        return None
-    rec = sc.record
-    if rec.status == "ok":
-        art = ok_file(rec)
-        if art is None or fsutil.sha256_file(art) != rec.artifact_sha256:
-            return None
-    return rec
+    return fresh_record(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights))
 
 
 def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artifacts: Path) -> Record:

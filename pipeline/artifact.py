@@ -89,6 +89,19 @@ def write_sidecar(artifacts: Path, aid: ArtifactId, key: str, record: Record) ->
     fsutil.write_json_atomic(aid.sidecar(artifacts), {"key": key, "record": json.loads(record.to_json())})
 
 
+def fresh_record(artifacts: Path, aid: ArtifactId, key: str) -> Record | None:
+    """The export cache hit: the sidecar's record when its key is `key` and, for an `ok` record, its
+    artifact is still there with the bytes the record names; else None (redo the export)."""
+    sc = read_sidecar(aid.sidecar(artifacts))
+    if sc is None or sc.key != key:
+        return None
+    if sc.record.status == "ok":
+        f = ok_file(sc.record)
+        if f is None or fsutil.sha256_file(f) != sc.record.artifact_sha256:
+            return None
+    return sc.record
+
+
 def export_record(artifacts: Path, aid: ArtifactId) -> Record | None:
     sc = read_sidecar(aid.sidecar(artifacts))
     return sc.record if sc else None

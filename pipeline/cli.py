@@ -269,11 +269,11 @@ def _dispatch(args) -> int:
 
 def _package(args) -> int:
     import shlex
-    from pipeline.bench import harness
+    from pipeline.bench import harness, profiles
     from pipeline.package import stage
     overrides = {k: getattr(args, k) for k in ("min_runs", "min_seconds", "repeats")}
     if args.profiles:
-        overrides["profiles"] = tuple(p for p in args.profiles.split(",") if p)
+        overrides["profiles"] = profiles.parse_list(args.profiles)   # the bench's rule: known, each once
     cfg = harness.config_with(op_profile=False, peer=False, **overrides)
     opts = stage.Options(source=args.source, out=args.out, name=args.name, samples=args.samples, calib=args.calib,
                          eval=args.eval, labels=args.labels, prefer=args.prefer, signature=args.signature,

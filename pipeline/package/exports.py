@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from pipeline import fsutil, procutil  # noqa: E402
-from pipeline.artifact import ArtifactId, ok_file, read_sidecar, write_sidecar  # noqa: E402
+from pipeline.artifact import ArtifactId, fresh_record, write_sidecar  # noqa: E402
 from pipeline.schema import Record, first_line  # noqa: E402
 
 TIMEOUT_S = 3600.0
@@ -47,14 +47,7 @@ def path_key(model_key: str, p) -> str:
 
 
 def cached(root: Path, name: str, framework: str, p, key: str) -> Record | None:
-    sc = read_sidecar(ArtifactId(name, framework, p.name).sidecar(root))
-    if sc is None or sc.key != key:
-        return None
-    if sc.record.status == "ok":
-        f = ok_file(sc.record)
-        if f is None or fsutil.sha256_file(f) != sc.record.artifact_sha256:
-            return None
-    return sc.record
+    return fresh_record(root, ArtifactId(name, framework, p.name), key)
 
 
 def run_all(src, framework: str, name: str, root: Path, calib_npz: Path, model_key: str, paths: list,
