@@ -20,7 +20,7 @@ import probes
 from export import registry
 from pipeline import fsutil, runtimes, workers
 from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, resolve
-from pipeline.schema import Record, first_line
+from pipeline.schema import Record, first_line, read_record_file
 
 # ptl_mobile_optimized needs XNNPACK inside torch itself, which this CPU build lacks: never runs here
 SKIP_PATHS = ("ptl_mobile_optimized",)
@@ -219,12 +219,10 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
                 continue
             key = _run_key(exp.artifact_sha256, rt, ref, probe, exp.quantization)
             hit = cache / f"{key}.json"
-            if hit.exists():
-                try:
-                    records.append(Record.from_dict(json.loads(hit.read_text())))
-                    continue
-                except (ValueError, TypeError):
-                    pass
+            cached = read_record_file(hit)
+            if cached is not None:
+                records.append(cached)
+                continue
             with np.load(ref) as z:
                 n_in = sum(1 for k in z.files if k.startswith("in_0_"))
                 n_sets = 1 + max(int(k.split("_")[1]) for k in z.files)

@@ -16,7 +16,6 @@ Our models get FLOPs/params (`pipeline/bench/cost.py`); .tflite on LiteRT is che
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from pipeline import fsutil, runtimes, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
-from pipeline.schema import Record, first_line
+from pipeline.schema import Record, first_line, read_record_file
 
 HERE = Path(__file__).parent
 WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
@@ -141,12 +140,10 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
     todo = []
     for i, (prof, want_outputs) in enumerate(profs):
         cache_file = cache_dir / f"{_job_key(t, runtime, prof, cfg, eval_sha, want_outputs)}.json"
-        if cache_file.exists():
-            try:
-                out[i] = Outcome(Record.from_dict(json.loads(cache_file.read_text())), cached=True)
-                continue
-            except (ValueError, TypeError):
-                pass
+        hit = read_record_file(cache_file)
+        if hit is not None:
+            out[i] = Outcome(hit, cached=True)
+            continue
         todo.append((i, prof, want_outputs, cache_file))
     if not todo:
         return out
