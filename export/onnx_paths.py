@@ -23,7 +23,8 @@ def _export_fp32(ctx: ExportContext, dest: Path) -> None:
 @register("onnx_fp32", input_kind="torch", format="onnx", quantization="fp32")
 def onnx_fp32(ctx: ExportContext) -> dict:
     """torch.onnx.export(dynamo=True, external_data=False)."""
-    _export_fp32(ctx, ctx.out)
+    with ctx.phase("export"):
+        _export_fp32(ctx, ctx.out)
     return {"input_layout": "torch"}
 
 
@@ -45,11 +46,13 @@ def onnx_int8(ctx: ExportContext) -> dict:
 
     with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix=".onnx-") as tmp:
         fp32, pre = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx"
-        _export_fp32(ctx, fp32)
-        quant_pre_process(str(fp32), str(pre))
-        # reduce_range (7-bit weights): on x86 AVX2/AVX-512, ORT's int8 kernels use VPMADDUBSW, whose
-        # 16-bit intermediate saturates with full-range weights. Measured on digits_cnn: SQNR 12 dB /
-        # 98.1% top-1 agreement without it, 34 dB / 99.7% with it (activation symmetry made it worse).
-        quantize_static(str(pre), str(ctx.out), Calib(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        with ctx.phase("export"):
+            _export_fp32(ctx, fp32)
+        with ctx.phase("quantize"):
+            quant_pre_process(str(fp32), str(pre))
+            # reduce_range (7-bit weights): on x86 AVX2/AVX-512, ORT's int8 kernels use VPMADDUBSW, whose
+            # 16-bit intermediate saturates with full-range weights. Measured on digits_cnn: SQNR 12 dB /
+            # 98.1% top-1 agreement without it, 34 dB / 99.7% with it (activation symmetry made it worse).
+            quantize_static(str(pre), str(ctx.out), Calib(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     return {"input_layout": "torch", "calibration_samples": len(as_inputs(ctx.calib)[0]), "reduce_range": True}

@@ -7,6 +7,8 @@ artifact only if the function returns). It returns a dict of facts for the recor
 """
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -61,6 +63,20 @@ class ExportContext:
     work_dir: Path            # scratch space for sidecar files (etrecord, saved models)
     info: dict = field(default_factory=dict)
     dynamic_shapes: Any = None  # torch.export dynamic_shapes (torch paths); Keras models carry None dims
+    # what the paths of one (model, twin) share within one worker: `export_model` hands every path of
+    # that twin the same dict (e.g. the one torch.export'ed program); a lone context gets its own
+    shared: dict = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)   # phase -> seconds, see `phase`
+
+    @contextmanager
+    def phase(self, name: str):
+        """Time one phase of the path (export, quantize, lower, serialize, convert, ...): the record
+        carries it as `time_<name>_s` (the project-wide name of a time metric)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
 
 
 def as_inputs(x) -> tuple:

@@ -22,7 +22,7 @@ import models  # noqa: E402
 from export import registry  # noqa: E402
 from pipeline import fsutil  # noqa: E402
 from pipeline.artifact import fresh_record, stored, write_sidecar  # noqa: E402
-from pipeline.schema import Record, first_line  # noqa: E402
+from pipeline.schema import Record, first_line, time_metric  # noqa: E402
 from pipeline.train import cache_key as train_key, load_eval, load_keras, load_torch, train  # noqa: E402
 
 EXPORT_CODE = [Path(__file__)]
@@ -75,11 +75,11 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
                 info = p.fn(ctx) or {}
         except registry.Unsupported as e:
             return Record(status="unsupported", error=first_line(str(e)), **base,
-                          metrics={"export_seconds": time.perf_counter() - t0},
+                          metrics={"export_seconds": time.perf_counter() - t0, **_phases(ctx)},
                           info={"warnings": _warning_lines(caught)})
         except Exception as e:  # noqa: BLE001 - a failed path is a result, whatever the toolchain raised
             return Record(status="failed", error=_error_line(e), **base,
-                          metrics={"export_seconds": time.perf_counter() - t0},
+                          metrics={"export_seconds": time.perf_counter() - t0, **_phases(ctx)},
                           info={"warnings": _warning_lines(caught)})
         finally:
             ctx.out = art
@@ -89,7 +89,12 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
     info["runtimes"] = list(p.runtimes)
     return Record(status="ok", **base, artifact_sha256=fsutil.sha256_file(art),
                   metrics={"export_seconds": seconds, "size_bytes": fsutil.size_bytes(art),
-                           "size_zipped_bytes": fsutil.zipped_size(art)}, info=info)
+                           "size_zipped_bytes": fsutil.zipped_size(art), **_phases(ctx)}, info=info)
+
+
+def _phases(ctx: registry.ExportContext) -> dict[str, float]:
+    # the phases the path timed (`ctx.phase`); what they leave out of export_seconds is the driver's
+    return {time_metric(k): v for k, v in ctx.times.items()}
 
 
 def _error_line(e: BaseException) -> str:

@@ -16,7 +16,9 @@ def _converter(ctx: ExportContext):
 
 
 def _write(ctx: ExportContext, conv) -> dict:
-    ctx.out.write_bytes(conv.convert())
+    with ctx.phase("convert"):   # quantization and calibration happen inside convert()
+        flat = conv.convert()
+    ctx.out.write_bytes(flat)
     return {"input_layout": ctx.spec.keras_layout}
 
 

@@ -20,7 +20,8 @@ def _save_lite(module, ctx: ExportContext) -> dict:
     import torch
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        module._save_for_lite_interpreter(str(ctx.out))
+        with ctx.phase("serialize"):
+            module._save_for_lite_interpreter(str(ctx.out))
     return {"input_layout": "torch", "ops": sorted(torch.jit.export_opnames(module)),
             "warnings": sorted({str(w.message).splitlines()[0] for w in caught})}
 
@@ -28,7 +29,9 @@ def _save_lite(module, ctx: ExportContext) -> dict:
 @register("ptl_fp32", input_kind="torch", format="ptl", quantization="fp32")
 def ptl_fp32(ctx: ExportContext) -> dict:
     """torch.jit.trace + freeze + _save_for_lite_interpreter."""
-    return _save_lite(_traced(ctx), ctx)
+    with ctx.phase("trace"):
+        traced = _traced(ctx)
+    return _save_lite(traced, ctx)
 
 
 @register("ptl_mobile_optimized", input_kind="torch", format="ptl", quantization="fp32")
@@ -36,7 +39,8 @@ def ptl_mobile_optimized(ctx: ExportContext) -> dict:
     """torch.utils.mobile_optimizer.optimize_for_mobile, then _save_for_lite_interpreter."""
     from torch.utils.mobile_optimizer import optimize_for_mobile
     try:
-        optimized = optimize_for_mobile(_traced(ctx))
+        with ctx.phase("trace"):
+            optimized = optimize_for_mobile(_traced(ctx))
     except RuntimeError as e:
         # this CPU torch build has no XNNPACK: the mobile optimizer cannot run here at all
         if "XNNPACK" in str(e):

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--paths", default="", help="comma-separated export paths (default: all)")
     e.add_argument("--force", action="store_true", help="re-export even when up to date")
     e.add_argument("--jobs", type=_positive_int, default=2, help="models exported in parallel")
+    e.add_argument("--profile", action="store_true",
+                   help="end with a table of where the seconds went (per model: training; per path: phases)")
 
     b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
     b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage files of your own")
@@ -246,6 +248,9 @@ def _dispatch(args) -> int:
             recs = stages.export(_names(args.models), args.artifacts, _paths(args.paths), args.force,
                                  args.jobs, log=_log)
             stages.save_records(args.results, recs)
+            if args.profile:
+                from pipeline.report.export_profile import export_profile
+                _log(export_profile(recs))
             return 0
         if args.cmd == "bench":
             return stages.bench(args, log=_log)

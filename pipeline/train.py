@@ -22,7 +22,7 @@ import numpy as np
 import models
 from models.spec import ModelSpec
 from pipeline import fsutil
-from pipeline.schema import Record
+from pipeline.schema import Record, time_metric
 
 SOURCES = ("torch", "keras", "keras_tw")
 TRAIN_CODE = [Path(__file__), Path(models.__file__).parent / "spec.py",
@@ -229,32 +229,37 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     except RuntimeError:
         pass  # TensorFlow was already initialised in this process; it keeps its pools
     t0 = time.perf_counter()
+    times: dict[str, float] = {}   # phase -> seconds: the record's time_<phase>_s metrics
+
+    def timed(phase, fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        times[phase] = time.perf_counter() - t
+        return out
     _seed_all(spec.train.seed)
-    data = spec.load_data(spec.train.seed)
+    data = timed("data", spec.load_data, spec.train.seed)
     log(f"[train] {spec.name}: {len(data.x_train)} train / {len(data.x_test)} test samples")
     for fw in ("pytorch", "tensorflow"):  # a retrain replaces the old curves instead of overlaying them
         shutil.rmtree(tensorboard_dir(artifacts, spec.name, fw), ignore_errors=True)
-    t = time.perf_counter()
-    tmodel = fit_torch(spec, data, log, tensorboard_dir(artifacts, spec.name, "pytorch"))
-    torch_s = time.perf_counter() - t
+    tmodel = timed("train_torch", fit_torch, spec, data, log, tensorboard_dir(artifacts, spec.name, "pytorch"))
     _seed_all(spec.train.seed)
-    t = time.perf_counter()
-    kmodel = fit_keras(spec, data, log, tensorboard_dir(artifacts, spec.name, "tensorflow"))
-    keras_s = time.perf_counter() - t
+    kmodel = timed("train_keras", fit_keras, spec, data, log, tensorboard_dir(artifacts, spec.name, "tensorflow"))
     ktw = spec.build_keras()
-    transferred = spec.transfer(tmodel, ktw)
+    transferred = timed("transfer", spec.transfer, tmodel, ktw)
 
     n_eval = spec.eval_samples or len(data.x_test)
     x_eval = data.x_test[:n_eval]
+    t = time.perf_counter()
     refs = {"torch": predict_torch(tmodel, x_eval), "keras_tw": predict_keras(ktw, spec, x_eval)}
     if kmodel is not None:
         refs["keras"] = predict_keras(kmodel, spec, x_eval)
+    times["eval"] = time.perf_counter() - t   # the reference outputs every export is checked against
     transfer_diff = float(np.abs(refs["keras_tw"] - refs["torch"]).max())
     rng = np.random.default_rng(spec.train.seed)
     calib_idx = np.sort(rng.choice(len(data.x_train), min(spec.calibration_samples, len(data.x_train)),
                                    replace=False))
-    metrics = {"train_seconds": time.perf_counter() - t0, "torch_train_seconds": torch_s,
-               "keras_train_seconds": keras_s, "transfer_max_abs_diff": transfer_diff,
+    metrics = {"train_seconds": time.perf_counter() - t0, **{time_metric(k): v for k, v in times.items()},
+               "transfer_max_abs_diff": transfer_diff,
                "train_samples": len(data.x_train), "test_samples": n_eval,
                "params": float(sum(p.numel() for p in tmodel.parameters()))}
     sub = type(data)(data.x_train, data.y_train, x_eval, data.y_test[:n_eval])
