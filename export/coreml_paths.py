@@ -23,7 +23,7 @@ import io
 import tempfile
 from pathlib import Path
 
-from export.executorch_paths import _export, lower_and_write
+from export.executorch_paths import exported, lower_and_write
 from export.registry import ExportContext, Unsupported, as_inputs, register
 
 W8 = {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per_channel"}
@@ -39,8 +39,7 @@ def _et_coreml(ctx: ExportContext, precision: str, quantizer_config: dict | None
     specs = CoreMLBackend.generate_compile_specs(
         compute_precision=ct.precision.FLOAT16 if precision == "float16" else ct.precision.FLOAT32,
         op_linear_quantizer_config=quantizer_config)
-    info = lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes),
-                           partitioners=[CoreMLPartitioner(compile_specs=specs)])
+    info = lower_and_write(ctx, exported(ctx), partitioners=[CoreMLPartitioner(compile_specs=specs)])
     info.update(pte_facts(ctx.out))
     return info
 
@@ -97,8 +96,10 @@ def _convert(model, **kw):
 def _save(ml, ctx: ExportContext, w8: bool, layout: str) -> dict:
     if w8:
         import coremltools.optimize.coreml as cto
-        ml = cto.linear_quantize_weights(ml, cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**W8)))
-    ml.save(str(ctx.out))
+        with ctx.phase("quantize"):
+            ml = cto.linear_quantize_weights(ml, cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**W8)))
+    with ctx.phase("serialize"):
+        ml.save(str(ctx.out))
     from pipeline.filecheck import coreml
     info = coreml.facts(ctx.out, "mlpackage")
     info["input_layout"] = layout
@@ -108,8 +109,10 @@ def _save(ml, ctx: ExportContext, w8: bool, layout: str) -> dict:
 
 
 def _torch_mlpackage(ctx: ExportContext, w8: bool) -> dict:
-    ep = _export(ctx.model, ctx.example, ctx.dynamic_shapes).run_decompositions({})
-    return _save(_convert(ep), ctx, w8, "torch")
+    ep = exported(ctx)
+    with ctx.phase("convert"):
+        ml = _convert(ep.run_decompositions({}))
+    return _save(ml, ctx, w8, "torch")
 
 
 def _keras_mlpackage(ctx: ExportContext, w8: bool) -> dict:
@@ -122,8 +125,10 @@ def _keras_mlpackage(ctx: ExportContext, w8: bool) -> dict:
         if len(ctx.model.inputs) == len(xs) else [f"input_{i}" for i in range(len(xs))]
     specs = [tf.TensorSpec(x.shape, tf.float32, name=n) for x, n in zip(xs, names)]
     model = ctx.model
-    fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False)).get_concrete_function(*specs)
-    return _save(_convert([fn], source="tensorflow"), ctx, w8, ctx.spec.keras_layout)
+    with ctx.phase("convert"):
+        fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False)).get_concrete_function(*specs)
+        ml = _convert([fn], source="tensorflow")
+    return _save(ml, ctx, w8, ctx.spec.keras_layout)
 
 
 @register("coreml_fp16", input_kind="torch", format="mlpackage", quantization="fp16")

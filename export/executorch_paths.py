@@ -1,8 +1,11 @@
 """ExecuTorch `.pte` via torch.export: portable (no delegate), XNNPACK fp32, XNNPACK int8 (PT2E).
 
-Straight line, as in ExecuTorch's aot_compiler: export -> [quantize] -> lower -> serialize.
+Straight line, as in ExecuTorch's aot_compiler: export -> [quantize] -> lower -> serialize, each
+phase timed (`ctx.phase`). The fp32 program is torch.export'ed once per model twin (`exported`).
 """
 from __future__ import annotations
+
+import copy
 
 from export.registry import ExportContext, as_inputs, calib_samples, register
 
@@ -11,6 +14,17 @@ def _export(model, example, dynamic_shapes=None):
     import torch
     return torch.export.export(model, tuple(torch.from_numpy(x) for x in as_inputs(example)), strict=False,
                                dynamic_shapes=dynamic_shapes)
+
+
+def exported(ctx: ExportContext):
+    """The twin's fp32 ExportedProgram, exported by the first path that needs it and kept in
+    `ctx.shared` for the others (the fp32 .pte paths, Core ML, the PT2E prepare): the same model and
+    example give the same program, so exporting it again only costs time. Each caller gets a deep copy,
+    since lowering and decompositions rewrite the program they are given."""
+    if "exported_program" not in ctx.shared:
+        with ctx.phase("export"):
+            ctx.shared["exported_program"] = _export(ctx.model, ctx.example, ctx.dynamic_shapes)
+    return copy.deepcopy(ctx.shared["exported_program"])
 
 
 def lower_and_write(ctx: ExportContext, ep, delegate: bool = False, partitioners: list | None = None) -> dict:
@@ -22,10 +36,12 @@ def lower_and_write(ctx: ExportContext, ep, delegate: bool = False, partitioners
     if delegate and not partitioners:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         partitioners = [XnnpackPartitioner()]
-    edge = to_edge_transform_and_lower(ep, partitioner=partitioners)
-    info = delegation_summary(get_delegation_info(edge.exported_program().graph_module))
-    prog = edge.to_executorch()
-    ctx.out.write_bytes(prog.buffer)
+    with ctx.phase("lower"):
+        edge = to_edge_transform_and_lower(ep, partitioner=partitioners)
+        info = delegation_summary(get_delegation_info(edge.exported_program().graph_module))
+    with ctx.phase("serialize"):
+        prog = edge.to_executorch()
+        ctx.out.write_bytes(prog.buffer)
     info["input_layout"] = "torch"
     return info
 
@@ -42,26 +58,28 @@ def delegation_summary(di) -> dict:
 @register("et_portable_fp32", input_kind="torch", format="pte", quantization="fp32")
 def et_portable_fp32(ctx: ExportContext) -> dict:
     """ExecuTorch portable kernels, no delegate."""
-    return lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=False)
+    return lower_and_write(ctx, exported(ctx), delegate=False)
 
 
 @register("et_xnnpack_fp32", input_kind="torch", format="pte", quantization="fp32")
 def et_xnnpack_fp32(ctx: ExportContext) -> dict:
     """ExecuTorch with the XNNPACK delegate, fp32."""
-    return lower_and_write(ctx, _export(ctx.model, ctx.example, ctx.dynamic_shapes), delegate=True)
+    return lower_and_write(ctx, exported(ctx), delegate=True)
 
 
-def pt2e_quantize(model, example, calib, quantizer, fold_quantize: bool = True, dynamic_shapes=None):
-    """PT2E static quantization: export, prepare, calibrate, convert (torchao's pt2e, as 2.13 requires)."""
+def pt2e_quantize(ctx: ExportContext, quantizer, fold_quantize: bool = True):
+    """PT2E static quantization of the context's model: the shared export, then prepare, calibrate,
+    convert (torchao's pt2e, as 2.13 requires), timed as the `quantize` phase."""
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    gm = _export(model, example, dynamic_shapes).module()
-    prepared = prepare_pt2e(gm, quantizer)
-    with torch.no_grad():
-        for sample in calib_samples(calib):
-            prepared(*(torch.from_numpy(x) for x in sample))
-    return convert_pt2e(prepared, fold_quantize=fold_quantize)
+    gm = exported(ctx).module()
+    with ctx.phase("quantize"):
+        prepared = prepare_pt2e(gm, quantizer)
+        with torch.no_grad():
+            for sample in calib_samples(ctx.calib):
+                prepared(*(torch.from_numpy(x) for x in sample))
+        return convert_pt2e(prepared, fold_quantize=fold_quantize)
 
 
 @register("et_xnnpack_int8", input_kind="torch", format="pte", quantization="int8")
@@ -71,7 +89,9 @@ def et_xnnpack_int8(ctx: ExportContext) -> dict:
         XNNPACKQuantizer, get_symmetric_quantization_config)
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer, dynamic_shapes=ctx.dynamic_shapes)
-    info = lower_and_write(ctx, _export(qmodel, ctx.example, ctx.dynamic_shapes), delegate=True)
+    qmodel = pt2e_quantize(ctx, quantizer)
+    with ctx.phase("export"):   # the quantized program is a new one: exported here, not shared
+        ep = _export(qmodel, ctx.example, ctx.dynamic_shapes)
+    info = lower_and_write(ctx, ep, delegate=True)
     info["calibration_samples"] = len(as_inputs(ctx.calib)[0])
     return info

@@ -14,9 +14,11 @@ def litert_torch_fp32(ctx: ExportContext) -> dict:
     """litert_torch.convert of the eager PyTorch model (NCHW input kept)."""
     import litert_torch
     import torch
-    edge = litert_torch.convert(ctx.model.eval(), tuple(torch.from_numpy(x) for x in as_inputs(ctx.example)),
-                                dynamic_shapes=ctx.dynamic_shapes)
-    edge.export(str(ctx.out))
+    with ctx.phase("convert"):
+        edge = litert_torch.convert(ctx.model.eval(), tuple(torch.from_numpy(x) for x in as_inputs(ctx.example)),
+                                    dynamic_shapes=ctx.dynamic_shapes)
+    with ctx.phase("serialize"):
+        edge.export(str(ctx.out))
     return {"input_layout": "torch"}
 
 
@@ -31,10 +33,11 @@ def litert_torch_int8(ctx: ExportContext) -> dict:
     quantizer = PT2EQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
     # litert-torch reads the q/dq pairs itself: weights must stay float + quantize node (no folding)
-    qmodel = pt2e_quantize(ctx.model, ctx.example, ctx.calib, quantizer, fold_quantize=False,
-                           dynamic_shapes=ctx.dynamic_shapes)
-    edge = litert_torch.convert(qmodel, tuple(torch.from_numpy(x) for x in as_inputs(ctx.example)),
-                                quant_config=QuantConfig(pt2e_quantizer=quantizer),
-                                dynamic_shapes=ctx.dynamic_shapes)
-    edge.export(str(ctx.out))
+    qmodel = pt2e_quantize(ctx, quantizer, fold_quantize=False)
+    with ctx.phase("convert"):
+        edge = litert_torch.convert(qmodel, tuple(torch.from_numpy(x) for x in as_inputs(ctx.example)),
+                                    quant_config=QuantConfig(pt2e_quantizer=quantizer),
+                                    dynamic_shapes=ctx.dynamic_shapes)
+    with ctx.phase("serialize"):
+        edge.export(str(ctx.out))
     return {"input_layout": "torch", "calibration_samples": len(as_inputs(ctx.calib)[0])}

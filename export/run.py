@@ -50,14 +50,18 @@ def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath, we
     return fresh_record(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights))
 
 
-def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artifacts: Path) -> Record:
+def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artifacts: Path,
+             shared: dict | None = None) -> Record:
+    """`shared`: what this twin's paths share (`ExportContext.shared`); None = nothing."""
     aid = p.artifact(spec.name, source)
     art = aid.file(artifacts, p.format)
     example = data["x"][:1] if p.input_kind == "torch" else spec.to_keras(data["x"][:1])
     calib = data["calib"] if p.input_kind == "torch" else spec.to_keras(data["calib"])
     base = dict(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
                 framework=aid.framework, quantization=p.quantization)
-    return export_to(p, registry.ExportContext(spec, source, model, example, calib, art, art.parent), base)
+    ctx = registry.ExportContext(spec, source, model, example, calib, art, art.parent,
+                                 shared={} if shared is None else shared)
+    return export_to(p, ctx, base)
 
 
 def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -> Record:
@@ -136,10 +140,11 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
                          status="skipped", error=f"no {source} twin: {spec.weights} weights exist for "
                                                  f"PyTorch only (keras_tw carries them to TensorFlow)")
         else:
-            if source not in loaded:
+            if source not in loaded:   # the twin and what its paths share (one exported program)
                 loaded[source] = (load_torch(spec, artifacts) if source == "torch"
-                                  else load_keras(spec, artifacts, source))
-            rec = run_path(spec, source, p, loaded[source], data, artifacts)
+                                  else load_keras(spec, artifacts, source)), {}
+            model, shared = loaded[source]
+            rec = run_path(spec, source, p, model, data, artifacts, shared)
         write_sidecar(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights), rec)
         log(f"{tag}: {rec.status} in {rec.metrics.get('export_seconds', 0):.1f}s"
             + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))

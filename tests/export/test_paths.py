@@ -82,3 +82,31 @@ def test_weight_transfer_twin_matches_torch(digits_exports):
     assert diff <= SPEC.tolerances.transfer_atol, f"transfer max abs diff {diff:.3g}"
     acc = (ev["ref_torch"].argmax(-1) == ev["y"]).mean()
     assert acc > 0.9, f"digits torch accuracy {acc:.3f}"
+
+
+@pytest.mark.parametrize("path", ["et_xnnpack_fp32", "et_xnnpack_int8"])
+def test_shared_program_gives_the_bytes_of_a_program_of_its_own(digits_exports, digits_eval, tmp_path, path):
+    """A model's paths share one torch.export'ed program (`executorch_paths.exported`): the fp32
+    lowering and the PT2E prepare, each given a program of its own, write the same bytes."""
+    from conftest import TEST_ARTIFACTS
+    from export.run import export_to
+    from pipeline.train import load_torch
+    rec = digits_exports[("torch", path)]
+    p = registry.get(path)
+    ctx = registry.ExportContext(SPEC, "torch", load_torch(SPEC, TEST_ARTIFACTS), digits_eval["x"][:1],
+                                 digits_eval["calib"], tmp_path / "own.pte", tmp_path)
+    own = export_to(p, ctx, dict(kind="export", model=SPEC.name, source="torch", path=path, format="pte",
+                                 framework="pytorch", quantization=p.quantization))
+    assert own.status == "ok", own.error
+    assert own.artifact_sha256 == rec.artifact_sha256, f"{path}: a program of its own gives other bytes"
+    # a lone context exports its own program: its record carries every phase
+    assert {"time_export_s", "time_lower_s", "time_serialize_s"} <= set(own.metrics), own.metrics
+
+
+def test_fp32_pte_paths_export_the_program_once(digits_exports):
+    """Of the paths that start from the fp32 program, only the first one run pays its torch.export."""
+    paying = [p for p in ("et_portable_fp32", "et_xnnpack_fp32", "et_xnnpack_int8")
+              if "time_export_s" in digits_exports[("torch", p)].metrics]
+    # et_xnnpack_int8 exports its quantized program (a new one) too
+    assert paying == ["et_portable_fp32", "et_xnnpack_int8"], paying
+    assert "time_quantize_s" in digits_exports[("torch", "et_xnnpack_int8")].metrics
