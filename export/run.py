@@ -1,6 +1,11 @@
 """Run export paths for one model (train first if needed). Runs inside a worker process:
 
     python -m export.run --model digits_cnn --artifacts artifacts [--paths tflite_int8,...] [--force]
+    python -m export.run --artifacts artifacts      # long-lived: model names on stdin, one a line
+
+The long-lived form is what `pipeline/stages.py` runs, one per parallel slot: the toolchains' imports
+(ExecuTorch's alone ~27 s on a loaded 2-core machine) and their per-process setup (XNNPACK's pattern
+graphs) are paid once per slot, not once per model. After each model it prints `DONE <model> <rc>`.
 
 Every (source twin x path) writes `artifacts/<model>/<source>__<path>.<ext>` atomically plus a
 sidecar `<source>__<path>.record.json` holding the cache key and the export `Record`. A record whose
@@ -152,17 +157,50 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
     return records
 
 
+DONE = "DONE"   # the long-lived worker's end-of-model line (not a progress line: the parent keeps it)
+
+
+def serve(lines, artifacts: Path, paths: list[str], force: bool, log) -> None:
+    """Export each model named in `lines`, in turn, in this process. A Python exception ends that model
+    only (its traceback goes to the output, its unfinished paths are the parent's to record); a native
+    crash ends the process, and the parent starts a fresh one for the models still to do."""
+    import traceback
+    for line in lines:
+        name = line.strip()
+        if not name:
+            continue
+        rc = 0
+        try:
+            export_model(name, artifacts, paths, force, log=log)
+        except Exception:  # noqa: BLE001 - one model's failure must not end the others'
+            traceback.print_exc(file=sys.stdout)
+            rc = 1
+        _fresh_keras_session()
+        log(f"{DONE} {name} {rc}")
+
+
+def _fresh_keras_session() -> None:
+    # Keras numbers layer names per process (conv2d, conv2d_1, ...): start each model from zero, as a
+    # process of its own would, so the artifacts do not depend on which models went before
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()
+
+
 def main(argv=None) -> int:
     from pipeline.procutil import die_with_parent
     die_with_parent()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", default="", help="one model (default: read model names from stdin)")
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     ap.add_argument("--paths", default="", help="comma-separated export path names (default: all)")
     ap.add_argument("--force", action="store_true", help="ignore cached artifacts and records")
     args = ap.parse_args(argv)
-    export_model(args.model, args.artifacts, [p for p in args.paths.split(",") if p], args.force,
-                 log=lambda m: print(m, flush=True))
+    paths = [p for p in args.paths.split(",") if p]
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    if args.model:
+        export_model(args.model, args.artifacts, paths, args.force, log=log)
+    else:
+        serve(sys.stdin, args.artifacts, paths, args.force, log)
     return 0
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,40 +53,69 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
 
 
 def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print) -> list[Record]:
-    """One worker process per model (train if needed, then every path): a converter that crashes
-    natively takes down only its model's worker, and the paths it had not finished are recorded."""
-    procs: list[subprocess.Popen] = []
-
-    def one(name: str) -> tuple[str, int, str]:
-        cmd = [sys.executable, "-m", "export.run", "--model", name, "--artifacts", str(artifacts)]
-        if paths:
-            cmd += ["--paths", ",".join(paths)]
-        if force:
-            cmd.append("--force")
-        threads = str(max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(names)))))
-        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
-               "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads, **procutil.child_env()}
-        proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        procs.append(proc)
-        tail = []
-        for line in proc.stdout:
-            if line.startswith("[") and (line.startswith("[export") or line.startswith("[train")
-                                         or line.startswith("  [")):
-                log(line.rstrip())
-            tail = (tail + [line.rstrip()])[-20:]
-        proc.wait()
-        return name, proc.returncode, "\n".join(tail)
-
+    """`jobs` long-lived worker processes take the models in turn (train if needed, then every path):
+    the toolchains' imports are paid once per worker, not once per model (`export/run.py`). A converter
+    that crashes natively takes down only its worker: the paths its model had not finished are
+    recorded as failed, and a fresh worker goes on with the models still to do."""
+    slots = max(1, min(jobs, len(names)))
+    threads = str(max(1, (os.cpu_count() or 1) // slots))
+    cmd = [sys.executable, "-m", "export.run", "--artifacts", str(artifacts)]
+    if paths:
+        cmd += ["--paths", ",".join(paths)]
+    if force:
+        cmd.append("--force")
+    env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads, **procutil.child_env()}
     # costliest first: with 2 workers the last model to finish is then a short one
-    order = sorted(names, key=lambda n: -models.get(n).build_cost_s)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for n in sorted(names, key=lambda n: -models.get(n).build_cost_s):
+        todo.put(n)
+    procs: list[subprocess.Popen] = []
+    stopping = threading.Event()
+    lock = threading.Lock()
+    unfinished: list[tuple[str, str, str]] = []   # (model, why, the worker's last output)
+
+    def start() -> subprocess.Popen | None:
+        with lock:   # no new worker once an interrupt has signalled the running ones
+            if stopping.is_set():
+                return None
+            proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            procs.append(proc)
+            return proc
+
+    def slot() -> None:
+        proc = None
+        while not stopping.is_set():
+            try:
+                name = todo.get_nowait()
+            except queue.Empty:
+                break
+            if proc is not None and proc.poll() is not None:
+                proc = None   # it died on its way out of the last model (recorded then)
+            proc = proc or start()
+            if proc is None:
+                break
+            rc, tail = _export_one(proc, name, log)
+            if proc.poll() is not None:
+                unfinished.append((name, f"export worker died (exit {proc.returncode})", tail))
+                proc = None   # the next model gets a fresh worker
+            elif rc:
+                unfinished.append((name, "the model's export raised (traceback in the log)", tail))
+        if proc is not None:
+            proc.stdin.close()
+            proc.wait()
+
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=slots) as pool:
         try:
-            results = list(pool.map(one, order))
+            for f in [pool.submit(slot) for _ in range(slots)]:
+                f.result()
         except BaseException:
             # Ctrl-C/kill of the CLI: stop the export workers now. SIGINT first, so each removes its
             # temp folder on the way out; SIGKILL whoever is stuck in native code (the next run cleans up)
+            with lock:
+                stopping.set()
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGINT)
@@ -96,15 +127,34 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
                     p.kill()
             raise
     records = collect_export_records(artifacts, names)
-    for name, rc, tail in results:
-        if rc != 0:
-            log(f"[export] {name}: worker exited with {rc}; last output:\n{tail}")
-            records += _missing_as_failed(name, artifacts, paths, records, rc)
+    for name, why, tail in unfinished:
+        log(f"[export] {name}: {why}; last output:\n{tail}")
+        records += _missing_as_failed(name, artifacts, paths, records, why)
     log(f"[export] {len(names)} model(s) in {time.perf_counter() - t0:.1f}s")
     return records
 
 
-def _missing_as_failed(name, artifacts, paths, records, rc) -> list[Record]:
+def _export_one(proc: subprocess.Popen, name: str, log) -> tuple[int, str]:
+    """Hand `name` to a long-lived export worker and relay its progress lines until it says DONE ->
+    (its DONE code: 0 = finished, 1 = raised; or the exit code of a worker that died, its last lines)."""
+    from export.run import DONE
+    tail: list[str] = []
+    try:
+        proc.stdin.write(name + "\n")
+        proc.stdin.flush()
+    except OSError:   # it died after its last model
+        return proc.wait() or 1, ""
+    for line in proc.stdout:
+        if line.startswith(f"{DONE} {name} "):
+            return int(line.split()[-1]), "\n".join(tail)
+        if line.startswith("[") and (line.startswith("[export") or line.startswith("[train")
+                                     or line.startswith("  [")):
+            log(line.rstrip())
+        tail = (tail + [line.rstrip()])[-20:]
+    return proc.wait() or 1, "\n".join(tail)
+
+
+def _missing_as_failed(name, artifacts, paths, records, why: str) -> list[Record]:
     from export import registry
     have = {(r.source, r.path) for r in records if r.model == name and r.kind == "export"}
     out = []
@@ -115,7 +165,7 @@ def _missing_as_failed(name, artifacts, paths, records, rc) -> list[Record]:
             if (src, p.name) not in have:
                 out.append(Record(kind="export", model=name, source=src, path=p.name, format=p.format,
                                   framework=p.artifact(name, src).framework, quantization=p.quantization,
-                                  status="failed", error=f"export worker died (exit {rc}) before this path finished"))
+                                  status="failed", error=f"{why} before this path finished"))
     return out
 
 
