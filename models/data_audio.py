@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
+from models.datacache import cached
+
 SR = 16000
 
 KWS_CLASSES = ("low_tone", "high_tone", "up_chirp", "down_chirp", "low_high", "high_low",
@@ -103,6 +105,7 @@ def make_keyword(cls: int, rng: np.random.Generator) -> np.ndarray:
     return out + level * bg
 
 
+@cached
 def make_kws_dataset(seed: int, n_train: int, n_test: int):
     """-> x_train, y_train, x_test, y_test; x is (N, 49, 10) float32 standardised MFCC."""
     rng = np.random.default_rng(seed)
@@ -145,6 +148,7 @@ def make_machine_clip(rng: np.random.Generator, anomaly: str | None) -> np.ndarr
     return sig * rng.uniform(0.7, 1.3)
 
 
+@cached
 def make_machine_dataset(seed: int, n_train: int, n_test_normal: int, n_test_anomalous: int):
     """-> x_train (normal only), y_train (zeros), x_test, y_test (0 normal / 1 anomaly); x (N, 640)."""
     rng = np.random.default_rng(seed)

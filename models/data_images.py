@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.datacache import cached
+
 CLASSES = ("disc", "square", "triangle", "ring", "cross",
            "hstripes", "vstripes", "checker", "dstripes", "dots")
 
@@ -83,6 +85,7 @@ def make_image(cls: int, rng: np.random.Generator, size: int = 96) -> np.ndarray
     return np.clip(img, 0, 1).astype(np.float32)
 
 
+@cached
 def make_dataset(seed: int, n_train: int, n_test: int, size: int = 96):
     """-> x_train, y_train, x_test, y_test (balanced classes, shuffled)."""
     rng = np.random.default_rng(seed)

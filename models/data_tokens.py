@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.datacache import cached
+
 LENGTH, FEAT = 24, 32
 FILLER, KEYS = 8, 3
 NUM_CLASSES = KEYS * KEYS
@@ -36,6 +38,7 @@ def make_sequences(rng: np.random.Generator, n: int, length: int = LENGTH, feat:
     return x.astype(np.float32), (first * KEYS + second).astype(np.int64)
 
 
+@cached
 def make_dataset(seed: int, n_train: int, n_test: int, length: int = LENGTH, feat: int = FEAT):
     """-> x_train, y_train, x_test, y_test; `length` x `feat` sequences (default the toy 24 x 32)."""
     rng = np.random.default_rng(seed)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import models
+from models import datacache
 from models.spec import ModelSpec
 from pipeline import fsutil
 from pipeline.schema import Record, time_metric
@@ -237,7 +238,8 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
         times[phase] = time.perf_counter() - t
         return out
     _seed_all(spec.train.seed)
-    data = timed("data", spec.load_data, spec.train.seed)
+    with datacache.using(Path(artifacts) / ".data-cache"):   # models on one dataset make it once
+        data = timed("data", spec.load_data, spec.train.seed)
     log(f"[train] {spec.name}: {len(data.x_train)} train / {len(data.x_test)} test samples")
     for fw in ("pytorch", "tensorflow"):  # a retrain replaces the old curves instead of overlaying them
         shutil.rmtree(tensorboard_dir(artifacts, spec.name, fw), ignore_errors=True)
