@@ -110,3 +110,20 @@ def test_fp32_pte_paths_export_the_program_once(digits_exports):
     # et_xnnpack_int8 exports its quantized program (a new one) too
     assert paying == ["et_portable_fp32", "et_xnnpack_int8"], paying
     assert "time_quantize_s" in digits_exports[("torch", "et_xnnpack_int8")].metrics
+
+
+def test_int8_pte_without_the_qat_patterns_is_the_same_file(digits_exports, digits_eval, tmp_path):
+    """et_xnnpack_int8 drops XNNPACKQuantizer's QAT-only conv-bn patterns for an eval-mode model (they
+    cannot match, and cost 12 strict exports per prepare): with every pattern, the same bytes."""
+    from conftest import TEST_ARTIFACTS
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+    from export.executorch_paths import _export, lower_and_write, pt2e_quantize
+    from pipeline import fsutil
+    from pipeline.train import load_torch
+    assert any(q.is_qat for q in XNNPACKQuantizer.SUPPORTED_PATTERNS)   # else there is nothing to compare
+    ctx = registry.ExportContext(SPEC, "torch", load_torch(SPEC, TEST_ARTIFACTS), digits_eval["x"][:1],
+                                 digits_eval["calib"], tmp_path / "all_patterns.pte", tmp_path)
+    full = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    lower_and_write(ctx, _export(pt2e_quantize(ctx, full), ctx.example), delegate=True)
+    assert fsutil.sha256_file(ctx.out) == digits_exports[("torch", "et_xnnpack_int8")].artifact_sha256
