@@ -6,6 +6,9 @@
 The long-lived form is what `pipeline/stages.py` runs, one per parallel slot: the toolchains' imports
 (ExecuTorch's alone ~27 s on a loaded 2-core machine) and their per-process setup (XNNPACK's pattern
 graphs) are paid once per slot, not once per model. After each model it prints `DONE <model> <rc>`.
+The artifacts are those of a process per model (the .pte, .tflite and .onnx bytes are equal), except
+that TorchScript numbers the classes it compiles per process (`___torch_mangle_N` in a .ptl): a .ptl's
+bytes, not its code or outputs, depend on the models its worker exported before.
 
 Every (source twin x path) writes `artifacts/<model>/<source>__<path>.<ext>` atomically plus a
 sidecar `<source>__<path>.record.json` holding the cache key and the export `Record`. A record whose
