@@ -98,7 +98,8 @@ MIN_DECISIVE, MIN_DECISIVE_SHARE = 8, 0.5
 
 def for_zoo(spec, quantization: str) -> Thresholds:
     """A zoo model's own `Tolerances` (models/spec.py) as parity bounds: fp32/fp16 by max abs diff,
-    int8 by top-1 agreement (classifiers only: a reconstruction has no top-1)."""
+    int8 by top-1 agreement for classifiers, by the user-model SQNR floor (DEFAULTS) for detectors (a
+    reconstruction is judged by its MSE in the report, as it has no top-1)."""
     tol = spec.tolerances
     if quantization == "fp32":
         return Thresholds(max_abs_diff=tol.fp32_atol)
@@ -106,6 +107,8 @@ def for_zoo(spec, quantization: str) -> Thresholds:
         return Thresholds(max_abs_diff=tol.fp16_atol)
     if spec.task == "classification":
         return Thresholds(min_top1_agreement=tol.int8_top1_agreement)
+    if spec.task == "detection":     # no labels, no class, nothing reconstructed: a user model's SQNR floor
+        return Thresholds(min_sqnr_db=DEFAULTS[quantization].min_sqnr_db)
     return Thresholds()
 
 
