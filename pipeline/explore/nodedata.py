@@ -179,7 +179,11 @@ def build(records: list[Record]) -> Built:
             out.not_shown[label] = why
             continue
         if f not in graphs:
-            graphs[f] = tflite_graph(f)
+            try:
+                graphs[f] = tflite_graph(f)
+            except Exception as e:  # noqa: BLE001 - an unreadable file is a reason, never a failed report
+                out.not_shown[label] = f"{art.artifact}: not a readable .tflite ({type(e).__name__}: {e})"
+                continue
         g = graphs[f]
         if not g.graph:
             out.not_shown[label] = "subgraph 0 has no name, so Model Explorer's graph id is unknown"
