@@ -213,3 +213,17 @@ def test_explore_without_an_overlay_is_one_line_exit_2(records, tmp_path, capsys
                      "--write-only"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "keras_tw__tflite_int8" in err, err
+
+
+def test_fp16_weights_dequantize_has_no_time_of_its_own(digits_exports):
+    """fp16 weights: XNNPACK converts them at load, so their DEQUANTIZE is timed with its consumer and
+    the overlay leaves it uncoloured; every other operator has a time."""
+    import numpy as np
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+    from pipeline.bench import opprofile
+    f = resolve(digits_exports[("keras", "tflite_fp16")].artifact)
+    prof = opprofile.profile(f, "litert", 1, [np.zeros((1, 8, 8, 1), np.float32)])
+    m = fb.read_model(str(f))
+    names = [fb.opcode_to_name(m, op.opcodeIndex) for op in m.subgraphs[0].operators]
+    assert "DEQUANTIZE" in names
+    assert {names[int(k)] for k in prof["node_ms"]} == set(names) - {"DEQUANTIZE", "PAD"}
