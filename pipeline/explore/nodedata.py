@@ -39,9 +39,19 @@ from pipeline.schema import Record
 
 FOLDER = "explorer"
 SHOWN_FORMATS = ("tflite",)     # formats Model Explorer's built-in adapters open with known node ids
-# low time = pale, high time = red; low SQNR (worst) = red, high = pale
+# time is relative within a model: pale (fastest operator) to red (slowest)
 TIME_GRADIENT = [{"stop": 0, "bgColor": "#fff5f0"}, {"stop": 1, "bgColor": "#cb181d"}]
-SQNR_GRADIENT = [{"stop": 0, "bgColor": "#cb181d"}, {"stop": 1, "bgColor": "#f7fcf5"}]
+
+
+def sqnr_thresholds() -> list[dict]:
+    """SQNR in absolute bands, not a gradient: one lossless operator (a max-pool at 148 dB) would
+    otherwise paint every 40 dB layer as red as a broken one. Red at or below the int8 output bound of
+    `pipeline/parity.py` (a layer that alone loses that much fails the parity check), orange up to twice
+    it, uncoloured above: only the suspect layers stand out."""
+    from pipeline.parity import DEFAULTS
+    bound = DEFAULTS["int8"].min_sqnr_db
+    return [{"value": bound, "bgColor": "#cb181d", "textColor": "#ffffff"},
+            {"value": 2 * bound, "bgColor": "#fdae61"}]
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,9 @@ class Overlay:
 
     def node_data(self) -> dict:
         """Model Explorer's ModelNodeData JSON (graph id -> GraphNodeData)."""
-        gradient = TIME_GRADIENT if self.name.startswith("op_ms") else SQNR_GRADIENT
+        colours = {"gradient": TIME_GRADIENT} if self.unit == "ms" else {"thresholds": sqnr_thresholds()}
         return {self.graph: {"name": f"{self.name} ({self.unit})",
-                             "results": {k: {"value": v} for k, v in self.values.items()},
-                             "gradient": gradient}}
+                             "results": {k: {"value": v} for k, v in self.values.items()}, **colours}}
 
 
 @dataclass

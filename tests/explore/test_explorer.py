@@ -100,6 +100,10 @@ def test_int8_error_overlay_puts_each_layer_on_its_operator(records, written):
         assert values[i] == row["sqnr_db"] and names[i] == row["op"], (names[i], row)
     (o,) = [o for o in built.overlays if o.name == "int8_sqnr_db"]
     assert "not placed" not in o.note, o.note
+    # absolute bands from the int8 parity bound, not relative to this model's best operator
+    from pipeline.parity import DEFAULTS
+    bands = [t["value"] for t in data[sg.name.decode()]["thresholds"]]
+    assert bands == sorted(bands) and bands[0] == DEFAULTS["int8"].min_sqnr_db
 
 
 def test_name_key_drops_keras_suffixes_only():
