@@ -15,7 +15,7 @@ BASELINE ?= baselines/digits_cnn.jsonl
 SRC     ?=
 SAMPLES ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report bench-check test test-slow fuzz clean help bench-pipeline package
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
 	@echo "make package SRC=my_model.pt2 SAMPLES=samples.npz   your model -> verified Android/iOS bundle in dist/"
+	@echo "make explore MODEL=digits_cnn ARTIFACT=keras__tflite_int8   graph with op time + int8 error (PORT= NO_OPEN=1)"
 	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
 
@@ -80,6 +81,17 @@ package: setup
 
 report: setup
 	$(PY) -m pipeline report
+
+# the graph view: Model Explorer on one artifact with its overlays (pipeline/explore/); the viewer is an
+# optional package, installed here on first use (pinned; it leaves the pinned stack as it is)
+explore: setup .venv/.explorer-installed
+	@test -n "$(MODEL)" -a -n "$(ARTIFACT)" || { echo "usage: make explore MODEL=digits_cnn ARTIFACT=keras__tflite_int8 [PORT=8080] [NO_OPEN=1]"; exit 2; }
+	$(PY) -m pipeline explore $(MODEL) $(ARTIFACT) $(if $(PORT),--port $(PORT)) $(if $(NO_OPEN),--no-open)
+
+.venv/.explorer-installed: requirements-explorer.txt
+	@$(PY) -m pip install $(PIPQ) -r requirements-explorer.txt $(PIPFILTER)
+	@$(PY) -c "import model_explorer" 2>/dev/null || { echo "error: ai-edge-model-explorer did not install into .venv (pip install -r requirements-explorer.txt); the overlays are in results/explorer/"; exit 2; }
+	touch $@
 
 # pipeline speed against its budgets (cold/warm export, bench), in a scratch copy of the tree
 bench-pipeline: setup

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline {train,export,bench,probe,quant-debug,package,report,check}`; the Makefile wraps these."""
+"""Command line: `python -m pipeline {train,export,bench,probe,quant-debug,package,report,explore,check}`; the Makefile wraps these."""
 from __future__ import annotations
 
 import argparse
@@ -150,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--repeats", type=_positive_int)
 
     sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
+    x = sub.add_parser("explore", help="open one artifact's graph in Model Explorer with per-operator time "
+                       "and int8 error overlays (pipeline/explore/)")
+    x.add_argument("model", help="registered model name")
+    x.add_argument("artifact", help="artifact stem, e.g. keras__tflite_int8 (see results/explorer/index.json)")
+    x.add_argument("--host", default="localhost")
+    x.add_argument("--port", type=_positive_int, default=8080,
+                   help="server port (default 8080: Model Explorer takes the next free one up to 8099)")
+    x.add_argument("--no-open", dest="open_browser", action="store_false",
+                   help="print the URL instead of opening a browser (headless)")
+    x.add_argument("--write-only", action="store_true", help="write the overlay files, start no server")
     c = sub.add_parser("check", help="regression gate: compare results with a baseline (bench_check.toml)")
     c.add_argument("--baseline", type=Path, help="baseline records file, e.g. baselines/digits_cnn.jsonl")
     c.add_argument("--config", type=Path, default=None, help="thresholds (default: bench_check.toml)")
@@ -218,6 +228,8 @@ def _dispatch(args) -> int:
                          args.latency, log=_log)
     if args.cmd == "package":
         return _package(args)
+    if args.cmd == "explore":
+        return _explore(args)
     # bad names fail before any lock is taken or folder made
     if args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files):
         _names(args.models)
@@ -265,6 +277,20 @@ def _dispatch(args) -> int:
             print(text)
             return 0 if any(r.status == "ok" for r in recs) else 1
     return 2
+
+
+def _explore(args) -> int:
+    from pipeline import fsutil, stages
+    from pipeline.artifact import ArtifactId
+    from pipeline.explore import serve
+    aid = ArtifactId.parse(_names(args.model)[0], args.artifact)
+    with fsutil.run_lock(args.results, "explore"):   # released before the server runs
+        overlays = serve.overlays_for(stages.all_records(args.results), args.results, aid)
+    for o in overlays:
+        _log(f"[explore] {aid.label}: {o.name} ({len(o.values)} nodes) -> {o.file(args.results)}")
+    if args.write_only:
+        return 0
+    return serve.serve(overlays, args.results, args.host, args.port, args.open_browser)
 
 
 def _package(args) -> int:

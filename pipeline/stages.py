@@ -177,14 +177,22 @@ def _device_column(args, targets, log) -> list[Record]:
     return recs
 
 
+def all_records(results: Path) -> list[Record]:
+    """The results file and, merged in, the device tests' own file (they run in their own pytest
+    session): what the report and the graph view read."""
+    return merge(read_records(results_file(results)), read_records(results / "device" / "records.jsonl"))
+
+
 def report(results: Path, log=print) -> int:
+    from pipeline.explore import nodedata
     from pipeline.report import markdown as report_mod
-    from pipeline.schema import read_records
-    # device_tests write their own file (they run in their own pytest session); the report joins them
-    records = merge(read_records(results_file(results)), read_records(results / "device" / "records.jsonl"))
+    records = all_records(results)
     if not records:
         log(f"no records in {results_file(results)}: run `make bench-mobile` first")
         return 1
     written = report_mod.write(records, results / "report.md")
     log(f"[report] wrote {written[0]}, {written[1]} and {len(written) - 2} plot(s) in {results / 'plots'}")
+    built = nodedata.write(records, results)
+    log(f"[report] wrote {len(built.overlays)} Model Explorer overlay(s) in {results / nodedata.FOLDER} "
+        f"(`make explore MODEL=... ARTIFACT=...`)")
     return 0
