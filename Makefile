@@ -101,7 +101,7 @@ bench-pipeline: setup
 bench-check: setup
 	$(PY) -m pipeline check --baseline $(BASELINE) $(if $(LATENCY),--latency $(LATENCY))
 
-test: setup
+test: setup .venv/.explorer-installed
 	$(PY) -m pytest -q tests
 
 test-slow: setup
