@@ -81,10 +81,11 @@ class Terminal:
 def session(results: Path, stage: str, verbose: bool = False) -> Iterator[Terminal]:
     """Route this process's fd 1 and 2 to a new log for the stage; yields the writer of our lines.
     `verbose`: no log, everything on the terminal as without this module."""
-    if verbose:
+    opened = None if verbose else _open_log(results, stage)
+    if opened is None:
         yield Terminal(sys.stdout)
         return
-    path = new_log(results, stage)
+    path, log_fd = opened
     sys.stdout.flush()
     sys.stderr.flush()
     # our writer: a stdout that is fd 1 (the CLI) is duplicated before fd 1 moves; one that is not
@@ -92,8 +93,6 @@ def session(results: Path, stage: str, verbose: bool = False) -> Iterator[Termin
     on_fd1 = _fileno(sys.stdout) == 1
     term = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="replace") if on_fd1 else sys.stdout
     saved = os.dup(1), os.dup(2)
-    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    os.write(log_fd, _header(stage))
     out = Terminal(term)
     try:
         os.dup2(log_fd, 1)
@@ -112,10 +111,28 @@ def session(results: Path, stage: str, verbose: bool = False) -> Iterator[Termin
         os.dup2(saved[1], 2)
         for fd in (*saved, log_fd):
             os.close(fd)
-        if out.failed and path.stat().st_size > len(_header(stage)):
-            out(f"see {shown(path)}")
+        with contextlib.suppress(OSError):
+            if out.failed and path.stat().st_size > len(_header(stage)):
+                out(f"see {shown(path)}")
         if on_fd1:
             term.close()
+
+
+def _open_log(results: Path, stage: str) -> tuple[Path, int] | None:
+    """(path, fd) of a new log with its header; None when the results folder takes no file (full or
+    read-only): the run goes on with the libraries' output on the terminal, and fails, if it must,
+    where it writes its own results."""
+    try:
+        path = new_log(results, stage)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return None
+    try:
+        os.write(fd, _header(stage))
+    except OSError:
+        os.close(fd)
+        return None
+    return path, fd
 
 
 def _header(stage: str) -> bytes:
@@ -133,8 +150,9 @@ def to_stderr(lines: Iterable[str], tag: str) -> None:
     """Library output of a child into this process's stderr (the run log; the terminal with -v), tagged."""
     text = "".join(f"{tag}| {ln.rstrip()}\n" for ln in lines)
     if text:
-        sys.stderr.write(text)
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):      # a full disk loses log lines, not the run
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
 
 def relay(stream: Iterable[str], say: Callable[[str], None], ours: Callable[[str], bool], tag: str) -> str:

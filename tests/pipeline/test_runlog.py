@@ -133,3 +133,10 @@ def test_the_tag_goes_inside_the_bracket_the_tools_parse():
     q = progress.Progress(total=2, count=False)
     assert q.tag("[package export 1/2] tflite_fp32: ok").startswith("[package export 1/2, ~")
     assert q.tag("[package export 2/2] tflite_int8: ok") == "[package export 2/2] tflite_int8: ok"
+
+
+def test_a_results_folder_that_takes_no_log_does_not_stop_the_run(tmp_path, capsys):
+    (tmp_path / "logs").write_text("a file where the folder would be")
+    with runlog.session(tmp_path, "bench") as say:
+        say("[bench 1/1] ours")
+    assert capsys.readouterr().out == "[bench 1/1] ours\n"
