@@ -60,6 +60,17 @@ def test_a_worker_that_cannot_start_fails_every_item(tmp_path):
     assert "exited with code 3" in out[1]["error"] and "no such runtime" in out[1]["error"], out[1]
 
 
+def test_the_workers_output_goes_to_the_parents_stderr_tagged(tmp_path, capfd):
+    """The run log (pipeline/runlog.py) is the CLI's fd 2: what a worker writes is copied there."""
+    py = tmp_path / "chatty-python"
+    py.write_text("#!/bin/sh\necho 'converter says hello'\necho 'and warns' >&2\nexit 3\n")
+    py.chmod(py.stat().st_mode | stat.S_IEXEC)
+    workers.run(workers.Job(CHILD, _items(1), python=str(py), timeout_s=60))
+    err = capfd.readouterr().err.splitlines()
+    assert any(ln.startswith(CHILD) and ln.endswith("| converter says hello") for ln in err), err
+    assert any(ln.endswith("| and warns") for ln in err), err
+
+
 def test_job_is_validated_at_construction():
     with pytest.raises(ValueError, match="unique 'id'"):
         workers.Job(CHILD, ({"id": 1}, {"id": 1}))
