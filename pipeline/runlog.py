@@ -43,18 +43,26 @@ def new_log(results: Path, stage: str, keep: int = KEEP) -> Path:
     """A new, empty `<results>/logs/<stage>-<UTC time>.log`; the stage's oldest logs beyond `keep` removed."""
     d = logs_dir(results)
     d.mkdir(parents=True, exist_ok=True)
-    old = sorted(d.glob(f"{stage}-*.log"))     # the UTC stamp sorts by time
-    for f in old[:max(0, len(old) - keep + 1)]:
-        f.unlink(missing_ok=True)
+    old = sorted(d.glob(f"{stage}-*.log"), key=lambda f: _started(f, stage))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for n in range(1, 1000):                   # two runs in one second (package takes no results lock)
+    # another run in this second (package takes no results lock): the next number, never a pruned one's
+    n = max([k for s, k in (_started(f, stage) for f in old) if s == stamp], default=0) + 1
+    while True:
         path = d / f"{stage}-{stamp}{'' if n == 1 else f'-{n}'}.log"
         try:
             path.open("x").close()
-            return path
+            break
         except FileExistsError:
-            continue
-    raise FileExistsError(f"{d}: no free log name for {stage}-{stamp}")
+            n += 1
+    for f in old[:max(0, len(old) - keep + 1)]:
+        f.unlink(missing_ok=True)
+    return path
+
+
+def _started(log: Path, stage: str) -> tuple[str, int]:
+    """A log's order: its UTC stamp, then its number within that second ('<stage>-<stamp>-2.log')."""
+    stamp, _, n = log.stem[len(stage) + 1:].partition("-")
+    return stamp, int(n) if n.isdigit() else 1
 
 
 def shown(path: Path) -> str:

@@ -103,6 +103,12 @@ def test_old_logs_are_bounded_per_stage(tmp_path):
     assert runlog.new_log(tmp_path, "bench", keep=5) != new      # a second run in the same second
 
 
+def test_runs_in_one_second_are_pruned_in_the_order_they_ran(tmp_path):
+    logs = [runlog.new_log(tmp_path, "quant-debug", keep=3) for _ in range(12)]
+    kept = set(runlog.logs_dir(tmp_path).glob("quant-debug-*.log"))
+    assert kept == set(logs[-3:]), (sorted(f.name for f in kept), [f.name for f in logs])
+
+
 def test_follower_copies_whole_lines_tagged(tmp_path, capsys):
     f = tmp_path / "worker.log"
     f.write_bytes(b"first line\nhalf a li")
