@@ -10,9 +10,10 @@ terminal keeps our progress lines.
 Inside a session this process's fd 1 and fd 2 point at the log, so the libraries it imports (quant-debug
 and train run them in-process) and any child started with inherited output write there natively; our
 lines go to a duplicate of the terminal's fd 1 taken first. A child whose output the parent reads (a pipe,
-or a file for its last line) has the rest copied to this process's stderr: the log, or with -v (no
-session) the terminal. Either way several processes append to one file (O_APPEND), each child's lines
-tagged with who wrote them. A step that failed (`failed_line`) gets the log named once, at the end.
+or a file for its last line) has the rest copied to the log, or with -v to the terminal (`ENV` tells
+which; outside a session, in tools and tests, it is not copied). Several processes append to one file
+(O_APPEND), each child's lines tagged with who wrote them. A step that failed (`failed_line`) gets the
+log named once, at the end.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 KEEP = 10                   # logs kept per stage: older ones are removed when a run starts
+# set by a session, inherited by its workers: the log's path, or "-" when the terminal takes the output (-v)
+ENV = "MOBILEBENCH_RUN_LOG"
 # our lines that report a failed step (the export worker's "<stem>: failed in", the bench's and
 # quant-debug's "...: failed: ...", a worker's death, the CLI's own "error: ..."): the log may say why
 _FAILED = re.compile(r": failed\b|\bworker exited\b|^error: ")
@@ -91,7 +94,8 @@ def session(results: Path, stage: str, verbose: bool = False) -> Iterator[Termin
     `verbose`: no log, everything on the terminal as without this module."""
     opened = None if verbose else _open_log(results, stage)
     if opened is None:
-        yield Terminal(sys.stdout)
+        with _env("-"):
+            yield Terminal(sys.stdout)
         return
     path, log_fd = opened
     sys.stdout.flush()
@@ -105,7 +109,8 @@ def session(results: Path, stage: str, verbose: bool = False) -> Iterator[Termin
     try:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        yield out
+        with _env(str(path)):
+            yield out
     except (KeyboardInterrupt, KeyError, ValueError):
         raise       # a Ctrl-C or the user's own error: the CLI's one line (exit 130 or 2) says it all
     except BaseException:
@@ -124,6 +129,19 @@ def session(results: Path, stage: str, verbose: bool = False) -> Iterator[Termin
                 out(f"see {shown(path)}")
         if on_fd1:
             term.close()
+
+
+@contextlib.contextmanager
+def _env(where: str) -> Iterator[None]:
+    old = os.environ.get(ENV)
+    os.environ[ENV] = where
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
 
 
 def _open_log(results: Path, stage: str) -> tuple[Path, int] | None:
@@ -155,12 +173,18 @@ def _fileno(stream) -> int:
 
 
 def to_stderr(lines: Iterable[str], tag: str) -> None:
-    """Library output of a child into this process's stderr (the run log; the terminal with -v), tagged."""
+    """Library output of a child, tagged, into the session's log (this process's fd 2), or the terminal
+    with -v; outside a session (tools, tests) nowhere, as before the run log existed."""
+    where = os.environ.get(ENV)
     text = "".join(f"{tag}| {ln.rstrip()}\n" for ln in lines)
-    if text:
-        with contextlib.suppress(OSError):      # a full disk loses log lines, not the run
+    if not where or not text:
+        return
+    with contextlib.suppress(OSError):          # a full disk loses log lines, not the run
+        if where == "-":
             sys.stderr.write(text)
             sys.stderr.flush()
+        else:
+            os.write(2, text.encode(errors="replace"))
 
 
 def relay(stream: Iterable[str], say: Callable[[str], None], ours: Callable[[str], bool], tag: str) -> str:

@@ -113,13 +113,23 @@ def test_follower_copies_whole_lines_tagged(tmp_path, capsys):
     f = tmp_path / "worker.log"
     f.write_bytes(b"first line\nhalf a li")
     follow = runlog.Follower(f, "w 1")
-    follow()
-    assert capsys.readouterr().err == "w 1| first line\n"
-    with open(f, "ab") as out:
-        out.write(b"ne\nno newline at death")
-    follow()
-    follow(final=True)
-    assert capsys.readouterr().err == "w 1| half a line\nw 1| no newline at death\n"
+    with runlog.session(tmp_path, "bench", verbose=True):     # -v: the terminal's stderr
+        follow()
+        assert capsys.readouterr().err == "w 1| first line\n"
+        with open(f, "ab") as out:
+            out.write(b"ne\nno newline at death")
+        follow()
+        follow(final=True)
+        assert capsys.readouterr().err == "w 1| half a line\nw 1| no newline at death\n"
+
+
+def test_a_childs_output_is_copied_only_inside_a_session(tmp_path, capfd):
+    runlog.to_stderr(["tools and tests call workers without a session"], "w 1")
+    assert capfd.readouterr().err == ""
+    with runlog.session(tmp_path, "probe"):
+        runlog.to_stderr(["converter noise"], "w 1")
+    assert capfd.readouterr() == ("", "")
+    assert "w 1| converter noise\n" in next(runlog.logs_dir(tmp_path).glob("probe-*.log")).read_text()
 
 
 def test_time_left():

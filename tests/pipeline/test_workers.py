@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from pipeline import workers
+from pipeline import runlog, workers
 
 CHILD = "tests.pipeline.crashy_worker"
 
@@ -61,11 +61,12 @@ def test_a_worker_that_cannot_start_fails_every_item(tmp_path):
 
 
 def test_the_workers_output_goes_to_the_parents_stderr_tagged(tmp_path, capfd):
-    """The run log (pipeline/runlog.py) is the CLI's fd 2: what a worker writes is copied there."""
+    """In a CLI session (pipeline/runlog.py) what a worker writes is copied to the log, or with -v the terminal."""
     py = tmp_path / "chatty-python"
     py.write_text("#!/bin/sh\necho 'converter says hello'\necho 'and warns' >&2\nexit 3\n")
     py.chmod(py.stat().st_mode | stat.S_IEXEC)
-    workers.run(workers.Job(CHILD, _items(1), python=str(py), timeout_s=60))
+    with runlog.session(tmp_path, "bench", verbose=True):     # -v: the terminal's stderr
+        workers.run(workers.Job(CHILD, _items(1), python=str(py), timeout_s=60))
     err = capfd.readouterr().err.splitlines()
     assert any(ln.startswith(CHILD) and ln.endswith("| converter says hello") for ln in err), err
     assert any(ln.endswith("| and warns") for ln in err), err
@@ -90,7 +91,7 @@ def _alive(pid: int) -> bool:
 
 PARENT = """
 import sys
-from pipeline import workers
+from pipeline import runlog, workers
 workers.run(workers.Job({child!r}, ({{"id": 1, "hang": True, "pid_file": sys.argv[1]}},), timeout_s=600))
 """
 
