@@ -1,4 +1,4 @@
-"""A real `export` reads like a tool: only our lines on the terminal, the libraries' output (TensorFlow's
+"""A real `export` (and `bench`) reads like a tool: only our lines on the terminal, the libraries' output (TensorFlow's
 SavedModel dumps, torchao, absl, ExecuTorch) in results/logs/, and all of it on the terminal with -v.
 
     .venv/bin/python -m pytest -q tests/pipeline/test_terminal.py
@@ -39,6 +39,17 @@ def test_export_terminal_holds_our_lines_and_the_log_the_libraries(tmp_path, dig
     assert "Saved artifact at" in text                  # the Keras export's endpoint dump
     assert "export.run digits_cnn| " in text            # tagged with the worker that wrote it
     assert not any(LIBRARY_LINE.search(ln) for ln in lines)
+
+    b = subprocess.run([sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "artifacts"), "--results",
+                        str(tmp_path / "results"), "bench", "--profiles", "big-core", "--min-runs", "5",
+                        "--min-seconds", "0", "--no-device", "--no-peer", "--no-op-profile"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert b.returncode == 0 and b.stderr == "", b.stderr[-2000:]
+    assert not any(LIBRARY_LINE.search(ln) for ln in b.stdout.splitlines()), b.stdout
+    benches = [ln for ln in b.stdout.splitlines() if ln.startswith("[bench ")]
+    assert re.match(r"\[bench 1/\d+, ~\d+s left\] digits_cnn/", benches[0]), benches
+    (blog,) = (tmp_path / "results" / "logs").glob("bench-*.log")
+    assert "pipeline.bench.worker " in blog.read_text()      # the workers' output, followed as it came
 
     v = _export(tmp_path, "--force", "-v")
     assert v.returncode == 0, v.stderr[-2000:]
