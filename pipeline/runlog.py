@@ -31,7 +31,7 @@ KEEP = 10                   # logs kept per stage: older ones are removed when a
 ENV = "MOBILEBENCH_RUN_LOG"
 # our lines that report a failed step (the export worker's "<stem>: failed in", the bench's and
 # quant-debug's "...: failed: ...", a worker's death, the CLI's own "error: ..."): the log may say why
-_FAILED = re.compile(r": failed\b|\bworker exited\b|^error: ")
+_FAILED = re.compile(r": failed\b|\bworker (exited|killed)\b|^error: ")
 
 
 def failed_line(line: str) -> bool:

@@ -17,6 +17,7 @@ import models
 from pipeline import fsutil, procutil, progress, runlog
 from pipeline.artifact import export_records
 from pipeline.schema import Record, keep_last_good, merge, read_records
+from pipeline.workers import describe_exit
 
 
 def results_file(results: Path) -> Path:
@@ -98,7 +99,7 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
     records = collect_export_records(artifacts, names)
     for name, rc, tail in results:
         if rc != 0:
-            log(f"[export] {name}: worker exited with {rc}" + (f"; last output: {tail}" if tail else ""))
+            log(f"[export] {name}: {describe_exit(rc)}" + (f"; last output: {tail}" if tail else ""))
             records += _missing_as_failed(name, artifacts, paths, records, rc)
     log(f"[export] {len(names)} model(s) in {time.perf_counter() - t0:.1f}s")
     return records

@@ -61,7 +61,8 @@ def test_a_failed_step_names_the_log_once_at_the_end(tmp_path):
 def test_only_failures_count_as_failed_lines():
     assert runlog.failed_line("[export m 1/3] torch__et_portable_fp32: failed in 2.0s: RuntimeError: x")
     assert runlog.failed_line("[bench 2/5] m/a litert big-core: failed: worker killed by signal SIGSEGV (11)")
-    assert runlog.failed_line("[export] m: worker exited with -11; last output: Fatal Python error")
+    assert runlog.failed_line("[export] m: worker killed by signal SIGSEGV (11); last output: Fatal Python error")
+    assert runlog.failed_line("[export] m: worker exited with code 1; last output: MemoryError")
     assert runlog.failed_line("error: no export path could export model.pt2")
     assert not runlog.failed_line("[export m 1/3] keras__tflite_int8: unsupported in 0.1s: no int8 for x")
     assert not runlog.failed_line("[bench 1/5] m/a litert big-core: p50 0.02 ms, agree 1.000 (cached)")
