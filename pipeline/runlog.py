@@ -210,6 +210,8 @@ class Follower:
     offset: int = field(default=0)
 
     def __call__(self, final: bool = False) -> None:
+        if not os.environ.get(ENV):
+            return              # no session: nothing to copy to (see to_stderr)
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
