@@ -50,4 +50,4 @@ class Progress:
         if not sep or not head.startswith("["):
             return line
         count = f", {done}/{self.total} in all" if self.count else ""
-        return f"{head}{count}{left(done, self.total, time.monotonic() - self.start)}]{sep[1:]}{rest}"
+        return f"{head}{count}{left(done, self.total, time.monotonic() - self.start)}] {rest}"
