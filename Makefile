@@ -29,7 +29,7 @@ help:
 	@echo "make package SRC=my_model.pt2 SAMPLES=samples.npz   your model -> verified Android/iOS bundle in dist/"
 	@echo "make explore MODEL=digits_cnn ARTIFACT=keras__tflite_int8   graph with op time + int8 error (PORT= NO_OPEN=1)"
 	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
-	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
+	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core  V=1 (libraries' output on the terminal)"
 
 setup: .venv/.installed .venv-tflite-runtime/.installed
 
@@ -52,30 +52,33 @@ setup-tflite-runtime: .venv-tflite-runtime/.installed
 	touch $@
 
 train: setup
-	$(PY) -m pipeline train $(if $(MODELS),--models $(MODELS))
+	$(PY) -m pipeline $(VERBOSE_FLAG) train $(if $(MODELS),--models $(MODELS))
 
 export: setup
-	$(PY) -m pipeline export $(if $(MODELS),--models $(MODELS)) $(if $(PATHS),--paths $(PATHS))
+	$(PY) -m pipeline $(VERBOSE_FLAG) export $(if $(MODELS),--models $(MODELS)) $(if $(PATHS),--paths $(PATHS))
+
+# the libraries' own output goes to results/logs/<command>-<time>.log; V=1 shows it on the terminal too
+VERBOSE_FLAG = $(if $(V),-v)
 
 # the emulated ARM64 column is part of every bench (NO_DEVICE=1 skips it)
 DEVICE_FLAG = $(if $(NO_DEVICE),--no-device)
 DEVICE_DEP = $(if $(NO_DEVICE),,device-optional)
 ifeq ($(MODEL),)
 bench-mobile: export $(DEVICE_DEP)
-	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES)) $(DEVICE_FLAG)
+	$(PY) -m pipeline $(VERBOSE_FLAG) bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES)) $(DEVICE_FLAG)
 else
 bench-mobile: setup $(DEVICE_DEP)
-	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s)) $(DEVICE_FLAG)
+	$(PY) -m pipeline $(VERBOSE_FLAG) bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s)) $(DEVICE_FLAG)
 endif
 
 # operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...
 probes: setup
-	$(PY) -m pipeline probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
+	$(PY) -m pipeline $(VERBOSE_FLAG) probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
 
 # your own model -> dist/<name>/ (OUT=dir NAME=n PREFER=size|speed|accuracy PATHS=... PROFILES=...)
 package: setup
 	@test -n "$(SRC)" || { echo "usage: make package SRC=model.pt2|model.keras|saved_model_dir|file.py:fn [SAMPLES=samples.npz]"; exit 2; }
-	$(PY) -m pipeline package $(SRC) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OUT),--out $(OUT)) \
+	$(PY) -m pipeline $(VERBOSE_FLAG) package $(SRC) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OUT),--out $(OUT)) \
 		$(if $(NAME),--name $(NAME)) $(if $(PREFER),--prefer $(PREFER)) $(if $(PATHS),--paths $(PATHS)) \
 		$(if $(PROFILES),--profiles $(PROFILES))
 

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import models
-from pipeline import fsutil, procutil
+from pipeline import fsutil, procutil, progress, runlog
 from pipeline.artifact import export_records
 from pipeline.schema import Record, keep_last_good, merge, read_records
+from pipeline.workers import describe_exit
 
 
 def results_file(results: Path) -> Path:
@@ -54,6 +55,11 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
     """One worker process per model (train if needed, then every path): a converter that crashes
     natively takes down only its model's worker, and the paths it had not finished are recorded."""
     procs: list[subprocess.Popen] = []
+    # one step per model x path x source twin: the count and time left of the whole stage
+    steps = progress.Progress(len(names) * _steps_per_model(paths), count=len(names) > 1)
+
+    def say(line: str) -> None:
+        log(steps.tag(line) if line.startswith("[export ") else line)
 
     def one(name: str) -> tuple[str, int, str]:
         cmd = [sys.executable, "-m", "export.run", "--model", name, "--artifacts", str(artifacts)]
@@ -65,16 +71,11 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
         env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
                "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads, **procutil.child_env()}
         proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
         procs.append(proc)
-        tail = []
-        for line in proc.stdout:
-            if line.startswith("[") and (line.startswith("[export") or line.startswith("[train")
-                                         or line.startswith("  [")):
-                log(line.rstrip())
-            tail = (tail + [line.rstrip()])[-20:]
+        tail = runlog.relay(proc.stdout, say, _ours, f"export.run {name}")
         proc.wait()
-        return name, proc.returncode, "\n".join(tail)
+        return name, proc.returncode, tail
 
     # costliest first: with 2 workers the last model to finish is then a short one
     order = sorted(names, key=lambda n: -models.get(n).build_cost_s)
@@ -98,10 +99,20 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
     records = collect_export_records(artifacts, names)
     for name, rc, tail in results:
         if rc != 0:
-            log(f"[export] {name}: worker exited with {rc}; last output:\n{tail}")
+            log(f"[export] {name}: {describe_exit(rc)}" + (f"; last output: {tail}" if tail else ""))
             records += _missing_as_failed(name, artifacts, paths, records, rc)
     log(f"[export] {len(names)} model(s) in {time.perf_counter() - t0:.1f}s")
     return records
+
+
+def _ours(line: str) -> bool:
+    """The export worker's progress lines (the rest of its output is the libraries')."""
+    return line.startswith(("[export", "[train", "  ["))
+
+
+def _steps_per_model(paths: list[str]) -> int:
+    from export import registry
+    return sum(len(p.sources) for p in registry.all_paths().values() if not paths or p.name in paths)
 
 
 def _missing_as_failed(name, artifacts, paths, records, rc) -> list[Record]:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipeline import fsutil, procutil
+from pipeline import fsutil, procutil, runlog
 
 AFTER_DEATH = ("resume", "fail_rest")
 POLL_S = 0.05
@@ -111,21 +111,26 @@ def _one_worker(job: Job, items: list[dict]) -> tuple[dict, object, str, str, st
         with open(log_file, "wb") as log:
             proc = subprocess.Popen([job.python, "-m", job.module, str(job_file)], cwd=fsutil.ROOT, env=env,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            follow = runlog.Follower(log_file, f"{job.module} {proc.pid}")
             try:
-                death, kind = _wait(proc, progress, job)
+                death, kind = _wait(proc, progress, job, follow)
             except BaseException:
                 procutil.kill_group(proc.pid)   # an interrupted parent: the worker is in its own session
                 proc.wait()
                 raise
+            finally:
+                follow(final=True)
         done, started = read_progress(progress)
         lines = [ln for ln in log_file.read_bytes().decode(errors="replace").splitlines() if ln.strip()]
         return done, started, death, kind, lines[-1] if lines else ""
 
 
-def _wait(proc: subprocess.Popen, progress: Path, job: Job) -> tuple[str, str]:
-    """Wait for the worker; kill its group when one item makes no progress for the timeout."""
+def _wait(proc: subprocess.Popen, progress: Path, job: Job, follow=lambda: None) -> tuple[str, str]:
+    """Wait for the worker; kill its group when one item makes no progress for the timeout. `follow()`
+    each poll: the worker's output into the run log as it comes."""
     last_size, last_change, finished_one = 0, time.monotonic(), False
     while True:
+        follow()
         try:
             rc = proc.wait(timeout=POLL_S)
             return (describe_exit(rc), "crash") if rc else ("", "")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil, runtimes, workers
+from pipeline import fsutil, progress, runtimes, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
@@ -238,7 +238,7 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
               for t in targets for rt in t.runtimes]
     total = sum(len(ps) for _, _, ps in groups)
     fresh = _try_apple_only(groups, cfg, cache_dir, log)
-    records, i = [], 0
+    records, i, start = [], 0, time.perf_counter()
     for t, rt, profs in groups:
         t0 = time.perf_counter()
         # accuracy/agreement do not depend on the profile: evaluate once, on the first profile.
@@ -261,7 +261,8 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
                    if r.status == "ok" else f"{r.status}: {r.error}")
             when = f" ({took:.1f}s for {len(outcomes)} profiles)" if not o.cached else \
                 "" if (t.artifact, rt) in fresh else " (cached)"
-            log(f"[bench {i}/{total}] {name} {rt} {r.profile}: {msg}{when}")
+            log(f"[bench {i}/{total}{progress.left(i, total, time.perf_counter() - start)}] "
+                f"{name} {rt} {r.profile}: {msg}{when}")
             records.append(r)
     return records
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from pipeline import workers
+from pipeline import runlog, workers
 
 CHILD = "tests.pipeline.crashy_worker"
 
@@ -60,6 +60,18 @@ def test_a_worker_that_cannot_start_fails_every_item(tmp_path):
     assert "exited with code 3" in out[1]["error"] and "no such runtime" in out[1]["error"], out[1]
 
 
+def test_the_workers_output_goes_to_the_parents_stderr_tagged(tmp_path, capfd):
+    """In a CLI session (pipeline/runlog.py) what a worker writes is copied to the log, or with -v the terminal."""
+    py = tmp_path / "chatty-python"
+    py.write_text("#!/bin/sh\necho 'converter says hello'\necho 'and warns' >&2\nexit 3\n")
+    py.chmod(py.stat().st_mode | stat.S_IEXEC)
+    with runlog.session(tmp_path, "bench", verbose=True):     # -v: the terminal's stderr
+        workers.run(workers.Job(CHILD, _items(1), python=str(py), timeout_s=60))
+    err = capfd.readouterr().err.splitlines()
+    assert any(ln.startswith(CHILD) and ln.endswith("| converter says hello") for ln in err), err
+    assert any(ln.endswith("| and warns") for ln in err), err
+
+
 def test_job_is_validated_at_construction():
     with pytest.raises(ValueError, match="unique 'id'"):
         workers.Job(CHILD, ({"id": 1}, {"id": 1}))
@@ -79,7 +91,7 @@ def _alive(pid: int) -> bool:
 
 PARENT = """
 import sys
-from pipeline import workers
+from pipeline import runlog, workers
 workers.run(workers.Job({child!r}, ({{"id": 1, "hang": True, "pid_file": sys.argv[1]}},), timeout_s=600))
 """
 
