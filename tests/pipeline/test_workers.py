@@ -45,6 +45,18 @@ def test_hang_is_killed_after_the_timeout_and_the_rest_resume():
     assert took < 30, took   # killed after ~2 s without progress, not the 600 s sleep
 
 
+def test_each_result_is_told_once_as_soon_as_it_is_final():
+    """A caller keeps each result (the bench: a cache file) while the worker goes on: item 1 is told
+    while item 2 still hangs, not when the job ends."""
+    t0, told = time.monotonic(), []
+    out = workers.run(workers.Job(CHILD, _items(4, hang=2, crash=3), timeout_s=3, first_timeout_s=60),
+                      on_result=lambda i, r: told.append((i, r, time.monotonic() - t0)))
+    assert [i for i, _, _ in told] == [1, 2, 3, 4]
+    assert {i: r for i, r, _ in told} == out
+    assert out[2]["death"] == "hang" and out[3]["death"] == "crash" and out[4]["status"] == "ok", out
+    assert told[0][2] < told[1][2] - 2.5, told   # item 1 before the 3 s without progress on item 2 ran out
+
+
 def test_an_exception_is_the_items_one_line_error():
     out = workers.run(workers.Job(CHILD, ({"id": "a", "raise": True}, {"id": "b"}), timeout_s=60))
     assert out["a"] == {"status": "failed", "error": "ValueError: bad item"}
