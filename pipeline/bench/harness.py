@@ -158,14 +158,18 @@ def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile
             if result["status"] != "ok":
                 rec = _not_run(t, base, result["error"])
             else:
+                t0 = time.perf_counter()
                 if not file_metrics:
                     file_metrics = {"size_bytes": float(fsutil.size_bytes(t.artifact)),
                                     "size_zipped_bytes": float(fsutil.zipped_size(t.artifact)),
                                     **anatomy.of(t.artifact, t.format)}
-                metrics = {**result["metrics"], **file_metrics}
+                metrics = {**result["metrics"], **file_metrics, "time_file_s": time.perf_counter() - t0}
                 info = result["info"]
                 if job["outputs"] and Path(job["outputs"]).exists():
+                    t0 = time.perf_counter()
                     metrics.update(_quality(t, np.load(job["outputs"])))
+                    # the eval set ran in the worker; agreement and accuracy are computed here
+                    metrics["time_quality_s"] = metrics.get("time_quality_s", 0.0) + time.perf_counter() - t0
                 metrics.update(_rigor(t, runtime, prof, cfg, metrics, info, first=prof.name == cfg.profiles[0]))
                 rec = Record(status="ok", metrics=metrics, info=info, **base)
             fsutil.write_atomic(cache_file, rec.to_json())
@@ -198,12 +202,15 @@ def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchC
     out: dict[str, float] = {}
     if t.export is not None:
         import models
+        t0 = time.perf_counter()
         try:
             out.update(cost.model_cost(models.get(t.export.model)))
             out.update(cost.achieved({**metrics, **out}))
         except Exception as e:  # noqa: BLE001 - a model the counter cannot trace keeps its timings
             info["cost_error"] = first_line(f"{type(e).__name__}: {e}")
+        out["time_cost_s"] = time.perf_counter() - t0
     if cfg.peer and first and runtime == "litert" and t.format == "tflite" and not t.shapes:
+        t0 = time.perf_counter()
         runs = int(min(max(metrics["runs"] / max(cfg.repeats, 1), 100), 5000))
         res = peer.run_peer(t.artifact, prof.threads, prof.cpus, prof.mem_limit_mb, runs=runs,
                             warmup=cfg.warmup, timeout_s=cfg.timeout_s)
@@ -215,6 +222,7 @@ def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchC
                                     peer.trivial_median_ms(prof.threads, prof.cpus, prof.mem_limit_mb)))
             info["peer"] = {"tool": "litert-benchmark (ai_edge_litert.tools.benchmark_litert_model)",
                             "api": "CompiledModel.run_by_name", "fully_accelerated": res.get("fully_accelerated")}
+        out["time_peer_s"] = time.perf_counter() - t0
     return out
 
 

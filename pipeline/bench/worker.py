@@ -14,6 +14,7 @@ import os
 import resource
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -171,20 +172,45 @@ class LoadError(RuntimeError):
     pass
 
 
-def measure_artifact(job: dict) -> dict:
+def _process_age_s() -> float:
+    """Seconds since this process started (Linux: its start time in clock ticks since boot)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])   # field 22, starttime
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+@dataclass
+class Process:
+    """What this worker process has done so far: its first item carries the process's start-up cost."""
+    started: bool = False
+
+
+def measure_artifact(job: dict, proc: Process | None = None) -> dict:
+    """One item: one artifact, one runtime, one profile. Its `time_<phase>_s` metrics say where this
+    item's seconds went (the first item of a process also carries the process start and imports)."""
+    proc = proc if proc is not None else Process()
     _apply_profile(job)
     sys.path.insert(0, job["root"])
     from pipeline import runtimes
     from pipeline.bench.stats import latency_quantiles, latency_stats, repeat_spread
     from pipeline.filecheck.validate import check_model_file
 
-    if not job.get("prechecked"):
-        check_model_file(job["artifact"])
     adapter = runtimes.get(job["runtime"])
     # import the runtime's modules before the clock and the memory baseline: an app pays the import
     # once at start-up, not per model (ExecuTorch's Python runtime imports torch: ~5 s, ~300 MB)
     if not adapter.available():
         raise RuntimeError(f"runtime {job['runtime']} is not installed: {adapter.INSTALL_HINT}")
+    times = {}
+    if not proc.started:   # interpreter, numpy, the runtime's import: paid once per process
+        proc.started = True
+        times["time_worker_start_s"] = _process_age_s()
+    t_load = time.perf_counter()
+    if not job.get("prechecked"):
+        check_model_file(job["artifact"])
     rss_base = _status_kb("VmRSS")
     t0 = time.perf_counter()
     try:
@@ -207,6 +233,7 @@ def measure_artifact(job: dict) -> dict:
     facts["inputs_have_nan_or_inf"] = not all(np.isfinite(a).all() for a in
                                               ([eval_x] if eval_x is not None else inputs))
     t0 = time.perf_counter()
+    times["time_load_s"] = t0 - t_load
     adapter.run(handle, inputs)
     first_s = time.perf_counter() - t0
     for _ in range(job["warmup"]):
@@ -229,6 +256,8 @@ def measure_artifact(job: dict) -> dict:
                "warmup_runs": float(job["warmup"]), **latency_stats(lat), **repeat_spread(blocks),
                "latency_p50_with_io_ms": float(np.median(io)) * 1e3,
                "harness_overhead_us": overhead_s * 1e6}
+    t_quality = time.perf_counter()
+    times["time_timing_s"] = t_quality - t0
     nan_out = False
     if eval_x is not None and job.get("outputs"):
         outs = [adapter.run(handle, [eval_x[i:i + 1]])[0] for i in range(len(eval_x))]
@@ -242,6 +271,8 @@ def measure_artifact(job: dict) -> dict:
         outs = adapter.run(handle, inputs)
         nan_out = any(bool(~np.isfinite(o).all()) for o in outs)
         facts["output_shapes"] = [list(o.shape) for o in outs]
+    t = time.perf_counter()
+    times["time_quality_s"] = t - t_quality
     metrics["peak_rss_mb"] = _status_kb("VmHWM") / 1024
     metrics["peak_rss_above_baseline_mb"] = (_status_kb("VmHWM") - rss_base) / 1024
     metrics["baseline_rss_mb"] = rss_base / 1024
@@ -251,6 +282,8 @@ def measure_artifact(job: dict) -> dict:
     trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
     if os.path.exists(trivial):  # a runtime without one just lacks the figure
         metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
+    t_op = time.perf_counter()
+    times["time_trivial_s"] = t_op - t
     if job.get("op_profile"):
         try:
             from pipeline.bench import opprofile
@@ -258,13 +291,14 @@ def measure_artifact(job: dict) -> dict:
         except Exception as e:  # noqa: BLE001 - a profiler failure must not lose the measurement
             facts["op_profile"] = {"method": "", "ops": [], "note": f"profiler failed: {type(e).__name__}: "
                                    f"{str(e).splitlines()[0][:200] if str(e) else ''}"}
+        times["time_opprofile_s"] = time.perf_counter() - t_op
     facts["latency_quantiles_ms"] = latency_quantiles(lat)
-    return {"status": "ok", "metrics": metrics, "info": facts}
+    return {"status": "ok", "metrics": {**metrics, **times}, "info": facts}
 
 
-def _measure_or_error(job: dict, params: dict) -> dict:
+def _measure_or_error(job: dict, params: dict, proc: Process | None = None) -> dict:
     try:
-        return measure_artifact(job)
+        return measure_artifact(job, proc)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
         name = os.path.basename(job.get("artifact", ""))
         msg = describe_error(e)
@@ -272,4 +306,5 @@ def _measure_or_error(job: dict, params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(_measure_or_error))
+    _proc = Process()
+    sys.exit(serve(lambda job, params: _measure_or_error(job, params, _proc)))
