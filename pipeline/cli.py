@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the per-operator profiles")
     b.add_argument("--no-device", dest="device", action="store_false",
                    help="skip the emulated ARM64 column (pipeline/bench/device.py)")
+    b.add_argument("--profile", action="store_true",
+                   help="print at the end where this run's seconds went (per phase of the measurements)")
 
     pr = sub.add_parser("probe", help="operator support matrix: one-operator models x every export path")
     pr.add_argument("--ops", default="", help="comma-separated probe names (default: all)")

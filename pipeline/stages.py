@@ -163,17 +163,34 @@ def bench(args, log=print) -> int:
     if not any(r.kind == "export" for r in exports):
         log(f"no exported artifacts under {args.artifacts}: run `make export` first")
         return 1
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     targets = bench_mod.targets_from_exports(exports, args.artifacts)
     records = bench_mod.run(targets, cfg, cache, log=log)
+    walls = {"bench": time.perf_counter() - t0}
     records += _device_column(args, targets, log)
+    walls["device column"] = time.perf_counter() - t0 - walls["bench"]
     from pipeline.provenance import run_record
     kept = save_records(args.results, exports + records + [run_record(cfg.profiles)])
     log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
+    t1 = time.perf_counter()
     report(args.results, log=log)
+    walls["report"] = time.perf_counter() - t1
     log(summary_table(records))
     _say_kept(kept, log)
+    if getattr(args, "profile", False):
+        log(_profile(records, started, walls))
     return 0
+
+
+def _profile(records, started: float, walls: dict[str, float]) -> str:
+    """`bench --profile`: where this run's seconds went, from the phase times of the records it made
+    (cached ones cost this run nothing), beside the stage's wall clock."""
+    from pipeline.report import timeprofile
+    fresh = [r for r in records if r.created >= started]
+    lines = [f"[bench] where this run's time went ({len(fresh)} of {len(records)} records made now):", ""]
+    lines += timeprofile.phase_table(fresh, {"bench": walls["bench"]}) or ["(nothing measured: all cached)", ""]
+    lines += ["Other steps (wall clock): " + ", ".join(f"{k} {v:.1f} s" for k, v in walls.items() if k != "bench")]
+    return "\n".join(lines)
 
 
 def _device_column(args, targets, log) -> list[Record]:
