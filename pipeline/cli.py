@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME=FILE.npy", help="value of one input of your own file (instead of random)")
     b.add_argument("--min-runs", type=_positive_int)
     b.add_argument("--min-seconds", type=_nonneg_float)
+    b.add_argument("--ci-pct", type=_nonneg_float, dest="ci_pct",
+                   help="a timing repeat stops once its median's 95%% CI is within +-this %% "
+                   "(default 1; 0 = at --min-runs and --min-seconds)")
     b.add_argument("--timeout", type=_positive_float, dest="timeout_s")
     b.add_argument("--repeats", type=_positive_int, help="steady runs per measurement (default 3)")
     b.add_argument("--no-peer", dest="peer", action="store_const", const=False,

@@ -6,6 +6,7 @@ path="provenance"); the report prints it in its header. Versions are read from p
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -71,9 +72,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_record(profile_names: tuple[str, ...] = ()) -> Record:
+def run_record(profile_names: tuple[str, ...] = (), settings=None) -> Record:
     """One record per run: machine, package versions and the device profiles used, in the run's
-    order (`profile_order`: records are written with sorted keys, so the dict cannot keep it)."""
+    order (`profile_order`: records are written with sorted keys, so the dict cannot keep it), and the
+    bench settings (`settings`, a BenchConfig: the report states the stopping rule from them)."""
     from pipeline.bench import profiles
     profs = {n: {"threads": p.threads, "cpus": list(p.cpus), "mem_limit_mb": p.mem_limit_mb,
                  "description": p.description}
@@ -82,7 +84,8 @@ def run_record(profile_names: tuple[str, ...] = ()) -> Record:
     return Record(kind="pipeline", model="", path="provenance", status="ok",
                   metrics={**cpu_peak_gflops(), **xnnpack_conv_ceiling()},
                   info={"machine": machine(), "versions": versions(), "profiles": profs,
-                        "profile_order": list(profile_names or profs)})
+                        "profile_order": list(profile_names or profs),
+                        **({"bench_settings": dataclasses.asdict(settings)} if settings is not None else {})})
 
 
 def profile_order(run: Record | None) -> list[str]:

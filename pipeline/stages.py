@@ -135,7 +135,7 @@ def bench(args, log=print) -> int:
     from pipeline.bench import harness as bench_mod
     from pipeline.bench import profiles
     from pipeline.report.markdown import summary_table
-    overrides = {k: getattr(args, k, None) for k in ("min_runs", "min_seconds", "timeout_s", "repeats",
+    overrides = {k: getattr(args, k, None) for k in ("min_runs", "min_seconds", "ci_pct", "timeout_s", "repeats",
                                                   "peer", "op_profile")}
     if args.profiles is not None:
         overrides["profiles"] = profiles.parse_list(args.profiles)
@@ -153,7 +153,7 @@ def bench(args, log=print) -> int:
         records = bench_mod.run(targets, cfg, cache, log=log)
         records += _device_column(args, targets, log)
         from pipeline.provenance import run_record
-        kept = save_records(args.results, records + [run_record(cfg.profiles)])
+        kept = save_records(args.results, records + [run_record(cfg.profiles, cfg)])
         log(summary_table(records))
         _say_kept(kept, log)
         return 1 if bad or any(r.status == "failed" for r in records) else 0
@@ -170,7 +170,7 @@ def bench(args, log=print) -> int:
     records += _device_column(args, targets, log)
     walls["device column"] = time.perf_counter() - t0 - walls["bench"]
     from pipeline.provenance import run_record
-    kept = save_records(args.results, exports + records + [run_record(cfg.profiles)])
+    kept = save_records(args.results, exports + records + [run_record(cfg.profiles, cfg)])
     log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
     t1 = time.perf_counter()
     report(args.results, log=log)
