@@ -1,12 +1,15 @@
-"""One isolated measurement: load one artifact with one runtime, time it, run the eval set.
+"""Isolated measurements: load an artifact with one runtime, time it, run the eval set.
 
     python -m pipeline.bench.worker JOB.json
 
-Runs in a fresh process per (artifact, runtime) so that a native crash, a hang or an
-out-of-memory in a runtime kills only this process; the parent records the signal or exit code.
+Runs in a process apart from the harness so that a native crash, a hang or an out-of-memory in a
+runtime kills only this process; the parent records the signal or exit code against the measurement
+it was in, and a fresh worker goes on with the rest (`pipeline/workers.py`).
 Imports only numpy and the runtime (it also runs under `.venv-tflite-runtime`, numpy<2).
-JOB.json (`pipeline/workers.py`) holds one item per device profile, measured in turn in this one
-process, each result written to the progress file as it is done; eval outputs to each item's "outputs".
+JOB.json holds one item per measurement (one runtime; our artifacts: several files and profiles of one
+memory ceiling), measured in turn in this one process, each result written to the progress file as it
+is done; eval outputs to each item's "outputs". Each item sets its own profile (affinity, memory
+ceiling, threads) and its records say where its seconds went (`time_<phase>_s`).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.bench.stopping import Rule, ci_halfwidth_pct, repeat
 from pipeline.workers import describe_error, serve
 
 
@@ -135,23 +139,9 @@ def generated_inputs(name: str, spec_inputs: list[dict], shapes: list,
     return out
 
 
-def _steady(call, job: dict, repeats: int) -> list[list[float]]:
-    """`repeats` back-to-back steady runs, each sized by runs AND seconds (min/max of both)."""
-    blocks = []
-    for _ in range(repeats):
-        lat: list[float] = []
-        start = time.perf_counter()
-        while True:
-            elapsed = time.perf_counter() - start
-            if len(lat) >= job["max_runs"] or elapsed >= job["max_seconds"]:
-                break
-            if len(lat) >= job["min_runs"] and elapsed >= job["min_seconds"]:
-                break
-            t = time.perf_counter()
-            call()
-            lat.append(time.perf_counter() - t)
-        blocks.append(lat)
-    return blocks
+def _rule(job: dict) -> Rule:
+    """The job's stopping rule for one timing repeat (`pipeline/bench/stopping.py`)."""
+    return Rule(job["min_runs"], job["min_seconds"], job["max_runs"], job["max_seconds"], job.get("ci_pct", 0.0))
 
 
 def _trivial_overhead(adapter, threads: int) -> float:
@@ -164,8 +154,7 @@ def _trivial_overhead(adapter, threads: int) -> float:
     call = adapter.bind(handle, x)
     for _ in range(20):
         call()
-    lat = _steady(call, {"min_runs": 500, "min_seconds": 0.1, "max_runs": 5000, "max_seconds": 1.0}, 1)[0]
-    return float(np.median(lat)) * 1e6
+    return float(np.median(repeat(call, Rule(500, 0.1, 5000, 1.0)))) * 1e6
 
 
 class LoadError(RuntimeError):
@@ -185,8 +174,10 @@ def _process_age_s() -> float:
 
 @dataclass
 class Process:
-    """What this worker process has done so far: its first item carries the process's start-up cost."""
+    """What this worker process keeps between its items: whether its start-up cost was charged (to its
+    first item), and the LiteRT peer tool's process (`peer.Server`), started once for all its items."""
     started: bool = False
+    peer: object = None
 
 
 def measure_artifact(job: dict, proc: Process | None = None) -> dict:
@@ -202,8 +193,11 @@ def measure_artifact(job: dict, proc: Process | None = None) -> dict:
     adapter = runtimes.get(job["runtime"])
     # import the runtime's modules before the clock and the memory baseline: an app pays the import
     # once at start-up, not per model (ExecuTorch's Python runtime imports torch: ~5 s, ~300 MB)
-    if not adapter.available():
-        raise RuntimeError(f"runtime {job['runtime']} is not installed: {adapter.INSTALL_HINT}")
+    try:
+        adapter.import_runtime()
+    except ImportError as e:
+        raise RuntimeError(f"runtime {job['runtime']} is not installed ({describe_error(e)}): "
+                           f"{adapter.INSTALL_HINT}") from None
     times = {}
     if not proc.started:   # interpreter, numpy, the runtime's import: paid once per process
         proc.started = True
@@ -240,12 +234,13 @@ def measure_artifact(job: dict, proc: Process | None = None) -> dict:
         adapter.run(handle, inputs)
     # timed: the inference call alone, inputs bound once (as LiteRT's and ExecuTorch's own tools time it)
     call = adapter.bind(handle, inputs)
-    blocks = _steady(call, job, int(job.get("repeats", 1)))
+    rule = _rule(job)
+    blocks = [repeat(call, rule) for _ in range(int(job.get("repeats", 1)))]
     lat = [x for b in blocks for x in b]
-    # the same with input conversion and output copy (what an app calling run() per frame pays)
-    io = _steady(lambda: adapter.run(handle, inputs),
-                 {**job, "min_runs": min(job["min_runs"], 100), "min_seconds": 0.0,
-                  "max_seconds": min(job["max_seconds"], 0.5)}, 1)[0]
+    # the same with input conversion and output copy (what an app calling run() per frame pays): a
+    # figure read beside the p50, on a fixed small budget
+    io = repeat(lambda: adapter.run(handle, inputs),
+                Rule(min(rule.min_runs, 100), 0.0, rule.max_runs, min(rule.max_seconds, 0.5)))
     # the loop's own cost per call, with a no-op in place of the runtime
     t = time.perf_counter()
     for _ in range(1000):
@@ -254,6 +249,8 @@ def measure_artifact(job: dict, proc: Process | None = None) -> dict:
     overhead_s = (time.perf_counter() - t) / 1000
     metrics = {"load_ms": load_s * 1e3, "first_inference_ms": first_s * 1e3,
                "warmup_runs": float(job["warmup"]), **latency_stats(lat), **repeat_spread(blocks),
+               # the least precise repeat: half its median's 95% confidence interval, in % of it
+               "latency_p50_ci_pct": max(ci_halfwidth_pct(b) for b in blocks),
                "latency_p50_with_io_ms": float(np.median(io)) * 1e3,
                "harness_overhead_us": overhead_s * 1e6}
     t_quality = time.perf_counter()
@@ -284,6 +281,11 @@ def measure_artifact(job: dict, proc: Process | None = None) -> dict:
         metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
     t_op = time.perf_counter()
     times["time_trivial_s"] = t_op - t
+    out = {"status": "ok"}
+    if job.get("peer"):
+        out["peer"] = _peer(job, len(lat) / max(int(job.get("repeats", 1)), 1), proc)
+        times["time_peer_s"] = time.perf_counter() - t_op
+        t_op = time.perf_counter()
     if job.get("op_profile"):
         try:
             from pipeline.bench import opprofile
@@ -293,7 +295,25 @@ def measure_artifact(job: dict, proc: Process | None = None) -> dict:
                                    f"{str(e).splitlines()[0][:200] if str(e) else ''}"}
         times["time_opprofile_s"] = time.perf_counter() - t_op
     facts["latency_quantiles_ms"] = latency_quantiles(lat)
-    return {"status": "ok", "metrics": {**metrics, **times}, "info": facts}
+    return {**out, "metrics": {**metrics, **times}, "info": facts}
+
+
+def _peer(job: dict, runs_per_repeat: float, proc: Process) -> dict:
+    """LiteRT's own benchmark tool (`pipeline/bench/peer.py`, in a process of its own that this worker
+    keeps for all its items) on the same file, threads and CPUs, as many runs as one of our repeats
+    (100-5000); with its median on the one-op model (once per threads and CPUs). Run here, after our
+    timing, so it never runs beside it."""
+    from pipeline.bench import peer
+    cpus, mem = tuple(job.get("cpus") or ()), int(job.get("mem_limit_mb") or 0)
+    if proc.peer is None or proc.peer.mem_limit_mb != mem:
+        if proc.peer is not None:
+            proc.peer.close()
+        proc.peer = peer.Server(mem)
+    res = proc.peer.run(job["artifact"], job["threads"], cpus, runs=int(min(max(runs_per_repeat, 100), 5000)),
+                        warmup=job["warmup"], timeout_s=job["peer_timeout_s"])
+    if "error" not in res:
+        res["trivial_median_ms"] = proc.peer.trivial_median_ms(job["threads"], cpus)
+    return res
 
 
 def _measure_or_error(job: dict, params: dict, proc: Process | None = None) -> dict:
@@ -303,6 +323,21 @@ def _measure_or_error(job: dict, params: dict, proc: Process | None = None) -> d
         name = os.path.basename(job.get("artifact", ""))
         msg = describe_error(e)
         return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
+    finally:
+        _release()
+
+
+def _release() -> None:
+    """Give the finished item's memory back before the next item of this process: its handles are
+    garbage now, and glibc keeps freed heap unless trimmed. The next item's RSS baseline, peak and
+    memory ceiling then start from the process's imports, not from the previous artifact."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass   # not glibc: the memory is reused by the next item all the same
 
 
 if __name__ == "__main__":
