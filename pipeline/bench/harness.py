@@ -255,7 +255,9 @@ def _record(m: Measurement, cfg: profiles.BenchConfig, job: dict, result: dict, 
     eval set, compute cost, and the peer check's comparison."""
     t = m.target
     if result["status"] != "ok":
-        return _not_run(t, _base(m), result["error"])
+        rec = _not_run(t, _base(m), result["error"])
+        rec.metrics.update(result.get("metrics", {}))   # what it cost before it failed (time_*_s)
+        return rec
     metrics = {**result["metrics"], **facts.files[t.artifact], "time_file_s": facts.charge(t.artifact)}
     info = result["info"]
     if job["outputs"] and Path(job["outputs"]).exists():

@@ -180,10 +180,12 @@ class Process:
     peer: object = None
 
 
-def measure_artifact(job: dict, proc: Process | None = None) -> dict:
+def measure_artifact(job: dict, proc: Process | None = None, times: dict | None = None) -> dict:
     """One item: one artifact, one runtime, one profile. Its `time_<phase>_s` metrics say where this
-    item's seconds went (the first item of a process also carries the process start and imports)."""
+    item's seconds went (the first item of a process also carries the process start and imports);
+    `times` gets them as they come, so a failed item still says what it cost."""
     proc = proc if proc is not None else Process()
+    times = times if times is not None else {}
     _apply_profile(job)
     sys.path.insert(0, job["root"])
     from pipeline import runtimes
@@ -198,7 +200,6 @@ def measure_artifact(job: dict, proc: Process | None = None) -> dict:
     except ImportError as e:
         raise RuntimeError(f"runtime {job['runtime']} is not installed ({describe_error(e)}): "
                            f"{adapter.INSTALL_HINT}") from None
-    times = {}
     if not proc.started:   # interpreter, numpy, the runtime's import: paid once per process
         proc.started = True
         times["time_worker_start_s"] = _process_age_s()
@@ -210,6 +211,7 @@ def measure_artifact(job: dict, proc: Process | None = None) -> dict:
     try:
         handle = adapter.load(job["artifact"], job["threads"])
     except Exception as e:  # noqa: BLE001 - name the file and the runtime in the one-line error
+        times["time_load_s"] = time.perf_counter() - t_load
         raise LoadError(f"{job['artifact']}: {job['runtime']} cannot load it: {describe_error(e)}") from None
     load_s = time.perf_counter() - t0
     shapes = job.get("shapes") or []
@@ -317,12 +319,13 @@ def _peer(job: dict, runs_per_repeat: float, proc: Process) -> dict:
 
 
 def _measure_or_error(job: dict, params: dict, proc: Process | None = None) -> dict:
+    times: dict[str, float] = {}
     try:
-        return measure_artifact(job, proc)
+        return measure_artifact(job, proc, times)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
         name = os.path.basename(job.get("artifact", ""))
         msg = describe_error(e)
-        return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
+        return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400], "metrics": times}
     finally:
         _release()
 

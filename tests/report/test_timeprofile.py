@@ -54,3 +54,15 @@ def test_bench_profile_counts_only_the_records_this_run_made():
     text = stages._profile([cached, fresh], started=100.0, walls={"bench": 4.0, "report": 1.0})
     assert "1 of 2 records made now" in text
     assert "| bench | timing | 2 | 50% | 1 |" in text and "99" not in text, text
+
+
+def test_a_run_that_measured_nothing_keeps_the_cpu_peak_of_the_run_that_did(tmp_path):
+    """A warm bench (every record cached) does not spend 3-5 s measuring this CPU's peak again."""
+    from pipeline import provenance
+    from pipeline.bench import profiles
+    old = provenance.run_record(("big-core",), measured={"cpu_peak_gflops_1_core": 12.5})
+    stages.save_records(tmp_path, [old])
+    cached = _rec("bench", "ptl_fp32", "lite_interpreter", "big-core", created=10.0, timing=1.0)
+    new = stages._run_record(tmp_path, profiles.BenchConfig(), [cached], started=100.0)
+    assert new.metrics == {"cpu_peak_gflops_1_core": 12.5}
+    assert new.info["bench_settings"]["ci_pct"] == profiles.BenchConfig().ci_pct
