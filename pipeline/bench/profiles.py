@@ -71,7 +71,7 @@ class BenchConfig:
     warmup: int = 10
     # one timing repeat: pipeline/bench/stopping.py (the rule; `stop_rule` below, `describe` in the report)
     min_runs: int = 200
-    min_seconds: float = 0.3
+    min_seconds: float = 0.1        # was 0.3 before the CI test: the median's precision decides now
     max_runs: int = 20000
     max_seconds: float = 1.5        # per repeat: a slow artifact (portable kernels) stops here
     ci_pct: float = 1.0             # stop once the median's 95% CI is within +-this % (0 = at the minimums)
