@@ -15,7 +15,7 @@ BASELINE ?= baselines/digits_cnn.jsonl
 SRC     ?=
 SAMPLES ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report bench-check test test-slow fuzz clean help bench-pipeline package
+.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -27,8 +27,9 @@ help:
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
 	@echo "make package SRC=my_model.pt2 SAMPLES=samples.npz   your model -> verified Android/iOS bundle in dist/"
+	@echo "make explore MODEL=digits_cnn ARTIFACT=keras__tflite_int8   graph with op time + int8 error (PORT= NO_OPEN=1)"
 	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
-	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core"
+	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core  V=1 (libraries' output on the terminal)"
 
 setup: .venv/.installed .venv-tflite-runtime/.installed
 
@@ -51,35 +52,49 @@ setup-tflite-runtime: .venv-tflite-runtime/.installed
 	touch $@
 
 train: setup
-	$(PY) -m pipeline train $(if $(MODELS),--models $(MODELS))
+	$(PY) -m pipeline $(VERBOSE_FLAG) train $(if $(MODELS),--models $(MODELS))
 
 export: setup
-	$(PY) -m pipeline export $(if $(MODELS),--models $(MODELS)) $(if $(PATHS),--paths $(PATHS))
+	$(PY) -m pipeline $(VERBOSE_FLAG) export $(if $(MODELS),--models $(MODELS)) $(if $(PATHS),--paths $(PATHS))
+
+# the libraries' own output goes to results/logs/<command>-<time>.log; V=1 shows it on the terminal too
+VERBOSE_FLAG = $(if $(V),-v)
 
 # the emulated ARM64 column is part of every bench (NO_DEVICE=1 skips it)
 DEVICE_FLAG = $(if $(NO_DEVICE),--no-device)
 DEVICE_DEP = $(if $(NO_DEVICE),,device-optional)
 ifeq ($(MODEL),)
 bench-mobile: export $(DEVICE_DEP)
-	$(PY) -m pipeline bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES)) $(DEVICE_FLAG)
+	$(PY) -m pipeline $(VERBOSE_FLAG) bench $(if $(MODELS),--models $(MODELS)) $(if $(PROFILES),--profiles $(PROFILES)) $(DEVICE_FLAG)
 else
 bench-mobile: setup $(DEVICE_DEP)
-	$(PY) -m pipeline bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s)) $(DEVICE_FLAG)
+	$(PY) -m pipeline $(VERBOSE_FLAG) bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s)) $(DEVICE_FLAG)
 endif
 
 # operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...
 probes: setup
-	$(PY) -m pipeline probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
+	$(PY) -m pipeline $(VERBOSE_FLAG) probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
 
 # your own model -> dist/<name>/ (OUT=dir NAME=n PREFER=size|speed|accuracy PATHS=... PROFILES=...)
 package: setup
 	@test -n "$(SRC)" || { echo "usage: make package SRC=model.pt2|model.keras|saved_model_dir|file.py:fn [SAMPLES=samples.npz]"; exit 2; }
-	$(PY) -m pipeline package $(SRC) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OUT),--out $(OUT)) \
+	$(PY) -m pipeline $(VERBOSE_FLAG) package $(SRC) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OUT),--out $(OUT)) \
 		$(if $(NAME),--name $(NAME)) $(if $(PREFER),--prefer $(PREFER)) $(if $(PATHS),--paths $(PATHS)) \
 		$(if $(PROFILES),--profiles $(PROFILES))
 
 report: setup
 	$(PY) -m pipeline report
+
+# the graph view: Model Explorer on one artifact with its overlays (pipeline/explore/); the viewer is an
+# optional package, installed here on first use (pinned; it leaves the pinned stack as it is)
+explore: setup .venv/.explorer-installed
+	@test -n "$(MODEL)" -a -n "$(ARTIFACT)" || { echo "usage: make explore MODEL=digits_cnn ARTIFACT=keras__tflite_int8 [PORT=8080] [NO_OPEN=1]"; exit 2; }
+	$(PY) -m pipeline explore $(MODEL) $(ARTIFACT) $(if $(PORT),--port $(PORT)) $(if $(NO_OPEN),--no-open)
+
+.venv/.explorer-installed: requirements-explorer.txt
+	@$(PY) -m pip install $(PIPQ) -r requirements-explorer.txt $(PIPFILTER)
+	@$(PY) -c "import model_explorer" 2>/dev/null || { echo "error: ai-edge-model-explorer did not install into .venv (pip install -r requirements-explorer.txt); the overlays are in results/explorer/"; exit 2; }
+	touch $@
 
 # pipeline speed against its budgets (cold/warm export, bench), in a scratch copy of the tree
 bench-pipeline: setup
@@ -89,7 +104,7 @@ bench-pipeline: setup
 bench-check: setup
 	$(PY) -m pipeline check --baseline $(BASELINE) $(if $(LATENCY),--latency $(LATENCY))
 
-test: setup
+test: setup .venv/.explorer-installed
 	$(PY) -m pytest -q tests
 
 test-slow: setup

@@ -31,6 +31,12 @@ class ArtifactId:
     def of(cls, r: Record) -> "ArtifactId":
         return cls(r.model, r.source, r.path)
 
+    @classmethod
+    def parse(cls, model: str, stem: str) -> "ArtifactId":
+        """The inverse of `stem` (a name typed on the command line: `keras__tflite_int8`)."""
+        source, sep, path = stem.partition("__")
+        return cls(model, source, path) if sep else cls(model, "", stem)
+
     @property
     def stem(self) -> str:
         return f"{self.source}__{self.path}" if self.source else self.path

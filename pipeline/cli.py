@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline {train,export,bench,probe,quant-debug,package,report,check}`; the Makefile wraps these."""
+"""Command line: `python -m pipeline {train,export,bench,probe,quant-debug,package,report,explore,check}`; the Makefile wraps these."""
 from __future__ import annotations
 
 import argparse
@@ -75,12 +75,22 @@ def _positive_float(text: str) -> float:
     return v
 
 
+VERBOSE = ("-v", "--verbose")
+VERBOSE_HELP = "show the libraries' own output on the terminal too (else: results/logs/<command>-<time>.log)"
+
+
+def _verbose_flag(p: argparse.ArgumentParser) -> None:
+    """-v after the command as well; SUPPRESS so the command's default does not undo a -v before it."""
+    p.add_argument(*VERBOSE, action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pipeline", description=(
         "mobilebench: train PyTorch/Keras twins, export them along every mobile path, "
         "benchmark with the real runtimes, report."))
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     ap.add_argument("--results", type=Path, default=Path("results"))
+    ap.add_argument(*VERBOSE, action="store_true", help=VERBOSE_HELP)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train both twins and the weight-transfer twin")
@@ -107,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME=FILE.npy", help="value of one input of your own file (instead of random)")
     b.add_argument("--min-runs", type=_positive_int)
     b.add_argument("--min-seconds", type=_nonneg_float)
+    b.add_argument("--ci-pct", type=_nonneg_float, dest="ci_pct",
+                   help="a timing repeat stops once its median's 95%% CI is within +-this %% "
+                   "(default 1; 0 = at --min-runs and --min-seconds)")
     b.add_argument("--timeout", type=_positive_float, dest="timeout_s")
     b.add_argument("--repeats", type=_positive_int, help="steady runs per measurement (default 3)")
     b.add_argument("--no-peer", dest="peer", action="store_const", const=False,
@@ -115,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the per-operator profiles")
     b.add_argument("--no-device", dest="device", action="store_false",
                    help="skip the emulated ARM64 column (pipeline/bench/device.py)")
+    b.add_argument("--profile", action="store_true",
+                   help="print at the end where this run's seconds went (per phase of the measurements)")
 
     pr = sub.add_parser("probe", help="operator support matrix: one-operator models x every export path")
     pr.add_argument("--ops", default="", help="comma-separated probe names (default: all)")
@@ -151,7 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--min-seconds", type=_nonneg_float)
     pk.add_argument("--repeats", type=_positive_int)
 
+    for cmd in (t, e, b, pr, q, pk):     # the commands that run the libraries
+        _verbose_flag(cmd)
     sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
+    x = sub.add_parser("explore", help="open one artifact's graph in Model Explorer with per-operator time "
+                       "and int8 error overlays (pipeline/explore/)")
+    x.add_argument("model", help="registered model name")
+    x.add_argument("artifact", help="artifact stem, e.g. keras__tflite_int8 (see results/explorer/index.json)")
+    x.add_argument("--host", default="localhost")
+    x.add_argument("--port", type=_positive_int, default=8080,
+                   help="server port (default 8080: Model Explorer takes the next free one up to 8099)")
+    x.add_argument("--no-open", dest="open_browser", action="store_false",
+                   help="print the URL instead of opening a browser (headless)")
+    x.add_argument("--write-only", action="store_true", help="write the overlay files, start no server")
     c = sub.add_parser("check", help="regression gate: compare results with a baseline (bench_check.toml)")
     c.add_argument("--baseline", type=Path, help="baseline records file, e.g. baselines/digits_cnn.jsonl")
     c.add_argument("--config", type=Path, default=None, help="thresholds (default: bench_check.toml)")
@@ -191,7 +218,7 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> int:
-    from pipeline import fsutil, stages
+    from pipeline import fsutil, runlog, stages
     if args.cmd == "list":
         import models
         from export import registry
@@ -220,6 +247,8 @@ def _dispatch(args) -> int:
                          args.latency, log=_log)
     if args.cmd == "package":
         return _package(args)
+    if args.cmd == "explore":
+        return _explore(args)
     # bad names fail before any lock is taken or folder made
     if args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files):
         _names(args.models)
@@ -234,46 +263,62 @@ def _dispatch(args) -> int:
     with fsutil.run_lock(args.results, args.cmd), \
             (fsutil.run_lock(args.artifacts, args.cmd, shared=args.cmd == "bench") if reads_artifacts
              else contextlib.nullcontext()), \
-            fsutil.scratch(args.results):
+            fsutil.scratch(args.results), \
+            runlog.session(args.results, args.cmd, args.verbose) as log:
         # a corrupt results file is found now, not after an hour of measuring (exit 2, one line)
         from pipeline.schema import read_records
         read_records(stages.results_file(args.results))
         if args.cmd == "train":
             from pipeline.train import train
             import models
-            recs = [train(models.get(n), args.artifacts, args.force, log=_log) for n in _names(args.models)]
+            recs = [train(models.get(n), args.artifacts, args.force, log=log) for n in _names(args.models)]
             stages.save_records(args.results, recs)
             return 0 if all(r.status == "ok" for r in recs) else 1
         if args.cmd == "export":
             recs = stages.export(_names(args.models), args.artifacts, _paths(args.paths), args.force,
-                                 args.jobs, log=_log)
+                                 args.jobs, log=log)
             stages.save_records(args.results, recs)
             if args.profile:
                 from pipeline.report.export_profile import export_profile
-                _log(export_profile(recs))
+                log(export_profile(recs))
             return 0
         if args.cmd == "bench":
-            return stages.bench(args, log=_log)
+            return stages.bench(args, log=log)
         if args.cmd == "probe":
             from probes import harness
             recs = harness.run([n for n in args.ops.split(",") if n], _paths(args.paths), args.artifacts,
-                               args.results, args.jobs, log=_log)
+                               args.results, args.jobs, log=log)
             harness.save(args.results, recs)
-            return stages.report(args.results, log=_log)
+            return stages.report(args.results, log=log)
         if args.cmd == "quant-debug":
             from pipeline.quant import recover as quant_recover
             name = _names(args.model)[0]
             recs, text = quant_recover.run(name, args.artifacts, args.samples,
-                                           not args.no_plans, log=_log, force=args.force)
+                                           not args.no_plans, log=log, force=args.force)
             # the run yields the model's whole quant_debug set: older plans/failures must not linger
             stages.save_records(args.results, recs, drop=lambda r: r.kind == "quant_debug" and r.model == name)
-            print(text)
+            log(text)
             return 0 if any(r.status == "ok" for r in recs) else 1
     return 2
 
 
+def _explore(args) -> int:
+    from pipeline import fsutil, stages
+    from pipeline.artifact import ArtifactId
+    from pipeline.explore import serve
+    aid = ArtifactId.parse(_names(args.model)[0], args.artifact)
+    with fsutil.run_lock(args.results, "explore"):   # released before the server runs
+        overlays = serve.overlays_for(stages.all_records(args.results), args.results, aid)
+    for o in overlays:
+        _log(f"[explore] {aid.label}: {o.name} ({len(o.values)} nodes) -> {o.file(args.results)}")
+    if args.write_only:
+        return 0
+    return serve.serve(overlays, args.results, args.host, args.port, args.open_browser)
+
+
 def _package(args) -> int:
     import shlex
+    from pipeline import runlog
     from pipeline.bench import harness, profiles
     from pipeline.package import stage
     overrides = {k: getattr(args, k) for k in ("min_runs", "min_seconds", "repeats")}
@@ -285,4 +330,5 @@ def _package(args) -> int:
                          paths=tuple(p for p in args.paths.split(",") if p), tolerances=tuple(args.tolerance),
                          bench=cfg, work_root=args.artifacts / "package",
                          command="python -m pipeline " + shlex.join(sys.argv[1:] if args.argv is None else args.argv))
-    return stage.run(opts, log=_log)
+    with runlog.session(args.results, "package", args.verbose) as log:
+        return stage.run(opts, log=log)

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 EPS = 1e-9
+TOP1_KEYS = ("top1_agreement", "top1_agreement_decisive", "top1_decisive_samples", "top1_decisive_share")
 QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8")
 
 
@@ -61,9 +62,9 @@ def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
     sqnr = metrics.get("sqnr_db")
     if t.min_sqnr_db is not None and sqnr is not None and sqnr < t.min_sqnr_db - EPS:
         misses.append(f"SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB")
-    agree = metrics.get("top1_agreement")
+    agree, on = _top1(metrics)
     if t.min_top1_agreement is not None and agree is not None and agree < t.min_top1_agreement - EPS:
-        misses.append(f"top-1 agreement {agree:.3f} < {t.min_top1_agreement:g}")
+        misses.append(f"top-1 agreement {agree:.3f} < {t.min_top1_agreement:g}{on}")
     diff = metrics.get("max_abs_diff")
     if t.max_abs_diff is not None and diff is not None and diff > t.max_abs_diff + EPS:
         misses.append(f"max abs diff {diff:.3g} > {t.max_abs_diff:g}")
@@ -78,9 +79,27 @@ def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
     return Verdict("mismatch", f"{quantization} parity: " + "; ".join(misses))
 
 
+def _top1(metrics: dict) -> tuple[float | None, str]:
+    """The top-1 agreement to judge, and on which samples. Samples whose reference top-1 is not
+    decisive (`stats.TIE_SIGMAS`: a lead the artifact's output noise can flip) are left out, as long as
+    the decisive ones are at least MIN_DECISIVE samples and MIN_DECISIVE_SHARE of the set; otherwise
+    (a very noisy or wrong artifact makes nothing decisive) the raw figure over every sample is judged."""
+    n, share = metrics.get("top1_decisive_samples"), metrics.get("top1_decisive_share")
+    if n is None or share is None or n < MIN_DECISIVE or share < MIN_DECISIVE_SHARE - EPS:
+        return metrics.get("top1_agreement"), ""
+    if share >= 1.0 - EPS:
+        return metrics.get("top1_agreement_decisive"), ""
+    return (metrics.get("top1_agreement_decisive"),
+            f" (on the {n:.0f} samples, {share:.0%}, whose reference top-1 leads by more than the noise)")
+
+
+MIN_DECISIVE, MIN_DECISIVE_SHARE = 8, 0.5
+
+
 def for_zoo(spec, quantization: str) -> Thresholds:
     """A zoo model's own `Tolerances` (models/spec.py) as parity bounds: fp32/fp16 by max abs diff,
-    int8 by top-1 agreement (classifiers only: a reconstruction has no top-1)."""
+    int8 by top-1 agreement for classifiers, by the user-model SQNR floor (DEFAULTS) for detectors (a
+    reconstruction is judged by its MSE in the report, as it has no top-1)."""
     tol = spec.tolerances
     if quantization == "fp32":
         return Thresholds(max_abs_diff=tol.fp32_atol)
@@ -88,6 +107,8 @@ def for_zoo(spec, quantization: str) -> Thresholds:
         return Thresholds(max_abs_diff=tol.fp16_atol)
     if spec.task == "classification":
         return Thresholds(min_top1_agreement=tol.int8_top1_agreement)
+    if spec.task == "detection":     # no labels, no class, nothing reconstructed: a user model's SQNR floor
+        return Thresholds(min_sqnr_db=DEFAULTS[quantization].min_sqnr_db)
     return Thresholds()
 
 
@@ -124,7 +145,8 @@ def compare(outputs: list, references: list) -> dict:
             return {"output_count_mismatch": 1.0, "sqnr_db": float("nan")}
         m = agreement(out.reshape(ref.shape), ref)
         if not (ref.ndim == 2 and ref.shape[1] > 1):
-            m.pop("top1_agreement")
+            for k in TOP1_KEYS:
+                m.pop(k, None)
         m["ref_absmax"] = float(np.abs(ref).max())
         for k, v in m.items():
             better_low = k in ("max_abs_diff", "mean_abs_diff")

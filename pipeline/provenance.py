@@ -6,6 +6,7 @@ path="provenance"); the report prints it in its header. Versions are read from p
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -71,18 +72,22 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_record(profile_names: tuple[str, ...] = ()) -> Record:
+def run_record(profile_names: tuple[str, ...] = (), settings=None, measured: dict | None = None) -> Record:
     """One record per run: machine, package versions and the device profiles used, in the run's
-    order (`profile_order`: records are written with sorted keys, so the dict cannot keep it)."""
+    order (`profile_order`: records are written with sorted keys, so the dict cannot keep it), the
+    bench settings (`settings`, a BenchConfig: the report states the stopping rule from them), and this
+    CPU's peak figures, measured now (two child processes, 3-5 s) unless `measured` gives them: a run
+    that measured nothing new keeps the figures of the run that did."""
     from pipeline.bench import profiles
     profs = {n: {"threads": p.threads, "cpus": list(p.cpus), "mem_limit_mb": p.mem_limit_mb,
                  "description": p.description}
              for n, p in profiles.PROFILES.items() if not profile_names or n in profile_names}
     from pipeline.bench.cost import cpu_peak_gflops, xnnpack_conv_ceiling
     return Record(kind="pipeline", model="", path="provenance", status="ok",
-                  metrics={**cpu_peak_gflops(), **xnnpack_conv_ceiling()},
+                  metrics=dict(measured) if measured else {**cpu_peak_gflops(), **xnnpack_conv_ceiling()},
                   info={"machine": machine(), "versions": versions(), "profiles": profs,
-                        "profile_order": list(profile_names or profs)})
+                        "profile_order": list(profile_names or profs),
+                        **({"bench_settings": dataclasses.asdict(settings)} if settings is not None else {})})
 
 
 def profile_order(run: Record | None) -> list[str]:

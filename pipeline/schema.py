@@ -24,17 +24,11 @@ KINDS = ("train", "export", "bench", "probe", "device", "pipeline", "quant_debug
 STATUSES = ("ok", "mismatch", "apple_only", "failed", "unsupported", "skipped")
 
 
-
 def time_metric(phase: str) -> str:
     """The project-wide metric name of one phase's seconds: `time_<phase>_s` (time_export_s,
     time_train_torch_s, ...). Totals keep their names (export_seconds, train_seconds)."""
     return f"time_{phase}_s"
 
-
-def phase_times(metrics: dict) -> dict[str, float]:
-    """phase -> seconds, from every `time_<phase>_s` metric of a record."""
-    return {k[len("time_"):-len("_s")]: v for k, v in metrics.items()
-            if k.startswith("time_") and k.endswith("_s") and isinstance(v, (int, float))}
 
 @dataclass
 class Record:

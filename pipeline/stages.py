@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import models
-from pipeline import fsutil, procutil
+from pipeline import fsutil, procutil, progress, runlog
 from pipeline.artifact import export_records
 from pipeline.schema import Record, keep_last_good, merge, read_records
+from pipeline.workers import describe_exit
 
 
 def results_file(results: Path) -> Path:
@@ -66,6 +67,12 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
         cmd.append("--force")
     env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
            "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads, **procutil.child_env()}
+    # one step per model x path x source twin: the count and time left of the whole stage
+    steps = progress.Progress(len(names) * _steps_per_model(paths), count=len(names) > 1)
+
+    def say(line: str) -> None:
+        log(steps.tag(line) if line.startswith("[export ") else line)
+
     # costliest first: with 2 workers the last model to finish is then a short one
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for n in sorted(names, key=lambda n: -models.get(n).build_cost_s):
@@ -79,8 +86,8 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
         with lock:   # no new worker once an interrupt has signalled the running ones
             if stopping.is_set():
                 return None
-            proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace")
             procs.append(proc)
             return proc
 
@@ -96,9 +103,9 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
             proc = proc or start()
             if proc is None:
                 break
-            rc, tail = _export_one(proc, name, log)
+            rc, tail = _export_one(proc, name, say)
             if proc.poll() is not None:
-                unfinished.append((name, f"export worker died (exit {proc.returncode})", tail))
+                unfinished.append((name, f"export worker died ({describe_exit(proc.returncode)})", tail))
                 proc = None   # the next model gets a fresh worker
             elif rc:
                 unfinished.append((name, "the model's export raised (traceback in the log)", tail))
@@ -128,30 +135,44 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
             raise
     records = collect_export_records(artifacts, names)
     for name, why, tail in unfinished:
-        log(f"[export] {name}: {why}; last output:\n{tail}")
+        log(f"[export] {name}: {why}" + (f"; last output: {tail}" if tail else ""))
         records += _missing_as_failed(name, artifacts, paths, records, why)
     log(f"[export] {len(names)} model(s) in {time.perf_counter() - t0:.1f}s")
     return records
 
 
-def _export_one(proc: subprocess.Popen, name: str, log) -> tuple[int, str]:
-    """Hand `name` to a long-lived export worker and relay its progress lines until it says DONE ->
-    (its DONE code: 0 = finished, 1 = raised; or the exit code of a worker that died, its last lines)."""
-    from export.run import DONE
-    tail: list[str] = []
+def _export_one(proc: subprocess.Popen, name: str, say) -> tuple[int, str]:
+    """Hand `name` to a long-lived export worker and relay its output (`runlog.relay`: progress lines
+    to `say`, the libraries' to stderr) until it says DONE -> (its DONE code: 0 = finished, 1 = raised;
+    or the exit code of a worker that died, its last other line)."""
     try:
         proc.stdin.write(name + "\n")
         proc.stdin.flush()
     except OSError:   # it died after its last model
         return proc.wait() or 1, ""
-    for line in proc.stdout:
+    done: list[int] = []
+    tail = runlog.relay(_until_done(proc.stdout, name, done), say, _ours, f"export.run {name}")
+    return (done[0], tail) if done else (proc.wait() or 1, tail)
+
+
+def _until_done(stream, name: str, done: list[int]):
+    """The worker's lines up to its `DONE <name> <rc>` line, whose code goes into `done`."""
+    from export.run import DONE
+    for line in stream:
         if line.startswith(f"{DONE} {name} "):
-            return int(line.split()[-1]), "\n".join(tail)
-        if line.startswith("[") and (line.startswith("[export") or line.startswith("[train")
-                                     or line.startswith("  [")):
-            log(line.rstrip())
-        tail = (tail + [line.rstrip()])[-20:]
-    return proc.wait() or 1, "\n".join(tail)
+            done.append(int(line.split()[-1]))
+            return
+        yield line
+
+
+def _ours(line: str) -> bool:
+    """The export worker's progress lines (the rest of its output is the libraries')."""
+    return line.startswith(("[export", "[train", "  ["))
+
+
+def _steps_per_model(paths: list[str]) -> int:
+    from export import registry
+    return sum(len(p.sources) for p in registry.all_paths().values() if not paths or p.name in paths)
 
 
 def _missing_as_failed(name, artifacts, paths, records, why: str) -> list[Record]:
@@ -174,7 +195,7 @@ def bench(args, log=print) -> int:
     from pipeline.bench import harness as bench_mod
     from pipeline.bench import profiles
     from pipeline.report.markdown import summary_table
-    overrides = {k: getattr(args, k, None) for k in ("min_runs", "min_seconds", "timeout_s", "repeats",
+    overrides = {k: getattr(args, k, None) for k in ("min_runs", "min_seconds", "ci_pct", "timeout_s", "repeats",
                                                   "peer", "op_profile")}
     if args.profiles is not None:
         overrides["profiles"] = profiles.parse_list(args.profiles)
@@ -182,7 +203,7 @@ def bench(args, log=print) -> int:
     cache = args.results / "cache" / "bench"
     if args.files:
         from pipeline.filecheck.validate import BadModelFile
-        targets, bad = [], 0
+        targets, bad, started = [], 0, time.time()
         for f in args.files:
             try:
                 targets.append(bench_mod.byom_target(f, tuple(args.shape), tuple(args.input_files)))
@@ -191,8 +212,7 @@ def bench(args, log=print) -> int:
                 bad += 1
         records = bench_mod.run(targets, cfg, cache, log=log)
         records += _device_column(args, targets, log)
-        from pipeline.provenance import run_record
-        kept = save_records(args.results, records + [run_record(cfg.profiles)])
+        kept = save_records(args.results, records + [_run_record(args.results, cfg, records, started)])
         log(summary_table(records))
         _say_kept(kept, log)
         return 1 if bad or any(r.status == "failed" for r in records) else 0
@@ -202,17 +222,42 @@ def bench(args, log=print) -> int:
     if not any(r.kind == "export" for r in exports):
         log(f"no exported artifacts under {args.artifacts}: run `make export` first")
         return 1
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     targets = bench_mod.targets_from_exports(exports, args.artifacts)
     records = bench_mod.run(targets, cfg, cache, log=log)
+    walls = {"bench": time.perf_counter() - t0}
     records += _device_column(args, targets, log)
-    from pipeline.provenance import run_record
-    kept = save_records(args.results, exports + records + [run_record(cfg.profiles)])
+    walls["device column"] = time.perf_counter() - t0 - walls["bench"]
+    kept = save_records(args.results, exports + records + [_run_record(args.results, cfg, records, started)])
     log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
+    t1 = time.perf_counter()
     report(args.results, log=log)
+    walls["report"] = time.perf_counter() - t1
     log(summary_table(records))
     _say_kept(kept, log)
+    if getattr(args, "profile", False):
+        log(_profile(records, started, walls))
     return 0
+
+
+def _run_record(results: Path, cfg, records, started: float):
+    """This run's provenance record; when it measured nothing (every record from the cache), with the
+    CPU peak figures of the last run that did, instead of measuring them again."""
+    from pipeline import provenance
+    prev = provenance.latest(read_records(results_file(results)))
+    fresh = any(r.created >= started for r in records)
+    return provenance.run_record(cfg.profiles, cfg, None if fresh or prev is None else prev.metrics)
+
+
+def _profile(records, started: float, walls: dict[str, float]) -> str:
+    """`bench --profile`: where this run's seconds went, from the phase times of the records it made
+    (cached ones cost this run nothing), beside the stage's wall clock."""
+    from pipeline.report import timeprofile
+    fresh = [r for r in records if r.created >= started]
+    lines = [f"[bench] where this run's time went ({len(fresh)} of {len(records)} records made now):", ""]
+    lines += timeprofile.phase_table(fresh, {"bench": walls["bench"]}) or ["(nothing measured: all cached)", ""]
+    lines += ["Other steps (wall clock): " + ", ".join(f"{k} {v:.1f} s" for k, v in walls.items() if k != "bench")]
+    return "\n".join(lines)
 
 
 def _device_column(args, targets, log) -> list[Record]:
@@ -227,14 +272,22 @@ def _device_column(args, targets, log) -> list[Record]:
     return recs
 
 
+def all_records(results: Path) -> list[Record]:
+    """The results file and, merged in, the device tests' own file (they run in their own pytest
+    session): what the report and the graph view read."""
+    return merge(read_records(results_file(results)), read_records(results / "device" / "records.jsonl"))
+
+
 def report(results: Path, log=print) -> int:
+    from pipeline.explore import nodedata
     from pipeline.report import markdown as report_mod
-    from pipeline.schema import read_records
-    # device_tests write their own file (they run in their own pytest session); the report joins them
-    records = merge(read_records(results_file(results)), read_records(results / "device" / "records.jsonl"))
+    records = all_records(results)
     if not records:
         log(f"no records in {results_file(results)}: run `make bench-mobile` first")
         return 1
     written = report_mod.write(records, results / "report.md")
     log(f"[report] wrote {written[0]}, {written[1]} and {len(written) - 2} plot(s) in {results / 'plots'}")
+    built = nodedata.write(records, results)
+    log(f"[report] wrote {len(built.overlays)} Model Explorer overlay(s) in {results / nodedata.FOLDER} "
+        f"(`make explore MODEL=... ARTIFACT=...`)")
     return 0

@@ -17,7 +17,9 @@ process group is killed) -- is charged to the item the worker had started (with 
 item, or the last one when it died on its way out). Then, per the job, a fresh worker resumes after it
 ("resume": one bad item costs one result) or every remaining item fails with the same death
 ("fail_rest": what one process measured in turn shares its fate). A worker that dies before starting
-any item fails every remaining item: its environment is broken, not an item.
+any item fails every remaining item: its environment is broken, not an item. `run(job, on_result)` also
+hands each result to `on_result(id, result)` as soon as it is final, while the worker goes on with the
+next item (a caller keeps it, e.g. in a cache, before a long job ends or is interrupted).
 
 Imports only the standard library: the child side runs under `.venv-tflite-runtime` too.
 """
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipeline import fsutil, procutil
+from pipeline import fsutil, procutil, runlog
 
 AFTER_DEATH = ("resume", "fail_rest")
 POLL_S = 0.05
@@ -71,14 +73,23 @@ def describe_exit(rc: int) -> str:
     return f"worker exited with code {rc}"
 
 
-def run(job: Job) -> dict:
+def run(job: Job, on_result: Callable[[object, dict], None] | None = None) -> dict:
     """id -> result for every item of `job`, in item order; never raises for the worker's death. A
-    death's result: {"status": "failed", "error": ..., "death": "crash" | "hang" | "startup"}."""
+    death's result: {"status": "failed", "error": ..., "death": "crash" | "hang" | "startup"}.
+    `on_result(id, result)` is called once per item, as soon as its result is final."""
     results: dict = {}
+    told: set = set()
+
+    def tell(i, result: dict) -> None:
+        if on_result is not None and i not in told:
+            told.add(i)
+            on_result(i, result)
+
     remaining = list(job.items)
     while remaining:
         last = remaining[-1]["id"]
-        done, started, death, kind, tail = _one_worker(job, remaining)
+        # the last item is told after the worker's exit: a death on its way out is charged to it
+        done, started, death, kind, tail = _one_worker(job, remaining, lambda i, r: i == last or tell(i, r))
         results.update(done)
         remaining = [it for it in remaining if it["id"] not in done]
         if not death:
@@ -99,10 +110,14 @@ def run(job: Job) -> dict:
         if job.after_death == "fail_rest":
             results.update({it["id"]: dict(failed) for it in remaining})
             break
+        for i in (it["id"] for it in job.items if it["id"] in results):
+            tell(i, results[i])
+    for it in job.items:
+        tell(it["id"], results[it["id"]])
     return {it["id"]: results[it["id"]] for it in job.items}
 
 
-def _one_worker(job: Job, items: list[dict]) -> tuple[dict, object, str, str, str]:
+def _one_worker(job: Job, items: list[dict], tell: Callable[[object, dict], None]) -> tuple[dict, object, str, str, str]:
     """One worker process on `items` -> (done id -> result, started id or None, death, kind, last output)."""
     with tempfile.TemporaryDirectory(prefix="mb-worker-") as tmp:
         progress, log_file, job_file = (Path(tmp) / n for n in ("progress.jsonl", "worker.log", "job.json"))
@@ -111,21 +126,27 @@ def _one_worker(job: Job, items: list[dict]) -> tuple[dict, object, str, str, st
         with open(log_file, "wb") as log:
             proc = subprocess.Popen([job.python, "-m", job.module, str(job_file)], cwd=fsutil.ROOT, env=env,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            follow = runlog.Follower(log_file, f"{job.module} {proc.pid}")
             try:
-                death, kind = _wait(proc, progress, job)
+                death, kind = _wait(proc, progress, job, tell, follow)
             except BaseException:
                 procutil.kill_group(proc.pid)   # an interrupted parent: the worker is in its own session
                 proc.wait()
                 raise
+            finally:
+                follow(final=True)
         done, started = read_progress(progress)
         lines = [ln for ln in log_file.read_bytes().decode(errors="replace").splitlines() if ln.strip()]
         return done, started, death, kind, lines[-1] if lines else ""
 
 
-def _wait(proc: subprocess.Popen, progress: Path, job: Job) -> tuple[str, str]:
-    """Wait for the worker; kill its group when one item makes no progress for the timeout."""
-    last_size, last_change, finished_one = 0, time.monotonic(), False
+def _wait(proc: subprocess.Popen, progress: Path, job: Job, tell: Callable[[object, dict], None],
+          follow=lambda: None) -> tuple[str, str]:
+    """Wait for the worker, telling each finished item's result; kill its group when one item makes no
+    progress for the timeout. `follow()` each poll: the worker's output into the run log as it comes."""
+    last_size, last_change, finished_one, read_to = 0, time.monotonic(), False, 0
     while True:
+        follow()
         try:
             rc = proc.wait(timeout=POLL_S)
             return (describe_exit(rc), "crash") if rc else ("", "")
@@ -133,10 +154,10 @@ def _wait(proc: subprocess.Popen, progress: Path, job: Job) -> tuple[str, str]:
             pass
         size = progress.stat().st_size if progress.exists() else 0
         if size != last_size:
-            if not finished_one:   # the first "done" line ends the startup allowance
-                with open(progress, "rb") as f:
-                    f.seek(max(0, last_size - 8))   # a line cut across two polls
-                    finished_one = b'"done"' in f.read()
+            done, read_to = _read_done(progress, read_to)
+            for i, result in done:
+                tell(i, result)
+            finished_one |= bool(done)   # the first "done" line ends the startup allowance
             last_size, last_change = size, time.monotonic()
             continue
         limit = job.timeout_s if finished_one or not job.first_timeout_s else job.first_timeout_s
@@ -144,6 +165,23 @@ def _wait(proc: subprocess.Popen, progress: Path, job: Job) -> tuple[str, str]:
             procutil.kill_group(proc.pid)
             proc.wait()
             return f"worker timed out after {limit:.0f}s on one item (killed)", "hang"
+
+
+def _read_done(path: Path, offset: int) -> tuple[list, int]:
+    """The "done" items in the whole lines after byte `offset` -> ([(id, result)], the offset read to)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    whole = data[:data.rfind(b"\n") + 1]   # a line still being written waits for the next poll
+    done = []
+    for line in whole.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if "done" in msg:
+            done.append((msg["done"], msg["result"]))
+    return done, offset + len(whole)
 
 
 def read_progress(path: Path) -> tuple[dict, object]:

@@ -24,6 +24,15 @@ def digits_exports():
 
 
 @pytest.fixture(scope="session")
+def digits_trained():
+    """The digits model trained into the test cache, no export: for tests that export a few paths themselves."""
+    import models
+    from pipeline.train import train
+    train(models.get("digits_cnn"), TEST_ARTIFACTS, log=lambda m: None)
+    return TEST_ARTIFACTS / "digits_cnn" / "train"
+
+
+@pytest.fixture(scope="session")
 def digits_eval(digits_exports):
     import models
     from pipeline.train import load_eval

@@ -3,13 +3,18 @@
     python -m pipeline bench                      # every exported artifact of every model
     python -m pipeline bench my_model.tflite      # bring your own model (no labels needed)
 
-For each (artifact x runtime x device profile) one fresh worker process loads and runs the artifact
-(`pipeline/bench/worker.py`); a crash, hang or out-of-memory becomes a `failed` record with its signal or
-exit code. Results are cached by content hash (artifact, eval data, settings, worker code).
+Each (artifact x runtime x device profile) is one measurement, made in a worker process
+(`pipeline/bench/worker.py`, through `pipeline/workers.py`). Our own artifacts share one worker per runtime
+and memory ceiling (`_worker_key`: the runtime's import is paid once); a user's file gets one of its own.
+A crash, hang or out-of-memory becomes a `failed` record, with its signal or exit code, for the one
+measurement it happened in; a fresh worker goes on with the rest. Each result is cached by content hash
+(artifact, eval data, settings, worker code) as soon as it is in.
 
-Rigor (see the report's "Full benchmark metrics" section): each worker times `repeats` steady runs of
-the bound inference call (spread of their medians = stability), the same runtime on a one-op model
-(fixed cost per call), and on the first profile a per-operator profile (`pipeline/bench/opprofile.py`).
+Rigor (see the report's "Full benchmark metrics" section): each measurement times `repeats` steady runs
+of the bound inference call, each stopped by `pipeline/bench/stopping.py` (spread of their medians =
+stability), the same runtime on a one-op model (fixed cost per call), and on the first profile a
+per-operator profile (`pipeline/bench/opprofile.py`). Each record's `time_<phase>_s` metrics say where
+its seconds went (`pipeline/report/timeprofile.py`).
 Our models get FLOPs/params (`pipeline/bench/cost.py`); .tflite on LiteRT is checked against LiteRT's own
 `litert-benchmark` (`pipeline/bench/peer.py`).
 """
@@ -20,10 +25,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from pipeline import fsutil, runtimes, workers
+from pipeline import fsutil, progress, runtimes, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
@@ -70,11 +76,12 @@ def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.Benc
                               fsutil.source_hash(WORKER_CODE))
 
 
-def worker_job(jobs: list[dict], python: str, timeout_s: float) -> workers.Job:
-    """The bench's worker job: one item per profile, measured in turn by one process; a death fails
-    the profile it was measuring and every profile after it (each finished one is kept)."""
-    return workers.Job("pipeline.bench.worker", items=tuple({**j, "id": i} for i, j in enumerate(jobs)),
-                       python=python, timeout_s=timeout_s, after_death="fail_rest")
+def worker_job(jobs: list[dict], python: str, timeout_s: float, after_death: str = "fail_rest") -> workers.Job:
+    """The bench's worker job: one item per measurement (its "id", else its position), measured in turn
+    by one process. A death fails the measurement it was in and, per `after_death`, every one after it
+    ("fail_rest": a user's file) or none ("resume": a fresh worker goes on; each finished one is kept)."""
+    return workers.Job("pipeline.bench.worker", items=tuple({"id": i, **j} for i, j in enumerate(jobs)),
+                       python=python, timeout_s=timeout_s, after_death=after_death)
 
 
 def _identity(t: Target) -> dict:
@@ -108,69 +115,165 @@ def _job(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchCon
     return {"root": str(fsutil.ROOT), "artifact": str(t.artifact), "runtime": runtime, "prechecked": prechecked,
             "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
             "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
-            "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds,
+            "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds, "ci_pct": cfg.ci_pct,
             "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
             "eval_limit": cfg.eval_limit,
             "outputs": str(outputs) if want_outputs and t.eval_npz else "",
             "shapes": [list(s) for s in t.shapes], "input_files": dict(t.input_files),
             "repeats": cfg.repeats if prof.name == cfg.profiles[0] and runtime not in
             cfg.compat_runtimes else cfg.other_repeats,
-            "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes}
+            "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes,
+            # LiteRT's own benchmark on the first profile: in the worker, after its own timing
+            "peer": cfg.peer and prof.name == cfg.profiles[0] and runtime == "litert" and t.format == "tflite"
+            and not t.shapes, "peer_timeout_s": cfg.timeout_s / 2}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One artifact x runtime x profile; `want_outputs` on the profile that runs the eval set."""
+    target: Target
+    runtime: str
+    profile: profiles.Profile
+    want_outputs: bool
 
 
 def measure_one(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, cache_dir: Path,
                 want_outputs: bool) -> Outcome:
-    """One artifact, one runtime, one profile (`measure_profiles` with a single profile)."""
-    return measure_profiles(t, runtime, [(prof, want_outputs)], cfg, cache_dir)[0]
+    """One artifact, one runtime, one profile."""
+    return measure([Measurement(t, runtime, prof, want_outputs)], cfg, cache_dir)[0]
 
 
 def measure_profiles(t: Target, runtime: str, profs: list[tuple[profiles.Profile, bool]],
                      cfg: profiles.BenchConfig, cache_dir: Path) -> list[Outcome]:
-    """One artifact with one runtime under several profiles: one Outcome per (profile, want_outputs).
+    """One artifact with one runtime under several profiles: one Outcome per (profile, want_outputs)."""
+    return measure([Measurement(t, runtime, p, w) for p, w in profs], cfg, cache_dir)
 
-    The uncached profiles share one worker process (the runtime's import, ~6 s for ExecuTorch, is paid
-    once); a crash or hang in it fails only the profiles it had not finished."""
-    adapter = runtimes.get(runtime)
-    bases = [dict(kind="bench", runtime=runtime, profile=p.name, threads=p.threads, **_identity(t)) for p, _ in profs]
-    if not adapter.available():
-        return [Outcome(Record(status="skipped", error=f"runtime {runtime} is not installed: "
-                               f"{adapter.INSTALL_HINT}", **b)) for b in bases]
-    eval_sha = fsutil.sha256_file(t.eval_npz) if t.eval_npz else ""
-    out: list[Outcome | None] = [None] * len(profs)
-    todo = []
-    for i, (prof, want_outputs) in enumerate(profs):
-        cache_file = cache_dir / f"{_job_key(t, runtime, prof, cfg, eval_sha, want_outputs)}.json"
+
+def _worker_key(m: Measurement) -> tuple:
+    """Which measurements share a worker process. Our own artifacts (made by our toolchain, checked at
+    export) share one per runtime and memory ceiling, so a runtime's import (~5 s for the torch-based
+    ones) is paid once, not per artifact; a ceiling is the process's RLIMIT_AS, which it cannot lift
+    again, so another ceiling gets another process. A user's file gets a process of its own."""
+    return m.runtime, m.profile.mem_limit_mb, "" if m.target.export is not None else str(m.target.artifact)
+
+
+def measure(ms: list[Measurement], cfg: profiles.BenchConfig, cache_dir: Path,
+            on_outcome: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+    """One Outcome per measurement, from the content-hash cache or measured, each handed to
+    `on_outcome(index, outcome)` as soon as it is known (and cached at once: an interrupted run keeps
+    it). A crash, hang or out-of-memory fails the one measurement it happened in: a fresh worker goes
+    on with the rest (a user's file: the rest of its profiles fail with it, as they would again)."""
+    out: list[Outcome | None] = [None] * len(ms)
+
+    def done(i: int, o: Outcome) -> None:
+        out[i] = o
+        if on_outcome is not None:
+            on_outcome(i, o)
+
+    todo: dict[tuple, list[tuple[int, Path]]] = {}
+    eval_sha: dict[Path | None, str] = {None: ""}    # one hash per eval set, not per measurement
+    for i, m in enumerate(ms):
+        adapter = runtimes.get(m.runtime)
+        if not adapter.available():
+            done(i, Outcome(Record(status="skipped", error=f"runtime {m.runtime} is not installed: "
+                                   f"{adapter.INSTALL_HINT}", **_base(m))))
+            continue
+        npz = m.target.eval_npz
+        if npz not in eval_sha:
+            eval_sha[npz] = fsutil.sha256_file(npz)
+        cache_file = cache_dir / f"{_job_key(m.target, m.runtime, m.profile, cfg, eval_sha[npz], m.want_outputs)}.json"
         hit = read_record_file(cache_file)
         if hit is not None:
-            out[i] = Outcome(hit, cached=True)
-            continue
-        todo.append((i, prof, want_outputs, cache_file))
+            done(i, Outcome(hit, cached=True))
+        else:
+            todo.setdefault(_worker_key(m), []).append((i, cache_file))
     if not todo:
         return out
+    facts = _Facts.of([ms[i] for items in todo.values() for i, _ in items])
     with tempfile.TemporaryDirectory(prefix="mb-out-") as tmp:
-        # the file's structure is checked once per file: before the worker (BYOM) or by its first job
-        jobs = [_job(t, runtime, prof, cfg, want_outputs, Path(tmp) / f"outputs{i}.npy", t.prechecked or k > 0)
-                for k, (i, prof, want_outputs, _) in enumerate(todo)]
-        results = list(workers.run(worker_job(jobs, adapter.python(), cfg.timeout_s)).values())
-        file_metrics: dict[str, float] = {}    # the same file under every profile: read it once
-        for (i, prof, _, cache_file), job, result in zip(todo, jobs, results):
-            base = bases[i]
-            if result["status"] != "ok":
-                rec = _not_run(t, base, result["error"])
-            else:
-                if not file_metrics:
-                    file_metrics = {"size_bytes": float(fsutil.size_bytes(t.artifact)),
-                                    "size_zipped_bytes": float(fsutil.zipped_size(t.artifact)),
-                                    **anatomy.of(t.artifact, t.format)}
-                metrics = {**result["metrics"], **file_metrics}
-                info = result["info"]
-                if job["outputs"] and Path(job["outputs"]).exists():
-                    metrics.update(_quality(t, np.load(job["outputs"])))
-                metrics.update(_rigor(t, runtime, prof, cfg, metrics, info, first=prof.name == cfg.profiles[0]))
-                rec = Record(status="ok", metrics=metrics, info=info, **base)
-            fsutil.write_atomic(cache_file, rec.to_json())
-            out[i] = Outcome(rec)
+        for (rt, _, user_file), items in todo.items():
+            jobs, checked = [], set()
+            for i, _ in items:
+                m = ms[i]
+                # the file's structure is checked once: before the worker (BYOM) or by its first measurement
+                jobs.append({**_job(m.target, rt, m.profile, cfg, m.want_outputs, Path(tmp) / f"outputs{i}.npy",
+                                    m.target.prechecked or m.target.artifact in checked), "id": i})
+                checked.add(m.target.artifact)
+            cache_of, job_of = dict(items), {j["id"]: j for j in jobs}
+
+            def keep(i: int, result: dict) -> None:
+                rec = _record(ms[i], cfg, job_of[i], result, facts)
+                fsutil.write_atomic(cache_of[i], rec.to_json())
+                done(i, Outcome(rec))
+            workers.run(worker_job(jobs, runtimes.get(rt).python(), cfg.timeout_s,
+                                   "fail_rest" if user_file else "resume"), on_result=keep)
     return out
+
+
+def _base(m: Measurement) -> dict:
+    return dict(kind="bench", runtime=m.runtime, profile=m.profile.name, threads=m.profile.threads,
+                **_identity(m.target))
+
+
+@dataclass
+class _Facts:
+    """What the harness works out itself: FLOPs per model, sizes and anatomy per file. All before the
+    first worker starts, so no work of the parent's runs beside a timing loop; each one's seconds are
+    charged to the first record that uses it."""
+    cost: dict[str, tuple[dict, str]]            # model -> (metrics, error)
+    files: dict[Path, dict[str, float]]          # artifact -> metrics
+    seconds: dict                                # model or artifact -> seconds not yet charged
+
+    @classmethod
+    def of(cls, ms: list[Measurement]) -> "_Facts":
+        from pipeline.bench import cost
+        f = cls({}, {}, {})
+        for m in ms:
+            t = m.target
+            if t.export is not None and t.export.model not in f.cost:
+                import models
+                t0 = time.perf_counter()
+                try:
+                    f.cost[t.export.model] = (cost.model_cost(models.get(t.export.model)), "")
+                except Exception as e:  # noqa: BLE001 - a model the counter cannot trace keeps its timings
+                    f.cost[t.export.model] = ({}, first_line(f"{type(e).__name__}: {e}"))
+                f.seconds[t.export.model] = time.perf_counter() - t0
+            if t.artifact not in f.files:
+                t0 = time.perf_counter()
+                f.files[t.artifact] = {"size_bytes": float(fsutil.size_bytes(t.artifact)),
+                                       "size_zipped_bytes": float(fsutil.zipped_size(t.artifact)),
+                                       **anatomy.of(t.artifact, t.format)}
+                f.seconds[t.artifact] = time.perf_counter() - t0
+        return f
+
+    def charge(self, key) -> float:
+        return self.seconds.pop(key, 0.0)
+
+
+def _record(m: Measurement, cfg: profiles.BenchConfig, job: dict, result: dict, facts: _Facts) -> Record:
+    """A worker's result as the measurement's record, with what the harness adds: sizes, quality on the
+    eval set, compute cost, and the peer check's comparison."""
+    t = m.target
+    if result["status"] != "ok":
+        rec = _not_run(t, _base(m), result["error"])
+        rec.metrics.update(result.get("metrics", {}))   # what it cost before it failed (time_*_s)
+        return rec
+    metrics = {**result["metrics"], **facts.files[t.artifact], "time_file_s": facts.charge(t.artifact)}
+    info = result["info"]
+    if job["outputs"] and Path(job["outputs"]).exists():
+        t0 = time.perf_counter()
+        metrics.update(_quality(t, np.load(job["outputs"])))
+        # the eval set ran in the worker; agreement and accuracy are computed here
+        metrics["time_quality_s"] = metrics.get("time_quality_s", 0.0) + time.perf_counter() - t0
+    if t.export is not None:
+        from pipeline.bench import cost
+        flops, error = facts.cost[t.export.model]
+        metrics.update({**flops, **cost.achieved({**metrics, **flops}), "time_cost_s": facts.charge(t.export.model)})
+        if error:
+            info["cost_error"] = error
+    if "peer" in result:
+        _peer(metrics, info, result["peer"])
+    return Record(status="ok", metrics=metrics, info=info, **_base(m))
 
 
 def _not_run(t: Target, base: dict, error: str) -> Record:
@@ -190,32 +293,18 @@ def _not_run(t: Target, base: dict, error: str) -> Record:
                   info={"apple_only": reason, **facts})
 
 
-def _rigor(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, metrics: dict,
-           info: dict, first: bool = True) -> dict:
-    """Compute cost (our models) and the peer check (LiteRT's own benchmark, .tflite on litert)."""
-    from pipeline.bench import cost
+def _peer(metrics: dict, info: dict, res: dict) -> None:
+    """LiteRT's own benchmark on the same file, threads and CPUs (run by the worker right after its own
+    timing, never beside it): its median beside ours, raw and net of each harness's fixed cost."""
     from pipeline.bench import peer
-    out: dict[str, float] = {}
-    if t.export is not None:
-        import models
-        try:
-            out.update(cost.model_cost(models.get(t.export.model)))
-            out.update(cost.achieved({**metrics, **out}))
-        except Exception as e:  # noqa: BLE001 - a model the counter cannot trace keeps its timings
-            info["cost_error"] = first_line(f"{type(e).__name__}: {e}")
-    if cfg.peer and first and runtime == "litert" and t.format == "tflite" and not t.shapes:
-        runs = int(min(max(metrics["runs"] / max(cfg.repeats, 1), 100), 5000))
-        res = peer.run_peer(t.artifact, prof.threads, prof.cpus, prof.mem_limit_mb, runs=runs,
-                            warmup=cfg.warmup, timeout_s=cfg.timeout_s)
-        if "error" in res:
-            info["peer_error"] = res["error"]
-        else:
-            ours_trivial = metrics.get("trivial_model_p50_us", float("nan")) / 1e3
-            out.update(peer.compare(metrics["latency_p50_ms"], res, ours_trivial,
-                                    peer.trivial_median_ms(prof.threads, prof.cpus, prof.mem_limit_mb)))
-            info["peer"] = {"tool": "litert-benchmark (ai_edge_litert.tools.benchmark_litert_model)",
-                            "api": "CompiledModel.run_by_name", "fully_accelerated": res.get("fully_accelerated")}
-    return out
+    if "error" in res:
+        info["peer_error"] = res["error"]
+        return
+    ours_trivial = metrics.get("trivial_model_p50_us", float("nan")) / 1e3
+    metrics.update(peer.compare(metrics["latency_p50_ms"], res, ours_trivial,
+                                res.get("trivial_median_ms", float("nan"))))
+    info["peer"] = {"tool": "litert-benchmark (ai_edge_litert.tools.benchmark_litert_model)",
+                    "api": "CompiledModel.run_by_name", "fully_accelerated": res.get("fully_accelerated")}
 
 
 def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[Target]:
@@ -236,64 +325,38 @@ def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[
 def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=print) -> list[Record]:
     groups = [(t, rt, [profiles.get(p) for p in cfg.profiles if p == cfg.profiles[0] or rt not in cfg.compat_runtimes])
               for t in targets for rt in t.runtimes]
-    total = sum(len(ps) for _, _, ps in groups)
-    fresh = _try_apple_only(groups, cfg, cache_dir, log)
-    records, i = [], 0
-    for t, rt, profs in groups:
-        t0 = time.perf_counter()
-        # accuracy/agreement do not depend on the profile: evaluate once, on the first profile.
-        # Profiles with the same memory ceiling share a worker; another ceiling gets a worker of its own
-        # (RLIMIT_AS can be lowered but never lifted again)
-        chunks: dict[int, list] = {}
-        for p in profs:
-            chunks.setdefault(p.mem_limit_mb, []).append((p, p.name == cfg.profiles[0]))
-        outcomes = []
-        for chunk in chunks.values():
-            outcomes += measure_profiles(t, rt, chunk, cfg, cache_dir)
-        took = time.perf_counter() - t0
-        _apply_parity(t, [o.record for o in outcomes])
-        for o in outcomes:
-            i += 1
+    # accuracy/agreement do not depend on the profile: evaluated once, on the first profile
+    ms = [Measurement(t, rt, p, p.name == cfg.profiles[0]) for t, rt, profs in groups for p in profs]
+    members, k = [], 0
+    for _, _, profs in groups:
+        members.append(list(range(k, k + len(profs))))
+        k += len(profs)
+    group_of = {i: g for g, idx in enumerate(members) for i in idx}
+    outcomes: list[Outcome | None] = [None] * len(ms)
+    logged, start = [], time.perf_counter()
+
+    def tell(i: int, o: Outcome) -> None:
+        """Once every profile of an artifact x runtime is in: the parity verdict, then one line each."""
+        outcomes[i] = o
+        g = group_of[i]
+        if any(outcomes[j] is None for j in members[g]):
+            return
+        t, rt, _ = groups[g]
+        got = [outcomes[j] for j in members[g]]
+        _apply_parity(t, [o.record for o in got])
+        for o in got:
             r = o.record
+            logged.append(r)
             name = ArtifactId.of(r).label if t.export else str(t.artifact)
             msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
                    (f", agree {r.metrics['top1_agreement']:.3f}" if "top1_agreement" in r.metrics else "")
                    if r.status == "ok" else f"{r.status}: {r.error}")
-            when = f" ({took:.1f}s for {len(outcomes)} profiles)" if not o.cached else \
-                "" if (t.artifact, rt) in fresh else " (cached)"
-            log(f"[bench {i}/{total}] {name} {rt} {r.profile}: {msg}{when}")
-            records.append(r)
-    return records
-
-
-def _try_apple_only(groups: list, cfg: profiles.BenchConfig, cache_dir: Path, log) -> set:
-    """Artifacts only Apple's Core ML runs, on a host without it (`coreml.apple_only`): nothing can be
-    timed, so each is loaded once, for the runtime's own error, and ONE worker per runtime loads them
-    all (its import, 6-30 s, paid once, not per artifact). The records go to the cache under the keys
-    `measure_profiles` looks up, one per profile. Returns the (artifact, runtime) pairs it tried."""
-    from pipeline.filecheck.coreml import apple_only
-    todo: dict[str, list] = {}
-    for t, rt, profs in groups:
-        if not apple_only(t.artifact, t.format) or not runtimes.get(rt).available():
-            continue
-        eval_sha = fsutil.sha256_file(t.eval_npz) if t.eval_npz else ""
-        files = [cache_dir / f"{_job_key(t, rt, p, cfg, eval_sha, p.name == cfg.profiles[0])}.json" for p in profs]
-        if not all(f.exists() for f in files):
-            todo.setdefault(rt, []).append((t, profs, files))
-    for rt, items in todo.items():
-        log(f"[bench] {len(items)} Core ML artifact(s): one {rt} worker tries to load them (no Core ML here)")
-        with tempfile.TemporaryDirectory(prefix="mb-out-") as tmp:
-            # the first profile without its memory limit: only the load is attempted
-            jobs = [{**_job(t, rt, profs[0], cfg, False, Path(tmp) / "unused.npy"), "mem_limit_mb": 0}
-                    for t, profs, _ in items]
-            results = list(workers.run(worker_job(jobs, runtimes.get(rt).python(), cfg.timeout_s)).values())
-        for (t, profs, files), result in zip(items, results):
-            if result["status"] == "ok":
-                continue   # it loaded after all: measure_profiles measures it properly
-            for p, f in zip(profs, files):
-                base = dict(kind="bench", runtime=rt, profile=p.name, threads=p.threads, **_identity(t))
-                fsutil.write_atomic(f, _not_run(t, base, result["error"]).to_json())
-    return {(t.artifact, rt) for items in todo.values() for t, _, _ in items}
+            spent = sum(v for k, v in r.metrics.items() if k.startswith("time_") and v == v)
+            when = " (cached)" if o.cached else f" ({spent:.1f}s)"
+            log(f"[bench {len(logged)}/{len(ms)}{progress.left(len(logged), len(ms), time.perf_counter() - start)}] "
+                f"{name} {rt} {r.profile}: {msg}{when}")
+    measure(ms, cfg, cache_dir, tell)
+    return [o.record for o in outcomes]
 
 
 def _apply_parity(t: Target, recs: list[Record]) -> None:

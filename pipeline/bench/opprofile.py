@@ -17,7 +17,10 @@
   neighbours; the sum is read beside the whole model's p50 in the report. (Prefix timing, t(first k
   ops) - t(first k-1), was tried first: a prefix that ends in a PAD is not delegated the way the whole
   graph is, so it charged mobilenet_v2's first PAD with more than the whole model's time.)
-The result is a list of {"op", "ms", "share"} (share of the summed operator time), largest first.
+The result is a list of {"op", "ms", "share"} (share of the summed operator time), largest first;
+for `.tflite` each entry also names its `node` (operator index in subgraph 0) and `node_ms` holds every
+timed operator's time by that index (the graph view's overlay, `pipeline/explore/`): a PAD timed with
+its convolution counts on the convolution, a DEQUANTIZE of constant weights has no entry.
 """
 from __future__ import annotations
 
@@ -38,11 +41,18 @@ def profile(path: str, runtime: str, threads: int, inputs: list, runs: int = 50)
     return fn(path, threads, inputs, runs)
 
 
-def _top(totals: dict[str, float], method: str, note: str = "") -> dict:
+def _top(totals: dict[str, float], method: str, note: str = "", nodes: dict[str, int] | None = None) -> dict:
+    """The TOP largest of `totals` (label -> ms); with `nodes` (label -> operator index) each entry names
+    its node and `node_ms` keeps every operator's time, not only the top ones."""
     total = sum(totals.values())
     ops = sorted(totals.items(), key=lambda kv: -kv[1])[:TOP]
-    return {"method": method, "total_ms": total, "note": note,
-            "ops": [{"op": k, "ms": v, "share": v / total if total > 0 else 0.0} for k, v in ops]}
+    out = {"method": method, "total_ms": total, "note": note,
+           "ops": [{"op": k, "ms": v, "share": v / total if total > 0 else 0.0} for k, v in ops]}
+    if nodes is not None:
+        for o in out["ops"]:
+            o["node"] = nodes[o["op"]]
+        out["node_ms"] = {str(nodes[k]): v for k, v in totals.items()}
+    return out
 
 
 def etdump_inspector(path, threads: int, inputs: list, runs: int, etrecord: str = ""):
@@ -153,6 +163,7 @@ def _tflite_isolated(path, threads, inputs, runs) -> dict:
             t_fix = _median_invoke(it, runs)
         seen: dict[tuple, float] = {}
         totals: dict[str, float] = {}
+        node_of: dict[str, int] = {}   # label -> the operator index the time is shown on
         names = [fb.opcode_to_name(model, op.opcodeIndex) for op in ops]
         users = {}
         for op in ops:
@@ -182,7 +193,9 @@ def _tflite_isolated(path, threads, inputs, runs) -> dict:
                          tuple(i in const for i in op.inputs)) for op in grp)
             if sig not in seen:
                 seen[sig] = max(0.0, median_of(grp, ins, list(grp[-1].outputs)) - t_fix)
-            totals["+".join(names[j] for j in group) + f" #{k}"] = seen[sig]
+            label = "+".join(names[j] for j in group) + f" #{k}"
+            totals[label] = seen[sig]
+            node_of[label] = group[-1]   # a PAD's time goes with the convolution that absorbs it
             k += len(group)
     finally:
         sg.operators, sg.inputs, sg.outputs = ops, graph_inputs, graph_outputs
@@ -190,4 +203,4 @@ def _tflite_isolated(path, threads, inputs, runs) -> dict:
                 "minus the one-op trivial model's",
                 f"estimate: operators timed alone (no cross-operator fusion); fixed cost {t_fix * 1e3:.1f} us "
                 "subtracted per operator" + ("; DEQUANTIZE of constant weights timed with its consumer"
-                                             if deq_const else ""))
+                                             if deq_const else ""), nodes=node_of)

@@ -23,6 +23,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,7 +81,92 @@ def compare(ours_ms: float, peer: dict, ours_trivial_ms: float = float("nan"),
     return out
 
 
+DONE = "mobilebench-peer-done"
+
+
+class Server:
+    """One tool process for many models: `python -m pipeline.bench.peer --serve MEM_MB` reads one
+    request per line on its stdin and runs the tool's own, unchanged `main()` for each (as `_main`
+    does once). Its Python start and LiteRT import (~3 s on a busy 2-core machine) are paid once per
+    bench worker, not per model. The caller runs it between its own timings, never beside them."""
+
+    def __init__(self, mem_limit_mb: int = 0) -> None:
+        self.mem_limit_mb = int(mem_limit_mb)
+        self.proc: subprocess.Popen | None = None
+        self._trivial: dict[tuple, float] = {}
+
+    def run(self, artifact, threads: int, cpus: tuple = (), runs: int = 300, warmup: int = 10,
+            timeout_s: float = 120.0) -> dict:
+        """As `run_peer`: the tool's result dict (ms, unrounded), or {"error": first line}."""
+        import select
+        if self.proc is None or self.proc.poll() is not None:
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+                   "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
+            # unbuffered bytes: a buffered reader would hold lines that select() no longer sees
+            self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.bench.peer", "--serve", str(self.mem_limit_mb)],
+                                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, bufsize=0)
+        with tempfile.TemporaryDirectory(prefix="mb-peer-") as tmp:
+            out = Path(tmp) / "peer.json"
+            req = {"cpus": list(cpus), "args": [f"--model={artifact}", f"--num_threads={threads}", f"--num_runs={runs}",
+                                                f"--warmup_runs={warmup}", f"--result_json={out}"]}
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
+            deadline, got = time.monotonic() + timeout_s, b""
+            marker = ("\n" + DONE).encode()
+            while marker not in got or not got.endswith(b"\n"):   # the tool's table, then our line
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                    self.close()
+                    return {"error": f"litert-benchmark timed out after {timeout_s:.0f}s"}
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    rc = self.proc.wait()
+                    self.proc = None
+                    return {"error": f"litert-benchmark exited with {rc}"}
+                got += chunk
+            error = got.rsplit(marker, 1)[1].decode(errors="replace").strip()
+            if error or not out.exists():
+                return {"error": f"litert-benchmark failed: {error[:200] or 'no result written'}"}
+            return json.loads(out.read_text())
+
+    def trivial_median_ms(self, threads: int, cpus: tuple = ()) -> float:
+        """`trivial_median_ms` in this process (once per threads and CPUs)."""
+        if (threads, cpus) not in self._trivial:
+            res = self.run(TRIVIAL, threads, cpus, runs=2000)
+            self._trivial[(threads, cpus)] = float(res["latency"]["median_ms"]) if "latency" in res else float("nan")
+        return self._trivial[(threads, cpus)]
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def _serve(mem_mb: str) -> int:
+    """`Server`'s process: one tool run per request line, then a DONE line (with the error, if any)."""
+    procutil.die_with_parent()
+    if int(mem_mb):
+        resource.setrlimit(resource.RLIMIT_AS, (int(mem_mb) << 20, int(mem_mb) << 20))
+    from ai_edge_litert.tools import benchmark_litert_model as tool
+    tool.round = lambda x, ndigits=None: x   # as in _main
+    every_cpu = os.sched_getaffinity(0)
+    for line in sys.stdin:
+        req = json.loads(line)
+        os.sched_setaffinity(0, set(req["cpus"]) or every_cpu)
+        sys.argv = ["litert-benchmark", *req["args"]]
+        error = ""
+        try:
+            tool.main()
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a model the tool refuses: its error, next request
+            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        print(f"\n{DONE} {error}", flush=True)
+    return 0
+
+
 def _main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"]:
+        return _serve(argv[1])
     procutil.die_with_parent()
     model, cpus, mem_mb, *rest = argv
     if cpus:

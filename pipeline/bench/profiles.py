@@ -69,10 +69,12 @@ def get(name: str) -> Profile:
 class BenchConfig:
     profiles: tuple[str, ...] = DEFAULT_PROFILES
     warmup: int = 10
+    # one timing repeat: pipeline/bench/stopping.py (the rule; `stop_rule` below, `describe` in the report)
     min_runs: int = 200
-    min_seconds: float = 0.3
+    min_seconds: float = 0.1        # was 0.3 before the CI test: the median's precision decides now
     max_runs: int = 20000
     max_seconds: float = 1.5        # per repeat: a slow artifact (portable kernels) stops here
+    ci_pct: float = 1.0             # stop once the median's 95% CI is within +-this % (0 = at the minimums)
     timeout_s: float = 300.0        # per profile in a worker: no result for this long = a hang, recorded
     eval_limit: int = 0             # 0 = the whole eval set
     repeats: int = 3                # steady runs per worker on the first profile; spread = stability
@@ -95,3 +97,8 @@ class BenchConfig:
             raise ValueError(f"bench: repeats must be >= 1, got {self.repeats}/{self.other_repeats}")
         if self.eval_limit < 0:
             raise ValueError("bench: eval_limit must be >= 0")
+        self.stop_rule()   # its own checks
+
+    def stop_rule(self):
+        from pipeline.bench.stopping import Rule
+        return Rule(self.min_runs, self.min_seconds, self.max_runs, self.max_seconds, self.ci_pct)

@@ -1,12 +1,15 @@
-"""One isolated measurement: load one artifact with one runtime, time it, run the eval set.
+"""Isolated measurements: load an artifact with one runtime, time it, run the eval set.
 
     python -m pipeline.bench.worker JOB.json
 
-Runs in a fresh process per (artifact, runtime) so that a native crash, a hang or an
-out-of-memory in a runtime kills only this process; the parent records the signal or exit code.
+Runs in a process apart from the harness so that a native crash, a hang or an out-of-memory in a
+runtime kills only this process; the parent records the signal or exit code against the measurement
+it was in, and a fresh worker goes on with the rest (`pipeline/workers.py`).
 Imports only numpy and the runtime (it also runs under `.venv-tflite-runtime`, numpy<2).
-JOB.json (`pipeline/workers.py`) holds one item per device profile, measured in turn in this one
-process, each result written to the progress file as it is done; eval outputs to each item's "outputs".
+JOB.json holds one item per measurement (one runtime; our artifacts: several files and profiles of one
+memory ceiling), measured in turn in this one process, each result written to the progress file as it
+is done; eval outputs to each item's "outputs". Each item sets its own profile (affinity, memory
+ceiling, threads) and its records say where its seconds went (`time_<phase>_s`).
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import os
 import resource
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.bench.stopping import Rule, ci_halfwidth_pct, repeat
 from pipeline.workers import describe_error, serve
 
 
@@ -134,23 +139,23 @@ def generated_inputs(name: str, spec_inputs: list[dict], shapes: list,
     return out
 
 
-def _steady(call, job: dict, repeats: int) -> list[list[float]]:
-    """`repeats` back-to-back steady runs, each sized by runs AND seconds (min/max of both)."""
-    blocks = []
-    for _ in range(repeats):
-        lat: list[float] = []
-        start = time.perf_counter()
-        while True:
-            elapsed = time.perf_counter() - start
-            if len(lat) >= job["max_runs"] or elapsed >= job["max_seconds"]:
-                break
-            if len(lat) >= job["min_runs"] and elapsed >= job["min_seconds"]:
-                break
-            t = time.perf_counter()
-            call()
-            lat.append(time.perf_counter() - t)
-        blocks.append(lat)
-    return blocks
+def _rule(job: dict) -> Rule:
+    """The job's stopping rule for one timing repeat (`pipeline/bench/stopping.py`)."""
+    return Rule(job["min_runs"], job["min_seconds"], job["max_runs"], job["max_seconds"], job.get("ci_pct", 0.0))
+
+
+def _first_use(adapter, threads: int) -> None:
+    """Load and run the one-op model once, before any measurement of this process: what a runtime
+    sets up on its first use (thread pools, kernel registries, ~5-25 ms and ~5-7 MB for the old
+    TFLite interpreter) then lands in no artifact's load time or RSS, whichever artifact comes first
+    in a shared worker."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
+    if not os.path.exists(path):
+        return
+    try:
+        adapter.run(adapter.load(path, threads), [np.zeros([1], np.float32)])
+    except Exception:  # noqa: BLE001 - a runtime that cannot run it here (Core ML on Linux) is measured all the same
+        pass
 
 
 def _trivial_overhead(adapter, threads: int) -> float:
@@ -163,33 +168,65 @@ def _trivial_overhead(adapter, threads: int) -> float:
     call = adapter.bind(handle, x)
     for _ in range(20):
         call()
-    lat = _steady(call, {"min_runs": 500, "min_seconds": 0.1, "max_runs": 5000, "max_seconds": 1.0}, 1)[0]
-    return float(np.median(lat)) * 1e6
+    return float(np.median(repeat(call, Rule(500, 0.1, 5000, 1.0)))) * 1e6
 
 
 class LoadError(RuntimeError):
     pass
 
 
-def measure_artifact(job: dict) -> dict:
+def _process_age_s() -> float:
+    """Seconds since this process started (Linux: its start time in clock ticks since boot)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])   # field 22, starttime
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+@dataclass
+class Process:
+    """What this worker process keeps between its items: whether its start-up cost was charged (to its
+    first item), and the LiteRT peer tool's process (`peer.Server`), started once for all its items."""
+    started: bool = False
+    peer: object = None
+
+
+def measure_artifact(job: dict, proc: Process | None = None, times: dict | None = None) -> dict:
+    """One item: one artifact, one runtime, one profile. Its `time_<phase>_s` metrics say where this
+    item's seconds went (the first item of a process also carries the process start and imports);
+    `times` gets them as they come, so a failed item still says what it cost."""
+    proc = proc if proc is not None else Process()
+    times = times if times is not None else {}
     _apply_profile(job)
     sys.path.insert(0, job["root"])
     from pipeline import runtimes
     from pipeline.bench.stats import latency_quantiles, latency_stats, repeat_spread
     from pipeline.filecheck.validate import check_model_file
 
-    if not job.get("prechecked"):
-        check_model_file(job["artifact"])
     adapter = runtimes.get(job["runtime"])
     # import the runtime's modules before the clock and the memory baseline: an app pays the import
     # once at start-up, not per model (ExecuTorch's Python runtime imports torch: ~5 s, ~300 MB)
-    if not adapter.available():
-        raise RuntimeError(f"runtime {job['runtime']} is not installed: {adapter.INSTALL_HINT}")
+    try:
+        adapter.import_runtime()
+    except ImportError as e:
+        raise RuntimeError(f"runtime {job['runtime']} is not installed ({describe_error(e)}): "
+                           f"{adapter.INSTALL_HINT}") from None
+    if not proc.started:   # interpreter, numpy, the runtime's import and first use: paid once per process
+        proc.started = True
+        _first_use(adapter, job["threads"])
+        times["time_worker_start_s"] = _process_age_s()
+    t_load = time.perf_counter()
+    if not job.get("prechecked"):
+        check_model_file(job["artifact"])
     rss_base = _status_kb("VmRSS")
     t0 = time.perf_counter()
     try:
         handle = adapter.load(job["artifact"], job["threads"])
     except Exception as e:  # noqa: BLE001 - name the file and the runtime in the one-line error
+        times["time_load_s"] = time.perf_counter() - t_load
         raise LoadError(f"{job['artifact']}: {job['runtime']} cannot load it: {describe_error(e)}") from None
     load_s = time.perf_counter() - t0
     shapes = job.get("shapes") or []
@@ -207,18 +244,20 @@ def measure_artifact(job: dict) -> dict:
     facts["inputs_have_nan_or_inf"] = not all(np.isfinite(a).all() for a in
                                               ([eval_x] if eval_x is not None else inputs))
     t0 = time.perf_counter()
+    times["time_load_s"] = t0 - t_load
     adapter.run(handle, inputs)
     first_s = time.perf_counter() - t0
     for _ in range(job["warmup"]):
         adapter.run(handle, inputs)
     # timed: the inference call alone, inputs bound once (as LiteRT's and ExecuTorch's own tools time it)
     call = adapter.bind(handle, inputs)
-    blocks = _steady(call, job, int(job.get("repeats", 1)))
+    rule = _rule(job)
+    blocks = [repeat(call, rule) for _ in range(int(job.get("repeats", 1)))]
     lat = [x for b in blocks for x in b]
-    # the same with input conversion and output copy (what an app calling run() per frame pays)
-    io = _steady(lambda: adapter.run(handle, inputs),
-                 {**job, "min_runs": min(job["min_runs"], 100), "min_seconds": 0.0,
-                  "max_seconds": min(job["max_seconds"], 0.5)}, 1)[0]
+    # the same with input conversion and output copy (what an app calling run() per frame pays): a
+    # figure read beside the p50, on a fixed small budget
+    io = repeat(lambda: adapter.run(handle, inputs),
+                Rule(min(rule.min_runs, 100), 0.0, rule.max_runs, min(rule.max_seconds, 0.5)))
     # the loop's own cost per call, with a no-op in place of the runtime
     t = time.perf_counter()
     for _ in range(1000):
@@ -227,8 +266,12 @@ def measure_artifact(job: dict) -> dict:
     overhead_s = (time.perf_counter() - t) / 1000
     metrics = {"load_ms": load_s * 1e3, "first_inference_ms": first_s * 1e3,
                "warmup_runs": float(job["warmup"]), **latency_stats(lat), **repeat_spread(blocks),
+               # the least precise repeat: half its median's 95% confidence interval, in % of it
+               "latency_p50_ci_pct": max(ci_halfwidth_pct(b) for b in blocks),
                "latency_p50_with_io_ms": float(np.median(io)) * 1e3,
                "harness_overhead_us": overhead_s * 1e6}
+    t_quality = time.perf_counter()
+    times["time_timing_s"] = t_quality - t0
     nan_out = False
     if eval_x is not None and job.get("outputs"):
         outs = [adapter.run(handle, [eval_x[i:i + 1]])[0] for i in range(len(eval_x))]
@@ -242,6 +285,8 @@ def measure_artifact(job: dict) -> dict:
         outs = adapter.run(handle, inputs)
         nan_out = any(bool(~np.isfinite(o).all()) for o in outs)
         facts["output_shapes"] = [list(o.shape) for o in outs]
+    t = time.perf_counter()
+    times["time_quality_s"] = t - t_quality
     metrics["peak_rss_mb"] = _status_kb("VmHWM") / 1024
     metrics["peak_rss_above_baseline_mb"] = (_status_kb("VmHWM") - rss_base) / 1024
     metrics["baseline_rss_mb"] = rss_base / 1024
@@ -251,6 +296,13 @@ def measure_artifact(job: dict) -> dict:
     trivial = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"trivial.{adapter.FORMATS[0]}")
     if os.path.exists(trivial):  # a runtime without one just lacks the figure
         metrics["trivial_model_p50_us"] = _trivial_overhead(adapter, job["threads"])
+    t_op = time.perf_counter()
+    times["time_trivial_s"] = t_op - t
+    out = {"status": "ok"}
+    if job.get("peer"):
+        out["peer"] = _peer(job, len(lat) / max(int(job.get("repeats", 1)), 1), proc)
+        times["time_peer_s"] = time.perf_counter() - t_op
+        t_op = time.perf_counter()
     if job.get("op_profile"):
         try:
             from pipeline.bench import opprofile
@@ -258,18 +310,54 @@ def measure_artifact(job: dict) -> dict:
         except Exception as e:  # noqa: BLE001 - a profiler failure must not lose the measurement
             facts["op_profile"] = {"method": "", "ops": [], "note": f"profiler failed: {type(e).__name__}: "
                                    f"{str(e).splitlines()[0][:200] if str(e) else ''}"}
+        times["time_opprofile_s"] = time.perf_counter() - t_op
     facts["latency_quantiles_ms"] = latency_quantiles(lat)
-    return {"status": "ok", "metrics": metrics, "info": facts}
+    return {**out, "metrics": {**metrics, **times}, "info": facts}
 
 
-def _measure_or_error(job: dict, params: dict) -> dict:
+def _peer(job: dict, runs_per_repeat: float, proc: Process) -> dict:
+    """LiteRT's own benchmark tool (`pipeline/bench/peer.py`, in a process of its own that this worker
+    keeps for all its items) on the same file, threads and CPUs, as many runs as one of our repeats
+    (100-5000); with its median on the one-op model (once per threads and CPUs). Run here, after our
+    timing, so it never runs beside it."""
+    from pipeline.bench import peer
+    cpus, mem = tuple(job.get("cpus") or ()), int(job.get("mem_limit_mb") or 0)
+    if proc.peer is None or proc.peer.mem_limit_mb != mem:
+        if proc.peer is not None:
+            proc.peer.close()
+        proc.peer = peer.Server(mem)
+    res = proc.peer.run(job["artifact"], job["threads"], cpus, runs=int(min(max(runs_per_repeat, 100), 5000)),
+                        warmup=job["warmup"], timeout_s=job["peer_timeout_s"])
+    if "error" not in res:
+        res["trivial_median_ms"] = proc.peer.trivial_median_ms(job["threads"], cpus)
+    return res
+
+
+def _measure_or_error(job: dict, params: dict, proc: Process | None = None) -> dict:
+    times: dict[str, float] = {}
     try:
-        return measure_artifact(job)
+        return measure_artifact(job, proc, times)
     except Exception as e:  # noqa: BLE001 - any runtime error becomes the record's error line
         name = os.path.basename(job.get("artifact", ""))
         msg = describe_error(e)
-        return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400]}
+        return {"status": "failed", "error": (msg if name in msg else f"{name}: {msg}")[:400], "metrics": times}
+    finally:
+        _release()
+
+
+def _release() -> None:
+    """Give the finished item's memory back before the next item of this process: its handles are
+    garbage now, and glibc keeps freed heap unless trimmed. The next item's RSS baseline, peak and
+    memory ceiling then start from the process's imports, not from the previous artifact."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass   # not glibc: the memory is reused by the next item all the same
 
 
 if __name__ == "__main__":
-    sys.exit(serve(_measure_or_error))
+    _proc = Process()
+    sys.exit(serve(lambda job, params: _measure_or_error(job, params, _proc)))

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from pipeline import fsutil, procutil  # noqa: E402
+from pipeline import fsutil, procutil, progress, runlog  # noqa: E402
 from pipeline.artifact import ArtifactId, fresh_record, write_sidecar  # noqa: E402
 from pipeline.schema import Record, first_line  # noqa: E402
 
@@ -86,14 +86,12 @@ def _run_worker(job: dict, log) -> tuple[int, str]:
         env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.package.exports", str(job_file)], cwd=fsutil.ROOT,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-        tail = ""
+                                errors="replace", start_new_session=True)
+        # the worker's lines carry the count; the time left is added here
+        steps = progress.Progress(len(job["items"]), count=False)
         try:
-            for line in proc.stdout:
-                if line.startswith("[package export"):
-                    log(line.rstrip())
-                elif line.strip():
-                    tail = line.strip()[:200]
+            tail = runlog.relay(proc.stdout, lambda line: log(steps.tag(line)),
+                                lambda line: line.startswith("[package export"), "package.exports")
             proc.wait(timeout=TIMEOUT_S)
         except BaseException:
             procutil.kill_group(proc.pid)   # Ctrl-C: the worker is in its own session; finished paths are kept

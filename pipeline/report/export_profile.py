@@ -9,7 +9,8 @@ and writing, the toolchain's own setup). An up-to-date record counts the seconds
 """
 from __future__ import annotations
 
-from pipeline.schema import Record, phase_times
+from pipeline.report.timeprofile import phase_times   # the one reader of time_<phase>_s
+from pipeline.schema import Record
 
 
 def _table(label: str, rows: dict[str, dict[str, float]], first: list[str]) -> list[str]:
@@ -27,14 +28,14 @@ def _table(label: str, rows: dict[str, dict[str, float]], first: list[str]) -> l
 
 
 def export_profile(records: list[Record]) -> str:
-    train = {r.model: {**phase_times(r.metrics), "total": r.metrics.get("train_seconds", 0.0)}
+    train = {r.model: {**phase_times(r), "total": r.metrics.get("train_seconds", 0.0)}
              for r in records if r.kind == "train"}
     paths: dict[str, dict[str, float]] = {}
     for r in records:
         if r.kind != "export" or "export_seconds" not in r.metrics:
             continue
         row = paths.setdefault(r.path, {"n": 0, "total": 0.0, "other": 0.0})
-        phases = phase_times(r.metrics)
+        phases = phase_times(r)
         for k, v in phases.items():
             row[k] = row.get(k, 0.0) + v
         row["n"] += 1

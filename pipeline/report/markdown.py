@@ -217,7 +217,7 @@ PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
 # Adding a section = one file with one function + one line here.
 SECTIONS: list[str] = ["pipeline.report.int8:section", "pipeline.report.stacks:section",
                        "pipeline.report.rigor:sections", "probes.report:matrix", "pipeline.report.quant:section",
-                       "pipeline.report.device:section"]
+                       "pipeline.report.device:section", "pipeline.report.timeprofile:section"]
 
 
 def _extra_sections(view: View) -> list[str]:
@@ -254,7 +254,8 @@ def render(view: View, plots: dict[str, str] | None = None) -> str:
     lines = ["# mobilebench report", ""] + findings(view) + provenance_lines(view) + [
              "Host measurements under device profiles (CPU affinity, thread "
              "count, memory limit): these are not phone timings.", "",
-             "Latency: steady-state percentiles after warm-up, each artifact in a fresh worker process. "
+             "Latency: steady-state percentiles after warm-up, measured in worker processes (our artifacts "
+             "share one per runtime and memory ceiling; a user's file gets one of its own). "
              "Accuracy and agreement: the whole held-out set, batch 1; agreement compares each artifact "
              "with its own framework's reference model (torch, keras, or keras_tw = Keras with the "
              "PyTorch weights).", ""]

@@ -29,16 +29,18 @@ def metricstable(view: View) -> list[str]:
              f"the repeats; `spread %` = (max - min) / median of the repeats' medians. `fixed us` = p50 "
              "of a one-op model (x + 1 on one float) in the same runtime and profile: this harness's + "
              "runtime's fixed cost per call, to read small latencies against. `RSS+ MB` = peak RSS above "
-             "the worker's baseline before loading. GFLOP/s = the PyTorch twin's FLOPs / p50.", ""]
+             "the worker's baseline before loading. GFLOP/s = the PyTorch twin's FLOPs / p50. `ci %` = half "
+             "the 95% confidence interval of the median of the least precise repeat, in % of it.", ""]
+    lines += stop_rule_lines(view)
     header = ["artifact", "runtime", "profile", "p50 ms", "p90 ms", "p99 ms", "mean ms", "min ms", "cv (std/mean)",
-              "spread %", "repeats x runs", "p50 +IO ms", "fixed us", "load ms", "RSS+ MB", "KiB", "zip KiB",
+              "spread %", "ci %", "repeats x runs", "p50 +IO ms", "fixed us", "load ms", "RSS+ MB", "KiB", "zip KiB",
               "GFLOP/s"]
     rows = []
     for r in bench:
         m = r.metrics
         rows.append([label(r), r.runtime, r.profile, m.get("latency_p50_ms"), m.get("latency_p90_ms"),
                      m.get("latency_p99_ms"), m.get("latency_mean_ms"), m.get("latency_min_ms"),
-                     m.get("latency_cv"), m.get("latency_p50_spread_pct"),
+                     m.get("latency_cv"), m.get("latency_p50_spread_pct"), m.get("latency_p50_ci_pct"),
                      f"{int(m.get('repeats', 1))} x {int(m.get('runs', 0) / max(m.get('repeats', 1), 1))}",
                      m.get("latency_p50_with_io_ms"), m.get("trivial_model_p50_us"), m.get("load_ms"),
                      m.get("peak_rss_above_baseline_mb"), m.get("size_bytes", 0) / 1024,
@@ -51,6 +53,18 @@ def metricstable(view: View) -> list[str]:
                   f"worst {fmt(max(spreads))} %. The timing loop itself (perf_counter pair) costs "
                   f"{fmt(sorted(loops)[len(loops) // 2] if loops else None)} us per call.", ""]
     return lines
+
+
+def stop_rule_lines(view: View) -> list[str]:
+    """How long each timing repeat ran: the stopping rule, stated from the settings the run recorded."""
+    from pipeline.bench.stopping import Rule, describe
+    settings = view.run.info.get("bench_settings") if view.run else None
+    if not settings:
+        return ["(The run record holds no bench settings: results from before they were recorded.)", ""]
+    rule = Rule(*(settings[k] for k in ("min_runs", "min_seconds", "max_runs", "max_seconds")),
+                settings.get("ci_pct", 0.0))
+    return [f"{describe(rule)} Repeats: {settings['repeats']} on the first profile, {settings['other_repeats']} "
+            f"on the others; {settings['warmup']} warm-up runs before them.", ""]
 
 
 def peer_section(view: View) -> list[str]:

@@ -22,7 +22,11 @@ MSE_RATIO = 1.05           # reconstruction MSE at most 5 % above the reference
 
 
 def best_reference(view: View, rs: list[Record]) -> Quality | None:
-    """The best twin's float reference over the records: Quality(metric, None, reference)."""
+    """The best twin's float reference over the records: Quality(metric, None, reference). A model
+    judged by parity alone (detection: SQNR vs its own twin, no reference value) gets
+    Quality("sqnr_db", None, None): its candidates are the records that passed parity."""
+    if any(view.quality(r).metric == "sqnr_db" for r in rs):
+        return Quality("sqnr_db", None, None)
     refs = [q for q in map(view.quality, rs) if q.reference is not None]
     if not refs:
         return None
@@ -35,6 +39,8 @@ def within_reference(view: View, r: Record, ref: Quality | None) -> bool:
     q = view.quality(r)
     if ref is None or q.metric != ref.metric:
         return False
+    if ref.metric == "sqnr_db":      # the bench judged it (parity.for_zoo): only ok records are here
+        return r.status == "ok"
     if ref.metric == "accuracy":
         return q.value >= ref.reference - view.tolerances(r.model).accuracy_drop_points / 100 - 1e-12
     return q.value <= ref.reference * MSE_RATIO
@@ -47,6 +53,8 @@ def _quality(view: View, r: Record) -> str:
         return f"{q.value * 100:.2f}% (ref {ref * 100:.2f}%)"
     if q.metric == "reconstruction_mse":
         return f"MSE {q.value:.4g} (ref {ref:.4g})"
+    if q.metric == "sqnr_db":
+        return f"SQNR {q.value:.1f} dB"
     return "–"
 
 
@@ -80,14 +88,18 @@ def ship_section(view: View, model: str) -> list[str]:
     if not prof:
         return lines + ["No successful measurements for this model yet.", ""]
     if not chosen:
-        return lines + [f"No artifact stays within {points:g} point(s) of its reference quality "
-                        f"on profile `{prof}`: see the table below and the support matrix.", ""]
+        bound = (f"passes parity ({_parity_rule()})" if view.task(model) == "detection"
+                 else f"stays within {points:g} point(s) of its reference quality")
+        return lines + [f"No artifact {bound} on profile `{prof}`: see the table below and the support "
+                        "matrix.", ""]
     arm = any(role == "cheapest on ARM64" for role, _ in chosen)
-    recon = view.quality(good[0]).metric == "reconstruction_mse"
-    lines += [f"Among the {len(good)} artifact x runtime measurements within {points:g} point of the "
-              f"best twin's float accuracy (reconstruction MSE within {(MSE_RATIO - 1) * 100:.0f}% of the best "
-              f"for models without labels); latency on profile `{prof}`. \"best <framework>\" = the fastest "
-              "of that framework; \"ref\" = the artifact's own twin." +
+    metric = view.quality(good[0]).metric
+    recon = metric in ("reconstruction_mse", "sqnr_db")
+    within = (f"that pass parity with their twin (no labels to score: {_parity_rule()})" if metric == "sqnr_db"
+              else f"within {points:g} point of the best twin's float accuracy (reconstruction MSE within "
+                   f"{(MSE_RATIO - 1) * 100:.0f}% of the best for models without labels)")
+    lines += [f"Among the {len(good)} artifact x runtime measurements {within}; latency on profile `{prof}`. "
+              "\"best <framework>\" = the fastest of that framework; \"ref\" = the artifact's own twin." +
               (f" \"cheapest on ARM64\" = the fewest net guest instructions per inference on the emulated "
                f"`{ARM_JUDGE_CORE}` core (dotprod), among those that ran there with parity." if arm else ""), ""]
     rows = []
@@ -105,3 +117,10 @@ def ship_section(view: View, model: str) -> list[str]:
     return lines + table(["pick", "artifact", "runtime", "KiB", "zipped KiB", "p50 ms", "p90 ms"] +
                          ([f"ARM64 net instr/inference {ARM_JUDGE_CORE}"] if arm else []) +
                          ["quality", "SQNR dB vs reference" if recon else "top-1 agree", "record"], rows)
+
+
+
+def _parity_rule() -> str:
+    from pipeline.parity import DEFAULTS     # the floor parity.for_zoo applies to detectors
+    return (f"fp32/fp16 within the model's max abs diff, int8 SQNR vs the reference >= "
+            f"{DEFAULTS['int8'].min_sqnr_db:g} dB")

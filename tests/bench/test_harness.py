@@ -89,6 +89,65 @@ def test_one_worker_measures_several_profiles(digits_exports, fast_cfg, tmp_path
     assert bench.measure_one(t, "litert", two, fast_cfg, tmp_path, False).cached
 
 
+def _worker_pids() -> list[int]:
+    """This process's bench workers (children running pipeline.bench.worker)."""
+    import os
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat_ = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if int(stat_[1]) == os.getpid() and b"pipeline.bench.worker" in cmd:
+            out.append(int(pid))
+    return out
+
+
+def test_our_artifacts_share_a_worker_and_a_death_costs_one_measurement(digits_exports, tmp_path):
+    """Two of our .tflite files x two profiles go through ONE litert worker (its start is paid once);
+    a worker killed in the second measurement fails that one only, and a fresh worker measures the rest."""
+    import os
+    import signal
+    from conftest import ROOT
+    cfg = bench.config_with(min_runs=20, min_seconds=0.5, warmup=2, timeout_s=120.0, peer=False, op_profile=False)
+    a, b = (_target(digits_exports, "keras", p, ROOT) for p in ("tflite_fp32", "tflite_int8"))
+    big, two = profiles.get("big-core"), profiles.get("2-core")
+    ms = [bench.Measurement(t, "litert", p, p is big) for t in (a, b) for p in (big, two)]
+    order, killed = [], []
+
+    def kill_during_the_second(i, o):
+        order.append(i)
+        if i == 0:   # the worker is now in measurement 1 (0.5 s of timing at least)
+            (pid,) = _worker_pids()
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    out = bench.measure(ms, cfg, tmp_path, on_outcome=kill_during_the_second)
+    recs = [o.record for o in out]
+    assert killed and order == [0, 1, 2, 3], order
+    assert [r.status for r in recs] == ["ok", "failed", "ok", "ok"], [(r.status, r.error) for r in recs]
+    assert "SIGKILL" in recs[1].error, recs[1].error
+    # two processes: the first, and the fresh one that resumed after the death (its first record pays its start)
+    assert ["time_worker_start_s" in r.metrics for r in recs] == [True, False, True, False]
+    assert "accuracy" in recs[0].metrics and "accuracy" in recs[2].metrics and "accuracy" not in recs[3].metrics
+    # each measurement was cached as it came in (a failure too: the same inputs give the same record)
+    assert [o.cached for o in bench.measure(ms, cfg, tmp_path)] == [True, True, True, True]
+
+
+def test_a_users_file_gets_a_worker_of_its_own(digits_exports):
+    from conftest import ROOT
+    import dataclasses
+    ours = _target(digits_exports, "keras", "tflite_fp32", ROOT)
+    users = dataclasses.replace(ours, export=None, eval_npz=None)
+    big = profiles.get("big-core")
+    k_ours, k_other_ours = (bench._worker_key(bench.Measurement(t, "litert", big, False))
+                            for t in (ours, _target(digits_exports, "keras", "tflite_int8", ROOT)))
+    assert k_ours == k_other_ours
+    assert bench._worker_key(bench.Measurement(users, "litert", big, False)) not in (k_ours,)
+    tight = profiles.Profile("tight", threads=1, mem_limit_mb=512)
+    assert bench._worker_key(bench.Measurement(ours, "litert", tight, False)) != k_ours   # another ceiling
+
+
 def test_missing_runtime_is_skipped_with_install_hint(digits_exports, fast_cfg, tmp_path, monkeypatch):
     from conftest import ROOT
     from pipeline.runtimes import tflite_runtime
@@ -99,11 +158,15 @@ def test_missing_runtime_is_skipped_with_install_hint(digits_exports, fast_cfg, 
 
 
 def test_memory_limit_failure_is_a_record(digits_exports, fast_cfg, tmp_path, monkeypatch):
+    """A ceiling bounds each measurement (RLIMIT_AS of its process): the 64 MB one fails, the same
+    artifact under the default ceiling, asked in the same call, is measured."""
     from conftest import ROOT
     tiny = profiles.Profile("tiny", threads=1, mem_limit_mb=64)
     t = _target(digits_exports, "torch", "et_xnnpack_fp32", ROOT)
-    r = bench.measure_one(t, "executorch", tiny, fast_cfg, tmp_path, False).record
+    r, ok = (o.record for o in bench.measure_profiles(t, "executorch", [(tiny, False), (profiles.get("2-core"), False)],
+                                                       fast_cfg, tmp_path))
     assert r.status == "failed" and r.error, r
+    assert ok.status == "ok", ok.error
 
 
 def test_bad_profile_and_numbers_are_rejected():

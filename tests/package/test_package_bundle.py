@@ -167,7 +167,8 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
 
     from tests.conftest import ROOT
     from tests.package.usermodels import BENCH
-    cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "art"), "package", str(user_models["keras"]),
+    cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "art"), "--results", str(tmp_path / "results"),
+           "package", str(user_models["keras"]),
            "--samples", str(user_models["ksamples"]), "--paths", "tflite_fp32,tflite_int8", "--out", str(tmp_path / "dist"),
            *BENCH]
     # SIGINT as a terminal delivers it (whatever disposition the test process holds)

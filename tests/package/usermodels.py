@@ -15,7 +15,8 @@ BENCH = ["--profiles", "big-core", "--min-runs", "5", "--min-seconds", "0", "--r
 
 def package(tmp: Path, *args: str) -> int:
     from pipeline import cli
-    return cli.main(["--artifacts", str(tmp / "art"), "package", *args, "--out", str(tmp / "dist"), *BENCH])
+    return cli.main(["--artifacts", str(tmp / "art"), "--results", str(tmp / "results"), "package", *args,
+                     "--out", str(tmp / "dist"), *BENCH])
 
 
 def manifest(bundle: Path, platform: str) -> dict:

@@ -78,3 +78,19 @@ def test_bench_missing_file(tmp_path, name):
     p = _cli("--results", str(tmp_path / "r"), "bench", str(tmp_path / name))
     assert p.returncode == 1 and "Traceback" not in p.stderr + p.stdout
     assert f"error: {tmp_path / name}: no such file" in p.stdout
+
+
+def test_ctrl_c_inside_string_compiled_code_exits_130(tmp_path):
+    """CPython flags a KeyboardInterrupt that ends inside exec'd string code (a dataclass being created
+    during an import, torch.fx codegen) as unhandled, and `python -m` would then die by SIGINT (-2)
+    although main() caught it. The real entry point, with the interrupt raised where a Ctrl-C during an
+    import lands (a sitecustomize swaps the stage for one that execs a string)."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import pipeline.cli\n"
+        "pipeline.cli._dispatch = lambda args: exec('raise KeyboardInterrupt', {})\n")
+    import os
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    p = subprocess.run([sys.executable, "-m", "pipeline", "list"], cwd=ROOT, capture_output=True, text=True,
+                       env=env)
+    assert p.returncode == 130, (p.returncode, p.stderr[-500:])
+    assert p.stderr.strip() == "interrupted: list stopped; finished work is kept, run it again to resume"

@@ -54,7 +54,7 @@ def test_killed_worker_fails_its_model_and_a_fresh_one_goes_on(tmp_path, digits_
     recs = {(r.model, r.source, r.path): r for r in read_records(tmp_path / "results" / "results.jsonl")}
     for src in ("keras", "keras_tw"):
         dead = recs[("anomaly_ae", src, "tflite_fp32")]
-        assert dead.status == "failed" and "export worker died (exit -9)" in dead.error, dead
+        assert dead.status == "failed" and "export worker died" in dead.error and "SIGKILL" in dead.error, dead
         assert recs[("digits_cnn", src, "tflite_fp32")].status == "ok"
     # --profile: the path's row shows the phase it timed
     header = next(ln for ln in lines if ln.startswith("export path"))

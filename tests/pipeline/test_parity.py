@@ -73,3 +73,32 @@ def test_zoo_bench_marks_a_wrong_artifact_mismatch(digits_exports, tmp_path):
     assert "top-1 agreement" in recs[0].error and recs[0].metrics["top1_agreement"] < 0.97
     ok = harness.run([dataclasses.replace(t, runtimes=("litert",))], cfg, tmp_path / "cache", log=lambda m: None)
     assert all(r.status == "ok" for r in ok), [(r.status, r.error) for r in ok]
+
+
+def test_top1_counts_only_samples_the_noise_cannot_flip():
+    """Near-tied logits (a seeded model on random inputs) flip under int8 noise at high SQNR: those
+    samples are not judged by top-1; a flip where the reference's lead is decisive is a real error."""
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((64, 10)).astype(np.float32) * 10
+    ref[:32, 0] = ref[:32].max(axis=1) + 1.0
+    ref[:32, 1] = ref[:32, 0] + 1e-3                       # half the samples: top-1 and runner-up tied
+    ref[32:, 0] = ref[32:].max(axis=1) + 5.0              # the other half: class 0 leads by 5
+    out = ref + rng.standard_normal(ref.shape).astype(np.float32) * 0.05
+    m = parity.compare([out], [ref])
+    assert m["top1_agreement"] < 0.95 and m["sqnr_db"] > 40          # raw figure: ties flipped
+    assert m["top1_decisive_samples"] == 32 and m["top1_agreement_decisive"] == 1.0
+    assert parity.judge(m, "int8", parity.DEFAULTS["int8"]).status == "ok"
+    bad = out.copy()
+    bad[32:40, 0] -= 6.0                                   # 8 decisive samples lose their top-1 (lead 5)
+    v = parity.judge(parity.compare([bad], [ref]), "int8", parity.DEFAULTS["int8"])
+    assert v.status == "mismatch" and "top-1 agreement 0.750" in v.reason and "32 samples, 50%" in v.reason, v.reason
+
+
+def test_top1_raw_when_too_few_samples_are_decisive():
+    """A wrong artifact's noise makes nothing decisive: then every sample counts (never a free pass)."""
+    ref = np.random.default_rng(1).standard_normal((40, 5)).astype(np.float32)
+    m = parity.compare([-ref], [ref])
+    assert m["top1_decisive_share"] < 0.5
+    v = parity.judge(m, "int8", parity.Thresholds(min_top1_agreement=0.9))
+    assert v.status == "mismatch" and f"top-1 agreement {m['top1_agreement']:.3f} < 0.9" in v.reason
+    assert "samples" not in v.reason

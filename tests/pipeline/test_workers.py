@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from pipeline import workers
+from pipeline import runlog, workers
 
 CHILD = "tests.pipeline.crashy_worker"
 
@@ -45,6 +45,18 @@ def test_hang_is_killed_after_the_timeout_and_the_rest_resume():
     assert took < 30, took   # killed after ~2 s without progress, not the 600 s sleep
 
 
+def test_each_result_is_told_once_as_soon_as_it_is_final():
+    """A caller keeps each result (the bench: a cache file) while the worker goes on: item 1 is told
+    while item 2 still hangs, not when the job ends."""
+    t0, told = time.monotonic(), []
+    out = workers.run(workers.Job(CHILD, _items(4, hang=2, crash=3), timeout_s=3, first_timeout_s=60),
+                      on_result=lambda i, r: told.append((i, r, time.monotonic() - t0)))
+    assert [i for i, _, _ in told] == [1, 2, 3, 4]
+    assert {i: r for i, r, _ in told} == out
+    assert out[2]["death"] == "hang" and out[3]["death"] == "crash" and out[4]["status"] == "ok", out
+    assert told[0][2] < told[1][2] - 2.5, told   # item 1 before the 3 s without progress on item 2 ran out
+
+
 def test_an_exception_is_the_items_one_line_error():
     out = workers.run(workers.Job(CHILD, ({"id": "a", "raise": True}, {"id": "b"}), timeout_s=60))
     assert out["a"] == {"status": "failed", "error": "ValueError: bad item"}
@@ -58,6 +70,18 @@ def test_a_worker_that_cannot_start_fails_every_item(tmp_path):
     out = workers.run(workers.Job(CHILD, _items(3), python=str(py), timeout_s=60))
     assert [r["death"] for r in out.values()] == ["startup"] * 3
     assert "exited with code 3" in out[1]["error"] and "no such runtime" in out[1]["error"], out[1]
+
+
+def test_the_workers_output_goes_to_the_parents_stderr_tagged(tmp_path, capfd):
+    """In a CLI session (pipeline/runlog.py) what a worker writes is copied to the log, or with -v the terminal."""
+    py = tmp_path / "chatty-python"
+    py.write_text("#!/bin/sh\necho 'converter says hello'\necho 'and warns' >&2\nexit 3\n")
+    py.chmod(py.stat().st_mode | stat.S_IEXEC)
+    with runlog.session(tmp_path, "bench", verbose=True):     # -v: the terminal's stderr
+        workers.run(workers.Job(CHILD, _items(1), python=str(py), timeout_s=60))
+    err = capfd.readouterr().err.splitlines()
+    assert any(ln.startswith(CHILD) and ln.endswith("| converter says hello") for ln in err), err
+    assert any(ln.endswith("| and warns") for ln in err), err
 
 
 def test_job_is_validated_at_construction():
@@ -79,7 +103,7 @@ def _alive(pid: int) -> bool:
 
 PARENT = """
 import sys
-from pipeline import workers
+from pipeline import runlog, workers
 workers.run(workers.Job({child!r}, ({{"id": 1, "hang": True, "pid_file": sys.argv[1]}},), timeout_s=600))
 """
 

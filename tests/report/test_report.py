@@ -127,3 +127,21 @@ def test_run_record_names_machine_and_versions():
     assert r.info["versions"]["torch"].startswith("2.13")
     assert set(r.info["profiles"]) == {"big-core"}
     json.loads(r.to_json())
+
+
+def test_detector_picks_are_the_records_that_passed_parity():
+    """A detector has no labels and no reference value: its candidates are the parity-ok records (the
+    bench judged int8 by the SQNR floor), and the section states that rule instead of an accuracy bound."""
+    import dataclasses as dc
+    from pipeline import parity
+    recs = [dc.replace(_bench("torch", p, "executorch", size, p50, framework="pytorch", fmt="pte", quant=q),
+                       model="mtcnn_pnet")
+            for p, size, p50, q in (("et_xnnpack_fp32", 30_000, 0.05, "fp32"), ("et_xnnpack_int8", 9_000, 0.04, "int8"))]
+    for r, db in zip(recs, (120.0, 31.0)):
+        r.metrics["sqnr_db"] = db
+    prof, chosen, good = recommend.picks(build(recs), "mtcnn_pnet")
+    assert len(good) == 2 and dict((role, r.path) for role, r in chosen)["smallest"] == "et_xnnpack_int8"
+    text = "\n".join(recommend.ship_section(build(recs), "mtcnn_pnet"))
+    assert "pass parity with their twin" in text and "SQNR 31.0 dB" in text
+    import models
+    assert parity.for_zoo(models.get("mtcnn_pnet"), "int8").min_sqnr_db == parity.DEFAULTS["int8"].min_sqnr_db
