@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--profiles", default="", help="device profiles, comma-separated (default: big-core,2-core)")
     pk.add_argument("--min-runs", type=_positive_int)
     pk.add_argument("--min-seconds", type=_nonneg_float)
+    pk.add_argument("--ci-pct", type=_nonneg_float, dest="ci_pct", help="as for bench")
     pk.add_argument("--repeats", type=_positive_int)
 
     for cmd in (t, e, b, pr, q, pk):     # the commands that run the libraries
@@ -321,7 +322,7 @@ def _package(args) -> int:
     from pipeline import runlog
     from pipeline.bench import harness, profiles
     from pipeline.package import stage
-    overrides = {k: getattr(args, k) for k in ("min_runs", "min_seconds", "repeats")}
+    overrides = {k: getattr(args, k) for k in ("min_runs", "min_seconds", "ci_pct", "repeats")}
     if args.profiles:
         overrides["profiles"] = profiles.parse_list(args.profiles)   # the bench's rule: known, each once
     cfg = harness.config_with(op_profile=False, peer=False, **overrides)

@@ -12,7 +12,7 @@ from pipeline.bench import profiles
 
 
 
-CFG = bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, repeats=2, peer=False, timeout_s=300.0)
+CFG = bench.config_with(min_runs=20, min_seconds=0.0, ci_pct=0.0, warmup=2, repeats=2, peer=False, timeout_s=300.0)
 
 
 def _run(path, runtime, tmp_path, shapes=()):

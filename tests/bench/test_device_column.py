@@ -61,7 +61,7 @@ def test_pair_on_both_cores_with_parity_and_counts(pair_items, tmp_path):
 
 
 def test_no_device_and_unbuildable_device(tmp_path):
-    common = ["--profiles", "big-core", "--no-peer", "--no-op-profile", "--min-runs", "5", "--min-seconds", "0"]
+    common = ["--profiles", "big-core", "--no-peer", "--no-op-profile", "--min-runs", "5", "--min-seconds", "0", "--ci-pct", "0"]
     env = dict(os.environ, DEVICE_DIR=str(tmp_path / "nowhere"))
     p = subprocess.run([sys.executable, "-m", "pipeline", "--results", str(tmp_path / "r1"), "bench", str(TRIVIAL),
                         *common], cwd=ROOT, env=env, capture_output=True, text=True)

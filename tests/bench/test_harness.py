@@ -13,7 +13,7 @@ from pipeline.bench import profiles
 
 @pytest.fixture(scope="module")
 def fast_cfg():
-    return bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, timeout_s=120.0)
+    return bench.config_with(min_runs=20, min_seconds=0.0, ci_pct=0.0, warmup=2, timeout_s=120.0)
 
 
 def _target(digits_exports, source, path, root):

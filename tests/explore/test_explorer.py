@@ -37,7 +37,7 @@ def records(digits_exports, tmp_path_factory):
     from pipeline.train import load_eval, load_keras
     export = digits_exports[(AID.source, AID.path)]
     (t,) = bench.targets_from_exports([export], TEST_ARTIFACTS)
-    cfg = bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, timeout_s=120.0, peer=False)
+    cfg = bench.config_with(min_runs=20, min_seconds=0.0, ci_pct=0.0, warmup=2, timeout_s=120.0, peer=False)
     r = bench.measure_one(t, "litert", profiles.get("big-core"), cfg, tmp_path_factory.mktemp("bench"),
                           want_outputs=True).record
     assert r.status == "ok", r.error

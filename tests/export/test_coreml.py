@@ -111,7 +111,7 @@ def test_only_core_ml_artifacts_need_apple(digits_exports):
 def apple_bench(digits_exports, tmp_path_factory):
     """The bench on a Core ML .pte (executorch) and an .mlpackage (coreml): one real worker each."""
     from conftest import TEST_ARTIFACTS
-    cfg = bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, timeout_s=180.0)
+    cfg = bench.config_with(min_runs=20, min_seconds=0.0, ci_pct=0.0, warmup=2, timeout_s=180.0)
     cache = tmp_path_factory.mktemp("bench-cache")
     exports = [digits_exports[("torch", "et_coreml_w8")], digits_exports[("torch", "coreml_w8")]]
     out = []
@@ -171,7 +171,7 @@ def test_bench_run_loads_apple_only_artifacts_in_one_worker_per_runtime(digits_e
     """Nothing can be timed; our artifacts of one runtime share one worker (one import), so every
     Core ML .pte is tried there and each profile recorded with its own artifact's error."""
     from conftest import TEST_ARTIFACTS
-    cfg = bench.config_with(min_runs=20, min_seconds=0.0, warmup=2, timeout_s=180.0, profiles=("big-core", "2-core"))
+    cfg = bench.config_with(min_runs=20, min_seconds=0.0, ci_pct=0.0, warmup=2, timeout_s=180.0, profiles=("big-core", "2-core"))
     exports = [digits_exports[("torch", p)] for p in ET_PATHS]
     lines = []
     recs = bench.run(bench.targets_from_exports(exports, TEST_ARTIFACTS), cfg, tmp_path, log=lines.append)

@@ -17,7 +17,7 @@ from pipeline import runtimes
 from pipeline.bench import harness as bench
 from pipeline.bench import profiles
 
-CFG = bench.config_with(min_runs=3, min_seconds=0.0, warmup=0, timeout_s=300.0, eval_limit=20)
+CFG = bench.config_with(min_runs=3, min_seconds=0.0, ci_pct=0.0, warmup=0, timeout_s=300.0, eval_limit=20)
 BIG = profiles.get("big-core")
 
 
@@ -125,7 +125,7 @@ from pipeline.bench import profiles
 if {hide_py!r}:
     import pipeline.runtimes.tflite_runtime as tflite_runtime
     tflite_runtime.PYTHON = Path("/nonexistent/python")
-cfg = bench.config_with(min_runs=3, min_seconds=0.0, warmup=0, eval_limit=5, profiles=("big-core",))
+cfg = bench.config_with(min_runs=3, min_seconds=0.0, ci_pct=0.0, warmup=0, eval_limit=5, profiles=("big-core",))
 t = bench.byom_target(Path({art!r}))
 t = bench.Target(artifact=t.artifact, format=t.format, runtimes=tuple({rts!r}), shapes={shapes!r})
 recs = bench.run([t], cfg, Path({cache!r}), log=lambda m: None)

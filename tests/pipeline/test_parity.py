@@ -65,7 +65,7 @@ def test_zoo_bench_marks_a_wrong_artifact_mismatch(digits_exports, tmp_path):
     arrays["ref_keras"] = -arrays["ref_keras"]
     np.savez(tmp_path / "eval.npz", **arrays)
     wrong = dataclasses.replace(t, eval_npz=tmp_path / "eval.npz", runtimes=("litert",))
-    cfg = harness.config_with(profiles=("big-core", "2-core"), min_runs=5, min_seconds=0.0, repeats=1,
+    cfg = harness.config_with(profiles=("big-core", "2-core"), min_runs=5, min_seconds=0.0, ci_pct=0.0, repeats=1,
                               op_profile=False, peer=False, eval_limit=50)
     recs = harness.run([wrong], cfg, tmp_path / "cache", log=lambda m: None)
     assert [r.profile for r in recs] == ["big-core", "2-core"]
