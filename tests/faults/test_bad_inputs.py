@@ -84,8 +84,9 @@ def _with_eval(t, tmp_path, x):
 
 
 @pytest.mark.parametrize("source,path,runtime", [("keras", "tflite_fp32", "litert"),
-                                                 ("torch", "et_xnnpack_fp32", "executorch"),
-                                                 ("torch", "ptl_fp32", "lite_interpreter")])
+                                                 # the same check in the other runtimes: ~33 s, make test-slow
+                                                 pytest.param("torch", "et_xnnpack_fp32", "executorch", marks=pytest.mark.slow),
+                                                 pytest.param("torch", "ptl_fp32", "lite_interpreter", marks=pytest.mark.slow)])
 def test_nan_inf_inputs_are_reported(digits_exports, digits_eval, tmp_path, source, path, runtime):
     t = _target(digits_exports, source, path)
     x = digits_eval["x"].copy()

@@ -219,6 +219,7 @@ def test_export_records_the_missing_keras_twin_as_skipped(tmp_path):
     assert "PyTorch only" in recs[0].error
 
 
+@pytest.mark.slow   # ~10 s of XNNPACK lowering
 def test_xnnpack_prelu_after_linear_is_a_recorded_failure_and_the_rewrite_lowers(tmp_path):
     """The finding the MTCNN models exist to show: ExecuTorch's XNNPACK lowering rejects RNet's PReLU
     after a Linear (a `failed` record carrying the root cause), the PReLU rewrite variant lowers."""

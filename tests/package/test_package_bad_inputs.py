@@ -90,6 +90,7 @@ def test_bad_samples(case, user_models, tmp_path, capsys):
     no_bundle(tmp_path)
 
 
+@pytest.mark.slow   # ~17 s of failing exports
 def test_no_path_can_export(user_models, tmp_path, capsys):
     src = f"{user_models['factory']}:unexportable"
     assert package(tmp_path, src, "--paths", "et_portable_fp32,litert_torch_fp32", "--name", "dd") == 1

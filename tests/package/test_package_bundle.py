@@ -127,6 +127,7 @@ def test_savedmodel_source(user_models, tmp_path):
     assert man["source"]["kind"] == "savedmodel"
 
 
+@pytest.mark.slow   # ~31 s; .pt2 and .keras sources stay in make test
 def test_factory_source_pte_manifest_and_random_samples(user_models, tmp_path, capsys):
     src = f"{user_models['factory']}:build"
     assert package(tmp_path, src, "--paths", "et_portable_fp32", "--name", "fac") == 0
@@ -152,6 +153,7 @@ def test_planted_int8_mismatch(user_models, tmp_path):
     assert manifest(bundle, "android")["artifact"]["export_path"] == "tflite_fp32"
 
 
+@pytest.mark.slow   # ~10 s; choose.py's unit tests cover the rule
 def test_prefer_rule_is_recorded_with_its_reason(user_models, tmp_path):
     prefer = "size"
     assert package(tmp_path, str(user_models["keras"]), "--samples", str(user_models["ksamples"]),
@@ -160,6 +162,7 @@ def test_prefer_rule_is_recorded_with_its_reason(user_models, tmp_path):
     assert man["choice"]["prefer"] == prefer and f"--prefer {prefer}" in man["choice"]["reason"]
 
 
+@pytest.mark.slow   # ~24 s; tests/faults/test_interrupt.py covers Ctrl-C in make test
 def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path):
     import signal
     import subprocess

@@ -6,6 +6,8 @@ model's unfinished paths, and a fresh worker exports the models still to do. Rea
 """
 from __future__ import annotations
 
+import pytest
+
 import os
 import shutil
 import signal
@@ -61,6 +63,7 @@ def test_killed_worker_fails_its_model_and_a_fresh_one_goes_on(tmp_path, digits_
     assert "convert" in header.split() and any(ln.startswith("tflite_fp32") for ln in lines), lines[-8:]
 
 
+@pytest.mark.slow   # ~15 s; the killed-worker test already hands a worker's models on to the next
 def test_one_worker_takes_models_in_turn(tmp_path, digits_exports):
     """One worker process, three models named on its stdin: each ends with its DONE line, a model that
     raises (an unknown name) ends only its own turn, and the second digits_cnn finds the first's work."""

@@ -5,6 +5,8 @@ SavedModel dumps, torchao, absl, ExecuTorch) in results/logs/, and all of it on 
 """
 from __future__ import annotations
 
+import pytest
+
 import re
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ def _export(tree, *extra: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow   # a real export + bench (~70 s); make test keeps the routing tests of test_runlog.py
 def test_export_terminal_holds_our_lines_and_the_log_the_libraries(tmp_path, digits_trained):
     shutil.copytree(digits_trained, tmp_path / "artifacts" / "digits_cnn" / "train")
     p = _export(tmp_path)

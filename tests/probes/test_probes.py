@@ -18,6 +18,7 @@ def probe_records():
     return {(r.info["probe"], r.path, r.runtime): r for r in recs}
 
 
+@pytest.mark.slow   # the probe matrix's real exports (~30 s): make test-slow, make probes
 def test_supported_operator_is_ok(probe_records):
     for key in [("conv2d", "tflite_fp32", "litert"), ("conv2d", "et_xnnpack_fp32", "executorch")]:
         r = probe_records[key]
@@ -26,6 +27,7 @@ def test_supported_operator_is_ok(probe_records):
         assert r.kind == "probe" and r.model == "probe_conv2d"
 
 
+@pytest.mark.slow   # the probe matrix's real exports (~30 s): make test-slow, make probes
 def test_known_unsupported_operator_is_reported(probe_records):
     # Keras 3's argmax lowers through BitwiseAnd, which the TFLite converter cannot translate
     r = probe_records[("argmax", "tflite_fp32", "")]
@@ -38,6 +40,7 @@ def test_known_unsupported_operator_is_reported(probe_records):
     assert r.metrics["exact_mismatches"] == 0
 
 
+@pytest.mark.slow   # the probe matrix's real exports (~30 s): make test-slow, make probes
 def test_rerun_is_cached_and_report_renders(probe_records):
     import time
     from probes import harness
