@@ -101,6 +101,7 @@ def test_no_path_can_export(user_models, tmp_path, capsys):
     assert "et_portable_fp32" in (tmp_path / "art" / "package" / "dd" / "report.html").read_text()
 
 
+@pytest.mark.slow   # ~12 s; make test keeps the zoo's interrupted-run and temp-folder checks
 def test_stale_temp_bundle_is_removed_and_old_bundle_kept_on_failure(user_models, tmp_path, capsys):
     """An interrupted bundle write leaves only a hidden temp folder; the next run removes it."""
     (tmp_path / "dist" / ".tmp-dd.x").mkdir(parents=True)
