@@ -2,6 +2,7 @@
 
     [bench 12/289, ~3m10s left] digits_cnn/keras__tflite_fp32 litert big-core: p50 0.023 ms
     [export digits_cnn 1/3, 4/30 in all, ~1m20s left] keras__tflite_fp32: ok in 2.0s
+    [quant-debug 5/14, ~2m05s left] executorch int8_per_tensor: {...}
 
     progress.left(i, total, elapsed_s)        # ", ~3m10s left" (nothing after the last step)
     p = progress.Progress(total); say(p.tag(line))   # one more step done: its count and time left in `line`
@@ -37,6 +38,7 @@ class Progress:
     """A stage's steps reported by workers' lines (export: models x paths, in parallel threads)."""
     total: int
     count: bool = True            # False when the line carries this same count already
+    in_all: bool = True           # ", 4/30 in all" after the line's own count; False: the only count, " 4/30"
     start: float = field(default_factory=time.monotonic)
     done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -49,5 +51,14 @@ class Progress:
         head, sep, rest = line.partition("] ")
         if not sep or not head.startswith("["):
             return line
-        count = f", {done}/{self.total} in all" if self.count else ""
+        count = "" if not self.count else f", {done}/{self.total} in all" if self.in_all else f" {done}/{self.total}"
         return f"{head}{count}{left(done, self.total, time.monotonic() - self.start)}] {rest}"
+
+    def expect(self, total: int) -> None:
+        """The step count once it is known better (a stage that learns its later steps as it goes)."""
+        with self._lock:
+            self.total = max(total, self.done)
+
+    def say(self, log):
+        """`log`, with every line counted as one step done (lines not in brackets pass unchanged)."""
+        return lambda line: log(self.tag(line))

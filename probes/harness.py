@@ -18,7 +18,7 @@ import numpy as np
 
 import probes
 from export import registry
-from pipeline import fsutil, runtimes, workers
+from pipeline import fsutil, progress, runtimes, workers
 from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, resolve
 from pipeline.schema import Record, first_line, read_record_file
 
@@ -107,10 +107,16 @@ def export_all(names: list[str], paths: list[registry.ExportPath], folder: Path,
     if batches:
         log(f"[probe] exporting {sum(len(b[1]) for b in batches)} items in {len(batches)} worker batch(es)")
 
+    steps = progress.Progress(sum(len(b[1]) for b in batches), in_all=False)
+
     def one(batch):
         source, items = batch
+
+        def done(i, res):
+            probe, _, path = i.partition("/")
+            log(steps.tag(f"[probe export] {probe} {source} {path or 'reference'}: {_said(res)}"))
         return source, items, workers.run(workers.Job("probes.export_worker", items, {"source": source,
-                                                      "out_dir": str(folder)}, timeout_s=300))
+                                                      "out_dir": str(folder)}, timeout_s=300), done)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for source, items, out in pool.map(one, batches):
             for it in items:
@@ -122,6 +128,14 @@ def export_all(names: list[str], paths: list[registry.ExportPath], folder: Path,
                     fsutil.write_json_atomic(_sidecar(folder, it["probe"], source, it["path"]),
                                              {"key": _export_key(it["probe"], it["path"]), "result": res})
     return results
+
+
+def _said(res: dict) -> str:
+    """A worker result in a few words for its progress line (the record keeps the whole error)."""
+    if res.get("status") == "ok":
+        return "ok"
+    err = res.get("error") or (res.get("record") or {}).get("error") or ""
+    return f"{res.get('status', 'failed')}: {first_line(err)[:100]}" if err else str(res.get("status", "failed"))
 
 
 def _export_record(res: dict, probe: str, source: str, p: registry.ExportPath) -> Record:
@@ -237,17 +251,26 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
     if batches:
         log(f"[probe] running {sum(len(b[1]) for b in batches)} artifacts in {len(batches)} runtime batch(es)")
 
+    steps = progress.Progress(sum(len(b[1]) for b in batches), in_all=False)
+
     def one(batch):
         rt, entries = batch
-        return entries, workers.run(workers.Job("probes.run_worker", tuple(e[0] for e in entries),
-                                                {"runtime": rt}, python=runtimes.get(rt).python(), timeout_s=120))
+        by_id = {e[0]["id"]: e for e in entries}
+        recs = {}
+
+        def done(i, res):   # judged as soon as the worker is done with it: the line names the cell
+            item, probe, base, hit = by_id[i]
+            rec = recs[i] = _cell_record(res, item, probe, base)
+            if "worker" not in rec.error:  # deaths and timeouts are retried next time
+                fsutil.write_atomic(hit, rec.to_json())
+            log(steps.tag(f"[probe run] {i.rsplit('/', 1)[0]} {rt}: {rec.info.get('cell', rec.status)}"
+                          + (f": {rec.error[:100]}" if rec.error else "")))
+        workers.run(workers.Job("probes.run_worker", tuple(e[0] for e in entries), {"runtime": rt},
+                                python=runtimes.get(rt).python(), timeout_s=120), done)
+        return [recs[e[0]["id"]] for e in entries]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for entries, out in pool.map(one, batches):
-            for item, probe, base, hit in entries:
-                rec = _cell_record(out[item["id"]], item, probe, base)
-                if "worker" not in rec.error:  # deaths and timeouts are retried next time
-                    fsutil.write_atomic(hit, rec.to_json())
-                records.append(rec)
+        for recs in pool.map(one, batches):
+            records += recs
     return records
 
 

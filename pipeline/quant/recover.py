@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import models
-from pipeline import fsutil
+from pipeline import fsutil, progress
 from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, export_record, ok_file
 from pipeline.quant import debug as qd
 from pipeline.quant.plans import DEBUGGED, loss
@@ -175,6 +175,7 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
         log(f"[quant-debug] tflite int16x8: {res['metrics']}")
     except Exception as e:  # noqa: BLE001
         recs.append(_failed(spec, "tflite_int8", "int16x8", "keras_tw", e))
+        log(f"[quant-debug] tflite int16x8: failed: {first_line(e)}")
     return recs
 
 
@@ -190,15 +191,19 @@ def _lower(qmodel_or_model, example: np.ndarray, out: Path) -> dict:
     return info
 
 
+def fp32_candidates(tmodel) -> dict[str, str]:
+    """Candidates for "leave in fp32" (per-layer table name -> module name): the layers XNNPACKQuantizer
+    quantizes (conv/linear); a layer norm or GRU is fp32 already, so skipping it would change nothing."""
+    mods = dict(tmodel.named_modules())
+    return {n.replace(".", "_"): n for n in qd.weighted_modules(tmodel)
+            if type(mods[n]).__name__ in ("Conv1d", "Conv2d", "Linear", "ConvTranspose2d")}
+
+
 def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, log, k_max=3) -> list[Record]:
     from pipeline.quant.debug import pt2e_prepare_calibrate, xnnpack_quantizer
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
     recs = []
-    mods = dict(tmodel.named_modules())
-    # candidates for "leave in fp32": the layers XNNPACKQuantizer quantizes (conv/linear); a layer norm
-    # or GRU is fp32 already, so skipping it would change nothing
-    module_of = {n.replace(".", "_"): n for n in qd.weighted_modules(tmodel)
-                 if type(mods[n]).__name__ in ("Conv1d", "Conv2d", "Linear", "ConvTranspose2d")}
+    module_of = fp32_candidates(tmodel)
 
     def time_plan(plan, model, quant, desc, fp32_q, extra=None):
         p = out_dir / f"torch__et_xnnpack_{plan}.pte"
@@ -281,6 +286,7 @@ def artifact_records(spec, artifacts: Path, x: np.ndarray, y: np.ndarray, log) -
         if ok_file(rec) is None:
             why = f"export {rec.status}: {rec.error}" if rec and rec.status != "ok" else "not exported yet"
             out.append(Record(status="skipped", error=f"no {aid.stem} artifact ({why})", **base))
+            log(f"[quant-debug] {aid.label}: skipped: {why}")
             continue
         try:
             xm = spec.to_keras(x) if src in ("keras", "keras_tw") else x
@@ -340,11 +346,23 @@ def run(name: str, artifacts: Path, samples: int = qd.DEBUG_SAMPLES, plans: bool
     return recs, text
 
 
+def plan_steps(tfl_worst: int | None, et_worst: int | None, k_max: int = 3) -> int:
+    """How many measured plans `tflite_plans` and `et_plans` run (one progress line each), given how
+    many layers each may keep in float (None: that stack has no table, so no plans)."""
+    return ((3 + min(k_max, tfl_worst)) if tfl_worst is not None else 0) + \
+        ((4 + min(k_max, et_worst)) if et_worst is not None else 0)
+
+
 def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) -> tuple[list[Record], str]:
     from pipeline.train import load_keras, load_torch
     name = spec.name
     x_t, y, calib = data["x"], data["y"], data["calib"]
     x_dbg = x_t[:samples]
+    # every step below prints one line: artifacts measured, then per-layer tables, then plans (their
+    # number is known once the tables are: until then the most there can be)
+    n_art = len(_int8_artifacts(spec, artifacts))
+    steps = progress.Progress(2 * n_art + (plan_steps(3, 3) if plans else 0), in_all=False)
+    log = steps.say(log)
     recs: list[Record] = artifact_records(spec, artifacts, x_t, y, log)
     tables: dict[str, list[qd.LayerError]] = {}
     order: list[str] = []
@@ -354,6 +372,7 @@ def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) 
                                format=p.format, quantization="int8",
                                error=f"no per-layer debugger for {pname}: the per-layer tables cover the "
                                      f"TFLite converter and PT2E quantizers ({', '.join(DEBUGGED)})"))
+            log(f"[quant-debug] {ArtifactId(name, src, pname).label}: no per-layer debugger (unsupported)")
             continue
         try:
             if pname == "tflite_int8":
@@ -382,6 +401,11 @@ def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) 
             + qd.format_table(qd.joined_table(tfl, et, order)))
     text += "\n\nExported int8 artifacts vs their fp32 siblings (real runtimes, whole held-out set):\n" + \
         format_plans(recs, exported=True)
+    tmodel = load_torch(spec, artifacts) if plans and et else None
+    cands = fp32_candidates(tmodel) if tmodel is not None else {}
+    tfl_worst = len([r for r in qd.per_layer(tfl) if not r.layer.startswith("(")]) if tfl else None
+    et_worst = len([r for r in qd.per_layer(et) if r.layer in cands]) if et else None
+    steps.expect(2 * n_art + (plan_steps(tfl_worst, et_worst) if plans else 0))
     if plans and (tfl or et):
         out_dir = qd.artifact_dir(artifacts, name)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -391,7 +415,7 @@ def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) 
         if et:
             full = spec.load_data(spec.train.seed).x_train
             more = full[np.random.default_rng(1).permutation(len(full))[:MAX_CALIB_MORE]]
-            recs += et_plans(spec, load_torch(spec, artifacts), calib, more, x_t, y, et, out_dir, log)
+            recs += et_plans(spec, tmodel, calib, more, x_t, y, et, out_dir, log)
         text += "\n\nRecovery plans:\n" + format_plans(recs)
     return recs, text
 

@@ -2,20 +2,30 @@
 is reported as such (2 probes x 2 paths, plus unit checks of the comparison and the crash protocol)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from conftest import ROOT
-
-PROBE_CACHE = ROOT / ".cache" / "test-probes"
 
 
 @pytest.fixture(scope="module")
-def probe_records():
+def probe_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("probes")   # cold: every run exports and runs, so its lines are seen
+
+
+@pytest.fixture(scope="module")
+def probe_run(probe_cache):
     from probes import harness
-    recs = harness.run(["conv2d", "argmax"], ["tflite_fp32", "et_xnnpack_fp32"], PROBE_CACHE / "artifacts",
-                       PROBE_CACHE / "results", jobs=2, log=lambda m: None)
-    return {(r.info["probe"], r.path, r.runtime): r for r in recs}
+    lines = []
+    recs = harness.run(["conv2d", "argmax"], ["tflite_fp32", "et_xnnpack_fp32"], probe_cache / "artifacts",
+                       probe_cache / "results", jobs=2, log=lines.append)
+    return {(r.info["probe"], r.path, r.runtime): r for r in recs}, lines
+
+
+@pytest.fixture(scope="module")
+def probe_records(probe_run):
+    return probe_run[0]
 
 
 @pytest.mark.slow   # the probe matrix's real exports (~30 s): make test-slow, make probes
@@ -41,14 +51,30 @@ def test_known_unsupported_operator_is_reported(probe_records):
 
 
 @pytest.mark.slow   # the probe matrix's real exports (~30 s): make test-slow, make probes
-def test_rerun_is_cached_and_report_renders(probe_records):
+def test_every_item_has_a_progress_line_with_its_count_and_cell(probe_run):
+    records, lines = probe_run
+    for stage in ("export", "run"):
+        mine = [ln for ln in lines if ln.startswith(f"[probe {stage} ")]
+        counts = [tuple(map(int, re.match(rf"\[probe {stage} (\d+)/(\d+)", ln).groups())) for ln in mine]
+        # export: 2 probes x 2 sources x (reference + 1 path); run: every exported cell x its runtimes
+        total = 8 if stage == "export" else max(2, len(counts))
+        # each item once, counted in the order it finished, time left on all but the last
+        assert counts == [(k, total) for k in range(1, total + 1)], (stage, mine)
+        assert all(", ~" in ln and " left] " in ln for ln in mine[:-1]) and " left]" not in mine[-1], mine
+    cells = {ln.split("] ", 1)[1] for ln in lines if ln.startswith("[probe run ")}
+    assert "conv2d/tflite_fp32 litert: ok" in cells, cells
+    assert "argmax/et_xnnpack_fp32 executorch: not_delegated" in cells, cells
+
+
+@pytest.mark.slow   # the probe matrix's real exports (~30 s): make test-slow, make probes
+def test_rerun_is_cached_and_report_renders(probe_records, probe_cache):
     import time
     from probes import harness
     from pipeline.report.view import build
     from probes.report import matrix
     t0 = time.perf_counter()
-    again = harness.run(["conv2d", "argmax"], ["tflite_fp32", "et_xnnpack_fp32"], PROBE_CACHE / "artifacts",
-                        PROBE_CACHE / "results", jobs=2, log=lambda m: None)
+    again = harness.run(["conv2d", "argmax"], ["tflite_fp32", "et_xnnpack_fp32"], probe_cache / "artifacts",
+                        probe_cache / "results", jobs=2, log=lambda m: None)
     seconds = time.perf_counter() - t0
     assert seconds < 20, f"cached rerun took {seconds:.1f}s"
     assert {(r.info["probe"], r.path, r.runtime): r.info["cell"] for r in again} == \

@@ -155,3 +155,19 @@ def test_detection_model_is_a_clear_error_not_a_crash(tmp_path):
     from pipeline.quant import recover
     with pytest.raises(ValueError, match="task 'detection' has no quality measure"):
         recover.run("mtcnn_pnet", tmp_path, ensure_trained=False)
+
+
+@pytest.mark.slow   # a whole quant-debug run with its recovery plans (~1-2 min): make test-slow
+def test_quant_debug_lines_count_every_step_to_the_end(digits_trained):
+    import re
+    from pipeline.quant import recover
+    lines = []
+    recover.run("digits_cnn", TEST_ARTIFACTS, samples=SAMPLES, log=lines.append, ensure_trained=False, force=True)
+    steps = [ln for ln in lines if re.match(r"\[quant-debug \d+/\d+", ln)]
+    counts = [tuple(map(int, re.match(r"\[quant-debug (\d+)/(\d+)", ln).groups())) for ln in steps]
+    assert len(steps) > 10, lines      # 4 int8 artifacts x (measure + table) and the plans of both stacks
+    assert [k for k, _ in counts] == list(range(1, len(steps) + 1)), steps
+    # the total is never under-announced: an upper bound until the tables fix the plans, then exact
+    assert counts[-1][1] == len(steps) and all(n >= len(steps) for _, n in counts), counts
+    assert all(" left] " in ln for ln in steps[:-1]) and " left]" not in steps[-1], steps
+    assert any("executorch int8_per_tensor" in ln for ln in steps) and any("tflite int16x8" in ln for ln in steps)
