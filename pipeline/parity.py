@@ -87,10 +87,10 @@ def _top1(metrics: dict) -> tuple[float | None, str]:
     n, share = metrics.get("top1_decisive_samples"), metrics.get("top1_decisive_share")
     if n is None or share is None or n < MIN_DECISIVE or share < MIN_DECISIVE_SHARE - EPS:
         return metrics.get("top1_agreement"), ""
-    if share >= 1.0 - EPS:
-        return metrics.get("top1_agreement_decisive"), ""
-    return (metrics.get("top1_agreement_decisive"),
-            f" (on the {n:.0f} samples, {share:.0%}, whose reference top-1 leads by more than the noise)")
+    # every sample decisive: both figures are the same one, so the verdict names no subset
+    note = "" if share >= 1.0 - EPS else \
+        f" (on the {n:.0f} samples, {share:.0%}, whose reference top-1 leads by more than the noise)"
+    return metrics.get("top1_agreement_decisive"), note
 
 
 MIN_DECISIVE, MIN_DECISIVE_SHARE = 8, 0.5

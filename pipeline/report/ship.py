@@ -25,8 +25,8 @@ def best_reference(view: View, rs: list[Record]) -> Quality | None:
     """The best twin's float reference over the records: Quality(metric, None, reference). A model
     judged by parity alone (detection: SQNR vs its own twin, no reference value) gets
     Quality("sqnr_db", None, None): its candidates are the records that passed parity."""
-    if any(view.quality(r).metric == "sqnr_db" for r in rs):
-        return Quality("sqnr_db", None, None)
+    if any(view.quality(r).metric == PARITY for r in rs):
+        return Quality(PARITY, None, None)
     refs = [q for q in map(view.quality, rs) if q.reference is not None]
     if not refs:
         return None
@@ -35,12 +35,16 @@ def best_reference(view: View, rs: list[Record]) -> Quality | None:
     return Quality(metric, None, max(vals) if metric == "accuracy" else min(vals))
 
 
+PARITY = "sqnr_db"      # the reference metric of a model judged by parity with its twin alone
+
+
 def within_reference(view: View, r: Record, ref: Quality | None) -> bool:
+    """Whether a timed (so parity-ok) record is a candidate under the model's reference `ref`."""
     q = view.quality(r)
     if ref is None or q.metric != ref.metric:
         return False
-    if ref.metric == "sqnr_db":      # the bench judged it (parity.for_zoo): only ok records are here
-        return r.status == "ok"
+    if ref.metric == PARITY:      # nothing to score beyond parity, which the bench judged already
+        return True
     if ref.metric == "accuracy":
         return q.value >= ref.reference - view.tolerances(r.model).accuracy_drop_points / 100 - 1e-12
     return q.value <= ref.reference * MSE_RATIO
@@ -53,18 +57,23 @@ def _quality(view: View, r: Record) -> str:
         return f"{q.value * 100:.2f}% (ref {ref * 100:.2f}%)"
     if q.metric == "reconstruction_mse":
         return f"MSE {q.value:.4g} (ref {ref:.4g})"
-    if q.metric == "sqnr_db":
+    if q.metric == PARITY:
         return f"SQNR {q.value:.1f} dB"
     return "–"
 
 
-def picks(view: View, model: str) -> tuple[str, list[tuple[str, Record]], list[Record]]:
-    """(profile, [(role, record)], candidates). Latency comes from the first profile's records,
-    which are also the ones that carry accuracy/agreement (evaluated once per artifact)."""
+def _measured(view: View, model: str) -> tuple[str, list[Record]]:
+    """The model's first profile and its timed records with a size: what is picked from. Latency
+    comes from them, and they carry accuracy/agreement (evaluated once per artifact)."""
     prof = view.first_profile(model)
+    return prof, [r for r in view.timed(model, prof) if "size_bytes" in r.metrics] if prof else []
+
+
+def picks(view: View, model: str) -> tuple[str, list[tuple[str, Record]], list[Record]]:
+    """(profile, [(role, record)], candidates) on the model's first profile."""
+    prof, rs = _measured(view, model)
     if not prof:
         return "", [], []
-    rs = [r for r in view.timed(model, prof) if "size_bytes" in r.metrics]
     ref = best_reference(view, rs)
     good = [r for r in rs if within_reference(view, r, ref)]
     if not good:
@@ -87,15 +96,16 @@ def ship_section(view: View, model: str) -> list[str]:
     points = view.tolerances(model).accuracy_drop_points
     if not prof:
         return lines + ["No successful measurements for this model yet.", ""]
+    ref = best_reference(view, _measured(view, model)[1])
+    parity_only = ref is not None and ref.metric == PARITY     # the one rule picks() judged by
     if not chosen:
-        bound = (f"passes parity ({_parity_rule()})" if view.task(model) == "detection"
+        bound = (f"passes parity ({_parity_rule()})" if parity_only
                  else f"stays within {points:g} point(s) of its reference quality")
         return lines + [f"No artifact {bound} on profile `{prof}`: see the table below and the support "
                         "matrix.", ""]
     arm = any(role == "cheapest on ARM64" for role, _ in chosen)
-    metric = view.quality(good[0]).metric
-    recon = metric in ("reconstruction_mse", "sqnr_db")
-    within = (f"that pass parity with their twin (no labels to score: {_parity_rule()})" if metric == "sqnr_db"
+    recon = parity_only or ref.metric == "reconstruction_mse"
+    within = (f"that pass parity with their twin (no labels to score: {_parity_rule()})" if parity_only
               else f"within {points:g} point of the best twin's float accuracy (reconstruction MSE within "
                    f"{(MSE_RATIO - 1) * 100:.0f}% of the best for models without labels)")
     lines += [f"Among the {len(good)} artifact x runtime measurements {within}; latency on profile `{prof}`. "
