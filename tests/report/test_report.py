@@ -145,3 +145,22 @@ def test_detector_picks_are_the_records_that_passed_parity():
     assert "pass parity with their twin" in text and "SQNR 31.0 dB" in text
     import models
     assert parity.for_zoo(models.get("mtcnn_pnet"), "int8").min_sqnr_db == parity.DEFAULTS["int8"].min_sqnr_db
+
+
+def test_report_stage_reuses_an_up_to_date_report_and_redraws_when_a_record_changes(tmp_path):
+    from pipeline import stages
+    recs = [_bench("keras", "tflite_fp32", "litert", 1000, 0.5, acc=0.98),
+            _bench("torch", "et_xnnpack_fp32", "executorch", 900, 0.4, acc=0.98, framework="pytorch", fmt="pte")]
+    stages.save_records(tmp_path, recs)
+    said = []
+    assert stages.report(tmp_path, log=said.append) == 0 and "[report] wrote" in said[0]
+    md = tmp_path / "report.md"
+    first = md.stat().st_mtime_ns
+    assert stages.report(tmp_path, log=said.append) == 0 and "[report] up to date" in said[-1]
+    assert md.stat().st_mtime_ns == first
+    # a lost output is not up to date, and neither is a changed measurement
+    next(tmp_path.glob("plots/*.png")).unlink()
+    assert stages.report(tmp_path, log=said.append) == 0 and "[report] wrote" in said[-2]
+    stages.save_records(tmp_path, [_bench("keras", "tflite_fp32", "litert", 1000, 0.3, acc=0.98)])
+    assert stages.report(tmp_path, log=said.append) == 0 and "[report] wrote" in said[-2]
+    assert "0.300" in md.read_text()
