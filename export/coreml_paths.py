@@ -93,6 +93,17 @@ def _convert(model, **kw):
         raise Unsupported(f"coremltools: {str(e).strip().splitlines()[0] if str(e).strip() else 'not implemented'}") from None
 
 
+def _fp16_program(ctx: ExportContext, convert, prepare=lambda: None):
+    """The twin's fp16 Core ML program, converted by the first of its fp16/w8 paths and kept in
+    `ctx.shared` for the other: w8 quantizes that same program's weights (`linear_quantize_weights`
+    builds a new model from its spec and leaves it as it was), so converting twice only costs time."""
+    if "coreml_fp16" not in ctx.shared:
+        given = prepare()            # timed by its own phase (the shared torch.export), not as convert
+        with ctx.phase("convert"):
+            ctx.shared["coreml_fp16"] = convert(given)
+    return ctx.shared["coreml_fp16"]
+
+
 def _save(ml, ctx: ExportContext, w8: bool, layout: str) -> dict:
     if w8:
         import coremltools.optimize.coreml as cto
@@ -109,26 +120,24 @@ def _save(ml, ctx: ExportContext, w8: bool, layout: str) -> dict:
 
 
 def _torch_mlpackage(ctx: ExportContext, w8: bool) -> dict:
-    ep = exported(ctx)
-    with ctx.phase("convert"):
-        ml = _convert(ep.run_decompositions({}))
+    ml = _fp16_program(ctx, lambda ep: _convert(ep.run_decompositions({})), prepare=lambda: exported(ctx))
     return _save(ml, ctx, w8, "torch")
 
 
 def _keras_mlpackage(ctx: ExportContext, w8: bool) -> dict:
     """coremltools cannot tell a Keras 3 model's source: convert one concrete TensorFlow function of it,
     with the example's (batch-1, static) shapes, as an iOS app feeds it."""
-    import coremltools as ct
     import tensorflow as tf
     xs = as_inputs(ctx.example)
     names = [getattr(t, "name", "") or f"input_{i}" for i, t in enumerate(ctx.model.inputs)] \
         if len(ctx.model.inputs) == len(xs) else [f"input_{i}" for i in range(len(xs))]
     specs = [tf.TensorSpec(x.shape, tf.float32, name=n) for x, n in zip(xs, names)]
     model = ctx.model
-    with ctx.phase("convert"):
+
+    def convert(_):
         fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False)).get_concrete_function(*specs)
-        ml = _convert([fn], source="tensorflow")
-    return _save(ml, ctx, w8, ctx.spec.keras_layout)
+        return _convert([fn], source="tensorflow")
+    return _save(_fp16_program(ctx, convert), ctx, w8, ctx.spec.keras_layout)
 
 
 @register("coreml_fp16", input_kind="torch", format="mlpackage", quantization="fp16")
