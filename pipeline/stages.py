@@ -4,6 +4,7 @@ Each stage merges its records into `results/results.jsonl` (atomically, under th
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -32,9 +33,22 @@ def save_records(results: Path, new: list[Record], drop=None) -> list[Record]:
     re-measurement keeps the last good record (`schema.keep_last_good`): those are returned."""
     path = results_file(results)
     old = [r for r in read_records(path) if drop is None or not drop(r)]
-    new, kept = keep_last_good(old, new)
+    new, kept = keep_last_good(old, as_stored(old, new))
     fsutil.write_atomic(path, "".join(r.to_json() + "\n" for r in merge(old, new)))
     return kept
+
+
+def as_stored(old: list[Record], new: list[Record]) -> list[Record]:
+    """`new`, where a record made again with the same content as a stored one (a skip, a cached
+    result) is the stored one, first creation time included: a run that changed nothing leaves the
+    results file, and so the report, as they were."""
+    same = {r.key(): r for r in old}
+    return [same[r.key()] if r.key() in same and _content(r) == _content(same[r.key()]) else r for r in new]
+
+
+def _content(r: Record) -> str:
+    """What a record says, as stored (JSON: tuples are lists), apart from when it was made."""
+    return dataclasses.replace(r, created=0.0).to_json()
 
 
 def _say_kept(kept: list[Record], log) -> None:
@@ -228,6 +242,7 @@ def bench(args, log=print) -> int:
     walls = {"bench": time.perf_counter() - t0}
     records += _device_column(args, targets, log)
     walls["device column"] = time.perf_counter() - t0 - walls["bench"]
+    records = as_stored(read_records(results_file(args.results)), records)
     kept = save_records(args.results, exports + records + [_run_record(args.results, cfg, records, started)])
     log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
     t1 = time.perf_counter()
@@ -246,7 +261,10 @@ def _run_record(results: Path, cfg, records, started: float):
     from pipeline import provenance
     prev = provenance.latest(read_records(results_file(results)))
     fresh = any(r.created >= started for r in records)
-    return provenance.run_record(cfg.profiles, cfg, None if fresh or prev is None else prev.metrics)
+    rec = provenance.run_record(cfg.profiles, cfg, None if fresh or prev is None else prev.metrics)
+    if not fresh and prev is not None and _content(dataclasses.replace(rec, metrics=prev.metrics)) == _content(prev):
+        return prev   # nothing measured, nothing changed: the run that measured stays the one named
+    return rec
 
 
 def _profile(records, started: float, walls: dict[str, float]) -> str:
