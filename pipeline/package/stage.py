@@ -123,6 +123,7 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
         return 1
 
     ref_sha = fsutil.sha256_text(*[r.tobytes() for r in refs + (ref_eval or [])])
+    pairs = []    # (candidate, runtime) to verify
     for c in cands:
         if c.artifact is None:
             continue
@@ -130,9 +131,10 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
         if apple:   # Core ML: nothing runs it on this host, so nothing is verified (never ok, never failed)
             c.checks = {rt: {"status": "apple_only", "error": apple} for rt in c.export.info.get("runtimes", [])}
             continue
-        for rt in c.export.info.get("runtimes", []):
-            c.checks[rt] = _check(c, rt, work, inputs_dir, ev is not None, samples_sha + eval_sha + ref_sha,
-                                  refs, ref_eval, y, thresholds, log)
+        pairs += [(c, rt) for rt in c.export.info.get("runtimes", [])]
+    for (c, rt), res in zip(pairs, _checks(pairs, work, inputs_dir, ev is not None, samples_sha + eval_sha + ref_sha,
+                                           refs, ref_eval, y, thresholds, log)):
+        c.checks[rt] = res
 
     cfg = o.bench
     targets = [harness.Target(artifact=c.artifact, format=c.export.format,
@@ -212,19 +214,21 @@ def _offer_coreml(cands, name: str, files: dict, texts: dict) -> None:
     texts["ios/README.md"] += bundle.coreml_readme(man["unverified_candidates"])
 
 
-def _check(c, rt, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, thresholds, log) -> dict:
-    """Parity of one artifact in one runtime (cached by artifact, runtime, inputs, references, code)."""
-    key = fsutil.sha256_text(c.export.artifact_sha256, rt, inputs_key, fsutil.source_hash(VERIFY_CODE))
-    cache = work / "verify-cache" / f"{key}.json"
-    res = None
-    if cache.exists():
+def _checks(pairs, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, thresholds, log) -> list[dict]:
+    """Parity of each (candidate, runtime) pair (cached by artifact, runtime, inputs, references, code);
+    the pairs not cached run together, one worker per runtime (`verify.run_many`)."""
+    caches, results = [], []
+    for c, rt in pairs:
+        key = fsutil.sha256_text(c.export.artifact_sha256, rt, inputs_key, fsutil.source_hash(VERIFY_CODE))
+        caches.append(work / "verify-cache" / f"{key}.json")
         try:
-            res = json.loads(cache.read_text())
+            results.append(json.loads(caches[-1].read_text()) if caches[-1].exists() else None)
         except ValueError:
-            res = None
-    if res is None:
-        raw = verify.run(c.artifact, rt, inputs_dir / "samples.npz", inputs_dir / "eval.npz" if has_eval else None,
-                         work)
+            results.append(None)
+    todo = [i for i, r in enumerate(results) if r is None]
+    raws = verify.run_many([(pairs[i][0].artifact, pairs[i][1]) for i in todo], inputs_dir / "samples.npz",
+                           inputs_dir / "eval.npz" if has_eval else None, work) if todo else []
+    for i, raw in zip(todo, raws):
         res = {k: v for k, v in raw.items() if k not in ("outputs", "eval_outputs")}
         if raw["status"] == "ok":
             res["metrics"] = parity.compare(raw["outputs"], refs)
@@ -232,7 +236,12 @@ def _check(c, rt, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, thr
                 res["metrics"]["accuracy"] = float((raw["eval_outputs"][0].reshape(len(y), -1).argmax(-1) == y).mean())
                 res["metrics"]["reference_accuracy"] = float((ref_eval[0].reshape(len(y), -1).argmax(-1) == y).mean())
         if raw["status"] != "skipped":
-            fsutil.write_json_atomic(cache, res)
+            fsutil.write_json_atomic(caches[i], res)
+        results[i] = res
+    return [_judged(c, rt, res, thresholds, log) for (c, rt), res in zip(pairs, results)]
+
+
+def _judged(c, rt, res: dict, thresholds, log) -> dict:
     if res["status"] == "ok":
         v = parity.judge(res["metrics"], c.export.quantization, thresholds[c.export.quantization])
         res = {**res, "status": v.status, "error": v.reason}

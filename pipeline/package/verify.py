@@ -3,6 +3,7 @@
 (inputs/outputs, operators), and what does it compute.
 
     res = verify.run(artifact, "litert", samples_npz, eval_npz, out_dir)   # parent side
+    many = verify.run_many([(a, "litert"), (b, "executorch")], ...)      # one worker per runtime
     python -m pipeline.package.verify JOB.json    # the worker, through pipeline/workers.py
 
 The worker imports only numpy and the runtime adapter. Each sample is fed as a batch of one (the
@@ -56,23 +57,43 @@ def one(job: dict, params: dict) -> dict:
 def run(artifact: Path, runtime: str, samples_npz: Path, eval_npz: Path | None, out_dir: Path) -> dict:
     """{"status", "error", "describe", "version", "outputs": [arrays], "eval_outputs": [arrays]}; never raises
     for what the runtime does (a crash, a hang: a `failed` result naming the signal or the timeout)."""
+    return run_many([(artifact, runtime)], samples_npz, eval_npz, out_dir)[0]
+
+
+def run_many(jobs: list[tuple[Path, str]], samples_npz: Path, eval_npz: Path | None, out_dir: Path) -> list[dict]:
+    """`run` for several (artifact, runtime) pairs, in their order: the artifacts of one runtime share
+    one worker (its import paid once), and a crash or hang costs only the artifact it happened on (the
+    worker protocol's "resume": a fresh worker goes on with the rest)."""
     from pipeline import runtimes, workers
-    adapter = runtimes.get(runtime)
-    if not adapter.available():
-        return {"status": "skipped", "error": f"runtime {runtime} is not installed: {adapter.INSTALL_HINT}"}
+    out: list[dict | None] = [None] * len(jobs)
+    by_rt: dict[str, list[int]] = {}
+    for i, (_, runtime) in enumerate(jobs):
+        adapter = runtimes.get(runtime)
+        if not adapter.available():
+            out[i] = {"status": "skipped", "error": f"runtime {runtime} is not installed: {adapter.INSTALL_HINT}"}
+        else:
+            by_rt.setdefault(runtime, []).append(i)
+    if not by_rt:
+        return out
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mb-verify-", dir=out_dir) as tmp:
-        item = {"id": 0, "artifact": str(artifact), "runtime": runtime, "samples": str(samples_npz),
-                "eval": str(eval_npz) if eval_npz else "", "outputs": str(Path(tmp) / "out.npz")}
-        res = workers.run(workers.Job("pipeline.package.verify", (item,), python=adapter.python(),
-                                      timeout_s=TIMEOUT_S, after_death="fail_rest"))[0]
-        if res.get("status") != "ok" and "death" in res:
-            res = {"status": "failed", "error": f"{runtime}: {res['error']}"}
-        if Path(item["outputs"]).exists():
-            with np.load(item["outputs"]) as z:
-                res["outputs"] = [z[f"out_{k}"] for k in range(sum(f.startswith("out_") for f in z.files))]
-                res["eval_outputs"] = [z[f"eval_out_{k}"] for k in range(sum(f.startswith("eval_out_") for f in z.files))]
-        return res
+        for runtime, idx in by_rt.items():
+            items = tuple({"id": i, "artifact": str(jobs[i][0]), "runtime": runtime, "samples": str(samples_npz),
+                           "eval": str(eval_npz) if eval_npz else "", "outputs": str(Path(tmp) / f"out-{i}.npz")}
+                          for i in idx)
+            results = workers.run(workers.Job("pipeline.package.verify", items, python=runtimes.get(runtime).python(),
+                                              timeout_s=TIMEOUT_S, after_death="resume"))
+            for item in items:
+                res = results[item["id"]]
+                if res.get("status") != "ok" and "death" in res:
+                    res = {"status": "failed", "error": f"{runtime}: {res['error']}"}
+                if Path(item["outputs"]).exists():
+                    with np.load(item["outputs"]) as z:
+                        res["outputs"] = [z[f"out_{k}"] for k in range(sum(f.startswith("out_") for f in z.files))]
+                        res["eval_outputs"] = [z[f"eval_out_{k}"]
+                                               for k in range(sum(f.startswith("eval_out_") for f in z.files))]
+                out[item["id"]] = res
+    return out
 
 
 if __name__ == "__main__":
