@@ -121,6 +121,7 @@ def apple_bench(digits_exports, tmp_path_factory):
     return exports, out
 
 
+@pytest.mark.slow   # the coremltools worker imports TensorFlow and torch (~30 s); the .pte case is in make test
 @linux_only
 def test_bench_records_apple_only_with_the_runtimes_own_error(apple_bench):
     _, (pte, pkg) = apple_bench
@@ -135,6 +136,7 @@ def test_bench_records_apple_only_with_the_runtimes_own_error(apple_bench):
     assert "only supported on macOS" in pkg.error, pkg.error      # coremltools' own words
 
 
+@pytest.mark.slow   # as above; test_bench_run_loads_apple_only_artifacts... checks the report on the .pte
 @linux_only
 def test_report_shows_apple_only(apple_bench):
     from pipeline.report import markdown, plots
@@ -184,3 +186,14 @@ def test_bench_run_loads_apple_only_artifacts_in_one_worker_per_runtime(digits_e
     again = []
     bench.run(bench.targets_from_exports(exports, TEST_ARTIFACTS), cfg, tmp_path, log=again.append)
     assert all("(cached)" in ln for ln in again if ln.startswith("[bench ")) and len(again) == 6, again
+    # the report shows them in their own status and colour, counted apart, with the runtime's words
+    from pipeline.report import markdown, plots
+    from pipeline.report.view import STATUS_COLOR, build
+    view = build(exports + recs)
+    text = markdown.render(view)
+    row = next(ln for ln in text.splitlines() if ln.startswith("| torch__et_coreml_w8 |"))
+    assert "executorch Apple only" in row, row
+    assert f"Deployment support differs: of {len(exports)} artifacts, {len(exports)} Apple only" in text
+    assert "Backend CoreMLBackend is not registered" in text
+    assert set(plots.support_cells(view)[2].values()) == {"apple_only"}
+    assert STATUS_COLOR["apple_only"] not in {c for k, c in STATUS_COLOR.items() if k != "apple_only"}

@@ -36,7 +36,8 @@ def _children(pid: int, needle: str) -> list[int]:
 
 def test_killed_worker_fails_its_model_and_a_fresh_one_goes_on(tmp_path, digits_exports):
     from conftest import ROOT, TEST_ARTIFACTS
-    # anomaly_ae is costlier, so it goes first; it is killed while training (nothing of it is cached)
+    # anomaly_ae is costlier, so it goes first; it is killed during its first training epoch (nothing
+    # of it is cached)
     assert models.get("anomaly_ae").build_cost_s > models.get("digits_cnn").build_cost_s
     shutil.copytree(TEST_ARTIFACTS / "digits_cnn" / "train", tmp_path / "artifacts" / "digits_cnn" / "train")
     cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "artifacts"),
@@ -46,7 +47,7 @@ def test_killed_worker_fails_its_model_and_a_fresh_one_goes_on(tmp_path, digits_
     lines = []
     for line in p.stdout:
         lines.append(line.rstrip())
-        if line.startswith("[train] anomaly_ae"):
+        if line.startswith("  [anomaly_ae] "):
             (worker,) = _children(p.pid, "export.run")
             os.kill(worker, signal.SIGKILL)
             break
