@@ -112,6 +112,7 @@ def test_fp32_pte_paths_export_the_program_once(digits_exports):
     assert "time_quantize_s" in digits_exports[("torch", "et_xnnpack_int8")].metrics
 
 
+@pytest.mark.slow   # an equivalence of an export speed-up (7 s); the int8 .pte itself is checked in make test
 def test_int8_pte_without_the_qat_patterns_is_the_same_file(digits_exports, digits_eval, tmp_path):
     """et_xnnpack_int8 drops XNNPACKQuantizer's QAT-only conv-bn patterns for an eval-mode model (they
     cannot match, and cost 12 strict exports per prepare): with every pattern, the same bytes."""
