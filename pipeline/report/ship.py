@@ -62,22 +62,23 @@ def _quality(view: View, r: Record) -> str:
     return "–"
 
 
-def _measured(view: View, model: str) -> tuple[str, list[Record]]:
-    """The model's first profile and its timed records with a size: what is picked from. Latency
-    comes from them, and they carry accuracy/agreement (evaluated once per artifact)."""
-    prof = view.first_profile(model)
-    return prof, [r for r in view.timed(model, prof) if "size_bytes" in r.metrics] if prof else []
-
-
 def picks(view: View, model: str) -> tuple[str, list[tuple[str, Record]], list[Record]]:
     """(profile, [(role, record)], candidates) on the model's first profile."""
-    prof, rs = _measured(view, model)
+    return _picks(view, model)[:3]
+
+
+def _picks(view: View, model: str) -> tuple[str, list[tuple[str, Record]], list[Record], Quality | None]:
+    """`picks`, and the reference the candidates were judged by. The model's first profile's timed
+    records are picked from: latency comes from them, and they carry accuracy/agreement (evaluated once
+    per artifact)."""
+    prof = view.first_profile(model)
     if not prof:
-        return "", [], []
+        return "", [], [], None
+    rs = [r for r in view.timed(model, prof) if "size_bytes" in r.metrics]
     ref = best_reference(view, rs)
     good = [r for r in rs if within_reference(view, r, ref)]
     if not good:
-        return prof, [], []
+        return prof, [], [], ref
     fastest = lambda xs: min(xs, key=lambda r: (r.metrics["latency_p50_ms"], r.metrics["size_bytes"]))  # noqa: E731
     out = [("smallest", min(good, key=lambda r: (r.metrics["size_bytes"], r.metrics["latency_p50_ms"]))),
            ("fastest", fastest(good))]
@@ -87,16 +88,15 @@ def picks(view: View, model: str) -> tuple[str, list[tuple[str, Record]], list[R
     if on_arm:
         out.append((f"cheapest on ARM64", min(on_arm, key=lambda r: (view.arm_cost(r, ARM_JUDGE_CORE),
                                                                      r.metrics["size_bytes"]))))
-    return prof, out, good
+    return prof, out, good, ref
 
 
 def ship_section(view: View, model: str) -> list[str]:
-    prof, chosen, good = picks(view, model)
+    prof, chosen, good, ref = _picks(view, model)
     lines = ["### What should I ship?", ""]
     points = view.tolerances(model).accuracy_drop_points
     if not prof:
         return lines + ["No successful measurements for this model yet.", ""]
-    ref = best_reference(view, _measured(view, model)[1])
     parity_only = ref is not None and ref.metric == PARITY     # the one rule picks() judged by
     if not chosen:
         bound = (f"passes parity ({_parity_rule()})" if parity_only
