@@ -226,7 +226,8 @@ def bench(args, log=print) -> int:
                 bad += 1
         records = bench_mod.run(targets, cfg, cache, log=log)
         records += _device_column(args, targets, log)
-        kept = save_records(args.results, records + [_run_record(args.results, cfg, records, started)])
+        kept = save_records(args.results, records + [_run_record(read_records(results_file(args.results)), cfg,
+                                                                 records, started)])
         log(summary_table(records))
         _say_kept(kept, log)
         return 1 if bad or any(r.status == "failed" for r in records) else 0
@@ -242,8 +243,9 @@ def bench(args, log=print) -> int:
     walls = {"bench": time.perf_counter() - t0}
     records += _device_column(args, targets, log)
     walls["device column"] = time.perf_counter() - t0 - walls["bench"]
-    records = as_stored(read_records(results_file(args.results)), records)
-    kept = save_records(args.results, exports + records + [_run_record(args.results, cfg, records, started)])
+    stored = read_records(results_file(args.results))
+    records = as_stored(stored, records)   # a skip made again is the stored one: not a measurement of this run
+    kept = save_records(args.results, exports + records + [_run_record(stored, cfg, records, started)])
     log(f"[bench] {len(records)} measurements in {time.perf_counter() - t0:.1f}s")
     t1 = time.perf_counter()
     report(args.results, log=log)
@@ -255,11 +257,12 @@ def bench(args, log=print) -> int:
     return 0
 
 
-def _run_record(results: Path, cfg, records, started: float):
+def _run_record(stored: list[Record], cfg, records, started: float):
     """This run's provenance record; when it measured nothing (every record from the cache), with the
-    CPU peak figures of the last run that did, instead of measuring them again."""
+    CPU peak figures of the last run that did, instead of measuring them again (`stored`: the results
+    file's records before this run)."""
     from pipeline import provenance
-    prev = provenance.latest(read_records(results_file(results)))
+    prev = provenance.latest(stored)
     fresh = any(r.created >= started for r in records)
     rec = provenance.run_record(cfg.profiles, cfg, None if fresh or prev is None else prev.metrics)
     if not fresh and prev is not None and _content(dataclasses.replace(rec, metrics=prev.metrics)) == _content(prev):
@@ -309,7 +312,7 @@ def report_key(records: list[Record]) -> str:
                               *sorted(r.to_json() for r in records))
 
 
-def report(results: Path, log=print, force: bool = False) -> int:
+def report(results: Path, log=print) -> int:
     """report.md/.html, plots and graph-view overlays from the records; reused when neither the records
     nor the code changed since the last one (a warm `bench-mobile` spends ~15 s of 23 drawing plots)."""
     from pipeline.explore import nodedata
@@ -321,7 +324,7 @@ def report(results: Path, log=print, force: bool = False) -> int:
     key, stamp = report_key(records), results / REPORT_STAMP
     try:
         saved = json.loads(stamp.read_text())
-        if not force and saved["key"] == key and all((results / f).exists() for f in saved["files"]):
+        if saved["key"] == key and all((results / f).exists() for f in saved["files"]):
             log(f"[report] up to date: {results / 'report.md'} and {results / 'report.html'} "
                 "(records and code unchanged)")
             return 0

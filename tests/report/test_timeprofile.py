@@ -8,7 +8,7 @@ import pytest
 from pipeline import stages
 from pipeline.report import timeprofile
 from pipeline.report.view import build
-from pipeline.schema import Record
+from pipeline.schema import Record, read_records
 
 
 def _rec(kind, path="", runtime="", profile="", created=1000.0, **times):
@@ -63,6 +63,7 @@ def test_a_run_that_measured_nothing_keeps_the_cpu_peak_of_the_run_that_did(tmp_
     old = provenance.run_record(("big-core",), measured={"cpu_peak_gflops_1_core": 12.5})
     stages.save_records(tmp_path, [old])
     cached = _rec("bench", "ptl_fp32", "lite_interpreter", "big-core", created=10.0, timing=1.0)
-    new = stages._run_record(tmp_path, profiles.BenchConfig(), [cached], started=100.0)
+    new = stages._run_record(read_records(stages.results_file(tmp_path)), profiles.BenchConfig(), [cached],
+                             started=100.0)
     assert new.metrics == {"cpu_peak_gflops_1_core": 12.5}
     assert new.info["bench_settings"]["ci_pct"] == profiles.BenchConfig().ci_pct
