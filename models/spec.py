@@ -48,14 +48,29 @@ class Dataset:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 8
+    epochs: int = 8              # at most; see `plateau`
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
+    # early stop: training ends once `patience` epochs in a row each lowered the mean training loss by
+    # less than `plateau` (a fraction of the epoch before's); 0 = every epoch runs. Each twin is judged
+    # on its own curve (the train record says how many epochs each ran).
+    plateau: float = 0.005
+    patience: int = 2
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"TrainConfig: epochs, batch_size and lr must be positive: {self}")
+        if self.plateau < 0 or self.patience < 1:
+            raise ValueError(f"TrainConfig: plateau must be >= 0 and patience >= 1: {self}")
+
+    def plateaued(self, losses: list[float]) -> bool:
+        """THE early-stop rule, for both frameworks: the last `patience` epochs each improved on the
+        epoch before by less than `plateau` of it (a loss that went up counts as no improvement)."""
+        if not self.plateau or len(losses) <= self.patience:
+            return False
+        recent = losses[-self.patience - 1:]
+        return all(b > a * (1 - self.plateau) for a, b in zip(recent, recent[1:]))
 
 
 @dataclass(frozen=True)
