@@ -1,11 +1,11 @@
 """Run export paths for one model (train first if needed). Runs inside a worker process:
 
     python -m export.run --model digits_cnn --artifacts artifacts [--paths tflite_int8,...] [--force]
-    python -m export.run --artifacts artifacts      # long-lived: model names on stdin, one a line
+    python -m export.run --artifacts artifacts      # long-lived: jobs on stdin (`<model> train`, `<model>`)
 
 The long-lived form is what `pipeline/stages.py` runs, one per parallel slot: the toolchains' imports
 (ExecuTorch's alone ~27 s on a loaded 2-core machine) and their per-process setup (XNNPACK's pattern
-graphs) are paid once per slot, not once per model. After each model it prints `DONE <model> <rc>`.
+graphs) are paid once per slot, not once per model. After each job it prints `DONE <job> <rc>`.
 The artifacts are those of a process per model (the .pte, .tflite and .onnx bytes are equal), except
 that TorchScript numbers the classes it compiles per process (`___torch_mangle_N` in a .ptl): a .ptl's
 bytes, not its code or outputs, depend on the models its worker exported before.
@@ -160,26 +160,32 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
     return records
 
 
-DONE = "DONE"   # the long-lived worker's end-of-model line (not a progress line: the parent keeps it)
+DONE = "DONE"   # the long-lived worker's end-of-job line (not a progress line: the parent keeps it)
 
 
 def serve(lines, artifacts: Path, paths: list[str], force: bool, log) -> None:
-    """Export each model named in `lines`, in turn, in this process. A Python exception ends that model
-    only (its traceback goes to the output, its unfinished paths are the parent's to record); a native
-    crash ends the process, and the parent starts a fresh one for the models still to do."""
+    """Do each job named in `lines`, in turn, in this process: `<model> train` trains the model (or
+    finds it trained); `<model>` or `<model> export` trains it if needed, then runs its paths. A Python
+    exception ends that job only (its traceback goes to the output, its unfinished paths are the
+    parent's to record); a native crash ends the process, and the parent starts a fresh one for the
+    jobs still to do."""
     import traceback
     for line in lines:
-        name = line.strip()
-        if not name:
+        job = line.strip()
+        if not job:
             continue
+        name, _, step = job.partition(" ")
         rc = 0
         try:
-            export_model(name, artifacts, paths, force, log=log)
+            if step == "train":
+                train(models.get(name), artifacts, force=False, log=log)
+            else:
+                export_model(name, artifacts, paths, force, log=log)
         except Exception:  # noqa: BLE001 - one model's failure must not end the others'
             traceback.print_exc(file=sys.stdout)
             rc = 1
         _fresh_keras_session()
-        log(f"{DONE} {name} {rc}")
+        log(f"{DONE} {job} {rc}")
 
 
 def _fresh_keras_session() -> None:
