@@ -14,10 +14,16 @@ def _input_names(ctx: ExportContext) -> list[str]:
 
 
 def _export_fp32(ctx: ExportContext, dest: Path) -> None:
-    import torch
-    args = tuple(torch.from_numpy(x) for x in as_inputs(ctx.example))
-    torch.onnx.export(ctx.model.eval(), args, str(dest), dynamo=True, external_data=False,
-                      input_names=_input_names(ctx), dynamic_shapes=ctx.dynamic_shapes, verbose=False)
+    """The twin's fp32 ONNX file at `dest`: exported by the first of the twin's ONNX paths, the bytes kept
+    in `ctx.shared` for the other (int8 quantizes that same file; exporting it again cost 2-4 s a model)."""
+    if "onnx_fp32" not in ctx.shared:
+        import torch
+        args = tuple(torch.from_numpy(x) for x in as_inputs(ctx.example))
+        torch.onnx.export(ctx.model.eval(), args, str(dest), dynamo=True, external_data=False,
+                          input_names=_input_names(ctx), dynamic_shapes=ctx.dynamic_shapes, verbose=False)
+        ctx.shared["onnx_fp32"] = Path(dest).read_bytes()
+    else:
+        Path(dest).write_bytes(ctx.shared["onnx_fp32"])
 
 
 @register("onnx_fp32", input_kind="torch", format="onnx", quantization="fp32")
