@@ -178,6 +178,10 @@ def measure(ms: list[Measurement], cfg: profiles.BenchConfig, cache_dir: Path,
             done(i, Outcome(Record(status="skipped", error=f"runtime {m.runtime} is not installed: "
                                    f"{adapter.INSTALL_HINT}", **_base(m))))
             continue
+        why = adapter.cannot_run_here()
+        if why:
+            done(i, Outcome(_not_run(m.target, _base(m), why)))
+            continue
         npz = m.target.eval_npz
         if npz not in eval_sha:
             eval_sha[npz] = fsutil.sha256_file(npz)

@@ -34,6 +34,11 @@ class Runtime:
         except ImportError:   # a parent package missing
             return False
 
+    def cannot_run_here(self) -> str:
+        """Why this runtime can run nothing on this host (installed or not), or "". The bench starts no
+        worker for it then: the measurement's record says why."""
+        return ""
+
     def import_runtime(self) -> None:
         """Import the runtime's modules (the worker, before its clocks: an app pays this at start-up)."""
         if self.MODULE:

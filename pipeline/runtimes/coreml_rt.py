@@ -1,8 +1,8 @@
 """Core ML through coremltools (`MLModel.predict`): runs only where Apple's Core ML framework exists.
 
-On Linux coremltools reads the package but has no framework to compile or run it, so `load` fails
-with coremltools' own error ("Model prediction is only supported on macOS ..."); the bench records
-that as `apple_only` (`pipeline/filecheck/coreml.apple_only`). On macOS this adapter runs the model
+On Linux coremltools reads the package but has no framework to compile or run it (`load` fails with
+"Model prediction is only supported on macOS ..."), so the bench starts no worker for this adapter
+there (`cannot_run_here`) and records `apple_only` (`pipeline/filecheck/coreml.apple_only`). On macOS this adapter runs the model
 on the CPU only (the host has no phone's Neural Engine to stand in for); not verified on a Mac here.
 """
 from __future__ import annotations
@@ -34,6 +34,12 @@ class CoreML(Runtime):
         # found, not imported: importing coremltools pulls in TensorFlow and torch (the bench parent asks this)
         import importlib.util
         return importlib.util.find_spec("coremltools") is not None
+
+    def cannot_run_here(self) -> str:
+        # coremltools imports TensorFlow and torch (~20 s of a bench) only to say it cannot predict here
+        from pipeline.filecheck.coreml import host_runs_coreml
+        return "" if host_runs_coreml() else \
+            "not run: coremltools predicts only through Apple's Core ML framework, which this host lacks"
 
     def load(self, path, threads: int = 1):
         import coremltools as ct
