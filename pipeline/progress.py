@@ -42,6 +42,7 @@ class Progress:
     start: float = field(default_factory=time.monotonic)
     done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _restarted: bool = field(default=False, repr=False)
 
     def tag(self, line: str) -> str:
         """`line` ('[export m 1/3] ...') with one more step counted: '[export m 1/3, 4/30 in all, ~1m left] ...'."""
@@ -53,6 +54,14 @@ class Progress:
             return line
         count = "" if not self.count else f", {done}/{self.total} in all" if self.in_all else f" {done}/{self.total}"
         return f"{head}{count}{left(done, self.total, time.monotonic() - self.start)}] {rest}"
+
+    def restart_clock(self) -> None:
+        """Time the estimate from the first call, if no step is done yet: the steps' real work starts
+        there (the export stage trains every model first, uncounted; timed from the stage's start, the
+        first paths looked minutes long each and the first estimate said hours)."""
+        with self._lock:
+            if self.done == 0 and not self._restarted:
+                self.start, self._restarted = time.monotonic(), True
 
     def expect(self, total: int) -> None:
         """The step count once it is known better (a stage that learns its later steps as it goes)."""

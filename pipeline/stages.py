@@ -108,6 +108,8 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
             if job is None:
                 break
             name, step = job
+            if step == "export":
+                steps.restart_clock()   # once: the first path's clock starts with the exports
             if proc is not None and proc.poll() is not None:
                 proc = None   # it died on its way out of the last job (recorded then)
             proc = proc or start()

@@ -140,6 +140,16 @@ def test_time_left():
     assert progress.duration(3 * 3600 + 5 * 60 + 7) == "3h05m"
 
 
+def test_the_clock_restarts_once_when_the_counted_work_starts():
+    p = progress.Progress(total=4, start=0.0)     # as if the stage began long ago (the trainings)
+    p.restart_clock()
+    first = p.start
+    assert first > 0.0
+    p.restart_clock()                              # the other slot's first export: no second restart
+    assert p.start == first
+    assert "h" not in p.tag("[export m 1/4] a: ok")   # timed from the restart: seconds, not hours
+
+
 def test_the_tag_goes_inside_the_bracket_the_tools_parse():
     p = progress.Progress(total=6)
     line = p.tag("[export digits_cnn 1/3] keras__tflite_fp32: up to date (ok)")
