@@ -8,6 +8,7 @@ Figure (or None when there is nothing to draw); `write_all` saves the ones that 
 """
 from __future__ import annotations
 
+import os
 import textwrap
 from collections import defaultdict
 from pathlib import Path
@@ -285,7 +286,6 @@ def probe_cells(view: View) -> tuple[list[str], list[str], dict]:
 def write_all(view: View, out_dir: Path) -> dict[str, Path]:
     """Draw every plot that has data; returns {name: png path}. Names: support_matrix, probe_matrix,
     <model>__latency_vs_size, <model>__quality_vs_size, <model>__int8_vs_fp32, <model>__latency_dist."""
-    from pipeline import fsutil
     out_dir.mkdir(parents=True, exist_ok=True)
     # build, save and close one figure at a time: holding all of them open costs memory for nothing
     makers = {}
@@ -303,13 +303,47 @@ def write_all(view: View, out_dir: Path) -> dict[str, Path]:
         makers[f"{m}__quality_vs_size"] = lambda m=m: quality_vs_size_figure(view, m)
         makers[f"{m}__int8_vs_fp32"] = lambda m=m: int8_speedup_figure(view, m)
         makers[f"{m}__latency_dist"] = lambda m=m: latency_distribution_figure(view, m)
-    out = {}
-    for name, make in makers.items():
+    items = list(makers.items())
+    drawn = set(_draw_in_two(items, out_dir)) if len(items) > 1 and (os.cpu_count() or 1) > 1 \
+        and hasattr(os, "fork") else set(_draw(items, out_dir, 0, 1))
+    return {name: out_dir / f"{name}.png" for name, _ in items if name in drawn}
+
+
+def _draw(items: list, out_dir: Path, k: int, n: int) -> list[str]:
+    """Draw and save every n-th figure from the k-th: the names of those that had data."""
+    from pipeline import fsutil
+    done = []
+    for name, make in items[k::n]:
         fig = make()
         if fig is None:
             continue
-        dest = out_dir / f"{name}.png"
-        fsutil.write_with(dest, lambda p, f=fig: f.savefig(p, dpi=DPI, format="png"))
+        fsutil.write_with(out_dir / f"{name}.png", lambda p, f=fig: f.savefig(p, dpi=DPI, format="png"))
         plt.close(fig)
-        out[name] = dest
-    return out
+        done.append(name)
+    return done
+
+
+def _draw_in_two(items: list, out_dir: Path) -> list[str]:
+    """Half the figures in a forked child, half here: drawing is most of a report's ~18 s on one core,
+    and the bench's cores are free by then. A child that fails leaves its half to this process."""
+    import json
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: draw, say which, and leave without the parent's exit handlers or buffers
+        code = 1
+        try:
+            os.close(r)
+            os.write(w, json.dumps(_draw(items, out_dir, 1, 2)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        mine = _draw(items, out_dir, 0, 2)
+    finally:
+        with os.fdopen(r, "rb") as f:
+            said = f.read()
+        _, status = os.waitpid(pid, 0)
+    if status == 0:
+        return mine + json.loads(said)
+    return mine + _draw(items, out_dir, 1, 2)
