@@ -115,7 +115,7 @@ def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
         sched.step()
         log(f"  [{spec.name}] torch epoch {epoch + 1}/{cfg.epochs} loss {total / len(x):.4f}")
         if writer:
-            # same tag name as Keras's TensorBoard callback writes, so the two curves overlay
+            # the same tag as the Keras twin's curve (train_keras), so the two curves overlay
             writer.add_scalar("epoch_loss", total / len(x), epoch)
         losses.append(total / len(x))
         if cfg.plateaued(losses):
@@ -141,11 +141,17 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
         y = data.x_train.reshape(len(data.x_train), -1)
 
     losses = []
+    # the curve written as PyTorch's is, by one writer per epoch: Keras' TensorBoard callback cost
+    # ~1.4 s a model for the same scalar (its own summary writers and ops); `train/` as that callback's
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(str(tb_dir / "train")) if tb_dir else None
 
     class Log(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             log(f"  [{spec.name}] keras epoch {epoch + 1}/{cfg.epochs} loss {logs['loss']:.4f}")
             losses.append(float(logs["loss"]))
+            if writer:
+                writer.add_scalar("epoch_loss", losses[-1], epoch)
             if cfg.plateaued(losses):
                 log(f"  [{spec.name}] keras: loss plateaued, stopping after epoch {epoch + 1}")
                 self.model.stop_training = True
@@ -159,7 +165,9 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
     trainable.optimizer.build(trainable.trainable_variables)
     trainable.fit(spec.to_keras(data.x_train), y, batch_size=cfg.batch_size, epochs=cfg.epochs,
                   shuffle=True, verbose=0,
-                  callbacks=[Log()] + ([keras.callbacks.TensorBoard(str(tb_dir), write_graph=False)] if tb_dir else []))
+                  callbacks=[Log()])
+    if writer:
+        writer.close()
     model.set_weights(trainable.get_weights())
     model.epochs_run = len(losses)
     return model
