@@ -82,9 +82,32 @@ def tensorboard_dir(artifacts: Path, name: str, framework: str) -> Path:
     return Path(artifacts).resolve().parent / "runs" / name / framework
 
 
-def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
-    import torch
+def _curve_writer(tb_dir: Path | None):
+    """The TensorBoard writer of one twin's curve (torch's, for both frameworks: Keras' TensorBoard
+    callback cost ~1.4 s a model for the same scalar), or None."""
+    if tb_dir is None:
+        return None
     from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(str(tb_dir))
+
+
+def _end_epoch(spec: ModelSpec, framework: str, losses: list[float], writer, log) -> bool:
+    """After an epoch whose mean training loss is `losses[-1]`, in either framework: log it, write it
+    (tag `epoch_loss` in both, so the two curves overlay), and say whether training stops there
+    (`TrainConfig.plateaued`)."""
+    cfg, n = spec.train, len(losses)
+    log(f"  [{spec.name}] {framework} epoch {n}/{cfg.epochs} loss {losses[-1]:.4f}")
+    if writer:
+        writer.add_scalar("epoch_loss", losses[-1], n - 1)
+    if not cfg.plateaued(losses):
+        return False
+    log(f"  [{spec.name}] {framework}: loss plateaued, stopping after epoch {n}")
+    return True
+
+
+def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, losses: list | None = None):
+    """`losses`: the list each epoch's mean training loss is appended to (how many epochs ran)."""
+    import torch
     cfg = spec.train
     model = spec.build_torch()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -98,8 +121,8 @@ def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(cfg.seed)
-    writer = SummaryWriter(str(tb_dir)) if tb_dir else None
-    losses = []
+    writer = _curve_writer(tb_dir)
+    losses = [] if losses is None else losses
     for epoch in range(cfg.epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
@@ -113,21 +136,16 @@ def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
             opt.step()
             total += loss.item() * len(idx)
         sched.step()
-        log(f"  [{spec.name}] torch epoch {epoch + 1}/{cfg.epochs} loss {total / len(x):.4f}")
-        if writer:
-            # the same tag as the Keras twin's curve (train_keras), so the two curves overlay
-            writer.add_scalar("epoch_loss", total / len(x), epoch)
         losses.append(total / len(x))
-        if cfg.plateaued(losses):
-            log(f"  [{spec.name}] torch: loss plateaued, stopping after epoch {epoch + 1}")
+        if _end_epoch(spec, "torch", losses, writer, log):
             break
     if writer:
         writer.close()
-    model.epochs_run = len(losses)
     return model.eval()
 
 
-def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
+def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, losses: list | None = None):
+    """`losses` as `train_torch`'s."""
     import keras
     cfg = spec.train
     model = spec.build_keras()
@@ -140,20 +158,13 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
         model.compile(opt, "mse")
         y = data.x_train.reshape(len(data.x_train), -1)
 
-    losses = []
-    # the curve written as PyTorch's is, by one writer per epoch: Keras' TensorBoard callback cost
-    # ~1.4 s a model for the same scalar (its own summary writers and ops); `train/` as that callback's
-    from torch.utils.tensorboard import SummaryWriter
-    writer = SummaryWriter(str(tb_dir / "train")) if tb_dir else None
+    losses = [] if losses is None else losses
+    writer = _curve_writer(tb_dir / "train" if tb_dir else None)   # `train/`, where Keras' callback wrote
 
     class Log(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            log(f"  [{spec.name}] keras epoch {epoch + 1}/{cfg.epochs} loss {logs['loss']:.4f}")
             losses.append(float(logs["loss"]))
-            if writer:
-                writer.add_scalar("epoch_loss", losses[-1], epoch)
-            if cfg.plateaued(losses):
-                log(f"  [{spec.name}] keras: loss plateaued, stopping after epoch {epoch + 1}")
+            if _end_epoch(spec, "keras", losses, writer, log):
                 self.model.stop_training = True
 
     # the Keras twins are built with batch size 1 (what ships); train a batch-free copy, same layers
@@ -169,15 +180,15 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
     if writer:
         writer.close()
     model.set_weights(trainable.get_weights())
-    model.epochs_run = len(losses)
     return model
 
 
-def fit_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
-    """The PyTorch twin as `spec.weights` says: trained, calibrated (seeded + BN statistics re-estimated
-    on the training inputs, `models/calibrate.py`) or pretrained (`build_torch` loads the weights)."""
+def fit_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, losses: list | None = None):
+    """The PyTorch twin as `spec.weights` says: trained (each epoch's loss appended to `losses`),
+    calibrated (seeded + BN statistics re-estimated on the training inputs, `models/calibrate.py`) or
+    pretrained (`build_torch` loads the weights)."""
     if spec.weights == "trained":
-        return train_torch(spec, data, log, tb_dir)
+        return train_torch(spec, data, log, tb_dir, losses)
     model = spec.build_torch()
     if spec.weights == "calibrated":
         from models.calibrate import bn_torch
@@ -186,10 +197,10 @@ def fit_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
     return model.eval()
 
 
-def fit_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None):
+def fit_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, losses: list | None = None):
     """The native Keras twin likewise; None for pretrained models (PyTorch weights only: keras_tw)."""
     if spec.weights == "trained":
-        return train_keras(spec, data, log, tb_dir)
+        return train_keras(spec, data, log, tb_dir, losses)
     if spec.weights == "pretrained":
         return None
     from models.calibrate import bn_keras
@@ -268,9 +279,12 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     log(f"[train] {spec.name}: {len(data.x_train)} train / {len(data.x_test)} test samples")
     for fw in ("pytorch", "tensorflow"):  # a retrain replaces the old curves instead of overlaying them
         shutil.rmtree(tensorboard_dir(artifacts, spec.name, fw), ignore_errors=True)
-    tmodel = timed("train_torch", fit_torch, spec, data, log, tensorboard_dir(artifacts, spec.name, "pytorch"))
+    curves = {"torch": [], "keras": []}   # each twin's per-epoch losses: how many epochs it trained
+    tmodel = timed("train_torch", fit_torch, spec, data, log, tensorboard_dir(artifacts, spec.name, "pytorch"),
+                   curves["torch"])
     _seed_all(spec.train.seed)
-    kmodel = timed("train_keras", fit_keras, spec, data, log, tensorboard_dir(artifacts, spec.name, "tensorflow"))
+    kmodel = timed("train_keras", fit_keras, spec, data, log, tensorboard_dir(artifacts, spec.name, "tensorflow"),
+                   curves["keras"])
     ktw = spec.build_keras()
     transferred = timed("transfer", spec.transfer, tmodel, ktw)
 
@@ -288,8 +302,7 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     metrics = {"train_seconds": time.perf_counter() - t0, **{time_metric(k): v for k, v in times.items()},
                "transfer_max_abs_diff": transfer_diff,
                "train_samples": len(data.x_train), "test_samples": n_eval,
-               **{f"epochs_{k}": float(m.epochs_run) for k, m in (("torch", tmodel), ("keras", kmodel))
-                  if getattr(m, "epochs_run", None) is not None},
+               **{f"epochs_{k}": float(len(c)) for k, c in curves.items() if c},
                "params": float(sum(p.numel() for p in tmodel.parameters()))}
     sub = type(data)(data.x_train, data.y_train, x_eval, data.y_test[:n_eval])
     for src, out in refs.items():

@@ -2,8 +2,8 @@
 
 On Linux coremltools reads the package but has no framework to compile or run it (`load` fails with
 "Model prediction is only supported on macOS ..."), so the bench starts no worker for this adapter
-there (`cannot_run_here`) and records `apple_only` (`pipeline/filecheck/coreml.apple_only`). On macOS this adapter runs the model
-on the CPU only (the host has no phone's Neural Engine to stand in for); not verified on a Mac here.
+there (`cannot_run_here`) and records `apple_only` (`pipeline/filecheck/coreml.apple_only`). On macOS
+this adapter runs the model on the CPU only (the host has no phone's Neural Engine to stand in for); not verified on a Mac here.
 """
 from __future__ import annotations
 
