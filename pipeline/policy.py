@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass, field
 
 EPS = 1e-9     # bounds are compared with this slack, never exactly at their edge
-QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8", "int8_weights")
+# 8da4w: int8 dynamic activations, int4 weights per group (torchao; the generative .pte paths)
+QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8", "int8_weights", "8da4w")
 
 
 def num(v: float) -> str:
