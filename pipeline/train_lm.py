@@ -28,7 +28,7 @@ from models.spec import ModelSpec
 from pipeline import fsutil
 from pipeline.schema import Record, time_metric
 
-WARMUP_STEPS = 10
+WARMUP_UPDATES = 10
 FINAL_LR = 0.1          # of the peak, at the last step
 CLIP_NORM = 1.0
 HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
@@ -36,10 +36,10 @@ HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "token
 
 def lr_at(step: int, total: int) -> float:
     """The schedule both frameworks follow, as a factor of the peak lr (Keras' CosineDecay with
-    warm-up: linear 0 -> 1 over WARMUP_STEPS, then cosine 1 -> FINAL_LR)."""
-    if step < WARMUP_STEPS:
-        return step / WARMUP_STEPS
-    t = min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))
+    warm-up: linear 0 -> 1 over WARMUP_UPDATES, then cosine 1 -> FINAL_LR)."""
+    if step < WARMUP_UPDATES:
+        return step / WARMUP_UPDATES
+    t = min(1.0, (step - WARMUP_UPDATES) / max(1, total - WARMUP_UPDATES))
     return FINAL_LR + (1 - FINAL_LR) * 0.5 * (1 + math.cos(math.pi * t))
 
 
@@ -82,8 +82,8 @@ def train_keras(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list
     cfg = spec.train
     model = spec.build_keras()
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps_total(spec, len(x)) - WARMUP_STEPS, alpha=FINAL_LR, warmup_target=cfg.lr,
-        warmup_steps=WARMUP_STEPS)
+        0.0, steps_total(spec, len(x)) - WARMUP_UPDATES, alpha=FINAL_LR, warmup_target=cfg.lr,
+        warmup_steps=WARMUP_UPDATES)
     model.compile(keras.optimizers.Adam(schedule, global_clipnorm=CLIP_NORM),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.optimizer.build(model.trainable_variables)   # slots made eagerly (see pipeline/train.py)
