@@ -27,8 +27,10 @@ class ExportPath:
     name: str
     fn: Callable[["ExportContext"], dict]
     input_kind: str          # "torch" (a torch.nn.Module) or "keras" (a keras.Model)
-    format: str              # tflite | pte | ptl | onnx | mlpackage (a directory)
-    quantization: str        # fp32 | fp16 | dynamic_int8 | int8 | int8_weights (weights only, fp16 compute)
+    format: str              # tflite | pte | ptl | onnx | mlpackage, aimodel (directories)
+    # fp32 | fp16 | dynamic_int8 | int8 | int8_weights, int4_weights, palette4_weights (weights only: the
+    # compute stays float, fp16 for Core ML, fp32 for Core AI)
+    quantization: str
     description: str = ""
     only_sources: tuple[str, ...] = ()   # () = every twin of input_kind
 
@@ -107,8 +109,8 @@ def register(name: str, *, input_kind: str, format: str, quantization: str, desc
 
 def all_paths() -> dict[str, ExportPath]:
     # importing the modules registers their paths
-    from export import (coreml_paths, executorch_paths, litert_torch_paths, onnx_paths,  # noqa: F401
-                        tflite_paths, torchscript_paths)
+    from export import (coreai_paths, coreml_paths, executorch_paths, litert_torch_paths,  # noqa: F401
+                        onnx_paths, tflite_paths, torchscript_paths)
     return PATHS
 
 
