@@ -38,7 +38,7 @@ from pipeline.schema import Record, first_line, read_record_file
 HERE = Path(__file__).parent
 WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
                                   "anatomy.py")] + [HERE.parent / "workers.py"] + \
-    sorted((HERE.parent / "runtimes").glob("*.py")) + sorted((HERE / "data").glob("*"))
+    sorted((HERE.parent / "runtimes").glob("*.py")) + sorted(f for f in (HERE / "data").rglob("*") if f.is_file())
 
 
 # export facts an apple_only bench record carries (coreml_paths.py writes them)
