@@ -28,7 +28,7 @@ import logging
 from contextlib import contextmanager
 
 from export.executorch_paths import exported
-from export.registry import ExportContext, as_inputs, register
+from export.registry import ExportContext, Unsupported, as_inputs, register
 
 W8 = {"dtype": "int8", "granularity": "per_channel", "qscheme": "symmetric", "preset": "QuantizerConfig.presets.w8"}
 W4 = {"dtype": "int4", "granularity": "per_channel", "qscheme": "symmetric", "preset": "QuantizerConfig.presets.w4"}
@@ -123,6 +123,12 @@ def _compressed(ctx: ExportContext, how: str):
 def _compressed_path(ctx: ExportContext, how: str, config: dict) -> dict:
     module, skipped = _compressed(ctx, how)
     info = _convert_and_save(ctx, _export_module(ctx, module))
+    if not info["coreai"]["compressed_weight_share"]:
+        # the eager compressors find weights through nn.Conv*/nn.Linear modules: a .pt2's unlifted graph
+        # has none (its weights are graph constants), and the file would be fp32 under a compressed name
+        raise Unsupported(f"coreai-opt compressed no weight of this model ({how}: no nn.Conv/nn.Linear module "
+                          "holds its weights, e.g. a torch.export archive's graph): it would ship float weights "
+                          "under a compressed name")
     info["compression"] = {**config, "execution_mode": "eager" if how != "pal4" else "",
                            "left_uncompressed": skipped}
     return info

@@ -178,8 +178,7 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
         c, plat = ch.candidate, ch.platform
         fname = f"{name}.{c.export.format}"
         files[f"{plat}/{fname}"] = c.artifact
-        facts = (manifest.tflite_facts(c.artifact) if c.export.format == "tflite"
-                 else manifest.pte_facts(c.artifact, work / "selected_operators.yaml"))
+        facts = manifest.format_facts(c, work)
         if c.export.format == "pte":
             texts[f"{plat}/selected_operators.yaml"] = (work / "selected_operators.yaml").read_text()
         man = manifest.build(name=name, platform=plat, src=src, source_sha256=source_sha, framework=fw,
