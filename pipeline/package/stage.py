@@ -88,7 +88,9 @@ def run(o: Options, log=print) -> int:
         ev = samples.read(o.eval, loaded.inputs, extra=("y",))
         y = samples.labels(o.eval, len(ev[0]))
     work = o.work_root / name
-    with fsutil.run_lock(work, "package"):
+    # the scratch folder is every worker's TMPDIR (Core AI compiles each loaded model to a temp .aimodelx):
+    # a killed run leaves it inside `work`, removed by the next run's lock
+    with fsutil.run_lock(work, "package"), fsutil.scratch(work):
         bundle.clean_stale(o.out, name)
         return _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibration, thresholds, notes, log)
 
