@@ -135,8 +135,10 @@ def inspect(path: Path | str) -> dict:
     except Exception as e:  # noqa: BLE001 - the native reader raises RuntimeError and friends on a bad file
         raise Invalid(f"coreai-core cannot read the program: {type(e).__name__}: "
                       f"{(str(e).strip().splitlines() or [''])[0][:200]}") from None
-    if summary is None:
-        raise Invalid("coreai-core finds no source program in it")
+    if summary is None or not list(summary.function_names):
+        # coreai-core's reader logs "failed to parse bytecode" and returns an empty summary, while its
+        # runtime aborts the whole process on the same bytes (std::terminate): refused here, before it
+        raise Invalid("coreai-core reads no function from the program: its bytecode does not parse")
     functions = {}
     for fn in summary.function_names:
         functions[fn] = {"inputs": [_tensor(n, t) for n, t in summary.function_inputs(fn)],
