@@ -41,9 +41,9 @@ OPT_IN = {"executorch": "opt-in (make device DEVICE_RUNTIMES=litert,executorch):
                         "CUDA build and a cold run of the .pte artifacts took 4 to 30 min on 2 cores (one torch "
                         "import per core, minutes each under emulation), over the 10-minute budget"}
 # formats the guest cannot run, with the runtime they need and why: the column records them `skipped`
-NOT_ON_DEVICE = {"aimodel": ("coreai", "Core AI's runtime is not on the emulated ARM64 device: coreai-core 1.0.0b3 "
-                                       "ships its Linux CPU runtime for x86_64 only (no aarch64 wheel on this host's "
-                                       "index), and on an iPhone Apple's Core AI framework runs it, not a Linux guest")}
+NOT_ON_DEVICE = {"aimodel": ("coreai", "no Core AI runtime for the ARM64 guest (coreai-core 1.0.0b3 ships its Linux "
+                                       "CPU runtime for x86_64 only, no aarch64 wheel on this host's index); on an "
+                                       "iPhone Apple's Core AI framework runs an .aimodel, not a Linux guest")}
 HERE = Path(__file__).resolve()
 DEVICE_TESTS = fsutil.ROOT / "device_tests"
 TRIVIAL = HERE.parent / "data" / "trivial.tflite"
