@@ -163,6 +163,8 @@ CHECK_BASE_MB, CHECK_MB_PER_MB, CHECK_BASE_S, CHECK_S_PER_MB = 256, 3, 10.0, 1.0
 # a Core AI folder is read by coreai-core's native reader, whose libraries alone map ~400 MB (256 MB:
 # "failed to map segment from shared object"): its base allowance is larger
 CHECK_BASE_MB_OF = {".aimodel": 1024}
+# ... and its import (~3 s idle, over 10 s on a loaded 2-core machine) is paid inside the time limit
+CHECK_BASE_S_OF = {".aimodel": 60.0}
 
 
 def check_isolated(path: Path) -> str:
@@ -173,7 +175,7 @@ def check_isolated(path: Path) -> str:
     except OSError:
         return check_model_file(path)        # missing, loop, no permission: the same one line, here
     limit_mb = int(CHECK_BASE_MB_OF.get(path.suffix.lower(), CHECK_BASE_MB) + CHECK_MB_PER_MB * mb)
-    timeout = CHECK_BASE_S + CHECK_S_PER_MB * mb
+    timeout = CHECK_BASE_S_OF.get(path.suffix.lower(), CHECK_BASE_S) + CHECK_S_PER_MB * mb
     root = str(Path(__file__).resolve().parents[2])
     try:
         # the child sets its own limit (no preexec_fn: unsafe in a threaded parent)

@@ -67,12 +67,18 @@ def test_random_bytes_with_their_own_hash(asset):
 
 
 def test_random_bytes_behind_the_magic(asset):
-    """Past every stdlib check, the native reader refuses it: still one line (here in a child process)."""
+    """Past every stdlib check, coreai-core's reader finds no function (its runtime would abort the process
+    on these bytes): still one line."""
     junk = coreai.MAGIC + os.urandom(2000)
     (asset / "main.mlirb").write_bytes(junk)
     (asset / "main.hash").write_bytes(hashlib.sha256(junk).digest())
-    with pytest.raises(BadModelFile, match="reads no function from the program: its bytecode does not parse"):
-        check_isolated(asset)
+    _bad(asset, "reads no function from the program: its bytecode does not parse")
+
+
+@pytest.mark.slow
+def test_isolated_check_of_a_folder(asset):
+    """A stranger's folder is checked in a child process whose memory ceiling fits coreai-core's libraries."""
+    assert check_isolated(asset) == "aimodel"
 
 
 def test_not_a_folder_and_bad_metadata(tmp_path, asset):
