@@ -27,10 +27,8 @@ class ExportPath:
     name: str
     fn: Callable[["ExportContext"], dict]
     input_kind: str          # "torch" (a torch.nn.Module) or "keras" (a keras.Model)
-    format: str              # tflite | pte | ptl | onnx | mlpackage, aimodel (directories)
-    # fp32 | fp16 | dynamic_int8 | int8 | int8_weights, int4_weights, palette4_weights (weights only: the
-    # compute stays float, fp16 for Core ML, fp32 for Core AI)
-    quantization: str
+    format: str              # tflite | pte | ptl | onnx | mlpackage (a directory)
+    quantization: str        # fp32 | fp16 | dynamic_int8 | int8 | int8_weights (weights only, fp16 compute)
     description: str = ""
     only_sources: tuple[str, ...] = ()   # () = every twin of input_kind
 
@@ -107,10 +105,17 @@ def register(name: str, *, input_kind: str, format: str, quantization: str, desc
     return deco
 
 
+def path_modules() -> list[str]:
+    """Every `export/*_paths.py` module, by file name: a new one is found, never forgotten."""
+    return [f"export.{f.stem}" for f in sorted(Path(__file__).parent.glob("*_paths.py"))]
+
+
 def all_paths() -> dict[str, ExportPath]:
-    # importing the modules registers their paths
-    from export import (coreai_paths, coreml_paths, executorch_paths, litert_torch_paths,  # noqa: F401
-                        onnx_paths, tflite_paths, torchscript_paths)
+    """Every registered path. Importing the path modules registers them (on the first call only: the
+    modules import their toolchains lazily, inside the path functions)."""
+    import importlib
+    for m in path_modules():
+        importlib.import_module(m)
     return PATHS
 
 

@@ -110,8 +110,10 @@ def readme(platform: str, man: dict) -> str:
     swift = {"float16": "Float16", "float32": "Float", "int32": "Int32"}
     first_in, first_out = (man["inputs"] or [{}])[0], (man["outputs"] or [{}])[0]
     load = _LOAD[(platform, a["format"])].format(
-        file=fname, stem=Path(fname).stem, shape=shape, min_os=man["runtime"]["minimum"].get("compatibility_version", ""),
-        scalar=swift.get(first_in.get("dtype", ""), "Float"), out_scalar=swift.get(first_out.get("dtype", ""), "Float"),
+        file=fname, stem=Path(fname).stem, shape=shape,
+        min_os=man["runtime"]["minimum"].get("compatibility_version", ""),
+        scalar=swift.get(first_in.get("dtype", ""), "Float"),
+        out_scalar=swift.get(first_out.get("dtype", ""), "Float"),
         input=first_in.get("name", "input"), output=first_out.get("name", "output"))
     rows = []
     for t in man["inputs"]:
@@ -135,8 +137,8 @@ def readme(platform: str, man: dict) -> str:
                 f"nothing to link); inputs and outputs are {minimum.get('io_dtype', 'float32')}"
                 + (f"; {share:.0%} of the weight bytes compressed ({minimum['compression'].get('preset', '')})"
                    if share else "")
-                + f". Verified here with Core AI's Linux CPU runtime (coreai-core {minimum.get('coreai_core_version')}); "
-                "on the device Core AI may run it on the Neural Engine or GPU, which this host has not checked")
+                + ". Verified here with Core AI's Linux CPU runtime (coreai-core "
+                f"{minimum.get('coreai_core_version')}); on the device Core AI may run it on the Neural Engine or GPU, which this host has not checked")
     else:
         need = (f"ExecuTorch {minimum.get('executorch_version')}; delegates: {', '.join(minimum.get('delegates') or ['none'])}; "
                 f"operators outside the delegate: {', '.join(minimum.get('operators') or ['none'])} "
