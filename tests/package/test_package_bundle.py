@@ -18,7 +18,7 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
     assert man["manifest_version"] == 1
     art = bundle / platform / man["artifact"]["file"]
     assert fsutil.sha256_file(art) == man["artifact"]["sha256"]
-    assert art.stat().st_size == man["artifact"]["bytes"]
+    assert fsutil.size_bytes(art) == man["artifact"]["bytes"]
     assert man["parity"]["status"] == "ok", man["parity"]
     assert man["runtime"]["loads_here"][man["runtime"]["verified_with"]["name"]]["loads"]
     assert man["measured"]["profiles"]["big-core"]["p50"] > 0
