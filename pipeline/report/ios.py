@@ -50,7 +50,8 @@ def _rows(view: View, model: str, prof: str) -> tuple[list[list], int]:
 
 def section(view: View) -> list[str]:
     models = view.models("bench")
-    if not any(r.format in PLATFORMS[PLATFORM] for r in view.kind("bench")):
+    # results without any Core AI path (older runs, --paths without them) keep the report they had
+    if not any(r.format in NATIVE_FIRST[PLATFORM] for r in view.kind("export")):
         return []
     lines = [f"## {TITLE}", "",
              "Verified first: Core AI `.aimodel` files that Core AI's own runtime ran here with parity, then "
