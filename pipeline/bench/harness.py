@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline import fsutil, progress, runtimes, workers
+from pipeline import fsutil, progress, runtimes, sandbox, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
@@ -209,8 +209,12 @@ def measure(ms: list[Measurement], cfg: profiles.BenchConfig, cache_dir: Path,
                 rec = _record(ms[i], cfg, job_of[i], result, facts)
                 fsutil.write_atomic(cache_of[i], rec.to_json())
                 done(i, Outcome(rec))
-            workers.run(worker_job(jobs, runtimes.get(rt).python(), cfg.timeout_s,
-                                   "fail_rest" if user_file else "resume"), on_result=keep)
+            job = worker_job(jobs, runtimes.get(rt).python(), cfg.timeout_s, "fail_rest" if user_file else "resume")
+            if user_file:   # a user's own file: its runtime opens it in the OS sandbox (pipeline/sandbox.py)
+                job = dataclasses.replace(job, sandbox=sandbox.Sandbox(
+                    reads=(user_file, *[f for j in jobs for f in j["input_files"].values()],
+                           *[j["eval"] for j in jobs if j.get("eval")]), writes=(tmp,)))
+            workers.run(job, on_result=keep)
     return out
 
 

@@ -104,7 +104,10 @@ def load(path: Path) -> dict[str, np.ndarray]:
         bad = [i.filename for i in infos if not i.filename.endswith(".npy")]
         if bad:
             raise BadInput(f"{path}: entry {bad[0]!r} is not a .npy array; not an .npz written by numpy.savez")
-        return {i.filename[:-4]: _read_member(path, z, i)[0] for i in infos}
+        arrays = {i.filename[:-4]: _read_member(path, z, i)[0] for i in infos}
+    for key, a in arrays.items():
+        _finite(path, key, a)
+    return arrays
 
 
 def _finite(path: Path, key: str, a: np.ndarray) -> None:
@@ -155,7 +158,6 @@ def read(path: Path, inputs: list[TensorSpec], extra: tuple[str, ...] = ()) -> l
         if np.dtype(a.dtype) != np.dtype(spec.dtype):
             raise BadInput(f"{path}: array {key!r} for input {spec.name!r} has dtype {a.dtype}; the model "
                            f"takes {spec.dtype}")
-        _finite(path, key, a)
     return [np.ascontiguousarray(a) for _, a in picked]
 
 
