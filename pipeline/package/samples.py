@@ -87,6 +87,22 @@ def _read_member(path: Path, z: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple
     return np.ascontiguousarray(a), n
 
 
+def check_npy(path: Path, what: str) -> None:
+    """A plain .npy (bench --input): numeric, within MAX_DECLARED_BYTES; read from its header only."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(f))
+    except (OSError, ValueError, EOFError) as e:
+        raise BadInput(f"{path}: {what} is not a readable .npy ({str(e).splitlines()[0][:120]})") from None
+    if dtype.hasobject:
+        raise BadInput(f"{path}: {what} holds Python objects (dtype {dtype}, a pickle); refused")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize > MAX_DECLARED_BYTES:
+        raise BadInput(f"{path}: {what} declares shape {tuple(shape)} {dtype}, over "
+                       f"{MAX_DECLARED_BYTES // 2**30} GiB; refused")
+
+
 def load(path: Path) -> dict[str, np.ndarray]:
     """key -> the first MAX_SAMPLES samples of each array of an .npz, every bound checked before reading."""
     path = Path(path)

@@ -58,6 +58,7 @@ def run(o: Options, log=print) -> int:
     paths = exports.matching_paths(fw, list(o.paths)) if fw else []
     if fw and not paths:
         raise BadInput(f"--paths {','.join(o.paths)}: none of them takes a {fw} model")
+    bundle.check_out(o.out)
     work = o.work_root / name
     with fsutil.run_lock(work, "package"):
         bundle.clean_stale(o.out, name)
