@@ -133,6 +133,12 @@ def detect(text: str, signature: str = "serving_default") -> Source:
     if p.is_dir():
         if not (p / "saved_model.pb").exists():
             raise BadInput(f"{p}: a folder but not a TensorFlow SavedModel (no saved_model.pb in it)")
+        from pipeline.filecheck.savedmodel import folder_files
+        from pipeline.filecheck.validate import BadModelFile
+        try:
+            folder_files(p)     # a link out of the folder: refused by name, before anything reads it
+        except BadModelFile as e:
+            raise BadInput(str(e)) from None
         return Source("savedmodel", p, signature=signature)
     if p.suffix == ".pt2":
         return Source("pt2", p)
