@@ -114,7 +114,7 @@ clean:
 	rm -rf artifacts results
 
 # 1000 mutants per format through the real loaders + repeated random kills of export/bench
-# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n to change the count
+# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n / FUZZ_PER_KIND=n (.pt2, SavedModel) change the counts
 fuzz: setup
 	$(PY) -m pytest -q -s -m fuzz tests
 
