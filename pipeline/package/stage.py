@@ -18,7 +18,6 @@ from pathlib import Path
 from pipeline import fsutil, parity
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
-from pipeline.filecheck import coreml
 from pipeline.package import bundle, choose, exports, manifest, reference, sources, verify
 from pipeline.package.sources import BadInput
 from pipeline.schema import Record
@@ -54,10 +53,8 @@ def run(o: Options, log=print) -> int:
     thresholds = parity.with_overrides(parity.DEFAULTS, list(o.tolerances))
     if o.labels is not None and not o.labels.is_file():
         raise BadInput(f"{o.labels}: no such file (--labels)")
-    fw = sources.framework_of(src)
-    paths = exports.matching_paths(fw, list(o.paths)) if fw else []
-    if fw and not paths:
-        raise BadInput(f"--paths {','.join(o.paths)}: none of them takes a {fw} model")
+    if sources.framework_of(src):
+        _paths(o, sources.framework_of(src))    # a --paths that takes no such model: said before any work
     bundle.check_out(o.out)
     work = o.work_root / name
     with fsutil.run_lock(work, "package"):
@@ -67,11 +64,16 @@ def run(o: Options, log=print) -> int:
         return _run_locked(o, src, prep, name, work, thresholds, log)
 
 
-def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
-    fw = prep.framework
+def _paths(o: Options, fw: str) -> list:
     paths = exports.matching_paths(fw, list(o.paths))
     if not paths:
         raise BadInput(f"--paths {','.join(o.paths)}: none of them takes a {fw} model")
+    return paths
+
+
+def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
+    fw = prep.framework
+    paths = _paths(o, fw)
     notes = []
     if prep.calibration == "random":
         warn = (f"no --samples: calibrating and checking parity on {prep.n_samples} seeded standard-normal samples; "
@@ -105,18 +107,18 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
     for c in cands:
         if c.artifact is None:
             continue
-        apple = coreml.apple_only(c.artifact, c.export.format)
-        if apple:   # Core ML: nothing runs it on this host, so nothing is verified (never ok, never failed)
-            c.checks = {rt: {"status": "apple_only", "error": apple} for rt in c.export.info.get("runtimes", [])}
+        away, why = parity.runs_elsewhere(c.artifact, c.export.format)
+        if away:   # e.g. Core ML: nothing runs it on this host, so nothing is verified (never ok, never failed)
+            c.checks = {rt: {"status": away, "error": why} for rt in c.export.info.get("runtimes", [])}
             continue
         pairs += [(c, rt) for rt in c.export.info.get("runtimes", [])]
-    for (c, rt), res in zip(pairs, _checks(pairs, work, inputs_dir, ref_eval is not None, samples_sha + eval_sha + ref_sha,
-                                           refs, ref_eval, y, thresholds, log)):
+    for (c, rt), res in zip(pairs, _checks(pairs, work, inputs_dir, ref_eval is not None,
+                                           samples_sha + eval_sha + ref_sha, refs, ref_eval, y, thresholds, log)):
         c.checks[rt] = res
 
     cfg = o.bench
     targets = [harness.Target(artifact=c.artifact, format=c.export.format,
-                              runtimes=tuple(rt for rt, ch in c.checks.items() if ch["status"] in ("ok", "mismatch")),
+                              runtimes=tuple(rt for rt, ch in c.checks.items() if parity.ran(ch["status"])),
                               export=c.export, shapes=tuple((1, *sh[1:]) for sh in prep.shapes))   # batch 1, as checked
                for c in cands if c.artifact]
     bench_recs = harness.run([t for t in targets if t.runtimes], cfg, work / "bench-cache", log=log)
@@ -145,7 +147,7 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
         Record(kind="bench", model=name, source=fw, path=c.name, format=c.export.format, runtime=rt,
                framework=c.export.framework, quantization=c.export.quantization, status=ch["status"],
                error=ch["error"], artifact=c.export.artifact, artifact_sha256=c.export.artifact_sha256)
-        for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", "apple_only")]
+        for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", *parity.ELSEWHERE_STATUSES)]
     texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records)
     samples_info = {"count": prep.n_samples, "sha256": samples_sha,
                     "file": str(o.samples) if o.samples else "random (standard normal, seed 0)",
@@ -220,12 +222,11 @@ def _checks(pairs, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, th
 
 
 def _judged(c, rt, res: dict, thresholds, log) -> dict:
+    figures = ""
     if res["status"] == "ok":
         v = parity.judge(res["metrics"], c.export.quantization, thresholds[c.export.quantization])
-        res = {**res, "status": v.status, "error": v.reason}
-    m = res.get("metrics", {})
-    log(f"[package parity] {c.name} on {rt}: {res['status']}"
-        + (f", SQNR {m['sqnr_db']:.1f} dB" if "sqnr_db" in m else "")
-        + (f", top-1 agree {m['top1_agreement']:.3f}" if "top1_agreement" in m else "")
+        res, figures = {**res, "status": v.status, "error": v.reason}, v.figures
+    # the figures judged, each with its bound (the decisive samples' top-1, not the raw one)
+    log(f"[package parity] {c.name} on {rt}: {res['status']}" + (f", {figures}" if figures else "")
         + (f": {res['error']}" if res.get("error") else ""))
     return res
