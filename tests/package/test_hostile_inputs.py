@@ -175,3 +175,14 @@ def test_bundle_mode_follows_the_umask(tmp_path):
     mask = os.umask(0o022)
     os.umask(mask)
     assert dest.stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_nan_artifact_output_has_no_sqnr():
+    """An artifact whose output holds NaN: its SQNR is NaN (not the 200 dB cap), and it is not ok."""
+    from pipeline import parity
+    ref = [np.random.default_rng(0).random((8, 5)).astype(np.float32)]
+    out = [ref[0].copy()]
+    out[0][3, 2] = np.nan
+    m = parity.compare(out, ref)
+    assert np.isnan(m["sqnr_db"]) and parity.compare([ref[0].copy()], ref)["sqnr_db"] == 200.0
+    assert parity.judge(m, "fp32", parity.DEFAULTS["fp32"]).status != "ok"
