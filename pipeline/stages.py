@@ -324,7 +324,7 @@ def _device_column(args, targets, log) -> list[Record]:
     from pipeline.bench import device
     t0 = time.perf_counter()
     cache = args.results / "cache" / "device"
-    recs = device.run(device.items_from_targets(targets, cache), cache, log=log)
+    recs = device.run(device.items_from_targets(targets, cache), cache, log=log, sandboxed=bool(args.files))
     log(f"[device] {len(recs)} records in {time.perf_counter() - t0:.1f}s")
     return recs
 
