@@ -127,7 +127,7 @@ def load(path: Path) -> dict[str, np.ndarray]:
 
 
 def _finite(path: Path, key: str, a: np.ndarray) -> None:
-    if np.issubdtype(a.dtype, np.inexact):
+    if np.issubdtype(a.dtype, np.inexact) and a.size:
         bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
