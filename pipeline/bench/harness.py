@@ -393,7 +393,10 @@ def _apply_parity(t: Target, recs: list[Record]):
 def byom_target(path: Path, shapes: tuple = (), input_files: tuple = ()) -> Target:
     """A user's own file: the format comes from the file's bytes, checked (once, in a child process under
     a memory and time limit) before any runtime sees it."""
+    from pipeline.filecheck.savedmodel import folder_files
     from pipeline.filecheck.validate import check_isolated
+    if Path(path).is_dir():
+        folder_files(Path(path))     # a .mlpackage folder: a link out of it is refused, never hashed or read
     fmt = check_isolated(path)
     return Target(artifact=path.resolve(), format=fmt, runtimes=tuple(runtimes.for_format(fmt)), shapes=shapes,
                   prechecked=True, input_files=tuple(input_files))

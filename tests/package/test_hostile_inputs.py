@@ -186,3 +186,12 @@ def test_nan_artifact_output_has_no_sqnr():
     m = parity.compare(out, ref)
     assert np.isnan(m["sqnr_db"]) and parity.compare([ref[0].copy()], ref)["sqnr_db"] == 200.0
     assert parity.judge(m, "fp32", parity.DEFAULTS["fp32"]).status != "ok"
+
+
+def test_bench_of_a_folder_with_a_link_out_of_it(tmp_path, capsys):
+    from pipeline import cli
+    pkg = tmp_path / "x.mlpackage"
+    pkg.mkdir()
+    (pkg / "Manifest.json").symlink_to("/etc/passwd")
+    assert cli.main(["--results", str(tmp_path / "r"), "bench", str(pkg), "--no-device"]) == 2
+    one_error_line(capsys, "x.mlpackage", "Manifest.json is a link out of the folder")
