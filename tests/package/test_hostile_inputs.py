@@ -32,7 +32,8 @@ def test_real_pt2_still_loads(user_models):
     assert [i.shape for i in loaded.inputs] == [(1, 3, 16, 16)]
 
 
-@pytest.mark.parametrize("case", ["weights_pickle", "sample_inputs_pickle"])
+@pytest.mark.parametrize("case", ["weights_pickle",
+                                  pytest.param("sample_inputs_pickle", marks=pytest.mark.slow)])  # in-process above
 def test_pt2_payload_through_package(case, user_models, tmp_path, capsys):
     marker = tmp_path / "PWNED"
     f = pt2_variant(user_models["pt2"], tmp_path / "evil.pt2", case, marker)
