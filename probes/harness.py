@@ -101,7 +101,7 @@ def export_all(names: list[str], paths: list[registry.ExportPath], folder: Path,
                 todo[source].append((name, [""] + [p for p in stale if p]))
     batches = []
     for source, per_probe in todo.items():
-        for chunk in _chunks(per_probe, jobs):
+        for chunk in _chunks(per_probe, jobs) if per_probe else []:
             items = [{"id": f"{n}/{p}", "probe": n, "path": p} for n, ps in chunk for p in ps]
             batches.append((source, items))
     if batches:
@@ -230,6 +230,12 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
             if not adapter.available():
                 records.append(Record(**{**base, "status": "skipped",
                                          "error": f"runtime {rt} is not installed: {adapter.INSTALL_HINT}"}))
+                continue
+            why = adapter.cannot_run_here()
+            if why:   # no worker for a runtime that runs nothing on this host (Core ML on Linux: each
+                # cell used to wait out its 120 s timeout in coremltools' predict)
+                records.append(_cell_record({"status": "failed", "error": why},
+                                            {"artifact": str(resolve(exp.artifact))}, probe, base))
                 continue
             key = _run_key(exp.artifact_sha256, rt, ref, probe, exp.quantization)
             hit = cache / f"{key}.json"
