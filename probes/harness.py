@@ -36,7 +36,8 @@ HERE = Path(__file__).parent
 PROBE_CODE = sorted(HERE.glob("*.py"))
 EXPORT_CODE = sorted((HERE.parent / "export").glob("*.py"))
 RUN_CODE = [HERE / "run_worker.py", HERE / "harness.py", HERE.parent / "pipeline" / "workers.py"] + \
-    sorted((HERE.parent / "pipeline" / "runtimes").glob("*.py"))
+    sorted((HERE.parent / "pipeline" / "runtimes").glob("*.py")) + \
+    sorted((HERE.parent / "pipeline" / "explain").glob("*.py"))   # the evidence and file facts cached with it
 
 
 def selected_paths(names: list[str] | None = None) -> list[registry.ExportPath]:
@@ -169,45 +170,56 @@ def _match(outs: list[np.ndarray], refs: list[np.ndarray]) -> list[int]:
     return order
 
 
-def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, ...], quant: str) -> dict:
-    """Metrics and a verdict; `error` is set when the artifact does not match its reference."""
+def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, ...], quant: str,
+            inputs: list[np.ndarray] = ()) -> dict:
+    """Metrics and a verdict; `error` is set when the artifact does not match its reference, and then
+    `evidence` says where the first failing output differs and what `inputs` were there
+    (`pipeline/explain/evidence.py`, per value beyond the bound judged here)."""
+    from pipeline.explain import evidence
     if len(outs) != len(refs):
         return {"error": f"mismatch: runtime gave {len(outs)} outputs, the reference has {len(refs)}",
                 "metrics": {}}
     order = _match(outs, refs)
     m = {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "sqnr_db": np.inf, "exact_mismatches": 0.0}
-    errors = []
-    for k, (r, check) in enumerate(zip(refs, checks)):
+    errors, ev = [], None
+    for k, (ref, check) in enumerate(zip(refs, checks)):
         o = outs[order[k]].reshape(-1).astype(np.float64)
-        r = r.reshape(-1).astype(np.float64)
+        r = ref.reshape(-1).astype(np.float64)
+        n_err = len(errors)
         if check == "exact":
+            bound = 0.0
             bad = int(np.sum(o != r))
             m["exact_mismatches"] += bad
             if bad:
                 errors.append(f"output {k}: {bad}/{r.size} values differ (exact check)")
-            continue
-        if not np.isfinite(o).all():
+        elif not np.isfinite(o).all():
+            bound = REL_TOL.get(quant, 0.0) * (float(np.max(np.abs(r))) or 1.0)
             errors.append(f"output {k}: {int((~np.isfinite(o)).sum())} non-finite values")
             m["max_abs_diff"] = float("inf")
-            continue
-        diff = np.abs(o - r)
-        scale = float(np.max(np.abs(r))) or 1.0
-        mad = float(diff.max(initial=0))
-        sqnr = float(10 * np.log10(np.sum(r ** 2) / np.sum(diff ** 2))) if np.sum(diff ** 2) > 0 else np.inf
-        m["max_abs_diff"] = max(m["max_abs_diff"], mad)
-        m["max_rel_diff"] = max(m["max_rel_diff"], mad / scale)
-        m["sqnr_db"] = min(m["sqnr_db"], sqnr)
-        if quant in REL_TOL:
-            if mad > REL_TOL[quant] * scale:
-                errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / scale:.2g} x output scale "
-                              f"> {REL_TOL[quant]:g} ({quant})")
         else:
-            step = (float(r.max() - r.min()) or scale) / 255
-            if mad > INT8_STEPS * step and sqnr < INT8_SQNR_DB:
-                errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / step:.1f} int8 steps, "
-                              f"SQNR {sqnr:.1f} dB < {INT8_SQNR_DB:g} dB ({quant})")
+            diff = np.abs(o - r)
+            scale = float(np.max(np.abs(r))) or 1.0
+            mad = float(diff.max(initial=0))
+            sqnr = float(10 * np.log10(np.sum(r ** 2) / np.sum(diff ** 2))) if np.sum(diff ** 2) > 0 else np.inf
+            m["max_abs_diff"] = max(m["max_abs_diff"], mad)
+            m["max_rel_diff"] = max(m["max_rel_diff"], mad / scale)
+            m["sqnr_db"] = min(m["sqnr_db"], sqnr)
+            if quant in REL_TOL:
+                bound = REL_TOL[quant] * scale
+                if mad > bound:
+                    errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / scale:.2g} x output scale "
+                                  f"> {REL_TOL[quant]:g} ({quant})")
+            else:
+                step = (float(r.max() - r.min()) or scale) / 255
+                bound = INT8_STEPS * step
+                if mad > bound and sqnr < INT8_SQNR_DB:
+                    errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / step:.1f} int8 steps, "
+                                  f"SQNR {sqnr:.1f} dB < {INT8_SQNR_DB:g} dB ({quant})")
+        if len(errors) > n_err and ev is None:
+            ev = {"output": k, **evidence.of(ref, outs[order[k]], inputs, bound)}
     m = {k: v for k, v in m.items() if np.isfinite(v)}  # identical outputs: no finite SQNR to record
-    return {"error": ("mismatch: " + "; ".join(errors)) if errors else "", "metrics": m}
+    out = {"error": ("mismatch: " + "; ".join(errors)) if errors else "", "metrics": m}
+    return {**out, "evidence": ev} if ev else out
 
 
 # ---------------------------------------------------------------- runtime
@@ -219,12 +231,17 @@ def _run_key(art_sha: str, runtime: str, ref: Path, probe: probes.Probe, quant: 
 
 def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> list[Record]:
     """cells: (probe, export Record) with status ok. One record per (cell x runtime)."""
+    from pipeline.explain import filefacts
     records, pending = [], {}
     for probe, exp in cells:
         p = registry.get(exp.path)
         ref = folder / probe.name / f"{exp.source}.ref.npz"
+        # what the file computes (operators, small constants), read once per artifact: every runtime's
+        # record carries it (the report's explanations and the article's operators read it)
+        facts = filefacts.of(resolve(exp.artifact), exp.format) if exp.format in filefacts.FORMATS else None
         for rt in p.runtimes:
-            base = exp.__dict__ | {"runtime": rt, "metrics": dict(exp.metrics), "info": dict(exp.info)}
+            base = exp.__dict__ | {"runtime": rt, "metrics": dict(exp.metrics),
+                                   "info": {**exp.info, **({"file": facts} if facts else {})}}
             base.pop("created")
             adapter = runtimes.get(rt)
             if not adapter.available():
@@ -293,27 +310,32 @@ def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Reco
     info.update({f"runtime_{k}": v for k, v in res["info"].items()})
     info["runtime_version"] = res.get("runtime_version", "")
     with np.load(item["ref"]) as z, np.load(item["outputs"]) as o:
-        metrics, error = dict(base["metrics"]), ""
+        metrics, error, ev = dict(base["metrics"]), "", None
         for s in range(item["sets"]):
-            refs = [z[k] for k in sorted((k for k in z.files if k.startswith(f"out_{s}_")),
-                                         key=lambda k: int(k.rsplit("_", 1)[1]))]
-            outs = [o[k] for k in sorted((k for k in o.files if k.startswith(f"out_{s}_")),
-                                         key=lambda k: int(k.rsplit("_", 1)[1]))]
+            refs, outs, ins = (_arrays(f, f"{kind}_{s}_") for f, kind in ((z, "out"), (o, "out"), (z, "in")))
             try:
-                c = compare(outs, refs, probe.outputs, base["quantization"])
+                c = compare(outs, refs, probe.outputs, base["quantization"], ins)
             except ValueError as e:
                 c = {"error": f"mismatch: {e}", "metrics": {}}
             for k, v in c["metrics"].items():
                 metrics[k] = min(metrics.get(k, v), v) if k == "sqnr_db" else max(metrics.get(k, v), v)
             if c["error"] and not error:
                 error = c["error"] + (f" (input set {s}: shapes {[tuple(x.shape) for x in outs]})" if s else "")
+                ev = {"input_set": s, **c["evidence"]} if c.get("evidence") else None
     if error:
         info["cell"] = "mismatch"
+        if ev:
+            info["mismatch"] = {"evidence": ev}
         return Record(**{**base, "status": "failed", "error": error[:300], "metrics": metrics, "info": info})
     outside = _outside_delegate(base, info)
     info["outside_xnnpack"] = outside
     info["cell"] = "not_delegated" if outside else "ok"
     return Record(**{**base, "status": "ok", "metrics": metrics, "info": info})
+
+
+def _arrays(z, prefix: str) -> list[np.ndarray]:
+    """`prefix0`, `prefix1`, ... of an .npz in their numeric order."""
+    return [z[k] for k in sorted((k for k in z.files if k.startswith(prefix)), key=lambda k: int(k.rsplit("_", 1)[1]))]
 
 
 def _outside_delegate(base: dict, info: dict) -> list[str]:
