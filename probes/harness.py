@@ -325,7 +325,7 @@ def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Reco
     if error:
         info["cell"] = "mismatch"
         if ev:
-            info["mismatch"] = {"evidence": ev}
+            info["evidence"] = ev
         return Record(**{**base, "status": "failed", "error": error[:300], "metrics": metrics, "info": info})
     outside = _outside_delegate(base, info)
     info["outside_xnnpack"] = outside

@@ -8,7 +8,7 @@
     ev["differ"], ev["where"]["text"], ev["inputs"]["text"], ev["outputs"]["text"], ev["pairs"]
 
 Computed once, where the outputs are compared (probes/harness.py, the bench's quality step, the emulated
-device, the package's parity check), and stored in the record's `info["mismatch"]["evidence"]`: a small
+device, the package's parity check), and stored in the record's `info["evidence"]`: a small
 JSON dict (at most MAX_PAIRS pairs, a few short texts), never re-derived from logs. Tags (`inputs.tag`,
 `outputs.tags`, `where.kind`) are what `pipeline/explain/rules.py` reads; the texts are what a reader reads.
 
@@ -100,6 +100,38 @@ def of(expected, got, inputs=(), bound: float | str | None = None) -> dict:
     ev["outputs"] = _outputs(r, o, mask)
     ev["pairs"] = _pairs(r, o, mask, xs, elem, lead)
     return ev
+
+
+def of_outputs(expected, got, inputs=()) -> dict:
+    """Evidence that does not depend on a bound, for results judged later by bounds that may change
+    without re-measuring (the bench's cached records, the package's parity cache): the samples whose
+    top-1 flips when the output is a batch of logits and some do, else the largest errors."""
+    r = np.asarray(expected)
+    if r.ndim == 2 and r.shape[1] > 1 and len(r) > 1:
+        ev = of(expected, got, inputs, "top1")
+        if ev["differ"] > 0:
+            return ev
+    return of(expected, got, inputs, None)
+
+
+def of_worst(outputs: list, references: list, inputs=()) -> dict:
+    """`of_outputs` for the output (of several) whose error is largest against its own scale, tagged
+    with its index: the one a parity verdict over the worst output was decided by."""
+    if len(outputs) != len(references):
+        return {"rule": _rule_name(None), "differ": -1, "map": "none", "pairs": [],
+                "where": {"kind": "size", "text": f"{len(outputs)} outputs, the reference has {len(references)}"},
+                "inputs": {"tag": "none", "text": ""}, "outputs": {"tags": [], "text": ""}}
+
+    def badness(k: int) -> float:
+        o, r = np.asarray(outputs[k], np.float64), np.asarray(references[k], np.float64)
+        if o.size != r.size:
+            return np.inf
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.abs(o.reshape(-1) - r.reshape(-1))
+        d = np.where(_same(r.reshape(-1), o.reshape(-1)), 0.0, np.where(np.isnan(d), np.inf, d))
+        return float(d.max(initial=0)) / max(1.0, float(np.nanmax(np.abs(r), initial=0)))
+    k = max(range(len(outputs)), key=badness) if outputs else 0
+    return {"output": k, **of_outputs(references[k], outputs[k], inputs)} if outputs else {}
 
 
 def _rule_name(bound) -> str:
@@ -214,9 +246,13 @@ def _element_inputs(xs: list[tuple[int, np.ndarray]], mask: np.ndarray) -> dict:
         x = x.astype(np.float64)
         name = "input" if len(xs) == 1 else f"input {i}"
         p = _value_pattern(x, mask, name)
-        notes += p.pop("notes")
+        said = p.pop("notes")
         if found is None and p["tag"] != "none":
             found = {**p, "input": i}
+            # the class the pattern names is said already ("exactly the 10 ±inf inputs")
+            said = [t for t in said if not (p["tag"] in ("inf", "posinf", "neginf") and "±inf" in t
+                                            or p["tag"] == "nan" and "NaN" in t)]
+        notes += said
     out = found or {"tag": "none", "text": f"no input pattern at the {k} differing values"}
     if notes:
         out["text"] += "; " + "; ".join(notes)
@@ -237,9 +273,9 @@ def _value_pattern(x: np.ndarray, mask: np.ndarray, name: str) -> dict:
     if inf_at == k and inf_total / n <= RARE_SHARE:
         sign = "+inf" if at["neginf"] == 0 else "-inf" if at["posinf"] == 0 else "±inf"
         tag = {"+inf": "posinf", "-inf": "neginf"}.get(sign, "inf")
-        return {"tag": tag, "text": f"all {k} at {sign} {name}s", "notes": notes}
+        return {"tag": tag, "text": _all_at(k, inf_total, sign, name), "notes": notes}
     if at["nan"] == k and share("nan") <= RARE_SHARE:
-        return {"tag": "nan", "text": f"all {k} at NaN {name}s", "notes": notes}
+        return {"tag": "nan", "text": _all_at(k, total["nan"], "NaN", name), "notes": notes}
     if nonfinite_at == k and (inf_total + total["nan"]) / n <= RARE_SHARE:
         return {"tag": "nonfinite", "text": f"all {k} at non-finite {name}s ({at['nan']} NaN, {inf_at} ±inf)",
                 "notes": notes}
@@ -267,6 +303,11 @@ def _value_pattern(x: np.ndarray, mask: np.ndarray, name: str) -> dict:
             return {"tag": "positive", "text": f"all {k} at positive {name}s ({(~neg).mean():.0%} of them are)",
                     "notes": notes}
     return {"tag": "none", "text": "", "notes": notes}
+
+
+def _all_at(k: int, total: int, label: str, name: str) -> str:
+    """"exactly the 10 ±inf inputs" when the class and the differing values coincide."""
+    return f"exactly the {k} {label} {name}s" if k == total else f"all {k} at {label} {name}s (of {total})"
 
 
 def _fared(at: int, total: int, label: str, name: str) -> str:

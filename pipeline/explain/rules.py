@@ -2,7 +2,7 @@
 tried in order; the first that fits names the cause, "unexplained" when none does.
 
     from pipeline.explain import rules
-    e = rules.explain(r.info["mismatch"], quantization=r.quantization)
+    e = rules.explain(r.info.get("evidence"), r.info.get("file"), r.quantization)
     e.rule, e.cause       # "saturated_infinity", "the converter lowered `IsInf` to `|x| == FLT_MAX` ..."
     e.explained           # False for "unexplained"
 
@@ -36,12 +36,11 @@ GENERIC_NAMES = ("const", "constant", "scalar", "value", "val", "tensor", "weigh
 
 @dataclass(frozen=True)
 class Case:
-    """What a rule reads: the evidence of the first differing output, the file's facts, the artifact's
-    quantization, and the judged error line."""
+    """What a rule reads: the evidence of the first differing output, the file's facts and the
+    artifact's quantization."""
     evidence: dict
     file: dict
     quantization: str = ""
-    error: str = ""
 
     @property
     def inputs_tag(self) -> str:
@@ -66,11 +65,16 @@ class Case:
 @dataclass(frozen=True)
 class Explanation:
     rule: str        # the rule's name, or UNEXPLAINED
-    cause: str       # one line
+    cause: str       # one line: the cause, then (after ": ") the evidence it rests on
 
     @property
     def explained(self) -> bool:
         return self.rule != UNEXPLAINED
+
+    @property
+    def short(self) -> str:
+        """The cause without its evidence (a grid cell, a terminal line)."""
+        return self.cause.split(": ", 1)[0]
 
 
 def _short(op: str) -> str:
@@ -108,20 +112,23 @@ def saturated_infinity(c: Case) -> str | None:
         use = next((u for u in k.get("used_by", []) if _short(u["op"]) in COMPARE_SYMBOL), None)
         if use is None:
             continue
-        value = next(SATURATED[f] for f in k["flags"] if f in SATURATED)
+        symbol = COMPARE_SYMBOL[_short(use["op"])]
         lhs = "|x|" if any(_is_abs(w) for w in use.get("with", [])) else "x"
-        test = f"`{lhs} {COMPARE_SYMBOL[_short(use['op'])]} {'FLT_MAX' if 'flt_max' in k['flags'] else '65504'}`"
+        limit = "FLT_MAX" if "flt_max" in k["flags"] else "65504"
         stem = _stem(k["name"])
         what = f"`{stem}`" if len(stem) > 2 and stem.isidentifier() and stem.lower() not in GENERIC_NAMES \
             else "an infinity test"
-        how = f"{use['op']}" + (f" with the output of {', '.join(use['with'])}" if use.get("with") else "") + \
-            (f", after {use['via']}" if use.get("via") else "")
-        detected = "so no ±inf input is detected" if COMPARE_SYMBOL[_short(use["op"])] == "==" \
-            else "so ±inf inputs compare as finite ones"
-        return (f"the converter lowered {what} to {test}: the file holds `{k['name']}` = "
-                f"{fmt(k['values'][0])} ({value}, compared by {how}) where the model compares with infinity, "
-                f"{detected} ({c.evidence['inputs']['text'].split(';')[0]}"
-                + (f"; {c.evidence['outputs']['text']}" if c.evidence.get("outputs", {}).get("text") else "") + ")")
+        consequence = "so no infinity is ever detected" if symbol == "==" else "so ±inf inputs compare as finite ones"
+        how = f"compared by {use['op']}" + (f" with the output of {', '.join(use['with'])}" if use.get("with") else "") \
+            + (f", after {use['via']}" if use.get("via") else "")
+        n = c.file.get("n_constants", 0)
+        holds = "one small constant" if n == 1 else f"{n} small constants, among them"
+        value = next(SATURATED[f] for f in k["flags"] if f in SATURATED)
+        out = c.evidence.get("outputs", {}).get("text", "").split(";")[0]
+        return (f"the converter lowered {what} to `{lhs} {symbol} {limit}`, {consequence}: the differing values "
+                f"are {c.evidence['inputs']['text'].split(';')[0].removeprefix('all ')}"
+                + (f" ({out})" if out else "") + f", and the file ({c.ops()}) holds {holds} `{k['name']}` = "
+                f"{fmt(k['values'][0])} ({value}), {how}")
     return None
 
 
@@ -235,13 +242,13 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def explain(mismatch: dict, quantization: str = "", error: str = "") -> Explanation:
-    """The first rule that fits the stored evidence ({"evidence": ..., "file": ...}, a record's
-    info["mismatch"]); UNEXPLAINED, with what the evidence does show, when none does."""
-    ev = mismatch.get("evidence") or {}
+def explain(evidence: dict | None, file: dict | None = None, quantization: str = "") -> Explanation:
+    """The first rule that fits the stored evidence (a record's info["evidence"]) and the file's facts
+    (its info["file"]); UNEXPLAINED, with what the evidence does show, when none does."""
+    ev = evidence or {}
     if not ev:
         return Explanation(UNEXPLAINED, "unexplained: no evidence was recorded for this mismatch")
-    case = Case(ev, mismatch.get("file") or {}, quantization, error)
+    case = Case(ev, file or {}, quantization)
     for name, rule in RULES:
         text = rule(case)
         if text:
