@@ -22,14 +22,12 @@ LABEL = {"ok": "ok", "not_delegated": "ok (operators outside XNNPACK)", "apple_o
 
 
 def cell_links(rs: list[Record]) -> str:
-    """The links of one grid cell to its mismatches' explanations (one per distinct evidence)."""
-    seen, out = set(), []
+    """A grid cell's mismatch causes in short, each linked to its explanation (one per distinct cause)."""
+    by: dict[str, Record] = {}
     for r in rs:
-        key = repr(r.info.get("evidence"))
-        if mismatches.is_mismatch(r) and key not in seen:
-            seen.add(key)
-            out.append(mismatches.link(r))
-    return f" ({', '.join(out)})" if out else ""
+        if mismatches.is_mismatch(r):
+            by.setdefault(mismatches.explanation(r).short, r)
+    return "".join(f": {short} ({mismatches.link(r)})" for short, r in by.items())
 
 
 def _ran(rs: list[Record]) -> list[Record]:
@@ -106,13 +104,18 @@ def _computes(rs: list[Record]) -> str:
         text += f" (XNNPACK: {', '.join(dict.fromkeys(nodes))})"
     flagged = [c for c in f.get("constants", []) if c.get("flags")]
     for c in flagged[:2]:
-        text += f"; constant `{_short_name(c['name'])}` = {mismatches.fmt(c['values'][0])}" + \
+        name = _short_name(c["name"])
+        text += f"; constant{f' `{name}`' if name else ''} = {mismatches.fmt(c['values'][0])}" + \
             f" ({', '.join(mismatches.FLAG_TEXT.get(x, x) for x in c['flags'])})"
     return text
 
 
 def _short_name(name: str) -> str:
-    return name if len(name) <= 32 else "…" + name[-24:]
+    """A constant's name as the paragraph shows it; a converter's generated name says nothing."""
+    stem = rules._stem(name)
+    if not stem.isidentifier() or stem.lower() in rules.GENERIC_NAMES or len(stem) < 3:
+        return ""
+    return name if len(name) <= 32 else stem
 
 
 def article(view: View, grid: dict, paths: list[str]) -> list[str]:

@@ -174,7 +174,7 @@ def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, .
             inputs: list[np.ndarray] = ()) -> dict:
     """Metrics and a verdict; `error` is set when the artifact does not match its reference, and then
     `evidence` says where the first failing output differs and what `inputs` were there
-    (`pipeline/explain/evidence.py`, per value beyond the bound judged here)."""
+    (`pipeline/explain/evidence.py`: the values beyond the bound judged here)."""
     from pipeline.explain import evidence
     if len(outs) != len(refs):
         return {"error": f"mismatch: runtime gave {len(outs)} outputs, the reference has {len(refs)}",
@@ -187,13 +187,13 @@ def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, .
         r = ref.reshape(-1).astype(np.float64)
         n_err = len(errors)
         if check == "exact":
-            bound = 0.0
+            per_value = 0.0
             bad = int(np.sum(o != r))
             m["exact_mismatches"] += bad
             if bad:
                 errors.append(f"output {k}: {bad}/{r.size} values differ (exact check)")
         elif not np.isfinite(o).all():
-            bound = REL_TOL.get(quant, 0.0) * (float(np.max(np.abs(r))) or 1.0)
+            per_value = REL_TOL.get(quant, 0.0) * (float(np.max(np.abs(r))) or 1.0)
             errors.append(f"output {k}: {int((~np.isfinite(o)).sum())} non-finite values")
             m["max_abs_diff"] = float("inf")
         else:
@@ -205,18 +205,18 @@ def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, .
             m["max_rel_diff"] = max(m["max_rel_diff"], mad / scale)
             m["sqnr_db"] = min(m["sqnr_db"], sqnr)
             if quant in REL_TOL:
-                bound = REL_TOL[quant] * scale
-                if mad > bound:
+                per_value = REL_TOL[quant] * scale
+                if mad > per_value:
                     errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / scale:.2g} x output scale "
                                   f"> {REL_TOL[quant]:g} ({quant})")
             else:
                 step = (float(r.max() - r.min()) or scale) / 255
-                bound = INT8_STEPS * step
-                if mad > bound and sqnr < INT8_SQNR_DB:
+                per_value = INT8_STEPS * step
+                if mad > per_value and sqnr < INT8_SQNR_DB:
                     errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / step:.1f} int8 steps, "
                                   f"SQNR {sqnr:.1f} dB < {INT8_SQNR_DB:g} dB ({quant})")
         if len(errors) > n_err and ev is None:
-            ev = {"output": k, **evidence.of(ref, outs[order[k]], inputs, bound)}
+            ev = {"output": k, **evidence.of(ref, outs[order[k]], inputs, per_value)}
     m = {k: v for k, v in m.items() if np.isfinite(v)}  # identical outputs: no finite SQNR to record
     out = {"error": ("mismatch: " + "; ".join(errors)) if errors else "", "metrics": m}
     return {**out, "evidence": ev} if ev else out

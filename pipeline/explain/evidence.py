@@ -99,7 +99,19 @@ def of(expected, got, inputs=(), bound: float | str | None = None) -> dict:
         mask[unit_mask] = True
     ev["outputs"] = _outputs(r, o, mask)
     ev["pairs"] = _pairs(r, o, mask, xs, elem, lead)
+    # the values' spread, to hold against a file's quantized ranges (rules.input_range / output_range)
+    ev["input_ranges"] = [_spread(x) for x in xs if np.issubdtype(x.dtype, np.number)]
+    ev["expected_range"] = _spread(r)
     return ev
+
+
+def _spread(x: np.ndarray) -> dict:
+    """min, max and the 1st/99th percentiles of the finite values (one value in a hundred beyond p01/p99)."""
+    f = x[np.isfinite(x)].astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+    if not f.size:
+        return {}
+    p01, p99 = np.percentile(f, [1, 99])
+    return {"min": num(f.min()), "max": num(f.max()), "p01": num(p01), "p99": num(p99)}
 
 
 def of_outputs(expected, got, inputs=()) -> dict:

@@ -157,9 +157,10 @@ def _tflite(data) -> dict:
         codes.append(custom or names.get(code, f"BUILTIN_{code}"))
     buffers = model.table_list(4, "buffers")
     consts = _Constants()
-    ops_all, n_ops = [], 0
+    ops_all, n_ops, io = [], 0, {}
     for s, sg in enumerate(model.table_list(2, "subgraphs")):
-        for t, ten in enumerate(sg.table_list(0, f"subgraphs[{s}].tensors")):
+        tensors = sg.table_list(0, f"subgraphs[{s}].tensors")
+        for t, ten in enumerate(tensors):
             dtype = _TFLITE_DTYPES.get(ten.scalar(1, "b"))
             b = ten.scalar(2, "I")
             if dtype is None or not 0 < b < len(buffers):
@@ -178,9 +179,54 @@ def _tflite(data) -> dict:
             outs = [(s, i) for i in _int_vector(op, 2, "outputs") if i >= 0]
             ops_all.append((name, ins, outs))
             n_ops += 1
+        if s == 0:
+            io = _tflite_io(sg, tensors, ops_all)
     return {"reader": "TFLite flatbuffer (pipeline/filecheck/flatbuf.py, schema v3)",
             "operators": [o[0] for o in ops_all[:MAX_OPS]], "n_operators": n_ops,
-            "constants": consts.done(_users(ops_all, consts.keys())), "n_constants": consts.total}
+            "constants": consts.done(_users(ops_all, consts.keys())), "n_constants": consts.total, **io}
+
+
+_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+def _quant_range(ten) -> list | None:
+    """The float range an integer tensor can represent: scale x (q - zero point) over its integers."""
+    dtype = _TFLITE_DTYPES.get(ten.scalar(1, "b"))
+    q = ten.table(4, "quantization")
+    if dtype not in _QRANGE or q is None:
+        return None
+    s_start, n_s = q.vector(2, 4, "scale")
+    z_start, n_z = q.vector(3, 8, "zero_point")
+    if n_s != 1:                     # per-channel (weights): no single range
+        return None
+    scale = struct.unpack_from("<f", q.b.d, s_start)[0]
+    zp = struct.unpack_from("<q", q.b.d, z_start)[0] if n_z else 0
+    lo, hi = _QRANGE[dtype]
+    return [num(scale * (lo - zp)), num(scale * (hi - zp))]
+
+
+def _tflite_io(sg, tensors, ops) -> dict:
+    """The model's inputs and outputs with the float range they can carry once quantized: the tensor's
+    own, or for a float input (output) the QUANTIZE after it (the DEQUANTIZE before it)."""
+    out = {}
+    for key, slot in (("inputs", 1), ("outputs", 2)):
+        items = []
+        for t in _int_vector(sg, slot, key)[:8]:
+            if not 0 <= t < len(tensors):
+                continue
+            ten = tensors[t]
+            rng = _quant_range(ten)
+            for name, ins, outs in ops:
+                if rng is not None:
+                    break
+                if key == "inputs" and name == "QUANTIZE" and ins[:1] == [(0, t)] and outs:
+                    rng = _quant_range(tensors[outs[0][1]])
+                if key == "outputs" and name == "DEQUANTIZE" and outs[:1] == [(0, t)] and ins:
+                    rng = _quant_range(tensors[ins[0][1]])
+            items.append({"name": ten.text(3, "name"), "dtype": _TFLITE_DTYPES.get(ten.scalar(1, "b"), "?"),
+                          **({"quantized_range": rng} if rng else {})})
+        out[key] = items
+    return out
 
 
 def _tflite_buffer(buf, data) -> bytes:

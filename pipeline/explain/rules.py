@@ -171,6 +171,38 @@ def nonfinite_output(c: Case) -> str | None:
             f"or 0/0 inside {c.ops()}): {c.evidence['outputs']['text'].split(';')[0]}")
 
 
+def _beyond(spread: dict, rng: list) -> bool:
+    """More than one value in a hundred lies outside the range (the 1st or 99th percentile does)."""
+    lo, hi = rng
+    return bool(spread) and (spread["p01"] < lo or spread["p99"] > hi)
+
+
+def input_range(c: Case) -> str | None:
+    """An integer input range (fixed by the calibration set) that the inputs overflow: clipped before
+    any operator runs."""
+    for i, (io, spread) in enumerate(zip(c.file.get("inputs", []), c.evidence.get("input_ranges", []))):
+        rng = io.get("quantized_range")
+        if rng and _beyond(spread, rng):
+            return (f"the inputs overflow the file's quantized input range: `{io['name']}` carries "
+                    f"[{fmt(rng[0])}, {fmt(rng[1])}] (fixed by the calibration data), the inputs span "
+                    f"[{fmt(spread['min'])}, {fmt(spread['max'])}] (1st-99th percentile [{fmt(spread['p01'])}, "
+                    f"{fmt(spread['p99'])}]), so they are clipped before any operator runs")
+    return None
+
+
+def output_range(c: Case) -> str | None:
+    """An integer output range (fixed by calibration) that the reference's outputs overflow."""
+    spread = c.evidence.get("expected_range") or {}
+    k = c.evidence.get("output", 0)
+    outs = c.file.get("outputs", [])
+    rng = outs[k].get("quantized_range") if k < len(outs) else None
+    if not rng or not _beyond(spread, rng):
+        return None
+    return (f"the reference's outputs overflow the file's quantized output range: `{outs[k]['name']}` carries "
+            f"[{fmt(rng[0])}, {fmt(rng[1])}] (fixed by the calibration data), the reference spans "
+            f"[{fmt(spread['min'])}, {fmt(spread['max'])}]")
+
+
 def clipped(c: Case) -> str | None:
     """The differing outputs sit at the file's own output extremes while the reference goes beyond."""
     if "clipped" not in c.out_tags:
@@ -234,6 +266,8 @@ RULES: tuple[Rule, ...] = (
     ("nonfinite_inputs", nonfinite_inputs),
     ("fp16_range", fp16_range),
     ("nonfinite_output", nonfinite_output),
+    ("input_range", input_range),
+    ("output_range", output_range),
     ("clipped", clipped),
     ("permuted", permuted),
     ("input_extremes", input_extremes),

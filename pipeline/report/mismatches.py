@@ -139,6 +139,10 @@ def file_lines(facts: dict | None) -> list[str]:
     more = facts.get("n_operators", len(ops)) - len(ops[:SHOW_OPS])
     out = [f"{facts.get('n_operators', len(ops))} operators in order: " + ", ".join(ops[:SHOW_OPS])
            + (f", ... (+{more})" if more > 0 else "")]
+    ranges = [f"{side[:-1]} `{t['name']}` [{fmt(t['quantized_range'][0])}, {fmt(t['quantized_range'][1])}]"
+              for side in ("inputs", "outputs") for t in facts.get(side, []) if t.get("quantized_range")]
+    if ranges:
+        out.append("quantized ranges: " + "; ".join(ranges))
     for d in facts.get("delegates", []):
         if d.get("nodes"):
             out.append(f"delegate {d['id']}: {', '.join(d['nodes'][:SHOW_OPS])}")

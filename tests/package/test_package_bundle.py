@@ -150,6 +150,11 @@ def test_planted_int8_mismatch(user_models, tmp_path):
     assert int8 and all(r["status"] == "mismatch" for r in int8), int8
     assert "SQNR" in int8[0]["error"]
     assert int8[0]["metrics"]["sqnr_db"] < 15
+    # the explanation names the planted cause from the evidence and the file: inputs beyond the int8 range
+    from pipeline.explain import rules
+    e = rules.explain(int8[0]["info"]["evidence"], int8[0]["info"]["file"], "int8")
+    assert e.rule == "input_range", e
+    assert "the inputs overflow the file's quantized input range" in e.cause, e.cause
     assert manifest(bundle, "android")["artifact"]["export_path"] == "tflite_fp32"
 
 
