@@ -287,7 +287,8 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
             if "worker" not in rec.error:  # deaths and timeouts are retried next time
                 fsutil.write_atomic(hit, rec.to_json())
             log(steps.tag(f"[probe run] {i.rsplit('/', 1)[0]} {rt}: {rec.info.get('cell', rec.status)}"
-                          + (f": {rec.error[:100]}" if rec.error else "")))
+                          + (f": {rec.error.removeprefix('mismatch: ')[:100]}" if rec.error else "")
+                          + (f"; cause: {_cause(rec)}" if "evidence" in rec.info else "")))
         workers.run(workers.Job("probes.run_worker", tuple(e[0] for e in entries), {"runtime": rt},
                                 python=runtimes.get(rt).python(), timeout_s=120), done)
         return [recs[e[0]["id"]] for e in entries]
@@ -331,6 +332,12 @@ def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Reco
     info["outside_xnnpack"] = outside
     info["cell"] = "not_delegated" if outside else "ok"
     return Record(**{**base, "status": "ok", "metrics": metrics, "info": info})
+
+
+def _cause(rec: Record) -> str:
+    """A mismatch's cause in short, for its progress line (`pipeline/explain/rules.py`)."""
+    from pipeline.explain import rules
+    return rules.explain(rec.info.get("evidence"), rec.info.get("file"), rec.quantization).short
 
 
 def _arrays(z, prefix: str) -> list[np.ndarray]:
