@@ -51,7 +51,10 @@ def cause_line(op: str, path: str, rs: list[Record]) -> str | None:
         where = ("every runtime that ran it (" + ", ".join(rts) + ")" if len(group) == len(ran) and len(rts) > 1
                  else ", ".join(rts))
         note = ", the same values on each" if same and len(rts) > 1 else ""
-        outside = _outside(group[0])
+        offs = [(r.info.get("evidence") or {}).get("without_delegate") or {} for r in group]
+        if offs and all(o.get("cell") == "mismatch" and o.get("same_outputs") for o in offs):
+            note += ", and with the delegate off too (the same outputs)"
+        outside = "" if any(offs) else _outside(group[0])   # the delegate-off run says more
         parts.append(f"on {where}{note}: {cause}{outside} ({mismatches.link(group[0], 'evidence')})")
     return f"- `{op}` / `{path}` " + "; ".join(parts)
 

@@ -276,6 +276,8 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
 
     steps = progress.Progress(sum(len(b[1]) for b in batches), in_all=False)
 
+    recheck = []    # mismatches a default delegate took part in: run again with it off, then cached
+
     def one(batch):
         rt, entries = batch
         by_id = {e[0]["id"]: e for e in entries}
@@ -284,7 +286,9 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
         def done(i, res):   # judged as soon as the worker is done with it: the line names the cell
             item, probe, base, hit = by_id[i]
             rec = recs[i] = _cell_record(res, item, probe, base)
-            if "worker" not in rec.error:  # deaths and timeouts are retried next time
+            if rec.info.get("cell") == "mismatch" and rec.info.get("runtime_delegates"):
+                recheck.append((rec, by_id[i]))
+            elif "worker" not in rec.error:  # deaths and timeouts are retried next time
                 fsutil.write_atomic(hit, rec.to_json())
             log(steps.tag(f"[probe run] {i.rsplit('/', 1)[0]} {rt}: {rec.info.get('cell', rec.status)}"
                           + (f": {rec.error.removeprefix('mismatch: ')[:100]}" if rec.error else "")
@@ -295,7 +299,37 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for recs in pool.map(one, batches):
             records += recs
+    _without_delegates(recheck, log)
     return records
+
+
+def _without_delegates(recheck: list, log) -> None:
+    """Each mismatch that ran with a default delegate, run again with only the runtime's own kernels:
+    the evidence's `without_delegate` says whether it still differs, with the same outputs or not (the
+    converter's file, or the delegate?), and how many delegates that run applied (0)."""
+    by_rt: dict[str, list] = {}
+    for rec, entry in recheck:
+        by_rt.setdefault(rec.runtime, []).append((rec, entry))
+    for rt, pairs in by_rt.items():
+        items = {e[0]["id"]: {**e[0], "delegates": False, "outputs": e[0]["outputs"].replace(".out.npz", ".plain.out.npz")}
+                 for _, e in pairs}
+        results = workers.run(workers.Job("probes.run_worker", tuple(items.values()), {"runtime": rt},
+                                          python=runtimes.get(rt).python(), timeout_s=120))
+        for rec, (item, probe, base, hit) in pairs:
+            res = results[item["id"]]
+            plain = _cell_record(res, items[item["id"]], probe, {**base, "info": {}})
+            off = {"cell": plain.info.get("cell", plain.status), "delegates": plain.info.get("runtime_delegates")}
+            if res["status"] == "ok":
+                with np.load(item["outputs"]) as a, np.load(items[item["id"]]["outputs"]) as b:
+                    off["same_outputs"] = all(np.array_equal(a[k], b[k], equal_nan=True) for k in a.files)
+            else:
+                off["error"] = plain.error
+            rec.info["evidence"] = {**rec.info.get("evidence", {}), "without_delegate": off}
+            if "worker" not in rec.error + off.get("error", ""):
+                fsutil.write_atomic(hit, rec.to_json())
+            log(f"[probe run] {item['id'].rsplit('/', 1)[0]} {rt} without its delegate: {off['cell']}"
+                + ("" if "same_outputs" not in off else ", the same outputs" if off["same_outputs"]
+                   else ", other outputs"))
 
 
 def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Record:

@@ -103,6 +103,16 @@ def _differing(c: Case) -> str:
 
 # ---------------------------------------------------------------- the rules
 
+def delegate(c: Case) -> str | None:
+    """Run again with the runtime's default delegate off, the file matches: the delegate's kernels
+    compute it differently, not the converter's file."""
+    off = c.evidence.get("without_delegate") or {}
+    if off.get("cell") not in ("ok", "not_delegated"):
+        return None
+    return (f"the runtime's default delegate computes it differently: with the delegate off, the same file "
+            f"matches the reference ({c.evidence.get('where', {}).get('text', '')} with it on)")
+
+
 def saturated_infinity(c: Case) -> str | None:
     """The outputs differ exactly at ±inf inputs, and the file compares with FLT_MAX (or float16's
     maximum) where the model compares with infinity: the converter saturated an infinity constant."""
@@ -261,6 +271,7 @@ def spread_rounding(c: Case) -> str | None:
 Rule = tuple[str, Callable[[Case], "str | None"]]
 RULES: tuple[Rule, ...] = (
     ("size", size),
+    ("delegate", delegate),
     ("saturated_infinity", saturated_infinity),
     ("saturated_constant", saturated_constant),
     ("nonfinite_inputs", nonfinite_inputs),

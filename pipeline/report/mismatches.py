@@ -106,6 +106,12 @@ def entry(rs: list[Record]) -> list[str]:
                   f"- inputs there: {ev.get('inputs', {}).get('text') or 'no pattern'}"]
         if ev.get("outputs", {}).get("text"):
             lines.append(f"- outputs there: {ev['outputs']['text']}")
+        off = ev.get("without_delegate")
+        if off:
+            lines.append(f"- run again with the runtime's default delegate off ({off.get('delegates')} delegates "
+                         f"applied): {off['cell']}" + ("" if "same_outputs" not in off else
+                                                       ", the same outputs" if off["same_outputs"] else
+                                                       ", other outputs") + (f" ({off['error']})" if off.get("error") else ""))
     lines += [f"- the file: {x}" for x in file_lines(r.info.get("file"))]
     lines = [ln for ln in lines if ln] + [""]
     if ev.get("pairs"):

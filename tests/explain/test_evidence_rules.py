@@ -102,6 +102,15 @@ def test_rules_name_a_saturated_infinity_from_the_file_facts():
     assert rules.explain(noisy, {}, "int8").rule == "spread_rounding"
 
 
+def test_a_file_that_matches_with_its_delegate_off_blames_the_delegate():
+    x, expected, got = _isinf_case()
+    ev = {**evidence.of(expected, got, [x], 0.0), "without_delegate": {"cell": "ok", "delegates": 0}}
+    e = rules.explain(ev, {}, "fp32")
+    assert e.rule == "delegate" and "with the delegate off, the same file matches" in e.cause
+    ev["without_delegate"] = {"cell": "mismatch", "delegates": 0, "same_outputs": True}
+    assert rules.explain(ev, {}, "fp32").rule == "nonfinite_inputs"
+
+
 def test_clipped_output_is_named():
     x = np.linspace(-3, 3, 60, dtype=np.float32).reshape(1, 60)
     got = np.clip(x, -2, 2)

@@ -7,6 +7,7 @@ One conversion (~3 s once TensorFlow is imported, which the suite's Keras tests 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_keras_isinf_to_tflite_mismatch_is_explained(tmp_path):
@@ -49,3 +50,23 @@ def test_keras_isinf_to_tflite_mismatch_is_explained(tmp_path):
     e = rules.explain(ev, facts, "fp32")
     assert e.rule == "saturated_infinity", e
     assert "`|x| == FLT_MAX`" in e.cause and "exactly the 3 ±inf inputs" in e.cause, e.cause
+
+
+@pytest.mark.slow   # the probe export and two runtimes, twice (~60 s): make test-slow
+def test_the_probe_records_explain_isnan_isinf_on_keras_tflite(tmp_path):
+    """`python -m pipeline probe --ops isnan_isinf --paths tflite_fp32` end to end: each runtime's record
+    carries the evidence (with the delegate-off rerun) and the file's facts; the report's cause line is
+    the rules' saturated-infinity cause, on every runtime and with the delegate off too."""
+    from pipeline.report.view import build
+    from probes import harness
+    from probes.report import matrix
+    recs = harness.run(["isnan_isinf"], ["tflite_fp32"], tmp_path / "artifacts", tmp_path / "results", jobs=2,
+                       log=lambda m: None)
+    ran = [r for r in recs if r.runtime]
+    assert ran and all(r.info["cell"] == "mismatch" for r in ran), [(r.runtime, r.info.get("cell")) for r in ran]
+    for r in ran:
+        off = r.info["evidence"]["without_delegate"]
+        assert off["cell"] == "mismatch" and off["same_outputs"] and off["delegates"] == 0, off
+        assert [c for c in r.info["file"]["constants"] if "flt_max" in c["flags"]]
+    line = next(ln for ln in matrix(build(recs)) if ln.startswith("- `isnan_isinf` / `tflite_fp32`"))
+    assert "and with the delegate off too" in line and "`|x| == FLT_MAX`, so no infinity is ever detected" in line
