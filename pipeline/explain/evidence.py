@@ -24,6 +24,7 @@ MAX_PAIRS = 5
 MIN_PATTERN = 3            # fewer differing values than this never make a position/magnitude pattern
 FLT_MAX = float(np.finfo(np.float32).max)
 FLT_TINY = float(np.finfo(np.float32).tiny)
+FP16_MAX = float(np.finfo(np.float16).max)     # 65504
 # an input value class (NaN, inf, zero, ...) "explains" the differing positions when every differing
 # position is in it and the class is this rare among the inputs (else "all at positive inputs" says nothing)
 RARE_SHARE = 0.5
@@ -61,9 +62,7 @@ def of(expected, got, inputs=(), bound: float | str | None = None) -> dict:
     r = np.asarray(expected)
     o = np.asarray(got)
     if o.size != r.size:
-        return {"rule": _rule_name(bound), "compared": int(r.size), "differ": -1, "map": "none",
-                "where": {"kind": "size", "text": f"the output has {o.size} values, the reference {r.size}"},
-                "inputs": {"tag": "none", "text": ""}, "outputs": {"tags": [], "text": ""}, "pairs": []}
+        return _sizes_differ(bound, f"the output has {o.size} values, the reference {r.size}")
     r = r.astype(np.float64)
     o = o.reshape(r.shape).astype(np.float64)
     xs = [np.asarray(x) for x in inputs]
@@ -130,9 +129,7 @@ def of_worst(outputs: list, references: list, inputs=()) -> dict:
     """`of_outputs` for the output (of several) whose error is largest against its own scale, tagged
     with its index: the one a parity verdict over the worst output was decided by."""
     if len(outputs) != len(references):
-        return {"rule": _rule_name(None), "differ": -1, "map": "none", "pairs": [],
-                "where": {"kind": "size", "text": f"{len(outputs)} outputs, the reference has {len(references)}"},
-                "inputs": {"tag": "none", "text": ""}, "outputs": {"tags": [], "text": ""}}
+        return _sizes_differ(None, f"{len(outputs)} outputs, the reference has {len(references)}")
 
     def badness(k: int) -> float:
         o, r = np.asarray(outputs[k], np.float64), np.asarray(references[k], np.float64)
@@ -144,6 +141,12 @@ def of_worst(outputs: list, references: list, inputs=()) -> dict:
         return float(d.max(initial=0)) / max(1.0, float(np.nanmax(np.abs(r), initial=0)))
     k = max(range(len(outputs)), key=badness) if outputs else 0
     return {"output": k, **of_outputs(references[k], outputs[k], inputs)} if outputs else {}
+
+
+def _sizes_differ(bound, text: str) -> dict:
+    """The evidence when values cannot be paired at all (rules.size reads `where.kind`)."""
+    return {"rule": _rule_name(bound), "differ": -1, "map": "none", "pairs": [], "where": {"kind": "size", "text": text},
+            "inputs": {"tag": "none", "text": ""}, "outputs": {"tags": [], "text": ""}}
 
 
 def _rule_name(bound) -> str:

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.explain.evidence import FLT_MAX, FLT_TINY, num
+from pipeline.explain.evidence import FLT_MAX, FLT_TINY, FP16_MAX, num
 
 MAX_OPS = 64
 SMALL_VALUES = 16
 MAX_CONSTANTS = 24
 MAX_ARGS = 64           # inputs of one operator looked at
-FP16_MAX = 65504.0
 COMPARISONS = {"EQUAL", "NOT_EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL",   # TFLite
                "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",              # ONNX
                "aten::eq", "aten::ne", "aten::gt", "aten::ge", "aten::lt", "aten::le"}   # ExecuTorch

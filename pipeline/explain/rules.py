@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from pipeline.explain.evidence import fmt
+from pipeline.explain.evidence import FP16_MAX, fmt
 
 UNEXPLAINED = "unexplained"
 INF_TAGS = ("inf", "posinf", "neginf")
@@ -124,7 +124,7 @@ def saturated_infinity(c: Case) -> str | None:
             continue
         symbol = COMPARE_SYMBOL[_short(use["op"])]
         lhs = "|x|" if any(_is_abs(w) for w in use.get("with", [])) else "x"
-        limit = "FLT_MAX" if "flt_max" in k["flags"] else "65504"
+        limit = "FLT_MAX" if "flt_max" in k["flags"] else fmt(FP16_MAX)
         stem = _stem(k["name"])
         what = f"`{stem}`" if len(stem) > 2 and stem.isidentifier() and stem.lower() not in GENERIC_NAMES \
             else "an infinity test"
@@ -167,9 +167,9 @@ def fp16_range(c: Case) -> str | None:
     """A float16 file whose differing values lie beyond float16's range."""
     o = c.evidence.get("outputs", {})
     big = o.get("expected_absmax")
-    if c.quantization != "fp16" or not isinstance(big, (int, float)) or big <= 65504:
+    if c.quantization != "fp16" or not isinstance(big, (int, float)) or big <= FP16_MAX:
         return None
-    return (f"values beyond float16's range (±65504): the reference reaches {fmt(big)} where the fp16 file "
+    return (f"values beyond float16's range (±{fmt(FP16_MAX)}): the reference reaches {fmt(big)} where the fp16 file "
             f"{'gives a non-finite value' if 'got_nonfinite' in c.out_tags else 'saturates'}")
 
 
