@@ -296,10 +296,16 @@ def _pte(data) -> dict:
                 n_ops += 1
         for d_i, d in enumerate(dels):
             delegates.append(_delegate(d, data, prog, segments, header, d_i))
+    io = {}
+    xnn = [d for d in delegates if d["id"] == "XnnpackBackend"]
+    if len(xnn) == 1 and ops_all:   # the program's boundary is the delegate's when it runs first (last)
+        for key, end in (("inputs", ops_all[0]), ("outputs", ops_all[-1])):
+            if end[0] == "delegate:XnnpackBackend" and xnn[0].get(key):
+                io[key] = xnn[0][key]
     return {"reader": "ExecuTorch program flatbuffer (executorch program.fbs via pipeline/filecheck/flatbuf.py)",
             "operators": [o[0] for o in ops_all[:MAX_OPS]], "n_operators": n_ops,
             "constants": consts.done(_users(ops_all, consts.keys())), "n_constants": consts.total,
-            "delegates": delegates}
+            "delegates": delegates, **io}
 
 
 def _et_op(op) -> str:
@@ -380,11 +386,45 @@ def _xnnpack(payload) -> dict:
         return {"error": "XNNPACK payload: flatbuffer outside the payload"}
     graph = flatbuf.root(payload[fb_off:fb_off + fb_size], "XNNGraph")
     names = _xnnpack_node_names()
-    nodes = []
+    nodes, converts = [], []
     for node in graph.table_list(1, "xnodes"):
         k = node.scalar(0, "B")
         nodes.append(names[k - 1] if 0 < k <= len(names) else f"xnode {k}")
-    return {"nodes": nodes[:MAX_OPS], "n_nodes": len(nodes)}
+        body = node.table(1, "xnode")
+        if nodes[-1] == "XNNConvert" and body is not None:          # _XNNNode1x1: input_id, output_id
+            converts.append((body.scalar(0, "I"), body.scalar(1, "I")))
+    ranges = _xnnpack_ranges(graph)
+    io = {}
+    for key, slot in (("inputs", 4), ("outputs", 5)):
+        items = []
+        for i, vid in enumerate(_int_vector(graph, slot, key)[:8]):
+            # an fp32 boundary value is quantized by the Convert after it (before it, for an output)
+            rng = ranges.get(vid) or next((ranges.get(o if key == "inputs" else a) for a, o in converts
+                                           if (a if key == "inputs" else o) == vid), None)
+            items.append({"name": f"XNNPACK {key[:-1]} {i}", **({"quantized_range": rng} if rng else {})})
+        io[key] = items
+    return {"nodes": nodes[:MAX_OPS], "n_nodes": len(nodes), **io}
+
+
+_XNN_QRANGE = {3: (-128, 127), 4: (0, 255)}       # xnn_datatype_qint8, quint8
+_XVALUE_QUANTIZED, _PER_TENSOR = 2, 2                                   # XValueUnion, XNNQuantParams
+
+
+def _xnnpack_ranges(graph) -> dict[int, list]:
+    """value id -> the float range of a per-tensor quantized value (scale x (q - zero point))."""
+    out = {}
+    for v in graph.table_list(2, "xvalues"):
+        if v.scalar(0, "B") != _XVALUE_QUANTIZED:
+            continue
+        q = v.table(1, "xvalue")
+        tv = q.table(0, "tensor_value") if q is not None else None
+        if tv is None or q.scalar(1, "B") != _PER_TENSOR or tv.scalar(0, "h") not in _XNN_QRANGE:
+            continue
+        p = q.table(2, "quant_params")
+        scale, zp = (p.scalar(0, "f"), p.scalar(1, "i")) if p is not None else (0.0, 0)
+        lo, hi = _XNN_QRANGE[tv.scalar(0, "h")]
+        out[tv.scalar(6, "I")] = [num(scale * (lo - zp)), num(scale * (hi - zp))]
+    return out
 
 
 # ---------------------------------------------------------------- .onnx
@@ -395,6 +435,7 @@ def _onnx(path: Path) -> dict:
     model = onnx.load(str(path), load_external_data=False)
     g = model.graph
     consts = _Constants()
+    values: dict[str, np.ndarray] = {}
 
     def small(t, name):
         n = int(np.prod(t.dims)) if t.dims else 1
@@ -402,6 +443,7 @@ def _onnx(path: Path) -> dict:
             a = numpy_helper.to_array(t)
             if np.issubdtype(a.dtype, np.number):
                 consts.add(name, name, str(a.dtype), list(a.shape), a)
+                values[name] = a
     for t in g.initializer:
         small(t, t.name)
     ops = []
@@ -414,4 +456,34 @@ def _onnx(path: Path) -> dict:
     return {"reader": f"onnx {onnx.__version__} (graph nodes, initializers, Constant nodes)",
             "operators": [o[0] for o in ops[:MAX_OPS] if o[0] != "Constant"],
             "n_operators": sum(o[0] != "Constant" for o in ops),
-            "constants": consts.done(_users(ops, consts.keys())), "n_constants": consts.total}
+            "constants": consts.done(_users(ops, consts.keys())), "n_constants": consts.total,
+            **_onnx_io(g, ops, values)}
+
+
+def _onnx_io(g, ops: list, values: dict) -> dict:
+    """Inputs and outputs with the float range their QuantizeLinear (DequantizeLinear) can carry."""
+    def qrange(scale_name: str, zp_name: str | None) -> list | None:
+        scale, zp = values.get(scale_name), values.get(zp_name) if zp_name else None
+        if scale is None or scale.size != 1:
+            return None
+        kind = str(zp.dtype) if zp is not None else "uint8"      # ONNX's default zero point is uint8
+        if kind not in _QRANGE:
+            return None
+        lo, hi = _QRANGE[kind]
+        z = float(zp.reshape(-1)[0]) if zp is not None else 0.0
+        return [num(float(scale.reshape(-1)[0]) * (lo - z)), num(float(scale.reshape(-1)[0]) * (hi - z))]
+    out = {}
+    for key, tensors in (("inputs", g.input), ("outputs", g.output)):
+        items = []
+        for t in list(tensors)[:8]:
+            rng = None
+            for name, ins, outs in ops:
+                if key == "inputs" and name == "QuantizeLinear" and ins[:1] == [t.name] and len(ins) > 1:
+                    rng = qrange(ins[1], ins[2] if len(ins) > 2 else None)
+                if key == "outputs" and name == "DequantizeLinear" and outs[:1] == [t.name] and len(ins) > 1:
+                    rng = qrange(ins[1], ins[2] if len(ins) > 2 else None)
+                if rng:
+                    break
+            items.append({"name": t.name, **({"quantized_range": rng} if rng else {})})
+        out[key] = items
+    return out

@@ -132,3 +132,11 @@ def test_file_facts_of_a_corrupt_or_unknown_file(tmp_path):
     bad.write_bytes(b"\x10\x00\x00\x00TFL3" + b"\xff" * 40)
     assert "error" in filefacts.of(bad, "tflite")
     assert filefacts.of(bad, "ptl")["error"].startswith("no reader")
+
+
+def test_file_facts_read_the_quantized_input_and_output_ranges():
+    f = filefacts.of(DATA / "ceiling_int8.tflite", "tflite")
+    (i,), (o,) = f["inputs"], f["outputs"]
+    assert i["dtype"] == "int8" and i["quantized_range"][0] < 0 < i["quantized_range"][1], f
+    assert o["quantized_range"][0] < o["quantized_range"][1], f
+    assert "quantized_range" not in filefacts.of(DATA / "trivial.tflite", "tflite")["inputs"][0]
