@@ -271,6 +271,10 @@ def _element_inputs(xs: list[tuple[int, np.ndarray]], mask: np.ndarray) -> dict:
     out = found or {"tag": "none", "text": f"no input pattern at the {k} differing values"}
     if notes:
         out["text"] += "; " + "; ".join(notes)
+    # the largest |x| of each input there (rules.quantized_to_zero holds it against an int8 step)
+    with np.errstate(invalid="ignore"):
+        out["absmax_at"] = [num(np.max(np.abs(x[mask & np.isfinite(x)]), initial=0)) if np.issubdtype(x.dtype, np.floating)
+                            else num(np.max(np.abs(x[mask]), initial=0)) for _, x in xs]
     return out
 
 

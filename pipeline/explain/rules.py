@@ -200,6 +200,23 @@ def input_range(c: Case) -> str | None:
     return None
 
 
+def quantized_to_zero(c: Case) -> str | None:
+    """An integer file whose differing values are all at inputs within half a quantization step of zero:
+    they quantize to 0, so a comparison or a sign test there (where, relu, sign) decides the other way."""
+    at = c.evidence.get("inputs", {}).get("absmax_at") or []
+    for k, (io, peak) in enumerate(zip(c.file.get("inputs", []), at)):
+        rng = io.get("quantized_range")
+        if not rng or not isinstance(peak, (int, float)):
+            continue
+        step = (rng[1] - rng[0]) / 255
+        if peak < step / 2:
+            return (f"the differing values are at inputs that quantize to zero: input {k} is within "
+                    f"{fmt(peak)} of 0 there, under half the file's int8 step {fmt(step)} (`{io['name']}` carries "
+                    f"[{fmt(rng[0])}, {fmt(rng[1])}]), so a comparison with 0 or a sign test in {c.ops()} "
+                    f"decides the other way ({c.evidence.get('outputs', {}).get('text', '')})")
+    return None
+
+
 def output_range(c: Case) -> str | None:
     """An integer output range (fixed by calibration) that the reference's outputs overflow."""
     spread = c.evidence.get("expected_range") or {}
@@ -278,6 +295,7 @@ RULES: tuple[Rule, ...] = (
     ("fp16_range", fp16_range),
     ("nonfinite_output", nonfinite_output),
     ("input_range", input_range),
+    ("quantized_to_zero", quantized_to_zero),
     ("output_range", output_range),
     ("clipped", clipped),
     ("permuted", permuted),

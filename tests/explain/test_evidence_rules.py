@@ -111,6 +111,24 @@ def test_a_file_that_matches_with_its_delegate_off_blames_the_delegate():
     assert rules.explain(ev, {}, "fp32").rule == "nonfinite_inputs"
 
 
+def test_a_condition_flipped_by_int8_rounding_to_zero_is_named():
+    """where(a > 0, a, b) in int8: an `a` within half a step of 0 quantizes to 0 and picks b."""
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((2, 1, 64)).astype(np.float32)
+    a[0, 9] = 0.004
+    expected = np.where(a > 0, a, b)
+    got = expected.copy()
+    got[0, 9] = b[0, 9]
+    ev = evidence.of(expected, got, [a, b], 0.1)
+    facts = {"operators": ["GREATER", "SELECT_V2"], "inputs": [{"name": "in0", "quantized_range": [-4.0, 4.0]},
+                                                                {"name": "in1", "quantized_range": [-4.0, 4.0]}]}
+    e = rules.explain(ev, facts, "int8")
+    assert e.rule == "quantized_to_zero" and "input 0 is within 0.004 of 0" in e.cause, e
+    # the same flip at an input far from zero is not this rule
+    facts["inputs"] = [{"name": "in0", "quantized_range": [-0.2, 0.2]}] * 2
+    assert rules.explain(ev, facts, "int8").rule != "quantized_to_zero"
+
+
 def test_clipped_output_is_named():
     x = np.linspace(-3, 3, 60, dtype=np.float32).reshape(1, 60)
     got = np.clip(x, -2, 2)
