@@ -10,6 +10,7 @@ constants from each record's `info["file"]`; nothing here is written about one o
 from __future__ import annotations
 
 from pipeline.explain import rules
+from pipeline.parity import PROBE_GOOD, PROBE_LABEL
 from pipeline.report import links, mismatches
 from pipeline.report.view import View
 from pipeline.schema import Record
@@ -17,8 +18,6 @@ from pipeline.schema import Record
 # the article this project was seeded from compares the frameworks on these operators (probes/ops.py)
 ARTICLE_OPS = ("flip", "rfft", "isnan_isinf")
 FRAMEWORKS = (("pytorch", "PyTorch"), ("tensorflow", "TensorFlow/Keras"))
-LABEL = {"ok": "ok", "not_delegated": "ok (operators outside XNNPACK)", "apple_only": "Apple only (not run here)",
-         "export_failed": "export failed", "runtime_failed": "runtime failed", "mismatch": "mismatch"}
 
 
 def cell_links(rs: list[Record]) -> str:
@@ -32,7 +31,7 @@ def cell_links(rs: list[Record]) -> str:
 
 def _ran(rs: list[Record]) -> list[Record]:
     """The records of runtimes that ran the file here (matched or not)."""
-    return [r for r in rs if r.runtime and r.info.get("cell") in ("ok", "not_delegated", "mismatch")]
+    return [r for r in rs if r.runtime and (r.info.get("cell") in PROBE_GOOD or mismatches.is_mismatch(r))]
 
 
 def cause_line(op: str, path: str, rs: list[Record]) -> str | None:
@@ -85,7 +84,7 @@ def _outcome(rs: list[Record]) -> str:
     """One path's outcome in words: the worst cell over its runtimes, with its cause or error."""
     from probes.report import _summarize
     worst, _ = _summarize(rs)
-    text = LABEL.get(worst, worst)
+    text = PROBE_LABEL.get(worst, worst)
     if worst == "mismatch":
         r = next(r for r in rs if mismatches.is_mismatch(r))
         return f"{text}: {mismatches.explanation(r).short} ({mismatches.link(r, 'evidence')})"

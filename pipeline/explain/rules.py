@@ -106,8 +106,9 @@ def _differing(c: Case) -> str:
 def delegate(c: Case) -> str | None:
     """Run again with the runtime's default delegate off, the file matches: the delegate's kernels
     compute it differently, not the converter's file."""
+    from pipeline.parity import PROBE_GOOD
     off = c.evidence.get("without_delegate") or {}
-    if off.get("cell") not in ("ok", "not_delegated"):
+    if off.get("cell") not in PROBE_GOOD:
         return None
     return (f"the runtime's default delegate computes it differently: with the delegate off, the same file "
             f"matches the reference ({c.evidence.get('where', {}).get('text', '')} with it on)")
