@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pipeline.explain.evidence import FP16_MAX, fmt
+from pipeline.parity import PROBE_GOOD
 
 UNEXPLAINED = "unexplained"
 INF_TAGS = ("inf", "posinf", "neginf")
@@ -106,7 +107,6 @@ def _differing(c: Case) -> str:
 def delegate(c: Case) -> str | None:
     """Run again with the runtime's default delegate off, the file matches: the delegate's kernels
     compute it differently, not the converter's file."""
-    from pipeline.parity import PROBE_GOOD
     off = c.evidence.get("without_delegate") or {}
     if off.get("cell") not in PROBE_GOOD:
         return None
