@@ -300,8 +300,8 @@ def _without_delegates(recheck: list, log) -> None:
     for rec, entry in recheck:
         by_rt.setdefault(rec.runtime, []).append((rec, entry))
     for rt, pairs in by_rt.items():
-        items = {e[0]["id"]: {**e[0], "delegates": False, "outputs": e[0]["outputs"].replace(".out.npz", ".plain.out.npz")}
-                 for _, e in pairs}
+        items = {e[0]["id"]: {**e[0], "delegates": False,
+                              "outputs": e[0]["outputs"].replace(".out.npz", ".plain.out.npz")} for _, e in pairs}
         results = workers.run(workers.Job("probes.run_worker", tuple(items.values()), {"runtime": rt},
                                           python=runtimes.get(rt).python(), timeout_s=120))
         for rec, (item, probe, base, hit) in pairs:

@@ -37,8 +37,9 @@ from pipeline.schema import Record, first_line, read_record_file
 
 HERE = Path(__file__).parent
 WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
-                                  "anatomy.py")] + [HERE.parent / "workers.py", HERE.parent / "explain" / "evidence.py"] + \
-    sorted((HERE.parent / "runtimes").glob("*.py")) + sorted((HERE / "data").glob("*"))
+                                  "anatomy.py")] + [HERE.parent / "workers.py"] + \
+    [HERE.parent / "explain" / "evidence.py"] + sorted((HERE.parent / "runtimes").glob("*.py")) + \
+    sorted((HERE / "data").glob("*"))
 
 
 # export facts a bench record of an artifact that runs elsewhere (Apple only) carries (coreml_paths.py writes them)
@@ -104,7 +105,7 @@ def _quality(t: Target, outputs: np.ndarray) -> tuple[dict[str, float], dict]:
     m = agreement(outputs, ref)
     # the inputs as the artifact saw them (a Keras artifact takes NHWC): element-wise maps need its layout
     seen = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if t.layout == "nhwc" and x.ndim == 4 else x
-    ev = evidence.of_outputs(ref, outputs.reshape(ref.shape) if outputs.size == ref.size else outputs, [seen])
+    ev = evidence.of_outputs(ref, outputs, [seen])
     if t.task == "classification":
         m["accuracy"] = float((outputs.argmax(-1) == y).mean())
         m["reference_accuracy"] = float((ref.argmax(-1) == y).mean())

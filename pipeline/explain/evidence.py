@@ -145,8 +145,9 @@ def of_worst(outputs: list, references: list, inputs=()) -> dict:
 
 def _sizes_differ(bound, text: str) -> dict:
     """The evidence when values cannot be paired at all (rules.size reads `where.kind`)."""
-    return {"rule": _rule_name(bound), "differ": -1, "map": "none", "pairs": [], "where": {"kind": "size", "text": text},
-            "inputs": {"tag": "none", "text": ""}, "outputs": {"tags": [], "text": ""}}
+    return {"rule": _rule_name(bound), "differ": -1, "map": "none", "pairs": [],
+            "where": {"kind": "size", "text": text}, "inputs": {"tag": "none", "text": ""},
+            "outputs": {"tags": [], "text": ""}}
 
 
 def _rule_name(bound) -> str:
@@ -272,9 +273,7 @@ def _element_inputs(xs: list[tuple[int, np.ndarray]], mask: np.ndarray) -> dict:
     if notes:
         out["text"] += "; " + "; ".join(notes)
     # the largest |x| of each input there (rules.quantized_to_zero holds it against an int8 step)
-    with np.errstate(invalid="ignore"):
-        out["absmax_at"] = [num(np.max(np.abs(x[mask & np.isfinite(x)]), initial=0)) if np.issubdtype(x.dtype, np.floating)
-                            else num(np.max(np.abs(x[mask]), initial=0)) for _, x in xs]
+    out["absmax_at"] = [num(np.max(np.abs(x[mask & np.isfinite(x)]), initial=0)) for _, x in xs]
     return out
 
 

@@ -130,8 +130,8 @@ def saturated_infinity(c: Case) -> str | None:
         what = f"`{stem}`" if len(stem) > 2 and stem.isidentifier() and stem.lower() not in GENERIC_NAMES \
             else "an infinity test"
         consequence = "so no infinity is ever detected" if symbol == "==" else "so ±inf inputs compare as finite ones"
-        how = f"compared by {use['op']}" + (f" with the output of {', '.join(use['with'])}" if use.get("with") else "") \
-            + (f", after {use['via']}" if use.get("via") else "")
+        how = (f"compared by {use['op']}" + (f" with the output of {', '.join(use['with'])}" if use.get("with") else "")
+               + (f", after {use['via']}" if use.get("via") else ""))
         n = c.file.get("n_constants", 0)
         holds = "one small constant" if n == 1 else f"{n} small constants, among them"
         value = next(SATURATED[f] for f in k["flags"] if f in SATURATED)
@@ -265,7 +265,8 @@ def position_pattern(c: Case) -> str | None:
     """Only the borders of an axis, or one index of it, differ: boundary handling or one channel."""
     w = c.evidence.get("where", {})
     if w.get("kind") == "edges":
-        return f"the borders differ: boundary handling (padding, window or interpolation edges) in {c.ops()}: {w['text']}"
+        return (f"the borders differ: boundary handling (padding, window or interpolation edges) in {c.ops()}: "
+                f"{w['text']}")
     if w.get("kind") == "one_index":
         return f"one index of axis {w['axis']} differs (a per-channel value or an off-by-one in {c.ops()}): {w['text']}"
     return None

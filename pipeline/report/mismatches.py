@@ -106,17 +106,19 @@ def entry(rs: list[Record]) -> list[str]:
                   f"- inputs there: {ev.get('inputs', {}).get('text') or 'no pattern'}"]
         if ev.get("outputs", {}).get("text"):
             lines.append(f"- outputs there: {ev['outputs']['text']}")
-        off = ev.get("without_delegate")
-        if off:
-            lines.append(f"- run again with the runtime's default delegate off ({off.get('delegates')} delegates "
-                         f"applied): {off['cell']}" + ("" if "same_outputs" not in off else
-                                                       ", the same outputs" if off["same_outputs"] else
-                                                       ", other outputs") + (f" ({off['error']})" if off.get("error") else ""))
+        if ev.get("without_delegate"):
+            lines.append(f"- run again with the runtime's default delegate off: {delegate_off(ev['without_delegate'])}")
     lines += [f"- the file: {x}" for x in file_lines(r.info.get("file"))]
     lines = [ln for ln in lines if ln] + [""]
     if ev.get("pairs"):
         lines += pairs_table(ev)
     return lines
+
+
+def delegate_off(off: dict) -> str:
+    same = {True: ", the same outputs", False: ", other outputs"}.get(off.get("same_outputs"), "")
+    return (f"{off['cell']}{same} ({off.get('delegates')} delegates applied)"
+            + (f"; {off['error']}" if off.get("error") else ""))
 
 
 def record_ids(rs: list[Record]) -> str:

@@ -39,7 +39,8 @@ def _probe(path: str, runtime: str, cell: str, **info) -> Record:
 def _records() -> list[Record]:
     ev = _isinf_evidence()
     bad = {"evidence": ev, "file": FACTS, "runtime_ops": ["ABS", "CAST", "EQUAL"], "runtime_not_delegated": ["EQUAL"]}
-    return [_probe("tflite_fp32", "litert", "mismatch", **bad), _probe("tflite_fp32", "tflite_runtime", "mismatch", **bad),
+    return [_probe("tflite_fp32", "litert", "mismatch", **bad),
+            _probe("tflite_fp32", "tflite_runtime", "mismatch", **bad),
             _probe("tflite_fp16", "litert", "ok", file={**FACTS, "constants": []}),
             Record(kind="bench", model="m", status="mismatch", source="keras", path="tflite_int8", format="tflite",
                    framework="tensorflow", quantization="int8", runtime="litert", profile="big-core",
