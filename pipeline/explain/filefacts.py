@@ -31,6 +31,7 @@ MAX_OPS = 64
 SMALL_VALUES = 16
 MAX_CONSTANTS = 24
 MAX_ARGS = 64           # inputs of one operator looked at
+MAX_DELEGATES = 8       # delegates described (an unrolled GRU has one per step)
 COMPARISONS = {"EQUAL", "NOT_EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL",   # TFLite
                "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",              # ONNX
                "aten::eq", "aten::ne", "aten::gt", "aten::ge", "aten::lt", "aten::le"}   # ExecuTorch
@@ -261,7 +262,7 @@ def _pte(data) -> dict:
         seg_index = const_seg.scalar(0, "I")
     inline = prog.table_list(2, "constant_buffer")
     consts = _Constants()
-    ops_all, delegates, n_ops = [], [], 0
+    ops_all, delegates, n_ops, n_delegates = [], [], 0, 0
     for p, plan in enumerate(prog.table_list(1, "execution_plan")):
         opnames = [_et_op(op) for op in plan.table_list(6, "operators")]
         dels = plan.table_list(7, "delegates")
@@ -295,7 +296,9 @@ def _pte(data) -> dict:
                 ops_all.append((name, argv[:-1], argv[-1:]))     # out variants: the last argument is the output
                 n_ops += 1
         for d_i, d in enumerate(dels):
-            delegates.append(_delegate(d, data, prog, segments, header, d_i))
+            if len(delegates) < MAX_DELEGATES:
+                delegates.append(_delegate(d, data, prog, segments, header, d_i))
+            n_delegates += 1
     io = {}
     xnn = [d for d in delegates if d["id"] == "XnnpackBackend"]
     if len(xnn) == 1 and ops_all:   # the program's boundary is the delegate's when it runs first (last)
@@ -305,7 +308,7 @@ def _pte(data) -> dict:
     return {"reader": "ExecuTorch program flatbuffer (executorch program.fbs via pipeline/filecheck/flatbuf.py)",
             "operators": [o[0] for o in ops_all[:MAX_OPS]], "n_operators": n_ops,
             "constants": consts.done(_users(ops_all, consts.keys())), "n_constants": consts.total,
-            "delegates": delegates, **io}
+            "delegates": delegates, "n_delegates": n_delegates, **io}
 
 
 def _et_op(op) -> str:
@@ -402,7 +405,8 @@ def _xnnpack(payload) -> dict:
             rng = ranges.get(vid) or next((ranges.get(o if key == "inputs" else a) for a, o in converts
                                            if (a if key == "inputs" else o) == vid), None)
             items.append({"name": f"XNNPACK {key[:-1]} {i}", **({"quantized_range": rng} if rng else {})})
-        io[key] = items
+        if any("quantized_range" in t for t in items):     # a float graph's boundary says nothing more
+            io[key] = items
     return {"nodes": nodes[:MAX_OPS], "n_nodes": len(nodes), **io}
 
 

@@ -25,6 +25,7 @@ TITLE = "Mismatches explained"
 KINDS = ("bench", "device", "probe")
 SHOW_OPS = 24
 SHOW_CONSTANTS = 6
+SHOW_DELEGATES = 3
 
 
 def is_mismatch(r: Record) -> bool:
@@ -151,9 +152,12 @@ def file_lines(facts: dict | None) -> list[str]:
               for side in ("inputs", "outputs") for t in facts.get(side, []) if t.get("quantized_range")]
     if ranges:
         out.append("quantized ranges: " + "; ".join(ranges))
-    for d in facts.get("delegates", []):
+    dels = facts.get("delegates", [])
+    for d in dels[:SHOW_DELEGATES]:
         if d.get("nodes"):
             out.append(f"delegate {d['id']}: {', '.join(d['nodes'][:SHOW_OPS])}")
+    if facts.get("n_delegates", len(dels)) > SHOW_DELEGATES:
+        out.append(f"... {facts.get('n_delegates', len(dels)) - SHOW_DELEGATES} more delegates")
     consts = facts.get("constants", [])
     if consts:
         shown = [constant_text(c) for c in consts[:SHOW_CONSTANTS]]
