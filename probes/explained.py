@@ -84,7 +84,9 @@ def _outcome(rs: list[Record]) -> str:
     """One path's outcome in words: the worst cell over its runtimes, with its cause or error."""
     from probes.report import _summarize
     worst, _ = _summarize(rs)
-    text = PROBE_LABEL.get(worst, worst)
+    # ran and matched: "ok", with the operators a delegate left out named as the matrix names them
+    text = (PROBE_LABEL["ok"] + (f" ({PROBE_LABEL[worst]})" if worst != "ok" else "") if worst in PROBE_GOOD
+            else PROBE_LABEL.get(worst, worst))
     if worst == "mismatch":
         r = next(r for r in rs if mismatches.is_mismatch(r))
         return f"{text}: {mismatches.explanation(r).short} ({mismatches.link(r, 'evidence')})"
