@@ -92,7 +92,8 @@ def _device_module():
 
 def code_hash() -> str:
     return fsutil.source_hash([HERE, DEVICE_TESTS / "runner.py", DEVICE_TESTS / "device.py",
-                               DEVICE_TESTS / "plugin" / "insn_count.c", TRIVIAL])
+                               DEVICE_TESTS / "plugin" / "insn_count.c", TRIVIAL] +
+                              sorted((HERE.parent.parent / "explain").glob("*.py")))   # a mismatch's evidence
 
 
 def _key(item: Item, core: str, recipe: str) -> str:
@@ -202,9 +203,22 @@ def _record(it: Item, core: str, rt: str, dev, host, g, fixed) -> Record:
     metrics["runtime_footprint_bytes"] = float(dev.runtimes[rt].get("footprint_bytes", 0))
     info.update(layout=g.meta.get("layout"), guest_vcpus=g.vcpus,
                 rule="int8" if is_int8(it.quantization, host[1]) else "fp32")
+    if failed:
+        _explain(info, it, host[0]["y"], g.outputs["y"], metrics)
     if g.vcpus != 1:
         failed.append(f"guest ran {g.vcpus} threads: instruction counts are only exact with one")
     return Record(status="mismatch" if failed else "ok", error="; ".join(failed), metrics=metrics, info=info, **base)
+
+
+def _explain(info: dict, it: Item, host_y: np.ndarray, guest_y: np.ndarray, metrics: dict) -> None:
+    """Where the guest's outputs differ from the host's (by the bound `compare` judged with), the inputs
+    there, and what the file computes (`pipeline/explain`)."""
+    from pipeline.explain import evidence, filefacts
+    per_value = parity.device_value_bound(metrics, "quant_step" in metrics)
+    with np.load(it.inputs) as z:
+        x = z["x"][:len(host_y)] if "x" in z.files else None
+    info["evidence"] = evidence.of(host_y, guest_y, [x] if x is not None else [], per_value)
+    info["file"] = filefacts.of(it.artifact, it.base.get("format", ""))
 
 
 def items_from_targets(targets, work: Path) -> list[Item]:

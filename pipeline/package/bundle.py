@@ -181,6 +181,7 @@ def report_html(name: str, cands, choices, profile: str, notes: list[str]) -> st
     rows = []
     for c in cands:
         checks = "<br>".join(f"{rt}: {ch.get('status')}" + (f" ({e(ch['error'])})" if ch.get("error") else "")
+                             + (f"; cause: {e(ch['cause'])}" if ch.get("cause") else "")
                              + "".join(f", {k} {ch['metrics'][k]:.4g}" for k in ("sqnr_db", "top1_agreement",
                                                                                  "max_abs_diff", "accuracy")
                                        if k in ch.get("metrics", {}))

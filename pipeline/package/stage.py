@@ -18,11 +18,13 @@ from pathlib import Path
 from pipeline import fsutil, parity
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
+from pipeline.explain import evidence, filefacts, rules
 from pipeline.package import bundle, choose, exports, manifest, reference, sources, verify
 from pipeline.package.sources import BadInput
 from pipeline.schema import Record
 
-VERIFY_CODE = [Path(verify.__file__), Path(parity.__file__), Path(__file__).parent.parent / "bench" / "stats.py"]
+VERIFY_CODE = [Path(verify.__file__), Path(parity.__file__), Path(__file__).parent.parent / "bench" / "stats.py",
+               Path(__file__).parent.parent / "explain" / "evidence.py"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
             r.metrics.update(check.get("metrics", {}))
         if r.status == "ok" and check["status"] == "mismatch":
             r.status, r.error = "mismatch", check["error"]
+            r.info.update({k: check[k] for k in ("evidence", "file") if check.get(k)})
         c.bench.append(r)
 
     choices = [choose.pick(cands, p, o.prefer, first) for p in choose.PLATFORMS]
@@ -206,12 +209,16 @@ def _checks(pairs, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, th
         except ValueError:
             results.append(None)
     todo = [i for i, r in enumerate(results) if r is None]
+    with np.load(inputs_dir / "samples.npz") as z:
+        xs = [z[f"in_{i}"] for i in range(len(z.files))]
     raws = verify.run_many([(pairs[i][0].artifact, pairs[i][1]) for i in todo], inputs_dir / "samples.npz",
                            inputs_dir / "eval.npz" if has_eval else None, work) if todo else []
     for i, raw in zip(todo, raws):
         res = {k: v for k, v in raw.items() if k not in ("outputs", "eval_outputs")}
         if raw["status"] == "ok":
             res["metrics"] = parity.compare(raw["outputs"], refs)
+            # where they differ, bound-free (a --tolerance given next time judges the same cached result)
+            res["evidence"] = evidence.of_worst(raw["outputs"], refs, xs)
             if has_eval and raw.get("eval_outputs"):
                 res["metrics"]["accuracy"] = float((raw["eval_outputs"][0].reshape(len(y), -1).argmax(-1) == y).mean())
                 res["metrics"]["reference_accuracy"] = float((ref_eval[0].reshape(len(y), -1).argmax(-1) == y).mean())
@@ -226,7 +233,11 @@ def _judged(c, rt, res: dict, thresholds, log) -> dict:
     if res["status"] == "ok":
         v = parity.judge(res["metrics"], c.export.quantization, thresholds[c.export.quantization])
         res, figures = {**res, "status": v.status, "error": v.reason}, v.figures
+    if res["status"] == "mismatch":   # what the file computes, and the cause the rules see in the evidence
+        res["file"] = filefacts.of(c.artifact, c.export.format)
+        res["cause"] = rules.explain(res.get("evidence"), res["file"], c.export.quantization).cause
     # the figures judged, each with its bound (the decisive samples' top-1, not the raw one)
     log(f"[package parity] {c.name} on {rt}: {res['status']}" + (f", {figures}" if figures else "")
-        + (f": {res['error']}" if res.get("error") else ""))
+        + (f": {res['error']}" if res.get("error") else "")
+        + (f"; cause: {res['cause']}" if res.get("cause") else ""))
     return res
