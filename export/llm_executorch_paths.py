@@ -8,14 +8,17 @@ LLM flow (`executorch.extension.llm.export` / examples' `export_llama`) rebuilds
 `llama_transformer.py` and needs a Meta-format checkpoint plus a params JSON (its HF converters import
 `torchtune`, not installed), i.e. a second definition of the model to keep equal to the first.
 
-Two methods in one program sharing the cache (`MemoryPlanningPass(share_mutable_buffers=True)`):
-- `forward(input_ids int64[1, S], cache_position int64[S]) -> logits float32[1, S, vocab]`, S dynamic in
-  [1, prefill_max] (the prefill; its upper bound is enforced by the runtime: a longer input is an error);
-- `decode(input_ids int64[1, 1], cache_position int64[1]) -> logits float32[1, 1, vocab]` (static shapes).
-Plus the constant methods ExecuTorch's LLM runner reads (get_max_seq_len, get_max_context_len,
-get_vocab_size, get_bos_id, get_eos_ids, use_kv_cache, enable_dynamic_shape), so the `.pte` also runs
-under `executorch.extension.llm.runner` with `forward` for both phases. A sequence starts again by
-calling with positions from 0: the wrapper resets each layer's cache length to cache_position[0].
+One method, as ExecuTorch's own LLM runner expects: `forward(input_ids int64[1, S], cache_position
+int64[S]) -> logits float32[1, S, vocab]`, S dynamic in [1, prefill_max], serves the prefill (S tokens)
+and the decode (S = 1); the runtime enforces the upper bound (a longer input is an error). Plus the
+constant methods that runner reads (get_max_seq_len, get_max_context_len, get_vocab_size, get_bos_id,
+get_eos_ids, use_kv_cache, enable_dynamic_shape), so the `.pte` runs under
+`executorch.extension.llm.runner` too. A sequence starts again by calling with positions from 0 (the
+wrapper resets each layer's cache length to cache_position[0]).
+Not a second, static `decode` method sharing the cache (`MemoryPlanningPass(share_mutable_buffers=True)`
+does that, and it ran correctly): it doubled the lowering time (the costliest phase: 8da4w lowered for
+~20 min wall under load ~16) and decoded no faster (tiny_lm fp32: 0.77-0.87 vs 0.79-0.82 ms/token,
+8da4w 1.07-1.10 vs 1.07-1.13, alternating runs in one process, under load).
 
 Traps (docs/generative.md): export under `torch.no_grad()` and `strict=True` (non-strict lifts the cache
 buffers as duplicate constants and lowering fails), `EdgeCompileConfig(_check_ir_validity=False)`.
@@ -51,26 +54,21 @@ def _static_cache_model(ctx: ExportContext, quantize: bool):
     return TorchExportableModuleWithStaticCache(model, batch_size=1, max_cache_len=lm.context)
 
 
-def _export_methods(ctx: ExportContext, wrapper) -> dict:
+def _export(ctx: ExportContext, wrapper):
     import torch
     lm = ctx.spec.lm
     seq = torch.export.Dim("seq", min=1, max=lm.max_prefill)
     n = min(8, lm.max_prefill)
-    ids, pos = torch.zeros(1, n, dtype=torch.long), torch.arange(n)
     with ctx.phase("export"), torch.no_grad():
-        prefill = torch.export.export(wrapper, (), {"input_ids": ids, "cache_position": pos},
-                                      dynamic_shapes={"input_ids": {1: seq}, "cache_position": {0: seq}},
-                                      strict=True)
-        decode = torch.export.export(wrapper, (), {"input_ids": ids[:, :1], "cache_position": pos[:1]},
-                                     strict=True)
-    return {"forward": prefill, "decode": decode}
+        return torch.export.export(wrapper, (), {"input_ids": torch.zeros(1, n, dtype=torch.long),
+                                                 "cache_position": torch.arange(n)},
+                                   dynamic_shapes={"input_ids": {1: seq}, "cache_position": {0: seq}}, strict=True)
 
 
-def _lower(ctx: ExportContext, methods: dict) -> dict:
+def _lower(ctx: ExportContext, program) -> dict:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.devtools.backend_debug import get_delegation_info
-    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
-    from executorch.exir.passes import MemoryPlanningPass
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
 
     from export.executorch_paths import delegation_summary
     lm = ctx.spec.lm
@@ -78,34 +76,26 @@ def _lower(ctx: ExportContext, methods: dict) -> dict:
                  "get_vocab_size": lm.vocab, "get_bos_id": lm.bos_id, "get_eos_ids": [lm.eos_id],
                  "use_kv_cache": True, "enable_dynamic_shape": True}
     with ctx.phase("lower"):
-        edge = to_edge_transform_and_lower(methods, partitioner=[XnnpackPartitioner()],
+        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
                                            compile_config=EdgeCompileConfig(_check_ir_validity=False),
                                            constant_methods=constants)
-        per_method = {m: delegation_summary(get_delegation_info(edge.exported_program(m).graph_module))
-                      for m in methods}
+        info = delegation_summary(get_delegation_info(edge.exported_program().graph_module))
     with ctx.phase("serialize"):
-        prog = edge.to_executorch(ExecutorchBackendConfig(
-            memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False, share_mutable_buffers=True)))
-        ctx.out.write_bytes(prog.buffer)
-    info = dict(per_method["forward"])   # the prefill's summary where a classic record has one
-    info["methods"] = per_method
+        ctx.out.write_bytes(edge.to_executorch().buffer)
     info["constant_methods"] = constants
     return info
 
 
 def _signatures(ctx: ExportContext) -> dict:
-    v = ctx.spec.lm.vocab
     return {"forward": {"inputs": {"input_ids": tensor([1, "seq"], "int64"), "cache_position": tensor(["seq"], "int64")},
-                        "outputs": {"logits": tensor([1, "seq", v], "float32")}},
-            "decode": {"inputs": {"input_ids": tensor([1, 1], "int64"), "cache_position": tensor([1], "int64")},
-                       "outputs": {"logits": tensor([1, 1, v], "float32")}}}
+                        "outputs": {"logits": tensor([1, "seq", ctx.spec.lm.vocab], "float32")}}}
 
 
 def _et_llm(ctx: ExportContext, quantize: bool) -> dict:
-    info = _lower(ctx, _export_methods(ctx, _static_cache_model(ctx, quantize)))
+    info = _lower(ctx, _export(ctx, _static_cache_model(ctx, quantize)))
     lm = ctx.spec.lm
     info["generation"] = generation_info(
-        ctx, "static_cache", prefill=["forward"], decode="decode", signatures=_signatures(ctx),
+        ctx, "static_cache", prefill=["forward"], decode="forward", signatures=_signatures(ctx),
         dynamic_dims={"seq": [1, lm.max_prefill]}, positions="cache_position: contiguous, from 0 for a new "
         "sequence, < context", runner="executorch.extension.llm.runner.TextLLMRunner (method forward)")
     if quantize:
@@ -115,7 +105,7 @@ def _et_llm(ctx: ExportContext, quantize: bool) -> dict:
 
 @register("et_llm_xnnpack_fp32", input_kind="torch", format="pte", quantization="fp32", tasks=GENERATIVE_TASKS)
 def et_llm_xnnpack_fp32(ctx: ExportContext) -> dict:
-    """ExecuTorch XNNPACK, static KV cache: forward (prefill, dynamic length) + decode, fp32."""
+    """ExecuTorch XNNPACK, static KV cache: forward (prefill of 1..prefill_max tokens, or decode of 1), fp32."""
     return _et_llm(ctx, quantize=False)
 
 
