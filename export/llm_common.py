@@ -21,6 +21,8 @@ CONVENTIONS = {
     "cache_io": "the KV cache is passed in and returned by every call (K [1, kv, C, D], V transposed "
                 "[1, kv, D, C]), with an additive attention mask [1, 1, N, C] the caller builds",
     "past_present": "past keys/values [1, kv, P, D] in, present [1, kv, P+S, D] out; prefill is P = 0",
+    "coreai_state": "the KV cache is Core AI state: the caller allocates it once (zeros) and passes the same "
+                    "arrays to every call, which updates them in place",
 }
 
 

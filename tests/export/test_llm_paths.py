@@ -3,8 +3,8 @@ what they write runs with its KV cache as the reference computes.
 
 Quick: the Keras twin's cache-in/cache-out TFLite (seeded tiny_lm, transfer twin) prefilled and decoded
 through ai_edge_litert gives the PyTorch model's greedy tokens and logits. Slow: tiny_lm trained and
-exported along every generative path (records, entry points read back from each file, the cache_io
-files decoded against the reference).
+exported along every generative path (records, entry points read back from each file, the fp32
+cache_io and Core AI files decoded against the reference).
 
     .venv/bin/python -m pytest -q tests/export/test_llm_paths.py            # quick
     .venv/bin/python -m pytest -q -m slow tests/export/test_llm_paths.py    # every path
@@ -28,7 +28,8 @@ CONTRACT_KEYS = {"convention", "entry_points", "signatures", "vocab", "context",
 def test_generative_and_classic_paths_never_cross():
     gen, classic = registry.paths_for("generation"), registry.paths_for("classification")
     assert set(gen) == {"et_llm_xnnpack_fp32", "et_llm_xnnpack_8da4w", "litert_llm_fp32", "litert_llm_dynamic_int8",
-                        "tflite_llm_fp32", "tflite_llm_dynamic_int8", "onnx_llm_fp32", "onnx_llm_dynamic_int8"}
+                        "tflite_llm_fp32", "tflite_llm_dynamic_int8", "onnx_llm_fp32", "onnx_llm_dynamic_int8",
+                        "coreai_llm_fp32", "coreai_llm_w8", "coreai_llm_w4"}
     assert not set(gen) & set(classic) and set(gen) | set(classic) == set(registry.all_paths())
     # an int8 path pairs with the fp32 path of its own task (the LM's tflite_llm_fp32 sorts after tflite_fp32)
     assert registry.fp32_sibling("tflite_dynamic_int8") == "tflite_fp32"
@@ -65,6 +66,42 @@ def cache_io_greedy(path: Path, prompt: np.ndarray, steps: int, lm) -> tuple[lis
     return seq[len(prompt):], logits
 
 
+def coreai_state_greedy(path: Path, prompt: np.ndarray, steps: int, lm) -> tuple[list[int], list[np.ndarray]]:
+    """Run a `coreai_state` .aimodel on Core AI's Linux CPU runtime: zero state arrays (the signature's),
+    prefill the whole prompt padded to the prefill length (its logits at the prompt's last position give
+    the first token), then decode greedily; the runtime updates the state in place."""
+    import asyncio
+
+    from coreai.authoring import AIModelAsset
+    from coreai.runtime import NDArray
+    n = lm.prefills[0]
+
+    async def run():
+        async with AIModelAsset.load(str(path)).executable() as m:
+            pre, dec = m.load_function(f"prefill_{n}"), m.load_function("decode")
+            sig = pre.desc
+            state = {k: NDArray(np.zeros([int(d) for d in sig.state_descriptor(k).shape],
+                                         np.dtype(str(sig.state_descriptor(k).dtype))))
+                     for k in sig.state_names}
+            tokens = np.zeros((1, n), np.int32)
+            tokens[0, :len(prompt)] = prompt
+            out = await pre({"input_ids": NDArray(tokens), "cache_position": NDArray(np.arange(n, dtype=np.int32))},
+                            state=state)
+            seq, logits = [int(t) for t in prompt], []
+            nxt = out["logits"].numpy()[0, len(prompt) - 1]
+            for _ in range(steps):
+                logits.append(nxt)
+                seq.append(int(nxt.argmax()))
+                out = await dec({"input_ids": NDArray(np.array([[seq[-1]]], np.int32)),
+                                 "cache_position": NDArray(np.array([len(seq) - 1], np.int32))}, state=state)
+                nxt = out["logits"].numpy()[0, 0]
+            return seq[len(prompt):], logits
+    return asyncio.run(run())
+
+
+GREEDY = {"cache_io": cache_io_greedy, "coreai_state": coreai_state_greedy}
+
+
 def torch_last(tmodel):
     """The PyTorch twin without a cache: token list -> logits of the last position."""
     import torch
@@ -80,9 +117,9 @@ def keras_last(kmodel):
     return lambda seq: keras_logits(kmodel, SPEC.lm, np.asarray([seq], np.int32))[0, -1]
 
 
-def check_greedy(path: Path, last, prompt, atol: float) -> None:
+def check_greedy(path: Path, last, prompt, atol: float, convention: str = "cache_io") -> None:
     """The file's greedy tokens and logits vs the reference `last` run on the whole sequence each step."""
-    got, got_logits = cache_io_greedy(path, prompt, STEPS, SPEC.lm)
+    got, got_logits = GREEDY[convention](path, prompt, STEPS, SPEC.lm)
     seq, diff = [int(t) for t in prompt], 0.0
     for g in got_logits:
         ref = last(seq)
@@ -112,6 +149,27 @@ def test_keras_cache_tflite_decodes_like_the_torch_model(tmp_path):
     check_greedy(tmp_path / "m.tflite", torch_last(tmodel), window[0, :20], atol=1e-4)
 
 
+@pytest.mark.slow
+def test_coreai_lm_decodes_like_the_torch_model(tmp_path):
+    """Core AI's state-carrying .aimodel (seeded tiny_lm) on Core AI's Linux CPU runtime: prefill + decode
+    give the PyTorch model's greedy tokens and logits; the record reads its functions and states back."""
+    from export.run import export_to
+    tmodel = SPEC.build_torch()
+    window = np.random.default_rng(0).integers(3, SPEC.lm.vocab, (2, SPEC.lm.context)).astype(np.int32)
+    p = registry.get("coreai_llm_fp32")
+    ctx = registry.ExportContext(SPEC, "torch", tmodel, window[:1], window, tmp_path / "m.aimodel", tmp_path)
+    rec = export_to(p, ctx, dict(kind="export", model=SPEC.name, source="torch", path=p.name, format=p.format,
+                                 quantization=p.quantization))
+    assert rec.status == "ok", rec.error
+    gen = rec.info["generation"]
+    assert CONTRACT_KEYS <= set(gen) and gen["convention"] == "coreai_state"
+    assert gen["entry_points"] == {"prefill": ["prefill_32"], "decode": "decode"}
+    states = gen["signatures"]["decode"]["states"]
+    assert states["b_key_cache_1"] == {"shape": [1, SPEC.lm.kv_heads, SPEC.lm.context, SPEC.lm.dim], "dtype": "float32"}
+    assert gen["signatures"]["prefill_32"]["outputs"]["logits"]["shape"] == [1, 32, SPEC.lm.vocab]
+    check_greedy(tmp_path / "m.aimodel", torch_last(tmodel), window[0, :20], atol=1e-4, convention="coreai_state")
+
+
 # ---- slow: the trained tiny_lm along every generative path -------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -129,6 +187,9 @@ def _entry_points(path: Path, fmt: str) -> set[str]:
     if fmt == "tflite":
         from ai_edge_litert.interpreter import Interpreter
         return set(Interpreter(model_path=str(path)).get_signature_list())
+    if fmt == "aimodel":
+        from coreai.authoring import AIModelAsset
+        return set(AIModelAsset.load(path).summary().function_names)
     import onnxruntime as ort
     return {i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()}
 
@@ -153,5 +214,5 @@ def test_every_generative_path_exports_the_trained_lm(lm_exports):
         wanted = ({gen["entry_points"]["decode"], *gen["entry_points"]["prefill"]} if rec.format != "onnx"
                   else set(gen["signatures"]["main"]["inputs"]))
         assert wanted <= seen, f"{name}: entry points {wanted - seen} not in the file ({seen})"
-        if gen["convention"] == "cache_io" and rec.quantization == "fp32":
-            check_greedy(f, references[source], window[:20], atol=1e-4)
+        if gen["convention"] in GREEDY and rec.quantization == "fp32":
+            check_greedy(f, references[source], window[:20], atol=1e-4, convention=gen["convention"])
