@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 SCHEMA_VERSION = 1
-KINDS = ("train", "export", "bench", "probe", "device", "pipeline", "quant_debug")
+KINDS = ("train", "export", "bench", "probe", "device", "pipeline", "quant_debug", "compat")
 # ok: ran and computes what the reference computes within the model's tolerance
 # mismatch: ran, but computes something else (outside the tolerance): never counted as ok
 # apple_only: exported, runs on Apple devices only (Core ML): nothing ran here, so neither ok nor failed

@@ -1,0 +1,144 @@
+"""The measured minimum runtime of one artifact, from its `compat` records, beside what the file declares.
+
+    m = minimum.of(compat_records_of_one_artifact)
+    m.matches_from      # the lowest release from which every measured release loads it and matches
+    m.lowest            # the lowest release that loads it and matches (below `matches_from`: a gap)
+    m.gaps              # releases above `lowest` that do not match (fail or mismatch)
+    m.false_claim       # releases the file's declared minimum covers that cannot run it
+    minimum.sentence(m) # "loads and matches on LiteRT >= 1.2.0 (measured on 10 releases)"
+
+The one reading of the ladder: the report, the findings and the package's manifest all call this.
+"Matches" is the record's status ok (parity policy, pipeline/parity.py); "measured" leaves out the
+releases with no environment here (status skipped).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.compat import lacks as lacks_mod
+from pipeline.schema import Record
+
+# every LiteRT release (the first, ai-edge-litert 1.0.0, in September 2024) postdates TensorFlow 2.16
+# (March 2024): a .tflite declaring a TensorFlow version up to this one claims every LiteRT release
+LITERT_AFTER_TF = "2.16"
+
+
+@dataclass(frozen=True)
+class Minimum:
+    format: str
+    measured: tuple[Record, ...]            # in ladder order, skipped ones left out
+    not_measured: tuple[Record, ...] = ()   # releases with no environment here
+    lowest: Record | None = None
+    matches_from: Record | None = None
+    loads_from: Record | None = None        # the same for "loads" (ok or mismatch)
+    gaps: tuple[Record, ...] = ()
+    blocker: Record | None = None           # the failing release right below `matches_from`
+    declared: str = ""                      # a .tflite's min_runtime_version
+    false_claim: tuple[Record, ...] = field(default=())
+
+    @property
+    def lack(self) -> str:
+        """What the release right below `matches_from` lacks ("FULLY_CONNECTED v12"), or ""."""
+        return lacks_mod.describe(self.blocker.info.get("lacks") or {}) if self.blocker is not None else ""
+
+
+def _version(v: str) -> tuple[int, ...]:
+    out = []
+    for part in v.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        out.append(int(digits) if digits else 0)
+    return tuple(out)
+
+
+def tf_version(r: Record) -> str:
+    """The TensorFlow release a record's runtime is (tflite-runtime and tensorflow-cpu carry TensorFlow's
+    version), or "" for a LiteRT release."""
+    rel = r.info.get("release", {})
+    return rel.get("version", "") if rel.get("dist") in ("tflite-runtime", "tensorflow-cpu") else ""
+
+
+def claimed(declared: str, r: Record) -> bool:
+    """Does a declared TensorFlow minimum version cover this release?"""
+    if not declared:
+        return False
+    tf = tf_version(r)
+    if tf:
+        return _version(tf) >= _version(declared)
+    return _version(declared) <= _version(LITERT_AFTER_TF)
+
+
+def _from(measured: list[Record], good) -> Record | None:
+    """The lowest record from which every higher one is good."""
+    start = None
+    for r in reversed(measured):
+        if not good(r):
+            break
+        start = r
+    return start
+
+
+def of(recs: list[Record]) -> Minimum:
+    """The summary of one artifact's compat records (one format)."""
+    recs = sorted(recs, key=lambda r: r.info.get("release", {}).get("position", 0))
+    fmt = recs[0].format if recs else ""
+    measured = [r for r in recs if r.status != "skipped"]
+    declared = next((r.info.get("declared", {}).get("min_runtime_version", "") for r in recs), "")
+    ok = [r for r in measured if r.status == "ok"]
+    lowest = ok[0] if ok else None
+    matches_from = _from(measured, lambda r: r.status == "ok")
+    below = [r for r in measured if matches_from is not None and
+             r.info["release"]["position"] < matches_from.info["release"]["position"]]
+    gaps = [r for r in measured if lowest is not None and r.status != "ok" and
+            r.info["release"]["position"] > lowest.info["release"]["position"]]
+    return Minimum(fmt, tuple(measured), tuple(r for r in recs if r.status == "skipped"), lowest, matches_from,
+                   _from(measured, lambda r: r.status in ("ok", "mismatch")), tuple(gaps),
+                   below[-1] if below else (measured[-1] if measured and matches_from is None else None),
+                   declared, tuple(r for r in measured if r.status == "failed" and claimed(declared, r)))
+
+
+def label(r: Record | None) -> str:
+    return r.info.get("release", {}).get("label", r.runtime) if r is not None else ""
+
+
+def sentence(m: Minimum) -> str:
+    """What an app developer reads: "loads and matches on LiteRT >= 1.2.0 (measured on 10 releases)"."""
+    n = f"measured on {len(m.measured)} release{'s' if len(m.measured) != 1 else ''}"
+    if not m.measured:
+        return f"not measured on any release ({len(m.not_measured)} without an environment here)"
+    if m.matches_from is None:
+        loads = f"; loads from {label(m.loads_from)} on" if m.loads_from is not None else ""
+        return f"matches on no release at the top of the ladder ({label(m.measured[-1])}: " \
+               f"{m.measured[-1].status}{loads}; {n})"
+    first = m.measured[0]
+    text = f"loads and matches on {label(m.matches_from)} and every later release ({n}"
+    if m.matches_from is first:
+        text = f"loads and matches on every release measured, {label(first)} and later ({n}"
+    elif m.blocker is not None:
+        why = m.lack or m.blocker.status
+        text += f"; not on {label(m.blocker)}: {why}"
+    if m.lowest is not None and m.lowest is not m.matches_from:
+        text += f"; also on {label(m.lowest)}, below a gap"
+    return text + ")"
+
+
+def needs(m: Minimum) -> str:
+    """The release an app needs at least: "LiteRT >= 1.2.0"; "TFLite 2.14.0 or later (the oldest
+    measured)" when every release measured passes (older ones were not measured); "none" when even the
+    newest does not match."""
+    r = m.matches_from
+    if r is None:
+        return "none"
+    rel = r.info["release"]
+    if r is m.measured[0]:
+        return f"{rel['label']} or later (the oldest measured)"
+    return f"{rel['product']} >= {rel['version']}"
+
+
+def by_artifact(recs: list[Record]) -> dict[tuple[str, str, str], Minimum]:
+    """(model, source, path) -> Minimum, over every compat record given."""
+    groups: dict[tuple[str, str, str], list[Record]] = {}
+    for r in recs:
+        if r.kind == "compat":
+            groups.setdefault((r.model, r.source, r.path), []).append(r)
+    return {k: of(v) for k, v in groups.items()}
+
