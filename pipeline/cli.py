@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--tolerance", action="append", default=[], metavar="QUANT.FIELD=VALUE",
                     help="override a parity threshold, e.g. int8.min_sqnr_db=10 (docs/manifest.md)")
     pk.add_argument("--profiles", default="", help="device profiles, comma-separated (default: big-core,2-core)")
+    pk.add_argument("--ladder", default="default", type=_ladder,
+                    help="released runtime versions the candidates run on (docs/compat.md): default, full, "
+                    "rung ids, or none to skip (the first run builds one environment per release: minutes)")
     pk.add_argument("--min-runs", type=_positive_int)
     pk.add_argument("--min-seconds", type=_nonneg_float)
     pk.add_argument("--ci-pct", type=_nonneg_float, dest="ci_pct", help="as for bench")
@@ -352,7 +355,7 @@ def _package(args) -> int:
     opts = stage.Options(source=args.source, out=args.out, name=args.name, samples=args.samples, calib=args.calib,
                          eval=args.eval, labels=args.labels, prefer=args.prefer, signature=args.signature,
                          paths=tuple(p for p in args.paths.split(",") if p), tolerances=tuple(args.tolerance),
-                         bench=cfg, work_root=args.artifacts / "package",
+                         bench=cfg, work_root=args.artifacts / "package", ladder=args.ladder,
                          command="python -m pipeline " + shlex.join(sys.argv[1:] if args.argv is None else args.argv))
     with runlog.session(args.results, "package", args.verbose) as log:
         return stage.run(opts, log=log)

@@ -10,7 +10,7 @@ then this venv's pip installs the rung's requirements into it (`--only-binary :a
 compiled, an old release without a wheel for this Python is a finding), then the rung's adapter runs
 the one-operator model of its format (pipeline/bench/data/trivial.*) in it. Only an environment that
 passed all three is renamed into place: an interrupted build leaves a hidden `.tmp-*` folder that the
-next builder removes (builders hold `.cache/compat/.lock`), never a half-made environment. A build
+next builder of it removes (a builder holds `.cache/compat/.lock-<name>`), never a half-made environment. A build
 that fails is a finding kept for a day in `<name>.failed.json` (pip's or the check's own error), so
 a rerun does not pay for it again; `rebuild=True` tries again at once.
 """
@@ -133,10 +133,11 @@ def _failed(cache: Path, rung: Rung) -> str:
 
 
 @contextlib.contextmanager
-def _lock(cache: Path):
-    """One builder at a time (a second one waits): a `.tmp-*` folder seen by the holder is a dead one's."""
+def _lock(cache: Path, rung: Rung):
+    """One builder per environment (a second one waits): a `.tmp-<name>.*` folder the holder sees is a
+    dead builder's. Builders of different releases run side by side (pip waits on its indexes)."""
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "a+") as f:
+    with open(cache / f".lock-{rung.env_name}", "a+") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -146,11 +147,11 @@ def _lock(cache: Path):
 
 def _build(rung: Rung, cache: Path, log) -> float:
     """Build the rung's environment -> the seconds it took (0 when another builder made it meanwhile)."""
-    with _lock(cache):
+    with _lock(cache, rung):
         dest = cache / rung.env_name
         if _ready(dest, rung) is not None:     # another builder made it while this one waited
             return 0.0
-        for stale in cache.glob(f"{fsutil.TMP_PREFIX}*"):
+        for stale in cache.glob(f"{fsutil.TMP_PREFIX}{rung.env_name}.*"):
             shutil.rmtree(stale, ignore_errors=True)
         log(f"[compat] building the {rung.label} environment ({' '.join(rung.requirements())}) in {dest}")
         t0 = time.perf_counter()

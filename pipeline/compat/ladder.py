@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LADDER_NAMES = ("default", "full")
+LADDER_NAMES = ("default", "full", "none")
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,12 @@ LADDERS: dict[str, tuple[Rung, ...]] = {
 
 # formats with no ladder, and why (a finding in the report and the manifest, not a silent gap)
 NOT_MEASURED: dict[str, str] = {
-    "pte": ("not measured: every ExecuTorch runtime wheel requires its own torch release (executorch 1.0 "
-            "needs torch 2.9, ...), and torch from the registry pulls gigabytes of CUDA packages on this "
-            "host; only executorch 1.5.1 on the local CPU torch 2.13.0 runs here (the bench column)"),
+    "pte": ("not measured: each ExecuTorch runtime wheel is built against one torch release (executorch 1.0.0 "
+            "requires torch>=2.9,<2.10; its runtime bindings beside this host's torch 2.13.0 fail to import: "
+            "undefined symbol c10::impl::cow::materialize_cow_storage), other torch releases from the registry "
+            "pull gigabytes of CUDA packages here, and executorch 1.0.0's own requirements do not resolve to "
+            "wheels (hydra-core needs antlr4-python3-runtime 4.9, published as source only); measured on "
+            "executorch 1.5.1 only, the bench's column"),
 }
 
 
@@ -117,16 +120,18 @@ def by_id(rung_id: str) -> Rung:
 
 
 def select(fmt: str, which: str = "default") -> list[Rung]:
-    """The rungs of `fmt` for `which`: "default", "full", or comma-separated rung ids (the others'
-    formats are left out), in ladder order."""
+    """The rungs of `fmt` for `which`: "default", "full", "none", or comma-separated rung ids (the
+    others' formats are left out), in ladder order."""
     rungs = LADDERS.get(fmt, ())
+    if which == "none":
+        return []
     if which == "default":
         return [r for r in rungs if r.default]
     if which == "full":
         return list(rungs)
     ids = [w.strip() for w in which.split(",") if w.strip()]
     if not ids:
-        raise ValueError(f"--ladder {which!r}: expected default, full or rung ids like ai-edge-litert==2.3.0")
+        raise ValueError(f"--ladder {which!r}: expected default, full, none or rung ids like ai-edge-litert==2.3.0")
     wanted = {by_id(i).id for i in ids}     # unknown ids fail here, listing the known ones
     return [r for r in rungs if r.id in wanted]
 

@@ -30,6 +30,7 @@ from pipeline.schema import first_line
 HERE = Path(__file__).parent
 CODE = [HERE / "worker.py", HERE / "lacks.py", HERE / "measure.py", HERE.parent / "workers.py",
         HERE.parent / "parity.py", HERE.parent / "bench" / "stats.py"] + sorted((HERE.parent / "runtimes").glob("*.py"))
+BUILD_JOBS = 4             # environments built at once: a build waits on pip's index lookups, not the CPU
 TIMEOUT_S = 300.0          # one artifact making no progress this long: killed, recorded as a hang
 FIRST_TIMEOUT_S = 300.0    # a fresh worker's first artifact includes the runtime's import (TensorFlow: ~10 s)
 
@@ -71,9 +72,11 @@ def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], ca
             for r in ladder.select(fmt, which)]
     plan = [(r, its) for r, its in plan if its]
     out: dict[tuple[str, str], Result] = {}
+    with ThreadPoolExecutor(max_workers=BUILD_JOBS) as pool:
+        made = dict(zip([r.id for r, _ in plan], pool.map(lambda p: envs.ensure(p[0], env_cache, rebuild, log), plan)))
 
     def one(rung: Rung, its: list[Item]) -> None:
-        env = envs.ensure(rung, env_cache, rebuild, log)
+        env = made[rung.id]
         if not env.python:
             for it in its:
                 out[(it.id, rung.id)] = Result(it.id, rung.id, "skipped", "env", f"no environment: {env.error}")

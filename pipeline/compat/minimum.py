@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.compat import lacks as lacks_mod
+from pipeline.compat import ladder
 from pipeline.schema import Record
 
 # every LiteRT release (the first, ai-edge-litert 1.0.0, in September 2024) postdates TensorFlow 2.16
@@ -35,6 +36,16 @@ class Minimum:
     blocker: Record | None = None           # the failing release right below `matches_from`
     declared: str = ""                      # a .tflite's min_runtime_version
     false_claim: tuple[Record, ...] = field(default=())
+
+    @property
+    def unmeasured_below(self) -> list[str]:
+        """Releases of the full ladder between `blocker` and `matches_from` that were not measured: the
+        true minimum may be one of them (`--ladder full` measures them)."""
+        if self.blocker is None or self.matches_from is None:
+            return []
+        lo, hi = (r.info["release"]["position"] for r in (self.blocker, self.matches_from))
+        seen = {r.runtime for r in self.measured}
+        return [g.id for g in ladder.LADDERS.get(self.format, ())[lo + 1:hi] if g.id not in seen]
 
     @property
     def lack(self) -> str:
@@ -101,23 +112,28 @@ def label(r: Record | None) -> str:
 
 
 def sentence(m: Minimum) -> str:
-    """What an app developer reads: "loads and matches on LiteRT >= 1.2.0 (measured on 10 releases)"."""
+    """What an app developer reads: "loads and matches on LiteRT >= 1.2.0 (measured on 10 releases; not
+    on LiteRT 1.1.2: FULLY_CONNECTED v12)"."""
     n = f"measured on {len(m.measured)} release{'s' if len(m.measured) != 1 else ''}"
     if not m.measured:
         return f"not measured on any release ({len(m.not_measured)} without an environment here)"
     if m.matches_from is None:
-        loads = f"; loads from {label(m.loads_from)} on" if m.loads_from is not None else ""
-        return f"matches on no release at the top of the ladder ({label(m.measured[-1])}: " \
-               f"{m.measured[-1].status}{loads}; {n})"
-    first = m.measured[0]
-    text = f"loads and matches on {label(m.matches_from)} and every later release ({n}"
-    if m.matches_from is first:
-        text = f"loads and matches on every release measured, {label(first)} and later ({n}"
-    elif m.blocker is not None:
-        why = m.lack or m.blocker.status
-        text += f"; not on {label(m.blocker)}: {why}"
+        top = m.measured[-1]
+        loads = f"; loads on {m.loads_from.info['release']['product']} >= {m.loads_from.info['release']['version']}" \
+            if m.loads_from is not None else ""
+        return f"matches on no release from the newest down ({label(top)}: {top.status}{loads}; {n})"
+    rel = m.matches_from.info["release"]
+    text = f"loads and matches on {rel['product']} >= {rel['version']}"
+    if m.matches_from is m.measured[0]:
+        text += ", the oldest release measured"
+    text += f" ({n}"
+    if m.blocker is not None:
+        text += f"; not on {label(m.blocker)}: {m.lack or m.blocker.status}"
+        between = m.unmeasured_below
+        if between:
+            text += f"; {len(between)} release{'s' if len(between) != 1 else ''} between not measured"
     if m.lowest is not None and m.lowest is not m.matches_from:
-        text += f"; also on {label(m.lowest)}, below a gap"
+        text += f"; also on {label(m.lowest)}, below that gap"
     return text + ")"
 
 

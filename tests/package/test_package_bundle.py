@@ -35,6 +35,12 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
         assert {o["op"] for o in man["runtime"]["minimum"]["operators"]} == in_file
         assert all(o["version"] >= 1 for o in man["runtime"]["minimum"]["operators"])
         assert man["runtime"]["minimum"]["min_runtime_version"]
+        mm = man["runtime"]["measured_minimum"]       # the two-release ladder of usermodels.BENCH
+        assert mm["measured"] and mm["releases_measured"] == 2, mm
+        assert [r["label"] for r in mm["releases"]] == ["TFLite 2.14.0", "LiteRT 2.3.0"]
+        assert mm["sentence"].startswith("loads and matches on ") and "(measured on 2 releases" in mm["sentence"]
+        assert mm["declared_min_runtime_version"] == man["runtime"]["minimum"]["min_runtime_version"]
+        assert f"On released runtimes it {mm['sentence']}" in (bundle / platform / "README.md").read_text()
     else:
         from executorch.exir._serialize._program import deserialize_pte_binary
         from executorch.runtime import Runtime
@@ -50,6 +56,8 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
         assert sorted(f"{o.name}.{o.overload}" for o in plan.operators) == man["runtime"]["minimum"]["operators"]
         assert sorted({d.id for d in plan.delegates}) == man["runtime"]["minimum"]["delegates"]
         assert (bundle / platform / "selected_operators.yaml").exists()
+        assert not man["runtime"]["measured_minimum"]["measured"]
+        assert "ExecuTorch runtime wheel" in man["runtime"]["measured_minimum"]["reason"]
     return man
 
 
@@ -84,6 +92,10 @@ def _pt2(user_models, tmp_path, extra: list):
                         else set(PT2_PATHS.split(",")))
     assert (bundle / "report.html").read_text().count("<tr>") > len(exported)
     assert not list((tmp_path / "dist").glob(".tmp-*"))
+    # the version ladder ran every .tflite candidate on both releases, its records beside the others
+    ladder = {(r["path"], r["runtime"]) for r in records if r["kind"] == "compat"}
+    tflite = {r["path"] for r in records if r["kind"] == "export" and r["format"] == "tflite"}
+    assert tflite and ladder == {(p, rt) for p in tflite for rt in ("tflite-runtime==2.14.0", "ai-edge-litert==2.3.0")}
     # iOS also offers the Core ML candidates, exported and checked as files, never verified here
     ios = json.loads((bundle / "ios" / "manifest.json").read_text())
     offered = {c["format"]: c for c in ios["unverified_candidates"]}

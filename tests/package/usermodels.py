@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = ["--profiles", "big-core", "--min-runs", "5", "--min-seconds", "0", "--ci-pct", "0", "--repeats", "1"]
+BENCH = ["--profiles", "big-core", "--min-runs", "5", "--min-seconds", "0", "--ci-pct", "0", "--repeats", "1",
+         # two releases of the version ladder, both in the project's own venvs (the default ladder builds
+         # an environment per release on first use: `make test-slow`)
+         "--ladder", "tflite-runtime==2.14.0,ai-edge-litert==2.3.0"]
 
 
 def package(tmp: Path, *args: str) -> int:
