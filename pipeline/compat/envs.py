@@ -24,11 +24,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import fsutil
+from pipeline import fsutil, procutil
 from pipeline.compat.ladder import Rung
 
 CACHE = fsutil.ROOT / ".cache" / "compat"
@@ -98,7 +99,42 @@ def _ready(dest: Path, rung: Rung) -> dict | None:
     return saved if {k: saved.get(k) for k in _stamp(rung)} == _stamp(rung) else None
 
 
-def ensure(rung: Rung, cache: Path = CACHE, rebuild: bool = False, log=print) -> Env:
+class Builds:
+    """The environment builds of one run, stopped together: an interrupted run kills their processes
+    (each in a session of its own) and records no failure for a build it stopped."""
+
+    def __init__(self) -> None:
+        self._procs: set = set()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def run(self, cmd: list[str], timeout: float, env: dict) -> tuple[int | None, str]:
+        """-> (return code, output); (None, why) when it timed out or the builds were stopped."""
+        with self._lock:
+            if self.stopped:
+                return None, "stopped"
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=fsutil.ROOT,
+                                 env=env, start_new_session=True)
+            self._procs.add(p)
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            procutil.kill_group(p.pid)
+            p.communicate()
+            return None, f"timed out after {timeout:.0f}s"
+        finally:
+            with self._lock:
+                self._procs.discard(p)
+        return (None, "stopped") if self.stopped else (p.returncode, out)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            for p in self._procs:
+                procutil.kill_group(p.pid)
+
+
+def ensure(rung: Rung, cache: Path = CACHE, rebuild: bool = False, log=print, builds: Builds | None = None) -> Env:
     """The rung's environment: a shared venv that has it, the cached one, or one built now."""
     shared = _shared(rung)
     if shared is not None:
@@ -109,7 +145,7 @@ def ensure(rung: Rung, cache: Path = CACHE, rebuild: bool = False, log=print) ->
         failed = _failed(cache, rung)
         if failed and not rebuild:
             return Env(rung, error=failed)
-        built_s = _build(rung, Path(cache), log)
+        built_s = _build(rung, Path(cache), log, builds or Builds())
     saved = _ready(dest, rung)
     if saved is None:
         return Env(rung, error=_failed(cache, rung) or f"{rung.id}: no environment was made")
@@ -145,7 +181,7 @@ def _lock(cache: Path, rung: Rung):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _build(rung: Rung, cache: Path, log) -> float:
+def _build(rung: Rung, cache: Path, log, builds: Builds) -> float:
     """Build the rung's environment -> the seconds it took (0 when another builder made it meanwhile)."""
     with _lock(cache, rung):
         dest = cache / rung.env_name
@@ -158,7 +194,9 @@ def _build(rung: Rung, cache: Path, log) -> float:
         box = Path(tempfile.mkdtemp(prefix=f"{fsutil.TMP_PREFIX}{rung.env_name}.", dir=cache))
         try:
             venv = box / "env"
-            error = _make(rung, venv, _check_model(rung.format, box))
+            error = _make(rung, venv, _check_model(rung.format, box), builds)
+            if error and builds.stopped:      # interrupted: not a finding about the release
+                return 0.0
             if error:
                 fsutil.write_json_atomic(_failed_file(cache, rung),
                                          {"stamp": _stamp(rung), "when": time.time(), "error": error})
@@ -194,7 +232,7 @@ def _check_model(fmt: str, folder: Path) -> Path:
     return folder / "check.onnx"
 
 
-def _make(rung: Rung, venv: Path, check_model: Path) -> str:
+def _make(rung: Rung, venv: Path, check_model: Path, builds: Builds) -> str:
     """Create the venv, install the rung, check its adapter runs the one-op model -> "" or the error."""
     base = getattr(sys, "_base_executable", sys.executable)
     steps = [
@@ -207,12 +245,11 @@ def _make(rung: Rung, venv: Path, check_model: Path) -> str:
     ]
     env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     for what, cmd, timeout in steps:
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=fsutil.ROOT, env=env)
-        except subprocess.TimeoutExpired:
-            return f"{rung.id}: {what} timed out after {timeout:.0f}s"
-        if r.returncode != 0:
-            return f"{rung.id}: {what} failed: {_cause(r.stdout + r.stderr)}"
+        rc, out = builds.run(cmd, timeout, env)
+        if rc is None:
+            return f"{rung.id}: {what} {out}"
+        if rc != 0:
+            return f"{rung.id}: {what} failed: {_cause(out)}"
     return ""
 
 

@@ -67,7 +67,8 @@ def _litert(version: str, default: bool = True, numpy: str = "") -> Rung:
 
 
 def _tf(version: str) -> Rung:
-    return Rung("tflite", "tensorflow-cpu", version, _TF, "TFLite (TensorFlow)", NUMPY1, default=False, no_deps=False)
+    # numpy as TensorFlow's own requirements pin it (2.12 wants numpy<1.24, all of them numpy<2)
+    return Rung("tflite", "tensorflow-cpu", version, _TF, "TFLite (TensorFlow)", default=False, no_deps=False)
 
 
 def _ort(version: str, default: bool = True, numpy: str = "") -> Rung:

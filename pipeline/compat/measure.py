@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -72,10 +73,18 @@ def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], ca
             for r in ladder.select(fmt, which)]
     plan = [(r, its) for r, its in plan if its]
     out: dict[tuple[str, str], Result] = {}
+    builds, stop = envs.Builds(), threading.Event()
     with ThreadPoolExecutor(max_workers=BUILD_JOBS) as pool:
-        made = dict(zip([r.id for r, _ in plan], pool.map(lambda p: envs.ensure(p[0], env_cache, rebuild, log), plan)))
+        try:
+            made = dict(zip([r.id for r, _ in plan],
+                            pool.map(lambda p: envs.ensure(p[0], env_cache, rebuild, log, builds), plan)))
+        except BaseException:       # Ctrl-C: the builds' processes are killed, the threads return at once
+            builds.stop()
+            raise
 
     def one(rung: Rung, its: list[Item]) -> None:
+        if stop.is_set():
+            return
         env = made[rung.id]
         if not env.python:
             for it in its:
@@ -89,11 +98,16 @@ def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], ca
             else:
                 todo.append(it)
         if todo:
-            _measure(rung, env, todo, compare, cache_dir, code, out, log)
+            _measure(rung, env, todo, compare, cache_dir, code, out, log, stop)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for f in [pool.submit(one, r, its) for r, its in plan]:
-            f.result()
+        futures = [pool.submit(one, r, its) for r, its in plan]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:       # Ctrl-C: each worker is killed at its next result (workers.run)
+            stop.set()
+            raise
     return [out[(it.id, r.id)] for r, its in plan for it in its]
 
 
@@ -105,7 +119,7 @@ def _read(path: Path) -> Result | None:
 
 
 def _measure(rung: Rung, env: envs.Env, its: list[Item], compare, cache_dir: Path, code: str,
-             out: dict, log) -> None:
+             out: dict, log, stop: threading.Event) -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mb-compat-") as tmp:
         job_items = tuple({"id": i, "artifact": str(it.artifact), "samples": str(it.samples),
@@ -113,6 +127,8 @@ def _measure(rung: Rung, env: envs.Env, its: list[Item], compare, cache_dir: Pat
         started = {"t": time.perf_counter()}
 
         def keep(i: int, raw: dict) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt     # workers.run kills this release's worker on its way out
             it = its[i]
             res = _result(it, rung, raw, job_items[i]["outputs"], compare)
             res.seconds = time.perf_counter() - started["t"]

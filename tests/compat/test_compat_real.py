@@ -97,7 +97,7 @@ def test_an_interrupted_build_leaves_no_environment_and_the_next_builder_clears_
     import subprocess
     import sys
     driver = (f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom pipeline.compat import envs, ladder\n"
-              "def hang(rung, venv, check):\n    venv.mkdir(parents=True); (venv / 'half').write_text('x')\n"
+              "def hang(rung, venv, *rest):\n    venv.mkdir(parents=True); (venv / 'half').write_text('x')\n"
               "    print('started', flush=True); time.sleep(120)\n"
               "envs._make = hang\n"
               f"envs.ensure(ladder.by_id('ai-edge-litert==1.2.0'), __import__('pathlib').Path({str(tmp_path)!r}), "
@@ -108,7 +108,7 @@ def test_an_interrupted_build_leaves_no_environment_and_the_next_builder_clears_
     p.wait()
     assert not (tmp_path / "ai-edge-litert-1.2.0").exists()
     assert len(list(tmp_path.glob(".tmp-ai-edge-litert-1.2.0.*"))) == 1
-    monkeypatch.setattr(envs, "_make", lambda rung, venv, check: "stopped here")
+    monkeypatch.setattr(envs, "_make", lambda *a: "stopped here")
     env = envs.ensure(ladder.by_id("ai-edge-litert==1.2.0"), tmp_path, log=lambda m: None)
     assert env.error.endswith("stopped here") and not env.python
     assert not list(tmp_path.glob(".tmp-*")) and not (tmp_path / "ai-edge-litert-1.2.0").exists()
@@ -131,3 +131,17 @@ def test_default_ladder_on_the_digits_artifacts_and_the_v12_file(digits_exports,
     item = measure.Item("fc", fc_v12, "tflite", fsutil.sha256_file(fc_v12), tmp_path / "in.npz", "k")
     res = measure.run([item], "default", lambda it, outs: {}, tmp_path / "cache")
     assert len(res) == n["tflite"] and res[0].lacks == {"kind": "op", "op": "FULLY_CONNECTED", "version": 12}
+
+
+def test_stopped_builds_kill_their_processes_and_record_no_failure(tmp_path, monkeypatch):
+    """Ctrl-C during `compat`: the running build steps are killed at once and the release is not recorded
+    as one that cannot be built."""
+    import threading
+    import time
+    builds = envs.Builds()
+    monkeypatch.setattr(envs, "_make", lambda rung, venv, check, b: b.run(["sleep", "60"], 120.0, dict(os.environ))[1])
+    threading.Timer(1.0, builds.stop).start()
+    t0 = time.monotonic()
+    env = envs.ensure(ladder.by_id("ai-edge-litert==1.2.0"), tmp_path, log=lambda m: None, builds=builds)
+    assert time.monotonic() - t0 < 30 and not env.python
+    assert not list(tmp_path.glob("*.failed.json")) and not list(tmp_path.glob(".tmp-*"))
