@@ -99,6 +99,11 @@ def _ready(dest: Path, rung: Rung) -> dict | None:
     return saved if {k: saved.get(k) for k in _stamp(rung)} == _stamp(rung) else None
 
 
+def missing(rung: Rung, cache: Path = CACHE) -> bool:
+    """Would `ensure` build this release's environment now (none shared, cached or failed lately)?"""
+    return _shared(rung) is None and _ready(Path(cache) / rung.env_name, rung) is None and not _failed(cache, rung)
+
+
 class Builds:
     """The environment builds of one run, stopped together: an interrupted run kills their processes
     (each in a session of its own) and records no failure for a build it stopped."""

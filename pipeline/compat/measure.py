@@ -74,6 +74,11 @@ def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], ca
     plan = [(r, its) for r, its in plan if its]
     out: dict[tuple[str, str], Result] = {}
     builds, stop = envs.Builds(), threading.Event()
+    new = [r.id for r, _ in plan if envs.missing(r, env_cache)]
+    if new:
+        log(f"[compat] first use of {len(new)} release{'s' if len(new) != 1 else ''}: building "
+            f"{'its environment' if len(new) == 1 else 'their environments'} in {env_cache} ({BUILD_JOBS} at a "
+            "time; one-time, minutes each on a slow index; docs/compat.md)")
     with ThreadPoolExecutor(max_workers=BUILD_JOBS) as pool:
         try:
             made = dict(zip([r.id for r, _ in plan],

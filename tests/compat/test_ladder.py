@@ -104,3 +104,11 @@ def test_a_file_that_matches_nowhere_and_one_that_matches_everywhere():
     assert minimum.needs(m) == "TFLite 2.14.0 or later (the oldest measured)"
     assert minimum.sentence(m) == ("loads and matches on TFLite >= 2.14.0, the oldest release measured "
                                    "(measured on 2 releases)")
+
+
+def test_the_command_line_refuses_an_unknown_release_in_one_line(capsys):
+    from pipeline import cli
+    for argv in (["compat", "--ladder", "ai-edge-litert==9.9"], ["package", "m.pt2", "--ladder", "onnxruntime==0.1"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2 and "unknown runtime release" in capsys.readouterr().err
