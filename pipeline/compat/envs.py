@@ -86,8 +86,8 @@ def _shared(rung: Rung) -> Path | None:
 
 
 def _stamp(rung: Rung) -> dict:
-    return {"requirements": rung.requirements(), "no_deps": rung.no_deps, "adapter": rung.adapter,
-            "build_version": BUILD_VERSION, "python": sys.version.split()[0]}
+    return {"requirements": rung.requirements(), "no_deps": rung.no_deps, "build_version": BUILD_VERSION,
+            "python": sys.version.split()[0]}
 
 
 def _ready(dest: Path, rung: Rung) -> dict | None:

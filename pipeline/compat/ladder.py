@@ -34,7 +34,7 @@ class Rung:
     format: str           # the file format it runs: tflite | onnx
     dist: str             # pip distribution
     version: str
-    adapter: str          # the runtime adapter module the worker runs it with
+    adapter: str          # the runtime adapter module the worker runs it with (its ADAPTER)
     product: str          # the name an app developer pins: "LiteRT", "TFLite", "ONNX Runtime"
     numpy: str = ""       # the numpy pin its wheel needs ("" = whatever pip resolves)
     default: bool = True  # in the default ladder (else `full` only)
@@ -58,7 +58,7 @@ class Rung:
 
 
 NUMPY1 = "numpy==1.26.4"   # the last numpy 1.x with Python 3.11 wheels, as .venv-tflite-runtime has
-_LITERT, _TFLRT, _TF = "pipeline.runtimes.litert", "pipeline.runtimes.tflite_runtime", "pipeline.runtimes.tf_lite"
+_LITERT, _TFLRT, _TF = "pipeline.runtimes.litert", "pipeline.runtimes.tflite_runtime", "pipeline.compat.tf_interpreter"
 _ORT = "pipeline.runtimes.onnxruntime_rt"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline import parity
 from pipeline.compat import lacks as lacks_mod
 from pipeline.compat import ladder
 from pipeline.schema import Record
@@ -102,7 +103,7 @@ def of(recs: list[Record]) -> Minimum:
     gaps = [r for r in measured if lowest is not None and r.status != "ok" and
             r.info["release"]["position"] > lowest.info["release"]["position"]]
     return Minimum(fmt, tuple(measured), tuple(r for r in recs if r.status == "skipped"), lowest, matches_from,
-                   _from(measured, lambda r: r.status in ("ok", "mismatch")), tuple(gaps),
+                   _from(measured, lambda r: parity.ran(r.status)), tuple(gaps),
                    below[-1] if below else (measured[-1] if measured and matches_from is None else None),
                    declared, tuple(r for r in measured if r.status == "failed" and claimed(declared, r)))
 

@@ -12,7 +12,8 @@ from pipeline.artifact import ArtifactId
 from pipeline.compat import lacks, ladder, minimum
 from pipeline.report import links
 from pipeline.report.table import status_cell, table
-from pipeline.report.view import STATUS_MARK, View
+from pipeline.parity import STATUS_MARK
+from pipeline.report.view import View
 from pipeline.schema import Record
 
 TITLE = "Runtime versions: will the app's runtime load it?"

@@ -34,7 +34,7 @@ pre { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; font-size: 0.8
 
 
 def _status_css() -> str:
-    from pipeline.report.view import STATUS_COLOR
+    from pipeline.parity import STATUS_COLOR
     return "".join(f".st-{s} {{ background: {c}; padding: 0 4px; border-radius: 3px; }} "
                    for s, c in STATUS_COLOR.items())
 

@@ -20,7 +20,7 @@ def fmt(v, digits: int = 3) -> str:
 
 def status_cell(status: str, text: str, title: str = "") -> str:
     """A cell coloured by its status in report.html (its CSS class `st-<status>`, colours from
-    view.STATUS_COLOR) with `title` shown on hover; report.md shows the same markup, GitHub the text."""
+    parity.STATUS_COLOR) with `title` shown on hover; report.md shows the same markup, GitHub the text."""
     clean = title.replace('"', "'").replace("|", "/").replace("<", "(").replace(">", ")")
     return f'<span class="st-{status}" title="{clean}">{text.replace("|", "/").replace("<", "(")}</span>'
 
