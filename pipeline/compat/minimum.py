@@ -37,6 +37,7 @@ class Minimum:
     blocker: Record | None = None           # the failing release right below `matches_from`
     declared: str = ""                      # a .tflite's min_runtime_version
     false_claim: tuple[Record, ...] = field(default=())
+    older_than_declared: tuple[Record, ...] = ()   # TensorFlow releases below the declared one that pass
 
     @property
     def unmeasured_below(self) -> list[str]:
@@ -105,7 +106,8 @@ def of(recs: list[Record]) -> Minimum:
     return Minimum(fmt, tuple(measured), tuple(r for r in recs if r.status == "skipped"), lowest, matches_from,
                    _from(measured, lambda r: parity.ran(r.status)), tuple(gaps),
                    below[-1] if below else (measured[-1] if measured and matches_from is None else None),
-                   declared, tuple(r for r in measured if r.status == "failed" and claimed(declared, r)))
+                   declared, tuple(r for r in measured if r.status == "failed" and claimed(declared, r)),
+                   tuple(r for r in ok if declared and tf_version(r) and not claimed(declared, r)))
 
 
 def label(r: Record | None) -> str:

@@ -24,8 +24,9 @@ def _cell(r: Record | None) -> str | None:
         return None
     lack = lacks.describe(r.info.get("lacks") or {})
     text = STATUS_MARK[r.status] + (f": {lack}" if lack else "")
-    return status_cell(r.status, text, f"{r.info.get('release', {}).get('label', r.runtime)}: "
-                                       f"{r.error or 'loads and matches'}")
+    release = r.info.get("release", {}).get("label", r.runtime)
+    return status_cell(r.status, text, f"{release} lacks {lack}: {r.error}" if lack else
+                       f"{release}: {r.error or 'loads and matches'}")
 
 
 def _declared(m: minimum.Minimum, recs: list[Record]) -> str:
@@ -87,10 +88,15 @@ def claims(view: View) -> list[str]:
                        f"({lacks.describe(bad.info.get('lacks') or {}) or bad.error}); "
                        f"{len(m.false_claim)} declared-compatible release{'s' if len(m.false_claim) != 1 else ''} "
                        f"fail; records {links.records(list(m.false_claim), 3)}")
-    if not out:
-        return []
-    return ["Files that claim a runtime they cannot run on (the declared minimum covers these releases):", ""] + \
-        out + [""]
+    stricter = [(k, m) for k, m in sorted(minimum.by_artifact(view.kind("compat")).items()) if m.older_than_declared]
+    lines = ["Files that claim a runtime they cannot run on (the declared minimum covers these releases):", ""] + \
+        out + [""] if out else []
+    if stricter:
+        lines += [f"{len(stricter)} file{'s declare' if len(stricter) != 1 else ' declares'} a newer minimum "
+                  "than needed: " + "; ".join(f"{m_}/{ArtifactId(m_, s_, p_).stem} declares {m.declared}, loads and "
+                                      f"matches on {minimum.label(m.older_than_declared[0])}"
+                                      for (m_, s_, p_), m in stricter) + ".", ""]
+    return lines
 
 
 def findings(view: View) -> list[str]:

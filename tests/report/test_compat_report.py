@@ -31,9 +31,9 @@ def _records():
         out += [_rec(m, "tflite_dynamic_int8", "tflite-runtime==2.14.0", "failed", "2.0.0", fc),
                 _rec(m, "tflite_dynamic_int8", "ai-edge-litert==1.0.1", "ok", "2.0.0"),
                 _rec(m, "tflite_dynamic_int8", "ai-edge-litert==2.3.0", "ok", "2.0.0"),
-                _rec(m, "tflite_int8", "tflite-runtime==2.14.0", "ok", "1.14.0"),
-                _rec(m, "tflite_int8", "ai-edge-litert==1.0.1", "ok", "1.14.0"),
-                _rec(m, "tflite_int8", "ai-edge-litert==2.3.0", "ok", "1.14.0")]
+                _rec(m, "tflite_int8", "tflite-runtime==2.14.0", "ok", "1.14.0" if m == "a" else "2.15.0"),
+                _rec(m, "tflite_int8", "ai-edge-litert==1.0.1", "ok", "1.14.0" if m == "a" else "2.15.0"),
+                _rec(m, "tflite_int8", "ai-edge-litert==2.3.0", "ok", "1.14.0" if m == "a" else "2.15.0")]
     return out
 
 
@@ -43,10 +43,13 @@ def test_matrix_findings_and_the_false_claim_named():
     assert "| model | artifact | declared | needs | TFLite 2.14.0 | LiteRT 1.0.1 | LiteRT 2.3.0 |" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| a | keras__tflite_dynamic_int8 |"))
     assert "| 2.0.0 | LiteRT >= 1.0.1 |" in row
-    assert '<span class="st-failed" title="TFLite 2.14.0: ValueError: Didn' in row and ">FAILED: FULLY_CONNECTED v12<" in row
+    assert '<span class="st-failed" title="TFLite 2.14.0 lacks FULLY_CONNECTED v12: ValueError: Didn' in row
+    assert ">FAILED: FULLY_CONNECTED v12<" in row
     assert row.count('class="st-ok"') == 2
     assert "a/keras__tflite_dynamic_int8 declares min_runtime_version 2.0.0 but TFLite 2.14.0 cannot run it" in text
     assert "**pte**: not measured: " in text
+    assert ("1 file declares a newer minimum than needed: b/keras__tflite_int8 declares 2.15.0, loads and "
+            "matches on TFLite 2.14.0.") in text
     lines = compat.findings(view)
     assert any(ln.startswith("- `tflite_dynamic_int8` (") and ln.endswith(
         "needs LiteRT >= 1.0.1 (not on TFLite 2.14.0: FULLY_CONNECTED v12)") for ln in lines), lines
@@ -54,7 +57,7 @@ def test_matrix_findings_and_the_false_claim_named():
                for ln in lines), lines
     # report.html: the cell keeps its colour class and the runtime's words on hover, escaped
     page = html.to_html(text, Path("."))
-    assert '<span class="st-failed" title="TFLite 2.14.0: ValueError: Didn&#x27;t find op' in page
+    assert '<span class="st-failed" title="TFLite 2.14.0 lacks FULLY_CONNECTED v12: ValueError: Didn&#x27;t' in page
     assert ".st-failed { background: #e53935" in page
 
 
