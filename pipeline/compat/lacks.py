@@ -5,8 +5,9 @@
     lacks.describe({"kind": "op", "op": "FULLY_CONNECTED", "version": 12})   # "FULLY_CONNECTED v12"
 
 Kinds: `op` (a builtin operator, or an operator version, it has no kernel for), `custom_op`,
-`ir_version` (an ONNX file newer than the runtime's IR), `opset` (an ONNX operator set it does not
-know), `schema` (a file format it does not read). An error none of the patterns knows gives {}: the
+`ir_version` (an ONNX file newer than the runtime's IR), `schema` (a file format it does not read).
+(ONNX Runtime only warns about an opset newer than it knows, on stderr, and loads the file: a kernel it
+then lacks is an `op`.) An error none of the patterns knows gives {}: the
 record keeps the runtime's own first line either way.
 """
 from __future__ import annotations
@@ -22,11 +23,6 @@ _PATTERNS: tuple[tuple[str, re.Pattern, tuple[str, ...]], ...] = (
     # ONNX Runtime's model loader and kernel registry
     ("ir_version", re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)"),
      ("version", "supported")),
-    ("opset", re.compile(r"Opset (\d+) is under development and support for this is limited"), ("version",)),
-    ("opset", re.compile(r"ONNX Runtime only \*guarantees\* support for models stamped with official "
-                         r"released onnx opset versions\. Opset (\d+)"), ("version",)),
-    ("opset", re.compile(r"is till opset (\d+)"), ("supported",)),
-    ("opset", re.compile(r"No opset import for domain '([^']*)'"), ("domain",)),
     ("op", re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node"), ("op", "version")),
     ("op", re.compile(r"Unrecognized attribute: (\w+) for operator (\w+)"), ("attribute", "op")),
 )
@@ -55,10 +51,6 @@ def describe(lack: dict) -> str:
         return f"custom op {lack['op']}"
     if kind == "ir_version":
         return f"IR version {lack['version']} (reads up to {lack['supported']})"
-    if kind == "opset":
-        if "domain" in lack:
-            return f"opset domain {lack['domain'] or 'ai.onnx'}"
-        return f"opset {lack['version']}" if "version" in lack else f"opsets above {lack['supported']}"
     if kind == "schema":
         return f"file identifier {lack['found']!r}"
     return ""

@@ -68,7 +68,7 @@ def _litert(version: str, default: bool = True, numpy: str = "") -> Rung:
 
 def _tf(version: str) -> Rung:
     # numpy as TensorFlow's own requirements pin it (2.12 wants numpy<1.24, all of them numpy<2)
-    return Rung("tflite", "tensorflow-cpu", version, _TF, "TFLite (TensorFlow)", default=False, no_deps=False)
+    return Rung("tflite", "tensorflow-cpu", version, _TF, "TFLite", default=False, no_deps=False)
 
 
 def _ort(version: str, default: bool = True, numpy: str = "") -> Rung:

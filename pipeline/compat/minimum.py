@@ -141,16 +141,14 @@ def sentence(m: Minimum) -> str:
 
 
 def needs(m: Minimum) -> str:
-    """The release an app needs at least: "LiteRT >= 1.2.0"; "TFLite 2.14.0 or later (the oldest
-    measured)" when every release measured passes (older ones were not measured); "none" when even the
-    newest does not match."""
+    """The release an app needs at least: "LiteRT >= 1.2.0"; "TFLite >= 2.14.0 (the oldest measured)"
+    when every release measured passes (older ones were not measured); "none" when even the newest
+    does not match."""
     r = m.matches_from
     if r is None:
         return "none"
     rel = r.info["release"]
-    if r is m.measured[0]:
-        return f"{rel['label']} or later (the oldest measured)"
-    return f"{rel['product']} >= {rel['version']}"
+    return f"{rel['product']} >= {rel['version']}" + (" (the oldest measured)" if r is m.measured[0] else "")
 
 
 def by_artifact(recs: list[Record]) -> dict[tuple[str, str, str], Minimum]:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pipeline.artifact import ArtifactId
 from pipeline.compat import lacks, ladder, minimum
 from pipeline.report import links
+from pipeline.report.causes import clean
 from pipeline.report.table import status_cell, table
 from pipeline.parity import STATUS_MARK
 from pipeline.report.view import View
@@ -24,9 +25,9 @@ def _cell(r: Record | None) -> str | None:
         return None
     lack = lacks.describe(r.info.get("lacks") or {})
     text = STATUS_MARK[r.status] + (f": {lack}" if lack else "")
-    release = r.info.get("release", {}).get("label", r.runtime)
-    return status_cell(r.status, text, f"{release} lacks {lack}: {r.error}" if lack else
-                       f"{release}: {r.error or 'loads and matches'}")
+    release, error = r.info.get("release", {}).get("label", r.runtime), clean(r.error)
+    return status_cell(r.status, text, f"{release} lacks {lack}: {error}" if lack else
+                       f"{release}: {error or 'loads and matches'}")
 
 
 def _declared(m: minimum.Minimum, recs: list[Record]) -> str:
@@ -53,8 +54,8 @@ def section(view: View) -> list[str]:
               "eval samples, judged by the bench's parity rule: `ok` = loads and matches the reference, "
               "`MISMATCH` = loads but computes something else, `FAILED` = the release rejects the file (what "
               "it lacks, read from its error, after the colon; the whole first line on hover), `skipped` = no "
-              "environment for that release here. *Needs* = the lowest release from which every later one "
-              "loads and matches; *declared* = what the file says (a .tflite's `min_runtime_version`).", ""]
+              "environment for that release here. **needs** = the lowest release from which every later one "
+              "loads and matches; **declared** = what the file says (a .tflite's `min_runtime_version`).", ""]
     mins = minimum.by_artifact(recs)
     by_art: dict[tuple, dict[str, Record]] = defaultdict(dict)
     for r in recs:

@@ -71,7 +71,7 @@ def test_two_release_ladder_over_the_digits_artifacts(digits_exports, tmp_path):
     fp32 = next(r for r in recs if r.path == "tflite_fp32" and r.source == "keras" and r.runtime == "ai-edge-litert==2.3.0")
     assert fp32.metrics["max_abs_diff"] < 1e-4 and fp32.metrics["top1_agreement"] == 1.0
     m = minimum.by_artifact(recs)[("digits_cnn", "keras", "tflite_int8")]
-    assert minimum.needs(m) == "TFLite 2.14.0 or later (the oldest measured)" and not m.false_claim
+    assert minimum.needs(m) == "TFLite >= 2.14.0 (the oldest measured)" and not m.false_claim
 
 
 def test_an_environment_that_cannot_be_built_is_a_kept_finding(tmp_path, monkeypatch):

@@ -101,7 +101,7 @@ def test_a_file_that_matches_nowhere_and_one_that_matches_everywhere():
     assert minimum.sentence(m).startswith("loads and matches on LiteRT >= 2.3.0 (measured on 2 releases; not on "
                                           "TFLite 2.14.0: FULLY_CONNECTED v12; 20 releases between not measured")
     m = minimum.of([_rec("tflite-runtime==2.14.0", "ok"), _rec("ai-edge-litert==2.3.0", "ok")])
-    assert minimum.needs(m) == "TFLite 2.14.0 or later (the oldest measured)"
+    assert minimum.needs(m) == "TFLite >= 2.14.0 (the oldest measured)"
     assert minimum.sentence(m) == ("loads and matches on TFLite >= 2.14.0, the oldest release measured "
                                    "(measured on 2 releases)")
 
