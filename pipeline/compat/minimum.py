@@ -45,7 +45,7 @@ class Minimum:
         true minimum may be one of them (`--ladder full` measures them)."""
         if self.blocker is None or self.matches_from is None:
             return []
-        lo, hi = (r.info["release"]["position"] for r in (self.blocker, self.matches_from))
+        lo, hi = position(self.blocker), position(self.matches_from)
         seen = {r.runtime for r in self.measured}
         return [g.id for g in ladder.LADDERS.get(self.format, ())[lo + 1:hi] if g.id not in seen]
 
@@ -80,6 +80,15 @@ def claimed(declared: str, r: Record) -> bool:
     return _version(declared) <= _version(LITERT_AFTER_TF)
 
 
+def position(r: Record) -> int:
+    """Where a record's release stands in the ladder as the table is now (the stored position for a
+    release no longer in it)."""
+    try:
+        return ladder.position(ladder.by_id(r.runtime))
+    except KeyError:
+        return int(r.info.get("release", {}).get("position", -1))
+
+
 def _from(measured: list[Record], good) -> Record | None:
     """The lowest record from which every higher one is good."""
     start = None
@@ -92,17 +101,15 @@ def _from(measured: list[Record], good) -> Record | None:
 
 def of(recs: list[Record]) -> Minimum:
     """The summary of one artifact's compat records (one format)."""
-    recs = sorted(recs, key=lambda r: r.info.get("release", {}).get("position", 0))
+    recs = sorted(recs, key=position)
     fmt = recs[0].format if recs else ""
     measured = [r for r in recs if r.status != "skipped"]
     declared = next((r.info.get("declared", {}).get("min_runtime_version", "") for r in recs), "")
     ok = [r for r in measured if r.status == "ok"]
     lowest = ok[0] if ok else None
     matches_from = _from(measured, lambda r: r.status == "ok")
-    below = [r for r in measured if matches_from is not None and
-             r.info["release"]["position"] < matches_from.info["release"]["position"]]
-    gaps = [r for r in measured if lowest is not None and r.status != "ok" and
-            r.info["release"]["position"] > lowest.info["release"]["position"]]
+    below = [r for r in measured if matches_from is not None and position(r) < position(matches_from)]
+    gaps = [r for r in measured if lowest is not None and r.status != "ok" and position(r) > position(lowest)]
     return Minimum(fmt, tuple(measured), tuple(r for r in recs if r.status == "skipped"), lowest, matches_from,
                    _from(measured, lambda r: parity.ran(r.status)), tuple(gaps),
                    below[-1] if below else (measured[-1] if measured and matches_from is None else None),

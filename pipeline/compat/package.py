@@ -54,4 +54,4 @@ def manifest_entry(recs: list[Record], fmt: str, which: str) -> dict:
             "declared_but_fails_on": [rel(r) for r in m.false_claim],
             "releases": [{**rel(r), "status": r.status, **({"lacks": r.info["lacks"]} if r.info.get("lacks") else {}),
                           **({"error": r.error} if r.error else {})} for r in sorted(m.measured + m.not_measured,
-                                                               key=lambda r: r.info["release"]["position"])]}
+                                                               key=minimum.position)]}

@@ -115,7 +115,7 @@ def findings(view: View) -> list[str]:
         none = sorted({model for model, m in ms if m.matches_from is None})
         parts = []
         if need:
-            worst = max(need, key=lambda m: m.matches_from.info["release"]["position"])
+            worst = max(need, key=lambda m: minimum.position(m.matches_from))
             parts.append(f"needs {minimum.needs(worst)}" + (f" (not on {minimum.label(worst.blocker)}: "
                                                             f"{worst.lack or worst.blocker.status})"
                                                             if worst.blocker is not None else ""))
