@@ -17,6 +17,7 @@ build for aarch64): `.pte` artifacts get `skipped` unless the device has it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil, parity
+from pipeline import fsutil, parity, sandbox
 from pipeline.schema import Record, first_line, read_record_file
 
 CORES = ("neoverse-n1", "cortex-a53")
@@ -91,7 +92,8 @@ def _device_module():
 
 def code_hash() -> str:
     return fsutil.source_hash([HERE, DEVICE_TESTS / "runner.py", DEVICE_TESTS / "device.py",
-                               DEVICE_TESTS / "plugin" / "insn_count.c", TRIVIAL])
+                               DEVICE_TESTS / "plugin" / "insn_count.c", TRIVIAL] +
+                              sorted((HERE.parent.parent / "explain").glob("*.py")))   # a mismatch's evidence
 
 
 def _key(item: Item, core: str, recipe: str) -> str:
@@ -99,14 +101,16 @@ def _key(item: Item, core: str, recipe: str) -> str:
                               item.quantization, str(COUNT_RUNS), str(LIMIT), code_hash())
 
 
-def _host_outputs(items: list[Item], work: Path) -> dict[str, tuple[dict, dict] | Exception]:
+def _host_outputs(items: list[Item], work: Path, box=None) -> dict[str, tuple[dict, dict] | Exception]:
     """The same runner with the host's runtimes, all artifacts in one process: the reference outputs."""
     dm = _device_module()
     jobs = [{"artifact": str(it.artifact), "inputs": str(it.inputs), "outputs": str(work / f"host{i}.npz"),
              "limit": LIMIT, "count_runs": 0} for i, it in enumerate(items)]
     (work / "host.json").write_text(json.dumps(jobs))
-    p = subprocess.run([sys.executable, str(DEVICE_TESTS / "runner.py"), "--jobs", str(work / "host.json")],
-                       capture_output=True, text=True, timeout=600)
+    cmd, env = [sys.executable, str(DEVICE_TESTS / "runner.py"), "--jobs", str(work / "host.json")], None
+    if box is not None:
+        cmd, env = box.wrap(cmd, work), box.env(dict(os.environ), work)
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     out = {}
     for it, j in zip(items, jobs):
         f = Path(j["outputs"])
@@ -116,7 +120,9 @@ def _host_outputs(items: list[Item], work: Path) -> dict[str, tuple[dict, dict] 
     return out
 
 
-def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=print) -> list[Record]:
+def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=print,
+        sandboxed: bool = False) -> list[Record]:
+    """`sandboxed`: the items are a user's own files: host and guest runs in the OS sandbox."""
     dm = _device_module()
     dev, why = dm.Device.load()
     records: list[Record] = []
@@ -149,7 +155,10 @@ def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=
                                      else None) as tmp:
         work = Path(tmp)
         pending = {str(it.artifact): it for jobs in todo.values() for it, _ in jobs}
-        host = _host_outputs(list(pending.values()), work)
+        files = [str(p) for it in pending.values() for p in (it.artifact, it.inputs)]
+        box = sandbox.Sandbox(reads=(str(dm.DEVICE_DIR), *files),
+                              writes=(work,)) if sandboxed else None
+        host = _host_outputs(list(pending.values()), work, box)
         for core, jobs in todo.items():
             log(f"[device] {core}: {len(jobs)} artifact(s) in one guest process")
             by_rt: dict[str, list] = {}
@@ -160,7 +169,7 @@ def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=
                 np.savez(trivial_in, x=np.zeros((1,), np.float32))
                 guest_jobs = [(TRIVIAL, trivial_in, work / f"{core}-{rt}-trivial.npz")] if rt == "litert" else []
                 guest_jobs += [(it.artifact, it.inputs, work / f"{core}-{rt}-{i}.npz") for i, (it, _) in enumerate(group)]
-                results = dev.run_many(guest_jobs, core, count_runs=COUNT_RUNS, limit=LIMIT)
+                results = dev.run_many(guest_jobs, core, count_runs=COUNT_RUNS, limit=LIMIT, box=box)
                 fixed = None
                 if rt == "litert":
                     t, results = results[0], results[1:]
@@ -194,9 +203,22 @@ def _record(it: Item, core: str, rt: str, dev, host, g, fixed) -> Record:
     metrics["runtime_footprint_bytes"] = float(dev.runtimes[rt].get("footprint_bytes", 0))
     info.update(layout=g.meta.get("layout"), guest_vcpus=g.vcpus,
                 rule="int8" if is_int8(it.quantization, host[1]) else "fp32")
+    if failed:
+        _explain(info, it, host[0]["y"], g.outputs["y"], metrics)
     if g.vcpus != 1:
         failed.append(f"guest ran {g.vcpus} threads: instruction counts are only exact with one")
     return Record(status="mismatch" if failed else "ok", error="; ".join(failed), metrics=metrics, info=info, **base)
+
+
+def _explain(info: dict, it: Item, host_y: np.ndarray, guest_y: np.ndarray, metrics: dict) -> None:
+    """Where the guest's outputs differ from the host's (by the bound `compare` judged with), the inputs
+    there, and what the file computes (`pipeline/explain`)."""
+    from pipeline.explain import evidence, filefacts
+    per_value = parity.device_value_bound(metrics, "quant_step" in metrics)
+    with np.load(it.inputs) as z:
+        x = z["x"][:len(host_y)] if "x" in z.files else None
+    info["evidence"] = evidence.of(host_y, guest_y, [x] if x is not None else [], per_value)
+    info["file"] = filefacts.of(it.artifact, it.base.get("format", ""))
 
 
 def items_from_targets(targets, work: Path) -> list[Item]:

@@ -66,8 +66,11 @@ def _key(item: Item, env: envs.Env, code: str) -> str:
 
 
 def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], cache_dir: Path,
-        env_cache: Path = envs.CACHE, jobs: int = 2, rebuild: bool = False, log=print) -> list[Result]:
-    """Every item on every rung of its format in `which` (ladder.select), `jobs` releases at a time."""
+        env_cache: Path = envs.CACHE, jobs: int = 2, rebuild: bool = False, log=print,
+        sandboxed: bool = False) -> list[Result]:
+    """Every item on every rung of its format in `which` (ladder.select), `jobs` releases at a time.
+    `sandboxed`: the items are made from a user's model (package): each worker runs in the OS sandbox
+    (pipeline/sandbox.py), reading its release's environment, the items and their samples only."""
     code = fsutil.source_hash(CODE)
     plan = [(r, [it for it in items if it.format == fmt]) for fmt in ladder.formats()
             for r in ladder.select(fmt, which)]
@@ -103,7 +106,7 @@ def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], ca
             else:
                 todo.append(it)
         if todo:
-            _measure(rung, env, todo, compare, cache_dir, code, out, log, stop)
+            _measure(rung, env, todo, compare, cache_dir, code, out, log, stop, sandboxed)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(one, r, its) for r, its in plan]
@@ -124,7 +127,7 @@ def _read(path: Path) -> Result | None:
 
 
 def _measure(rung: Rung, env: envs.Env, its: list[Item], compare, cache_dir: Path, code: str,
-             out: dict, log, stop: threading.Event) -> None:
+             out: dict, log, stop: threading.Event, sandboxed: bool) -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mb-compat-") as tmp:
         job_items = tuple({"id": i, "artifact": str(it.artifact), "samples": str(it.samples),
@@ -142,9 +145,14 @@ def _measure(rung: Rung, env: envs.Env, its: list[Item], compare, cache_dir: Pat
                 fsutil.write_json_atomic(cache_dir / f"{_key(it, env, code)}.json",
                                          {k: v for k, v in asdict(res).items() if k != "cached"})
             out[(it.id, rung.id)] = res
+        box = None
+        if sandboxed:    # the environment is under .cache/, which the sandbox hides unless it is read
+            from pipeline import sandbox
+            box = sandbox.Sandbox(reads=(str(Path(env.python).parent.parent), *{str(it.artifact) for it in its},
+                                         *{str(it.samples) for it in its}), writes=(tmp,))
         workers.run(workers.Job("pipeline.compat.worker", job_items, params={"adapter": rung.adapter},
                                 python=env.python, timeout_s=TIMEOUT_S, first_timeout_s=FIRST_TIMEOUT_S,
-                                after_death="resume"), on_result=keep)
+                                after_death="resume", sandbox=box), on_result=keep)
     ok = sum(out[(it.id, rung.id)].status == "ok" for it in its)
     log(f"[compat] {rung.label}: {ok}/{len(its)} ran in {time.perf_counter() - t0:.1f}s")
 

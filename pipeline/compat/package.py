@@ -25,9 +25,10 @@ def run(cands, samples_npz: Path, refs: list, refs_key: str, thresholds: dict, w
     def judge(e: Record, metrics: dict) -> tuple[str, str]:
         v = parity.judge(metrics, e.quantization, thresholds[e.quantization])
         return v.status, v.reason
+    # the candidates are made from the user's model: the releases open them in the OS sandbox, as verify does
     recs = compat_records.measure_exports(exports, lambda e: (samples_npz, refs_key),
                                           lambda e, outs: parity.compare(outs, refs), judge, which, cache_dir,
-                                          log=log)
+                                          log=log, sandboxed=True)
     for key, m in sorted(minimum.by_artifact(recs).items()):
         log(f"[package compat] {key[2]}: {minimum.sentence(m)}")
     return recs

@@ -42,10 +42,12 @@ def declared(path: Path, fmt: str) -> dict:
 
 def measure_exports(exports: list[Record], samples_of: Callable[[Record], tuple[Path, str]],
                     compare: Callable[[Record, list], dict], judge: Callable[[Record, dict], tuple[str, str]],
-                    which: str, cache_dir: Path, jobs: int = 2, rebuild: bool = False, log=print) -> list[Record]:
+                    which: str, cache_dir: Path, jobs: int = 2, rebuild: bool = False, log=print,
+                    sandboxed: bool = False) -> list[Record]:
     """Every ok export record of a laddered format on every release of `which`. `samples_of(export)` ->
     (.npz of its inputs, hash of those inputs and the references); `compare(export, outputs)` -> parity
-    metrics; `judge(export, metrics)` -> (status, reason) by the parity policy."""
+    metrics; `judge(export, metrics)` -> (status, reason) by the parity policy. `sandboxed`: the files
+    are made from a user's model (measure.run)."""
     exports = [e for e in exports if e.kind == "export" and e.status == "ok" and e.format in ladder.formats()]
     by_id, items = {}, []
     for e in exports:
@@ -55,7 +57,7 @@ def measure_exports(exports: list[Record], samples_of: Callable[[Record], tuple[
         items.append(measure.Item(label, resolve(e.artifact), e.format, e.artifact_sha256 or
                                   fsutil.sha256_file(resolve(e.artifact)), samples, refs_key))
     results = measure.run(items, which, lambda it, outs: compare(by_id[it.id], outs), cache_dir,
-                          jobs=jobs, rebuild=rebuild, log=log)
+                          jobs=jobs, rebuild=rebuild, log=log, sandboxed=sandboxed)
     said = {label: declared(resolve(e.artifact), e.format) for label, e in by_id.items()}
     return [_record(by_id[r.item_id], r, said[r.item_id], judge) for r in results]
 

@@ -19,6 +19,7 @@ def write(out_dir: Path, name: str, files: dict[str, Path], texts: dict[str, str
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / name
     tmp = Path(tempfile.mkdtemp(prefix=f"{fsutil.TMP_PREFIX}{name}.", dir=out_dir))
+    os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes it 0700: the bundle gets the user's usual mode
     try:
         for rel, src in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -36,9 +37,32 @@ def write(out_dir: Path, name: str, files: dict[str, Path], texts: dict[str, str
         os.replace(tmp, dest)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:   # a full or read-only disk: name the bundle, not a temp file inside it
+        raise OSError(e.errno, e.strerror, str(dest)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_out(out_dir: Path) -> None:
+    """--out must be a folder this user can write, found before any work (not after an hour of it)."""
+    from pipeline.package.sources import BadInput
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=f"{fsutil.TMP_PREFIX}probe.", dir=out_dir) as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise BadInput(f"--out {out_dir}: cannot write there ({e.strerror or e})") from None
 
 
 def clean_stale(out_dir: Path, name: str) -> None:
@@ -163,6 +187,7 @@ def report_html(name: str, cands, choices, profile: str, notes: list[str]) -> st
     rows = []
     for c in cands:
         checks = "<br>".join(f"{rt}: {ch.get('status')}" + (f" ({e(ch['error'])})" if ch.get("error") else "")
+                             + (f"; cause: {e(ch['cause'])}" if ch.get("cause") else "")
                              + "".join(f", {k} {ch['metrics'][k]:.4g}" for k in ("sqnr_db", "top1_agreement",
                                                                                  "max_abs_diff", "accuracy")
                                        if k in ch.get("metrics", {}))

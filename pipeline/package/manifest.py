@@ -124,6 +124,7 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
         "measured": measured, "bench_profiles": profiles,
         "choice": {"prefer": prefer, "reason": choice_reason},
         "command": command,
+        "sandbox": _sandbox_status(),   # the workers that opened the model: bubblewrap, or "off" (--no-sandbox)
         "tool_versions": {p: _version(p) for p in ("torch", "executorch", "tensorflow-cpu", "ai-edge-litert",
                                                    "litert-torch")},
     }
@@ -142,6 +143,11 @@ def unverified(cand, file_name: str) -> dict:
             "compute_precision": ml.get("compute_precision", ""), "int8_weight_share": ml.get("weights_int8_share"),
             "delegates": sorted({d.get("id", "") for d in info.get("pte_delegates", [])}),
             "cpu_operators": info.get("cpu_operators", [])}
+
+
+def _sandbox_status() -> dict:
+    from pipeline import sandbox
+    return sandbox.status()
 
 
 def _version(pkg: str) -> str:

@@ -166,6 +166,11 @@ def test_planted_int8_mismatch(user_models, tmp_path):
     assert int8 and all(r["status"] == "mismatch" for r in int8), int8
     assert "SQNR" in int8[0]["error"]
     assert int8[0]["metrics"]["sqnr_db"] < 15
+    # the explanation names the planted cause from the evidence and the file: inputs beyond the int8 range
+    from pipeline.explain import rules
+    e = rules.explain(int8[0]["info"]["evidence"], int8[0]["info"]["file"], "int8")
+    assert e.rule == "input_range", e
+    assert "the inputs overflow the file's quantized input range" in e.cause, e.cause
     assert manifest(bundle, "android")["artifact"]["export_path"] == "tflite_fp32"
 
 
@@ -205,3 +210,20 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
     assert again.returncode == 0, again.stdout[-2000:]
     assert again.stdout.count(": up to date") == 2, again.stdout
     assert (tmp_path / "dist" / "small" / "android" / "manifest.json").exists()
+
+
+@pytest.mark.slow   # ExecuTorch and ONNX exports of a .pt2 (7 min 42 s under load ~14)
+def test_planted_int8_mismatch_is_explained_for_pte_and_onnx(user_models, tmp_path):
+    """The same planted calibration (1/100 of the samples' range) on the PyTorch int8 paths: the ranges
+    come from the XNNPACK payload's quantized values and from ONNX's QuantizeLinear."""
+    from pipeline.explain import rules
+    with np.load(user_models["samples"]) as z:
+        np.savez(tmp_path / "calib.npz", z["arr_0"] / 100)
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]),
+                   "--calib", str(tmp_path / "calib.npz"), "--paths", "et_portable_fp32,et_xnnpack_int8,onnx_int8") == 0
+    records = [json.loads(line) for line in (tmp_path / "dist" / "cnn" / "records.jsonl").read_text().splitlines()]
+    for path in ("et_xnnpack_int8", "onnx_int8"):
+        rs = [r for r in records if r["kind"] == "bench" and r["path"] == path and r["status"] == "mismatch"]
+        assert rs, (path, [(r["path"], r["status"]) for r in records])
+        e = rules.explain(rs[0]["info"]["evidence"], rs[0]["info"]["file"], "int8")
+        assert e.rule == "input_range", (path, e)
