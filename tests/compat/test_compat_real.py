@@ -40,8 +40,9 @@ def test_a_release_that_lacks_an_operator_is_a_structured_finding(fc_v12, tmp_pa
     x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
     np.savez(tmp_path / "in.npz", in_0=x)
     items = [measure.Item(p.name, p, "tflite", fsutil.sha256_file(p), tmp_path / "in.npz", "k") for p in (fc_v12, bad)]
+    # as `package` runs it: each release's worker in the OS sandbox, reading only its venv, files and samples
     got = {(r.item_id, r.rung): r for r in measure.run(items, TWO, lambda it, outs: {"rows": float(len(outs[0]))},
-                                                       tmp_path / "cache")}
+                                                       tmp_path / "cache", sandboxed=True)}
     old, new = got[("dense_dynamic.tflite", "tflite-runtime==2.14.0")], got[("dense_dynamic.tflite", "ai-edge-litert==2.3.0")]
     assert old.status == "failed" and old.stage == "load"
     assert old.lacks == {"kind": "op", "op": "FULLY_CONNECTED", "version": 12}, old.error
