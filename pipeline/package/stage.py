@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import fsutil, parity
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
