@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end with a table of where the seconds went (per model: training; per path: phases)")
 
     b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
-    b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage files of your own")
+    b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage/.aimodel files of your own")
     b.add_argument("--models", default="")
     b.add_argument("--profiles", default=None, help="device profiles, comma-separated (each measured once)")
     b.add_argument("--shape", type=_shape, action="append", default=[],

@@ -21,7 +21,7 @@ from pipeline.policy import (CELL_STATUSES, COUNT_LABEL, DEFAULTS, DEVICE, ELSEW
                              MEANING, MIN_DECISIVE, MIN_DECISIVE_SHARE, PACKAGE_SPEED_SLACK, PEER_AGREEMENT,
                              PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL, PROXY_BAND, QUANTIZATIONS, RAN,
                              REGRESSION_GATE,
-                             SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES, TIE_SIGMAS,
+                             SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES, TIE_SIGMAS, WEIGHT_ONLY,
                              DeviceRule, Elsewhere, ProbeRule, Thresholds, Tolerances, elsewhere, num, ran,
                              runs_elsewhere)
 

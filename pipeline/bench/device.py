@@ -38,6 +38,10 @@ LIMIT = 16              # samples compared per artifact: emulation is slow, 16 i
 OPT_IN = {"executorch": "opt-in (make device DEVICE_RUNTIMES=litert,executorch): its aarch64 torch is a 2.7 GB "
                         "CUDA build and a cold run of the .pte artifacts took 4 to 30 min on 2 cores (one torch "
                         "import per core, minutes each under emulation), over the 10-minute budget"}
+# formats the guest cannot run, with the runtime they need and why: the column records them `skipped`
+NOT_ON_DEVICE = {"aimodel": ("coreai", "no Core AI runtime for the ARM64 guest (coreai-core 1.0.0b3 ships its Linux "
+                                       "CPU runtime for x86_64 only, no aarch64 wheel on this host's index); on an "
+                                       "iPhone Apple's Core AI framework runs an .aimodel, not a Linux guest")}
 HERE = Path(__file__).resolve()
 DEVICE_TESTS = fsutil.ROOT / "device_tests"
 TRIVIAL = HERE.parent / "data" / "trivial.tflite"
@@ -79,6 +83,7 @@ class Item:
     artifact: Path
     inputs: Path
     quantization: str
+    skip: str = ""          # why the guest cannot run it (NOT_ON_DEVICE): recorded `skipped`, not run
 
 
 def _device_module():
@@ -120,6 +125,11 @@ def _host_outputs(items: list[Item], work: Path, box=None) -> dict[str, tuple[di
     return out
 
 
+def _runtime(it: Item) -> str:
+    fmt = it.base.get("format", "")
+    return RUNTIME_OF_FORMAT.get(fmt) or NOT_ON_DEVICE.get(fmt, ("", ""))[0]
+
+
 def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=print,
         sandboxed: bool = False) -> list[Record]:
     """`sandboxed`: the items are a user's own files: host and guest runs in the OS sandbox."""
@@ -127,15 +137,18 @@ def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=
     dev, why = dm.Device.load()
     records: list[Record] = []
     if dev is None:
-        return [Record(kind="device", status="skipped", error=f"emulated ARM64 device: {why}", device=DEVICE_NAME,
-                       profile=core, threads=1, runtime=RUNTIME_OF_FORMAT.get(it.base.get("format", ""), ""),
-                       **it.base) for it in items for core in cores]
+        return [Record(kind="device", status="skipped", error=it.skip or f"emulated ARM64 device: {why}",
+                       device=DEVICE_NAME, profile=core, threads=1, runtime=_runtime(it), **it.base)
+                for it in items for core in cores]
     recipe = dev.info.get("recipe_hash", "")
     todo: dict[str, list[tuple[Item, Path]]] = {}
     for core in cores:
         for it in items:
-            rt = RUNTIME_OF_FORMAT.get(it.base.get("format", ""), "")
+            rt = _runtime(it)
             base = dict(kind="device", device=DEVICE_NAME, profile=core, threads=1, runtime=rt, **it.base)
+            if it.skip:
+                records.append(Record(status="skipped", error=it.skip, **base))
+                continue
             if core not in dev.cpus:
                 records.append(Record(status="skipped", error=f"core model {core} not in the device recipe", **base))
                 continue
@@ -226,14 +239,17 @@ def items_from_targets(targets, work: Path) -> list[Item]:
     file's input shape, or of --shape, written to `work` and named by content)."""
     out = []
     for t in targets:
-        if t.format not in RUNTIME_OF_FORMAT:
+        if t.format not in RUNTIME_OF_FORMAT and t.format not in NOT_ON_DEVICE:
             continue
         if t.export is not None:
             e = t.export
             base = dict(model=e.model, source=e.source, path=e.path, format=e.format, framework=e.framework,
                         quantization=e.quantization, artifact=e.artifact, artifact_sha256=e.artifact_sha256)
             if t.eval_npz is not None and Path(t.eval_npz).exists():
-                out.append(Item(base, Path(t.artifact), Path(t.eval_npz), e.quantization))
+                out.append(Item(base, Path(t.artifact), Path(t.eval_npz), e.quantization,
+                                NOT_ON_DEVICE.get(t.format, ("", ""))[1]))
+            continue
+        if t.format in NOT_ON_DEVICE:
             continue
         base = dict(model=str(t.artifact), path="user", format=t.format, artifact=str(t.artifact),
                     artifact_sha256=fsutil.sha256_file(t.artifact))

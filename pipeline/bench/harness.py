@@ -39,7 +39,7 @@ HERE = Path(__file__).parent
 WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
                                   "anatomy.py")] + [HERE.parent / "workers.py"] + \
     [HERE.parent / "explain" / "evidence.py"] + sorted((HERE.parent / "runtimes").glob("*.py")) + \
-    sorted((HERE / "data").glob("*"))
+    sorted(f for f in (HERE / "data").rglob("*") if f.is_file())
 
 
 # export facts a bench record of an artifact that runs elsewhere (Apple only) carries (coreml_paths.py writes them)

@@ -104,6 +104,9 @@ NOT_MEASURED: dict[str, str] = {
             "pull gigabytes of CUDA packages here, and executorch 1.0.0's own requirements do not resolve to "
             "wheels (hydra-core needs antlr4-python3-runtime 4.9, published as source only); measured on "
             "executorch 1.5.1 only, the bench's column"),
+    "aimodel": ("not measured: Core AI ships with the operating system (the file's minimum OS is the manifest's "
+                "runtime.minimum.minimum_os), and its Linux runtime has pre-releases only (coreai-core 1.0.0b1 to "
+                "1.0.0b3), none an app pins; measured on 1.0.0b3 only, the bench's column"),
 }
 
 

@@ -94,6 +94,18 @@ try interpreter.allocateTensors()
 try interpreter.copy(inputData, toInputAt: 0)     // int8 inputs: quantize first (see Inputs)
 try interpreter.invoke(); let y = try interpreter.output(at: 0)
 ```""",
+    ("ios", "aimodel"): """Core AI (Swift, `import CoreAI`, iOS/macOS {min_os}; add the `.aimodel` folder to the app target):
+```swift
+let url = Bundle.main.url(forResource: "{stem}", withExtension: "aimodel")!
+let model = try await AIModel(contentsOf: url)          // specializes for this device on first load (cached)
+guard let main = try model.loadFunction(named: "main") else {{ fatalError("no function main") }}
+let x = NDArray(scalars: input as [{scalar}], shape: [{shape}])   // {scalar} input: see Inputs
+var outputs = try await main.run(inputs: ["{input}": x])
+let y = outputs.remove("{output}")?.ndArray             // an NDArray of {out_scalar}
+```
+API names as in Apple's Core AI documentation (`AIModel(contentsOf:options:)`, `loadFunction(named:)`,
+`NDArray(scalars:shape:)`, `run(inputs:states:outputViews:)`, `Outputs.remove(_:)`,
+`InferenceValue.ndArray`); not compiled here (no Xcode on Linux): unverified Swift.""",
     ("ios", "pte"): """ExecuTorch (Swift package `executorch`, link the `backend_xnnpack` and `kernels_optimized` products):
 ```swift
 let module = Module(filePath: Bundle.main.path(forResource: "{stem}", ofType: "pte")!)
@@ -119,7 +131,14 @@ def readme(platform: str, man: dict) -> str:
     a = man["artifact"]
     fname = a["file"]
     shape = ", ".join(str(d) for d in (man["inputs"][0]["shape"] if man["inputs"] else []))
-    load = _LOAD[(platform, a["format"])].format(file=fname, stem=Path(fname).stem, shape=shape)
+    swift = {"float16": "Float16", "float32": "Float", "int32": "Int32"}
+    first_in, first_out = (man["inputs"] or [{}])[0], (man["outputs"] or [{}])[0]
+    load = _LOAD[(platform, a["format"])].format(
+        file=fname, stem=Path(fname).stem, shape=shape,
+        min_os=man["runtime"]["minimum"].get("compatibility_version", ""),
+        scalar=swift.get(first_in.get("dtype", ""), "Float"),
+        out_scalar=swift.get(first_out.get("dtype", ""), "Float"),
+        input=first_in.get("name", "input"), output=first_out.get("name", "output"))
     rows = []
     for t in man["inputs"]:
         q = t.get("quantization")
@@ -136,6 +155,14 @@ def readme(platform: str, man: dict) -> str:
     if a["format"] == "tflite":
         need = (f"LiteRT / TFLite runtime >= {minimum.get('min_runtime_version') or '(not recorded)'}; operators: "
                 + ", ".join(f"{o['op']} v{o['version']}" for o in minimum.get("operators", [])))
+    elif a["format"] == "aimodel":
+        share = minimum.get("compressed_weight_share")
+        need = (f"Core AI, {minimum.get('minimum_os') or 'minimum OS not recorded'} (the framework ships with the OS: "
+                f"nothing to link); inputs and outputs are {minimum.get('io_dtype', 'float32')}"
+                + (f"; {share:.0%} of the weight bytes compressed ({minimum['compression'].get('preset', '')})"
+                   if share else "")
+                + ". Verified here with Core AI's Linux CPU runtime (coreai-core "
+                f"{minimum.get('coreai_core_version')}); on the device Core AI may run it on the Neural Engine or GPU, which this host has not checked")
     else:
         need = (f"ExecuTorch {minimum.get('executorch_version')}; delegates: {', '.join(minimum.get('delegates') or ['none'])}; "
                 f"operators outside the delegate: {', '.join(minimum.get('operators') or ['none'])} "

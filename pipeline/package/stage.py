@@ -64,7 +64,9 @@ def run(o: Options, log=print) -> int:
         _paths(o, sources.framework_of(src))    # a --paths that takes no such model: said before any work
     bundle.check_out(o.out)
     work = o.work_root / name
-    with fsutil.run_lock(work, "package"):
+    # the scratch folder is every worker's TMPDIR (Core AI compiles each loaded model to a temp .aimodelx):
+    # a killed run leaves it inside `work`, removed by the next run's lock
+    with fsutil.run_lock(work, "package"), fsutil.scratch(work):
         bundle.clean_stale(o.out, name)
         # the model is opened only in a sandboxed worker: pre-checks, samples against its inputs, references
         prep = reference.prepare(src, o.samples, o.calib, o.eval, work)
@@ -168,8 +170,7 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
         c, plat = ch.candidate, ch.platform
         fname = f"{name}.{c.export.format}"
         files[f"{plat}/{fname}"] = c.artifact
-        facts = (manifest.tflite_facts(c.artifact) if c.export.format == "tflite"
-                 else manifest.pte_facts(c.artifact, work / "selected_operators.yaml"))
+        facts = manifest.format_facts(c, work)
         if c.export.format == "pte":
             texts[f"{plat}/selected_operators.yaml"] = (work / "selected_operators.yaml").read_text()
         man = manifest.build(name=name, platform=plat, src=src, source_sha256=source_sha, framework=fw,

@@ -72,8 +72,10 @@ def section(view: View) -> list[str]:
                          *[_cell(got.get(g.id)) for g in rungs]])
         lines += [f"**{fmt}** ({_releases(len(rungs))}: {', '.join(g.label for g in rungs)}):", ""]
         lines += table(["model", "artifact", "declared", "needs", *[g.label for g in rungs]], rows)
+    shown = {e.format for e in view.kind("export")} | {"pte"}
     for fmt, why in ladder.NOT_MEASURED.items():
-        lines += [f"**{fmt}**: {why}.", ""]
+        if fmt in shown:
+            lines += [f"**{fmt}**: {why}.", ""]
     lines += claims(view)
     return lines
 

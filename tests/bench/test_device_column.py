@@ -75,6 +75,17 @@ def test_no_device_and_unbuildable_device(tmp_path):
     assert not [r for r in read_records(tmp_path / "r2" / "results.jsonl") if r.kind == "device"]
 
 
+def test_aimodel_is_skipped_with_its_reason(digits_exports, tmp_path):
+    """Core AI files get device records `skipped` on every core, with the reason (built device or not)."""
+    from conftest import TEST_ARTIFACTS
+    items = device.items_from_targets(harness.targets_from_exports([digits_exports[("torch", "coreai_fp32")]],
+                                                                   TEST_ARTIFACTS), TEST_ARTIFACTS)
+    assert [it.skip for it in items] == [device.NOT_ON_DEVICE["aimodel"][1]]
+    recs = device.run(items, tmp_path, log=lambda m: pytest.fail(f"the guest ran a Core AI file: {m}"))
+    assert {r.profile for r in recs} == set(device.CORES)
+    assert all(r.status == "skipped" and r.runtime == "coreai" and "Core AI" in r.error for r in recs), recs
+
+
 def test_a_device_mismatch_carries_its_evidence(tmp_path):
     """The guest differing from the host: where, by the bound the device judges with, and the file's facts
     (no guest needed: the comparison and the explanation run on the host)."""

@@ -18,7 +18,7 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
     assert man["manifest_version"] == 1
     art = bundle / platform / man["artifact"]["file"]
     assert fsutil.sha256_file(art) == man["artifact"]["sha256"]
-    assert art.stat().st_size == man["artifact"]["bytes"]
+    assert fsutil.size_bytes(art) == man["artifact"]["bytes"]
     assert man["parity"]["status"] == "ok", man["parity"]
     assert man["runtime"]["loads_here"][man["runtime"]["verified_with"]["name"]]["loads"]
     assert man["measured"]["profiles"]["big-core"]["p50"] > 0
@@ -44,6 +44,15 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
             assert f"On released runtimes it {mm['sentence']}" in (bundle / platform / "README.md").read_text()
         else:
             assert mm["reason"] == "the version ladder was not run (--ladder none)"
+    elif man["artifact"]["format"] == "aimodel":
+        from pipeline.filecheck import coreai
+        fn = coreai.inspect(art)["functions"]["main"]
+        for got, want in ((fn["inputs"], man["inputs"]), (fn["outputs"], man["outputs"])):
+            assert [(t["name"], t["shape"], t["dtype"]) for t in got] == [(t["name"], t["shape"], t["dtype"])
+                                                                         for t in want]
+        assert man["inputs"][0]["shape"] == [1, *sample_shape]
+        assert man["runtime"]["minimum"]["minimum_os"].endswith("27.0")
+        assert "AIModel(contentsOf:" in (bundle / platform / "README.md").read_text()
     else:
         from executorch.exir._serialize._program import deserialize_pte_binary
         from executorch.runtime import Runtime
@@ -210,6 +219,24 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
     assert again.returncode == 0, again.stdout[-2000:]
     assert again.stdout.count(": up to date") == 2, again.stdout
     assert (tmp_path / "dist" / "small" / "android" / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_pt2_ios_ships_a_verified_aimodel(user_models, tmp_path):
+    """Core AI next to LiteRT: the iOS bundle ships the .aimodel Core AI's runtime verified, says why
+    (host timings of different runtimes are not compared), and the compressed path that cannot compress a
+    .pt2's unlifted graph is `unsupported`, not an fp32 file under a w8 name."""
+    paths = "litert_torch_fp32,coreai_fp32,coreai_fp16,coreai_w8"
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), "--paths", paths) == 0
+    bundle = tmp_path / "dist" / "cnn"
+    ios = check_manifest(bundle, "ios", (3, 16, 16))
+    assert ios["artifact"]["format"] == "aimodel" and ios["artifact"]["export_path"] in ("coreai_fp32", "coreai_fp16")
+    assert ".aimodel first" in ios["choice"]["reason"]
+    assert check_manifest(bundle, "android", (3, 16, 16))["artifact"]["format"] == "tflite"
+    records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
+    w8 = next(r for r in records if r["kind"] == "export" and r["path"] == "coreai_w8")
+    assert w8["status"] == "unsupported" and "compressed no weight" in w8["error"]
+    assert not list((tmp_path / "art").rglob("*.aimodelx"))
 
 
 @pytest.mark.slow   # ExecuTorch and ONNX exports of a .pt2 (7 min 42 s under load ~14)
