@@ -72,9 +72,9 @@ def section(view: View) -> list[str]:
                          *[_cell(got.get(g.id)) for g in rungs]])
         lines += [f"**{fmt}** ({_releases(len(rungs))}: {', '.join(g.label for g in rungs)}):", ""]
         lines += table(["model", "artifact", "declared", "needs", *[g.label for g in rungs]], rows)
-    shown = {e.format for e in view.kind("export")} | {"pte"}
+    exported = {e.format for e in view.kind("export")}
     for fmt, why in ladder.NOT_MEASURED.items():
-        if fmt in shown:
+        if fmt in exported:
             lines += [f"**{fmt}**: {why}.", ""]
     lines += claims(view)
     return lines

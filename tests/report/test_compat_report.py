@@ -38,7 +38,8 @@ def _records():
 
 
 def test_matrix_findings_and_the_false_claim_named():
-    view = build(_records())
+    pte = Record(kind="export", model="a", source="torch", path="et_xnnpack_fp32", format="pte", status="ok")
+    view = build(_records() + [pte])
     text = "\n".join(compat.section(view))
     assert "| model | artifact | declared | needs | TFLite 2.14.0 | LiteRT 1.0.1 | LiteRT 2.3.0 |" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| a | keras__tflite_dynamic_int8 |"))
@@ -47,7 +48,7 @@ def test_matrix_findings_and_the_false_claim_named():
     assert ">FAILED: FULLY_CONNECTED v12<" in row
     assert row.count('class="st-ok"') == 2
     assert "a/keras__tflite_dynamic_int8 declares min_runtime_version 2.0.0 but TFLite 2.14.0 cannot run it" in text
-    assert "**pte**: not measured: " in text
+    assert "**pte**: not measured: " in text and "**aimodel**" not in text    # formats exported here only
     assert ("1 file declares a newer minimum than needed: b/keras__tflite_int8 declares 2.15.0, loads and "
             "matches on TFLite 2.14.0.") in text
     lines = compat.findings(view)
