@@ -32,7 +32,7 @@ def findings(view: View) -> list[str]:
     from pipeline.report.glance import counts_text
     ex, ran = counts_text(view)
     lines = [f"## {TITLE}", "", f"- **This run**: {ex}; {ran}.", ""]
-    for part in (support, failures, skew, int8):
+    for part in (support, failures, skew, versions, int8):
         lines += part(view)
     return lines
 
@@ -161,6 +161,21 @@ def skew(view: View) -> list[str]:
         arts = ", ".join(f"{ArtifactId.of(r).label} ({links.cause(view.cause_number(r))})" for r in rs)
         detail.append(f"- `{bad}` vs `{good}`: {arts}; records {links.records(rs, 3)}")
     return short + [""] + folded("which artifacts", detail)
+
+
+def versions(view: View) -> list[str]:
+    """The runtime-version ladder's answer (`report/compat.findings`): one bullet, the per-path lines folded."""
+    from pipeline.report.compat import TITLE as COMPAT_TITLE
+    from pipeline.report.compat import findings as per_path
+    detail = per_path(view)
+    if not detail:
+        return []
+    paths = sum(ln.startswith("- `") for ln in detail)
+    claims = sum(ln.startswith("- **") for ln in detail)
+    short = (f"- **Oldest runtime** measured for {paths} export path{'s' if paths != 1 else ''}"
+             + (f"; {claims} file{'s claim' if claims != 1 else ' claims'} a runtime it cannot run on" if claims else "")
+             + f" ({links.section(COMPAT_TITLE, 'runtime versions')})")
+    return [short, ""] + folded("the oldest release per export path", detail[2:])
 
 
 def int8(view: View) -> list[str]:

@@ -6,7 +6,8 @@ It opens from disk with no server and no network. The converter handles the Mark
 report writes: headings (with GitHub's ids, `links.slug`), pipe tables, "- " lists, images (consecutive
 image lines: one row of pictures), paragraphs, `code`, **bold**, links inside the report `[text](#id)` with
 an optional title `[c3](#cause-3 "its name")` (a tooltip; a table cell shows its links' titles too),
-record anchors `<a id="..."></a>`, fenced code blocks, and folded text (`<details>`, `<summary>` lines).
+record anchors `<a id="..."></a>`, status spans (`table.status_cell`: `<span class="st-<status>"
+title="...">text</span>`), fenced code blocks, and folded text (`<details>`, `<summary>` lines).
 
 Tables scroll inside their box (the page never scrolls sideways) and sort by a click on a column's
 header (a few lines of inline script, `SORT`: numbers by value, text alphabetically; a second click
@@ -44,6 +45,7 @@ details { margin: 0.3em 0 0.6em 1.5em; } summary { cursor: pointer; color: #555;
 pre { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; font-size: 0.85em; }
 """
 
+
 _IMG = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)]+)\)\s*$")
 
 
@@ -55,8 +57,13 @@ def _tint(hex_color: str, keep: float = 0.35) -> str:
 
 # a cell's leading status word -> the status (longest words first: "Apple only" before "ok")
 _MARKS = sorted(((m, st) for st, m in STATUS_MARK.items() if m not in ("–", "")), key=lambda x: -len(x[0]))
-STATUS_CSS = "".join(f"td.st-{st} {{ background: {_tint(STATUS_COLOR[st])} !important; }}\n"
-                     for st in dict.fromkeys(st for _, st in _MARKS))
+
+
+def _status_css() -> str:
+    """A status span (`table.status_cell`) in the status's colour; a table cell led by a status word, tinted."""
+    return "".join(f".st-{s} {{ background: {c}; padding: 0 4px; border-radius: 3px; }} "
+                   f"td.st-{s} {{ background: {_tint(c)} !important; padding: 3px 7px; border-radius: 0; }}\n"
+                   for s, c in STATUS_COLOR.items())
 
 
 def _cell_status(text: str) -> str:
@@ -84,6 +91,7 @@ document.addEventListener('click', e => {
 
 _LINK = re.compile(r'\[([^\]]+)\]\((#[\w\-]+)(?: "([^"]*)")?\)')
 _ANCHOR = re.compile(r'<a id="([\w\-]+)"></a>')
+_STATUS = re.compile(r'<span class="st-([\w]+)" title="([^"<>]*)">([^<]*)</span>')
 _FOLD = re.compile(r"^\s*(<details>|</details>|<summary>.*</summary>)\s*$")
 
 
@@ -91,10 +99,14 @@ def _inline(text: str) -> str:
     """Escape, then in-report links and anchors, `code` and **bold** (code spans are protected from
     the bold rule)."""
     out = []
-    for part in re.split(r'(\[[^\]]+\]\(#[\w\-]+(?: "[^"]*")?\)|<a id="[\w\-]+"></a>)', text):
+    for part in re.split(r'(\[[^\]]+\]\(#[\w\-]+(?: "[^"]*")?\)|<a id="[\w\-]+"></a>|<span class="st-\w+" '
+                         r'title="[^"<>]*">[^<]*</span>)', text):
         if m := _LINK.fullmatch(part):
             tip = f' title="{html.escape(m.group(3))}"' if m.group(3) else ""
             out.append(f'<a href="{m.group(2)}"{tip}>{_inline(m.group(1))}</a>')
+        elif m := _STATUS.fullmatch(part):
+            out.append(f'<span class="st-{m.group(1)}" title="{html.escape(m.group(2))}">'
+                       f"{_code_bold(m.group(3))}</span>")
         elif m := _ANCHOR.fullmatch(part):
             out.append(f'<a id="{m.group(1)}"></a>')
         else:
@@ -148,7 +160,7 @@ def _image(alt: str, src: str, base: Path) -> str:
 def to_html(markdown: str, base: Path, title: str = "report") -> str:
     lines = markdown.splitlines()
     out = [f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
-           f"<title>{html.escape(title)}</title><style>{CSS}{STATUS_CSS}</style></head><body>"]
+           f"<title>{html.escape(title)}</title><style>{CSS}{_status_css()}</style></head><body>"]
     i = 0
     para: list[str] = []
     ids: dict[str, int] = {}

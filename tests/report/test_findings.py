@@ -64,12 +64,12 @@ def _records():
 def test_one_cause_per_failure_with_paths_relative_to_the_project():
     recs = _records()
     c = [cause(r) for r in recs if r.kind == "bench" and r.status == "failed"]
-    assert len({x.key for x in c}) == 1 and c[0].short == "runtime too old: no FULLY_CONNECTED version 12"
+    assert len({x.key for x in c}) == 1 and c[0].short == "runtime too old: no FULLY_CONNECTED v12"
     assert "/work/other-tree" not in c[0].text and "artifacts/a/keras__tflite_dynamic_int8.tflite" in c[0].text
     assert clean("at /tmp/x/y/results/cache/z.json") == "at results/cache/z.json"
     groups = build(recs).causes()
     assert [(g[0].short, sorted({r.model for r in g[1]})) for g in groups] == [
-        ("runtime too old: no FULLY_CONNECTED version 12", ["a", "b"]),
+        ("runtime too old: no FULLY_CONNECTED v12", ["a", "b"]),
         ("outside one quantization step", ["a", "b"]),
         ("optimize_for_mobile: this torch build has no XNNPACK", ["a", "b"])]
 
@@ -108,7 +108,7 @@ def test_the_support_matrix_cells_are_a_status_word_and_cause_ids():
     v = build(_records())
     grid = "\n".join(report.support_matrix(v)).split("### Support per runtime")[0]
     assert "| TensorFlow/Keras | keras__tflite_dynamic_int8 | partial [c1](#cause-1 \"c1 tflite_runtime FAILED: " \
-        "runtime too old: no FULLY_CONNECTED version 12\") |" in grid
+        "runtime too old: no FULLY_CONNECTED v12\") |" in grid
     assert "| PyTorch | torch__ptl_mobile_optimized | unsupported [c3](#cause-3 \"c3 export unsupported: " in grid
     rows = [ln for ln in grid.splitlines() if ln.startswith("| PyTorch") or ln.startswith("| TensorFlow")]
     assert [r.split(" | ")[0] for r in rows] == sorted(r.split(" | ")[0] for r in rows)   # grouped by framework
