@@ -104,10 +104,9 @@ def support(view: View) -> list[str]:
     return short + [""] + folded("per runtime and core", detail, links.section(SUPPORT_TITLE, "the support matrix"))
 
 
-NAMED = ("failed", "mismatch", "unsupported")   # causes named one bullet each; the rest counted in one
-
-
 def failures(view: View) -> list[str]:
+    """Causes worse than "runs elsewhere" one bullet each (`glance.NAMED`), the rest counted in one."""
+    from pipeline.report.glance import NAMED
     from pipeline.report.markdown import ERRORS_TITLE
     groups = view.causes()
     if not groups:

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.artifact import ArtifactId
-from pipeline.parity import ELSEWHERE_STATUSES, STATUS_MARK, STATUSES, elsewhere
+from pipeline.parity import ELSEWHERE_STATUSES, SEVERITY, STATUS_MARK, STATUSES, elsewhere, ran
 from pipeline.report import links
 from pipeline.report.picks import PLATFORM_NAME, Pick, picks, rule_text
 from pipeline.report.ship import _quality
@@ -21,11 +21,14 @@ from pipeline.report.table import table
 from pipeline.report.view import View
 
 TITLE = "At a glance"
-# always named in the counts, even at 0 (the issue's four: ok / mismatch / failed / runs elsewhere)
-ALWAYS = ("ok", "mismatch", "failed", *ELSEWHERE_STATUSES)
-# causes the terminal names one line each; the rest (skipped, runs elsewhere) are counted only
-NAMED = ("failed", "mismatch", "unsupported")
+# always named in the counts, even at 0 (the issue's four: ok / mismatch / failed / runs elsewhere): the
+# statuses that ran, the "runs elsewhere" family and the worst
+ALWAYS = tuple(s for s in STATUSES if ran(s) or s in ELSEWHERE_STATUSES) + (max(SEVERITY, key=SEVERITY.get),)
+# causes named one line each, worst first: what is worse than "runs elsewhere" (the rest is counted only)
+NAMED = tuple(sorted((s for s in STATUSES if SEVERITY[s] > max(SEVERITY[e] for e in ELSEWHERE_STATUSES)),
+                     key=lambda s: -SEVERITY[s]))
 TERMINAL_CAUSES = 4
+MAX_LINES = 15             # the answer a run ends with: at most ~15 lines (the picks of many models may take more)
 PLOT = "tradeoff"          # plots.write_all's name suffix of the picture per model
 
 
@@ -95,15 +98,24 @@ def headline(view: View, plots: dict[str, str] | None = None) -> list[str]:
     return lines
 
 
-def _pick_line(view: View, p: Pick, same: Pick | None) -> str:
-    name = PLATFORM_NAME[p.platform]
+def _pick_line(view: View, p: Pick, names: str) -> str:
     if p.record is None:
-        return f"{name:<8} none: {p.why}"
-    if same is not None and same.record is p.record:
-        return f"{name:<8} the same file as {PLATFORM_NAME[same.platform]}"
+        return f"{names:<11} none: {p.why}"
     r = p.record
-    return (f"{name:<8} {ArtifactId.of(r).stem + ' (' + r.runtime + ')':<40} {r.metrics['size_bytes'] / 1024:>7.1f} KiB"
+    return (f"{names:<11} {ArtifactId.of(r).stem + ' (' + r.runtime + ')':<40} {r.metrics['size_bytes'] / 1024:>7.1f} KiB"
             f"  {p.cost_text():<18} {_quality(view, r)}")
+
+
+def _pick_groups(ps: list[Pick]) -> list[tuple[str, Pick]]:
+    """The picks with one entry per file: ("Android+iOS", pick) when both platforms chose the same file."""
+    groups: list[tuple[list[str], Pick]] = []
+    for p in ps:
+        same = next((g for g in groups if p.record is not None and g[1].record is p.record), None)
+        if same:
+            same[0].append(PLATFORM_NAME[p.platform])
+        else:
+            groups.append(([PLATFORM_NAME[p.platform]], p))
+    return [("+".join(names), p) for names, p in groups]
 
 
 def end_lines(view: View, report: Path | None = None, table_hint: bool = True) -> list[str]:
@@ -114,20 +126,20 @@ def end_lines(view: View, report: Path | None = None, table_hint: bool = True) -
     out = [f"[answer] {ex}", f"         {ran}"]
     width = max((len(m) for m in ms), default=0)
     for m in ms:
-        prev = None
-        for i, p in enumerate(picks(view, m)):
-            out.append(f"  {m if i == 0 else '':<{width}}  {_pick_line(view, p, prev)}")
-            prev = prev or p
+        for i, (names, p) in enumerate(_pick_groups(picks(view, m))):
+            out.append(f"  {m if i == 0 else '':<{width}}  {_pick_line(view, p, names)}")
     bad = [(n, c, rs) for n, (c, rs) in enumerate(view.causes(), 1) if any(r.status in NAMED for r in rs)]
+    # as many cause lines as the ~15 lines leave (at least one, at most TERMINAL_CAUSES)
+    shown = max(1, min(TERMINAL_CAUSES, MAX_LINES - len(out) - 2 - (len(bad) > TERMINAL_CAUSES)))
     if bad:
         out.append("  not ok, by cause (the report's Errors by cause):")
-        for n, c, rs in bad[:TERMINAL_CAUSES]:
+        for n, c, rs in bad[:shown]:
             arts = sorted({ArtifactId.of(r).label for r in rs})
             worst = next(s for s in NAMED if any(r.status == s for r in rs))
             out.append(f"    c{n} {STATUS_MARK[worst]}: {c.short} ({arts[0]}"
                        + (f" +{len(arts) - 1} more" if len(arts) > 1 else "") + ")")
-        if len(bad) > TERMINAL_CAUSES:
-            out.append(f"    +{len(bad) - TERMINAL_CAUSES} more causes in the report")
+        if len(bad) > shown:
+            out.append(f"    +{len(bad) - shown} more cause{'s' if len(bad) - shown != 1 else ''} in the report")
     if report is not None:
         out.append(f"  report: {report.with_suffix('.html')} (and {report.name})"
                    + ("; every measurement: python -m pipeline report --table" if table_hint else ""))
