@@ -118,19 +118,23 @@ def _pick_groups(ps: list[Pick]) -> list[tuple[str, Pick]]:
     return [("+".join(names), p) for names, p in groups]
 
 
-def end_lines(view: View, report: Path | None = None, table_hint: bool = True) -> list[str]:
+def end_lines(view: View, report: Path | None = None, table_hint: bool = True, max_lines: int = MAX_LINES) -> list[str]:
     """What a run ends with (~15 lines): the picks per model, the counts, what did not work (one line per
     cause) and the report's path."""
     ms = models(view)
-    ex, ran = counts_text(view)
-    out = [f"[answer] {ex}", f"         {ran}"]
+    ex, runs = counts_text(view)
+    out = [f"[answer] {ex}", f"         {runs}"]
     width = max((len(m) for m in ms), default=0)
     for m in ms:
         for i, (names, p) in enumerate(_pick_groups(picks(view, m))):
             out.append(f"  {m if i == 0 else '':<{width}}  {_pick_line(view, p, names)}")
     bad = [(n, c, rs) for n, (c, rs) in enumerate(view.causes(), 1) if any(r.status in NAMED for r in rs)]
-    # as many cause lines as the ~15 lines leave (at least one, at most TERMINAL_CAUSES)
-    shown = max(1, min(TERMINAL_CAUSES, MAX_LINES - len(out) - 2 - (len(bad) > TERMINAL_CAUSES)))
+    # as many cause lines as the ~15 lines leave beside the header and the report's path (at least one, at
+    # most TERMINAL_CAUSES), and a "+N more" line when some are left out
+    room = max_lines - len(out) - 2
+    shown = min(len(bad), TERMINAL_CAUSES, room)
+    if shown < len(bad):
+        shown = max(1, min(shown, room - 1))
     if bad:
         out.append("  not ok, by cause (the report's Errors by cause):")
         for n, c, rs in bad[:shown]:
