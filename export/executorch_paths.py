@@ -28,7 +28,9 @@ def exported(ctx: ExportContext):
 
 
 def lower_and_write(ctx: ExportContext, ep, delegate: bool = False, partitioners: list | None = None) -> dict:
-    """Lower (to XNNPACK when `delegate`, or to the given `partitioners`), serialize, summarize."""
+    """Lower (to XNNPACK when `delegate`, or to the given `partitioners`), serialize, summarize. With
+    `ctx.etrecord` set, the same lowering call also gives the program's ETRecord, written there (the
+    operator profile's names for the runtime's events, `pipeline/bench/opprofile.py`)."""
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
@@ -37,11 +39,14 @@ def lower_and_write(ctx: ExportContext, ep, delegate: bool = False, partitioners
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         partitioners = [XnnpackPartitioner()]
     with ctx.phase("lower"):
-        edge = to_edge_transform_and_lower(ep, partitioner=partitioners)
+        edge = to_edge_transform_and_lower(ep, partitioner=partitioners, generate_etrecord=ctx.etrecord is not None)
         info = delegation_summary(get_delegation_info(edge.exported_program().graph_module))
     with ctx.phase("serialize"):
         prog = edge.to_executorch()
         ctx.out.write_bytes(prog.buffer)
+    if ctx.etrecord is not None:
+        from pipeline import fsutil
+        fsutil.write_with(ctx.etrecord, lambda tmp: prog.get_etrecord().save(str(tmp)))
     info["input_layout"] = "torch"
     return info
 

@@ -60,8 +60,9 @@ def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath, we
 
 
 def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artifacts: Path,
-             shared: dict | None = None) -> Record:
-    """`shared`: what this twin's paths share (`ExportContext.shared`); None = nothing."""
+             shared: dict | None = None, etrecord: bool = False) -> Record:
+    """`shared`: what this twin's paths share (`ExportContext.shared`); None = nothing. `etrecord`: a
+    .pte path also writes the ETRecord of its lowering beside the artifact (`etrecord_file`)."""
     aid = p.artifact(spec.name, source)
     art = aid.file(artifacts, p.format)
     example = data["x"][:1] if p.input_kind == "torch" else spec.to_keras(data["x"][:1])
@@ -69,8 +70,14 @@ def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artif
     base = dict(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
                 framework=aid.framework, quantization=p.quantization)
     ctx = registry.ExportContext(spec, source, model, example, calib, art, art.parent,
-                                 shared={} if shared is None else shared)
+                                 shared={} if shared is None else shared,
+                                 etrecord=etrecord_file(artifacts, aid) if etrecord and p.format == "pte" else None)
     return export_to(p, ctx, base)
+
+
+def etrecord_file(artifacts: Path, aid) -> Path:
+    """Where a .pte's ETRecord goes: beside it (`pipeline/bench/opprofile.py` looks there)."""
+    return aid.file(artifacts, "etrecord")
 
 
 def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -> Record:
@@ -127,7 +134,9 @@ def _warning_lines(caught) -> list[str]:
 
 
 def export_model(name: str, artifacts: Path, path_names: list[str] | None = None, force: bool = False,
-                 log=print) -> list[Record]:
+                 log=print, etrecord: bool = False) -> list[Record]:
+    """Each selected path x source twin, reusing what is up to date. `etrecord`: the .pte paths also
+    write their ETRecord, from the same lowering call (an up-to-date .pte without one is made again)."""
     spec = models.get(name)
     train(spec, artifacts, force=False, log=log)
     paths = registry.all_paths()
@@ -139,6 +148,9 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
     for i, (source, p) in enumerate(jobs, 1):
         tag = f"[export {spec.name} {i}/{len(jobs)}] {p.artifact(spec.name, source).stem}"
         rec = None if force else cached_record(artifacts, spec, source, p, weights)
+        if rec is not None and etrecord and p.format == "pte" and rec.status == "ok" and \
+                not etrecord_file(artifacts, p.artifact(spec.name, source)).exists():
+            rec = None
         if rec is not None:
             log(f"{tag}: up to date ({rec.status})")
             records.append(rec)
@@ -153,7 +165,7 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
                 loaded[source] = (load_torch(spec, artifacts) if source == "torch"
                                   else load_keras(spec, artifacts, source)), {}
             model, shared = loaded[source]
-            rec = run_path(spec, source, p, model, data, artifacts, shared)
+            rec = run_path(spec, source, p, model, data, artifacts, shared, etrecord)
         write_sidecar(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights), rec)
         log(f"{tag}: {rec.status} in {rec.metrics.get('export_seconds', 0):.1f}s"
             + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))
@@ -172,7 +184,8 @@ def handle(item: dict, params: dict, say) -> dict:
         if item["step"] == "train":
             train(models.get(item["model"]), artifacts, force=False, log=say)
         else:
-            export_model(item["model"], artifacts, params["paths"], params["force"], log=say)
+            export_model(item["model"], artifacts, params["paths"], params["force"], log=say,
+                         etrecord=params.get("etrecord", False))
     except Exception as e:  # noqa: BLE001 - one model's failure must not end the others'
         traceback.print_exc(file=sys.stdout)
         return {"status": "failed", "error": workers.describe_error(e)}

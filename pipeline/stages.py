@@ -64,7 +64,8 @@ EXPORT_TIMEOUT_S = 1800.0   # a worker that prints no progress line (a training 
 STOP_GRACE_S = 10.0         # an interrupted stage: each worker's time to remove its temp folders
 
 
-def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print) -> list[Record]:
+def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print,
+           etrecord: bool = False) -> list[Record]:
     """`jobs` long-lived worker processes (`workers.run_queue` over `export/run.py`) take the work in turn
     (`_ExportJobs`: each model's training, then its paths): the toolchains' imports are paid once per
     worker, not once per model. A converter that crashes natively takes down only its worker: the paths
@@ -98,7 +99,8 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
     def say(line: str) -> None:
         log(steps.tag(line) if line.startswith("[export ") else line)
 
-    job = workers.Job("export.run", params={"artifacts": str(artifacts), "paths": paths, "force": force},
+    job = workers.Job("export.run", params={"artifacts": str(artifacts), "paths": paths, "force": force,
+                                            "etrecord": etrecord},
                       env={"MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads},
                       timeout_s=EXPORT_TIMEOUT_S, stop_grace_s=STOP_GRACE_S)
     t0 = time.perf_counter()
