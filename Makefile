@@ -15,7 +15,7 @@ BASELINE ?= baselines/digits_cnn.jsonl
 SRC     ?=
 SAMPLES ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package
+.PHONY: setup sandbox-tool setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -31,7 +31,13 @@ help:
 	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core  V=1 (libraries' output on the terminal)"
 
-setup: .venv/.installed .venv-tflite-runtime/.installed
+setup: .venv/.installed .venv-tflite-runtime/.installed sandbox-tool
+
+# the OS sandbox of the workers that open a user's model (docs/security.md): bubblewrap
+sandbox-tool:
+	@command -v bwrap >/dev/null || { command -v apt-get >/dev/null && apt-get update -q >/dev/null && \
+		apt-get install -y -q bubblewrap >/dev/null; } || echo "warning: bubblewrap is not installed: package and \
+	bench of your own file refuse to run without it (or with --no-sandbox); see docs/security.md"
 
 # requirements-nodeps.txt goes in with --no-deps: those packages' own pins (facenet-pytorch: an old
 # torch and torchvision) must never replace the pinned stack
@@ -114,7 +120,7 @@ clean:
 	rm -rf artifacts results
 
 # 1000 mutants per format through the real loaders + repeated random kills of export/bench
-# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n to change the count
+# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n / FUZZ_PER_KIND=n (.pt2, SavedModel) change the counts
 fuzz: setup
 	$(PY) -m pytest -q -s -m fuzz tests
 

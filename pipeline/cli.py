@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(the bench's operator profile then names each event's aten ops)")
 
     b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
-    b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage files of your own")
+    b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage/.aimodel files of your own")
     b.add_argument("--models", default="")
     b.add_argument("--profiles", default=None, help="device profiles, comma-separated (each measured once)")
     b.add_argument("--shape", type=_shape, action="append", default=[],
@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--ci-pct", type=_nonneg_float, dest="ci_pct", help="as for bench")
     pk.add_argument("--repeats", type=_positive_int)
 
+    for cmd in (b, pk):                  # the commands that open a user's file (pipeline/sandbox.py)
+        cmd.add_argument("--no-sandbox", action="store_true",
+                         help="run the workers that open your file without the OS sandbox (bubblewrap); "
+                         "recorded in the manifest. Only for files you trust")
     for cmd in (t, e, b, pr, q, pk):     # the commands that run the libraries
         _verbose_flag(cmd)
     sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
@@ -198,12 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if getattr(args, "no_sandbox", False):
+        from pipeline import sandbox
+        os.environ[sandbox.ENV_SWITCH] = "off"    # the workers inherit the user's choice
     from pipeline.fsutil import LockedError
     try:
         return _dispatch(args)
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"error: {args.cmd}: out of memory (an input declares more than this machine can hold); "
+              "nothing was written", file=sys.stderr)
         return 2
     except LockedError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -65,6 +65,7 @@ class Job:
     first_timeout_s: float = 0.0        # the same for a fresh worker's first item (imports); 0 = timeout_s
     after_death: str = "resume"         # "resume" after the charged item, or "fail_rest"
     stop_grace_s: float = 0.0           # an interrupted parent: SIGINT, then this long to clean up; 0 = SIGKILL
+    sandbox: object = None              # a `pipeline.sandbox.Sandbox`: the worker opens a user's model
 
     def __post_init__(self):
         object.__setattr__(self, "items", tuple(self.items))
@@ -77,9 +78,26 @@ class Job:
             raise ValueError(f"{self.module}: timeouts must be > 0, got {self.timeout_s}, {self.first_timeout_s}, "
                              f"{self.stop_grace_s}")
 
-    def command(self, job_file: Path) -> list[str]:
-        """The worker's command line (one place to wrap it, e.g. in a sandbox)."""
-        return [self.python, "-m", self.module, str(job_file)]
+    def require(self) -> None:
+        """A sandboxed job that cannot run here (no working bubblewrap, no opt-out): one line, exit 2, before
+        any work (`pipeline/sandbox.py`)."""
+        if self.sandbox is not None:
+            from pipeline import sandbox
+            sandbox.require()
+
+    def launch(self, scratch: Path) -> tuple[list[str], dict]:
+        """The worker's command line and environment for its scratch folder (job.json, inbox, progress),
+        inside the job's sandbox when it has one."""
+        cmd = [self.python, "-m", self.module, str(scratch / "job.json")]
+        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **self.env,
+               **procutil.child_env()}
+        if self.sandbox is not None:
+            return self.sandbox.wrap(cmd, scratch, self.python), self.sandbox.env(env, scratch)
+        return cmd, env
+
+    def exit_code(self, rc: int) -> int:
+        """A worker's exit code as Popen gives it for the worker itself (bwrap's 128 + N is -N)."""
+        return self.sandbox.exit_code(rc) if self.sandbox is not None else rc
 
 
 def describe_exit(rc: int) -> str:
@@ -107,6 +125,7 @@ def run(job: Job, on_result: Tell | None = None, on_line: Say | None = None) -> 
     """id -> result for every item of `job`, in item order; never raises for the worker's death. A
     death's result: `death_result(...)`. `on_result(id, result)` is called once per item, as soon as its
     result is final; `on_line(line)` for each line the worker says."""
+    job.require()
     results: dict = {}
     told: set = set()
 
@@ -164,6 +183,7 @@ def run_queue(job: Job, take: Callable[[], dict | str | None], slots: int = 1, o
     fails the same ("fail_rest", or a worker that died before starting any item)."""
     if job.items:
         raise ValueError(f"{job.module}: a queue job takes its items from take(), not Job.items")
+    job.require()
     results: dict = {}
     slot: list[_Worker | None] = [None] * slots
     busy: list = [None] * slots             # the id of the item each slot's worker is on
@@ -256,11 +276,10 @@ class _Worker:
         job_file = d / "job.json"
         job_file.write_text(json.dumps({"params": self.job.params, "inbox": str(self.inbox),
                                         "progress": str(self.progress)}))
-        env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **self.job.env,
-               **procutil.child_env()}
+        cmd, env = self.job.launch(d)
         try:
             with open(self.log_file, "wb") as log:
-                self.proc = subprocess.Popen(self.job.command(job_file), cwd=fsutil.ROOT, env=env, stdout=log,
+                self.proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT, start_new_session=True)
         except BaseException:
             self._tmp.cleanup()
@@ -285,6 +304,7 @@ class _Worker:
             self._last_change = time.monotonic()
         self._follow()
         if rc is not None:
+            rc = self.job.exit_code(rc)
             return (describe_exit(rc), "crash") if rc else ("", "")
         if len(self.done) < self._handed or self._ended:
             limit = self.job.timeout_s if self.done or not self.job.first_timeout_s else self.job.first_timeout_s

@@ -26,7 +26,6 @@ from pipeline.artifact import ArtifactId, fresh_record, write_sidecar  # noqa: E
 from pipeline.schema import Record, first_line  # noqa: E402
 
 TIMEOUT_S = 3600.0      # no progress line for this long on one path: the converter hangs
-STOP_GRACE_S = 10.0     # an interrupted package: the worker's time to remove its temp folders
 
 
 def matching_paths(framework: str, only: list[str] | None = None) -> list:
@@ -67,7 +66,7 @@ def run_all(src, framework: str, name: str, root: Path, calib_npz: Path, model_k
         steps = progress.Progress(len(todo), in_all=False)     # the worker's lines get the count and time left
         results = workers.run(workers.Job("pipeline.package.exports", tuple({"id": p.name, "key": keys[p.name]}
                                                                             for p in todo), params,
-                                          timeout_s=TIMEOUT_S, stop_grace_s=STOP_GRACE_S),
+                                          timeout_s=TIMEOUT_S, sandbox=_sandbox(params)),
                               on_line=steps.say(log))
     out = []
     for p in paths:
@@ -79,6 +78,16 @@ def run_all(src, framework: str, name: str, root: Path, calib_npz: Path, model_k
                          status="failed", error=f"export: {res.get('error', 'the worker wrote no record')}")
         out.append(rec)
     return out
+
+
+def _sandbox(params: dict):
+    """The export worker opens the user's model: it reads the source and the calibration samples and
+    writes only this package's work folder (pipeline/sandbox.py)."""
+    from pipeline import sandbox
+    src = Path(params["source"]["path"])
+    reads = [src.parent if params["source"]["kind"] == "factory" else src, params["calib"]] + \
+        ([params["weights"]] if params["weights"] else [])
+    return sandbox.Sandbox(reads=tuple(reads), writes=(Path(params["root"]) / params["name"],))
 
 
 def main() -> int:

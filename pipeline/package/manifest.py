@@ -2,6 +2,7 @@
 
     facts = manifest.tflite_facts(path)             # min_runtime_version + operator codes with versions
     facts = manifest.pte_facts(path, yaml_out)       # operators (gen_oplist) + delegates + ExecuTorch version
+    facts = manifest.format_facts(cand, work)        # the one above for the candidate's format (.aimodel too)
     doc = manifest.build(...)                        # the whole manifest (a dict)
 
 Operator lists are read from the file itself: .tflite through LiteRT's own flatbuffer schema
@@ -14,6 +15,8 @@ import subprocess
 import sys
 from importlib.metadata import version as pkg_version
 from pathlib import Path
+
+from pipeline import parity
 
 MANIFEST_VERSION = 1
 
@@ -64,6 +67,30 @@ def pte_facts(path: Path, yaml_out: Path) -> dict:
             "executorch_version": pkg_version("executorch"), "selective_build": Path(yaml_out).name}
 
 
+def aimodel_facts(cand) -> dict:
+    """A Core AI .aimodel as the app sees it (from its export record's inspection,
+    `pipeline/filecheck/coreai.py`): minimum OS, functions, weight storage and compression."""
+    exp = cand.export
+    ai = exp.info.get("coreai") or {}
+    return {"minimum_os": ai.get("minimum_os", ""), "compatibility_version": ai.get("compatibility_version", ""),
+            "function": "main", "functions": sorted(ai.get("functions", {})),
+            "io_dtype": exp.info.get("io_dtype", "float32"),
+            "weight_storage_bytes": ai.get("storage_bytes", {}),
+            "compressed_weight_share": ai.get("compressed_weight_share"),
+            "compression": exp.info.get("compression", {}), "coreai_core_version": _version("coreai-core"),
+            "producer": (ai.get("metadata") or {}).get("producer", "")}
+
+
+def format_facts(cand, work: Path) -> dict:
+    """The runtime requirements of the shipped file, read from the file (or its inspection record)."""
+    fmt = cand.export.format
+    if fmt == "tflite":
+        return tflite_facts(cand.artifact)
+    if fmt == "aimodel":
+        return aimodel_facts(cand)
+    return pte_facts(cand.artifact, work / "selected_operators.yaml")
+
+
 def layout(framework: str, shape: list) -> str:
     """The input layout the artifact expects: the source model's own (nothing is transposed)."""
     if len(shape) == 4:
@@ -92,12 +119,12 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
     exp = cand.export
     check = cand.checks[runtime]
     desc = check.get("describe") or {}
-    loads = {rt: {"loads": c.get("status") in ("ok", "mismatch"), "status": c.get("status"),
+    loads = {rt: {"loads": parity.ran(c.get("status")), "status": c.get("status"),
                   "version": c.get("version", ""), **({"error": c["error"]} if c.get("error") else {})}
              for rt, c in cand.checks.items()}
     measured: dict = {"size_bytes": int(exp.metrics.get("size_bytes", 0)), "profiles": {}}
     for r in cand.bench:
-        if r.runtime == runtime and r.status in ("ok", "mismatch"):
+        if r.runtime == runtime and parity.ran(r.status):
             measured["size_zipped_bytes"] = int(r.metrics.get("size_zipped_bytes", 0))
             measured["profiles"][r.profile] = {k: r.metrics.get(f"latency_{k}_ms") for k in ("p50", "p90", "p99")} | \
                 {"threads": r.threads, "peak_rss_mb": r.metrics.get("peak_rss_mb")}
@@ -120,8 +147,9 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
         "measured": measured, "bench_profiles": profiles,
         "choice": {"prefer": prefer, "reason": choice_reason},
         "command": command,
+        "sandbox": _sandbox_status(),   # the workers that opened the model: bubblewrap, or "off" (--no-sandbox)
         "tool_versions": {p: _version(p) for p in ("torch", "executorch", "tensorflow-cpu", "ai-edge-litert",
-                                                   "litert-torch")},
+                                                   "litert-torch", "coreai-core", "coreai-torch", "coreai-opt")},
     }
 
 
@@ -132,12 +160,17 @@ def unverified(cand, file_name: str) -> dict:
     ml = (ml[0] if ml else {}) if isinstance(ml, list) else ml     # a .pte carries the package(s) it wraps
     return {"file": file_name, "export_path": exp.path, "format": exp.format, "quantization": exp.quantization,
             "sha256": exp.artifact_sha256, "bytes": int(exp.metrics.get("size_bytes", 0)),
-            "verified": False, "status": "apple_only",
+            "verified": False, "status": next(iter(cand.checks.values()), {}).get("status", "apple_only"),
             "reason": next(iter(cand.checks.values()), {}).get("error", "runs on Apple devices only"),
             "minimum_deployment_target": ml.get("minimum_deployment_target", ""),
             "compute_precision": ml.get("compute_precision", ""), "int8_weight_share": ml.get("weights_int8_share"),
             "delegates": sorted({d.get("id", "") for d in info.get("pte_delegates", [])}),
             "cpu_operators": info.get("cpu_operators", [])}
+
+
+def _sandbox_status() -> dict:
+    from pipeline import sandbox
+    return sandbox.status()
 
 
 def _version(pkg: str) -> str:

@@ -71,7 +71,8 @@ def _fold(line: str) -> str:
 
 
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """A table line's cells: split at the pipes that are not escaped (`\\|` is a pipe inside a cell)."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def _image(alt: str, src: str, base: Path) -> str:

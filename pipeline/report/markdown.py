@@ -10,12 +10,13 @@ from pathlib import Path
 
 from pipeline import provenance
 from pipeline.artifact import ArtifactId
+from pipeline.parity import COUNT_LABEL, MEANING, SEVERITY, STATUS_MARK
 from pipeline.provenance import record_id
-from pipeline.report import links
+from pipeline.report import links, mismatches
 from pipeline.report.causes import cause
 from pipeline.report.device import TITLE as DEVICE_TITLE
 from pipeline.report.table import fmt, kib, table
-from pipeline.report.view import ARM_METRIC, SEVERITY, STATUS_MARK, View, build, label
+from pipeline.report.view import ARM_METRIC, View, build, label
 from pipeline.runtimes import names as runtime_names
 from pipeline.schema import Record
 
@@ -28,7 +29,7 @@ DEVICE_COLUMN = "ARM64 {core}"     # the emulated device as a runtime column
 def _cause_cell(view: View, r: Record) -> str:
     """A grid cell's note: the cause's number and short name, linked to its entry in "Errors by cause"."""
     n = view.cause_number(r)
-    return links.cause(n, f"c{n} {cause(r).short}")
+    return mismatches.with_link(links.cause(n, f"c{n} {cause(r).short}"), r)
 
 
 def support_matrix(view: View) -> list[str]:
@@ -57,17 +58,14 @@ def support_matrix(view: View) -> list[str]:
 
 def support_counts(view: View) -> list[str]:
     """How deployment support differs, counted per artifact (the colours of the support matrix plot);
-    Apple-only artifacts are counted apart: exported, but nothing ran here, so neither ok nor failed."""
+    artifacts that run elsewhere (Apple only, ...) are counted apart: exported, but nothing ran here,
+    so neither ok nor failed."""
     n: dict[str, int] = {}
     for cell in view.support.values():
         n[cell.status] = n.get(cell.status, 0) + 1
     if not n:
         return []
-    parts = [f"{n[k]} {label}" for k, label in (
-        ("ok", "ok everywhere"), ("partial", "partial (some runtime failed)"),
-        ("apple_only", "Apple only (exported; runs on iOS/macOS only, nothing ran here)"),
-        ("mismatch", "mismatch"), ("failed", "failed"), ("unsupported", "unsupported"), ("skipped", "skipped"))
-        if n.get(k)]
+    parts = [f"{n[k]} {label}" for k, label in COUNT_LABEL.items() if n.get(k)]
     return [f"Deployment support differs: of {sum(n.values())} artifacts, " + ", ".join(parts) + ".", ""]
 
 
@@ -104,7 +102,7 @@ def runtime_matrix(view: View) -> list[str]:
                     bad[view.cause_number(r)].append(m)
             for n, ms in sorted(bad.items()):
                 st = STATUS_MARK[got[ms[0]].status]
-                parts.append(f"{st} {links.cause(n)}: {', '.join(ms)}")
+                parts.append(f"{st} {links.cause(n)}: {', '.join(mismatches.with_link(m, got[m]) for m in ms)}")
             row.append("; ".join(parts))
         rows.append(row)
     text = ("Per runtime: `k/n ok` = of the n models with this artifact, k ran there ok (host: on every "
@@ -122,9 +120,9 @@ def errors_by_cause(view: View) -> list[str]:
         return []
     lines = [f"## {ERRORS_TITLE}", "",
              "Every record that is not `ok`, grouped by cause (`pipeline/report/causes.py`: the error text "
-             "without what is specific to one artifact). Statuses: `unsupported` = the toolchain cannot do "
-             "it, `failed` = it raised or crashed, `MISMATCH` = ran but outside the tolerance, `skipped` = "
-             "not attempted here, with the reason.", ""]
+             "without what is specific to one artifact). Statuses: "
+             + ", ".join(f"`{STATUS_MARK[s]}` = {MEANING[s]}" for s in ("unsupported", "failed", "mismatch", "skipped"))
+             + ".", ""]
     for n, (c, rs) in enumerate(groups, 1):
         where = sorted({f"{r.kind} {STATUS_MARK[r.status]}" + (f" on `{r.runtime}`" if r.runtime else "") +
                         (f" ({r.profile})" if r.kind == "device" else "") for r in rs})
@@ -146,7 +144,7 @@ def arm_cell(view: View, r: Record, core: str):
         return None
     if d.status == "ok":
         return d.metrics.get(ARM_METRIC, f"{fmt(d.metrics.get('guest_instructions_per_inference'))} gross")
-    return f"{STATUS_MARK[d.status]} {links.cause(view.cause_number(d))}"
+    return mismatches.with_link(f"{STATUS_MARK[d.status]} {links.cause(view.cause_number(d))}", d)
 
 
 def model_section(view: View, model: str, plots: dict[str, str] | None = None) -> list[str]:
@@ -217,7 +215,8 @@ PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
 # Adding a section = one file with one function + one line here.
 SECTIONS: list[str] = ["pipeline.report.int8:section", "pipeline.report.stacks:section",
                        "pipeline.report.rigor:sections", "probes.report:matrix", "pipeline.report.quant:section",
-                       "pipeline.report.device:section", "pipeline.report.timeprofile:section"]
+                       "pipeline.report.device:section", "pipeline.report.timeprofile:section",
+                       "pipeline.report.mismatches:section", "pipeline.report.ios:section"]
 
 
 def _extra_sections(view: View) -> list[str]:

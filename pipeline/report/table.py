@@ -23,7 +23,8 @@ def kib(b) -> str:
 
 
 def row(cells: list) -> str:
-    return "|" + "|".join(f" {c} " if c != "" else " " for c in cells) + "|"
+    """One table line; a "|" inside a cell (`|x| == FLT_MAX`) is escaped, so it cannot split the cell."""
+    return "|" + "|".join(f" {str(c).replace('|', chr(92) + '|')} " if c != "" else " " for c in cells) + "|"
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:

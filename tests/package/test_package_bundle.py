@@ -18,7 +18,7 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
     assert man["manifest_version"] == 1
     art = bundle / platform / man["artifact"]["file"]
     assert fsutil.sha256_file(art) == man["artifact"]["sha256"]
-    assert art.stat().st_size == man["artifact"]["bytes"]
+    assert fsutil.size_bytes(art) == man["artifact"]["bytes"]
     assert man["parity"]["status"] == "ok", man["parity"]
     assert man["runtime"]["loads_here"][man["runtime"]["verified_with"]["name"]]["loads"]
     assert man["measured"]["profiles"]["big-core"]["p50"] > 0
@@ -35,6 +35,15 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
         assert {o["op"] for o in man["runtime"]["minimum"]["operators"]} == in_file
         assert all(o["version"] >= 1 for o in man["runtime"]["minimum"]["operators"])
         assert man["runtime"]["minimum"]["min_runtime_version"]
+    elif man["artifact"]["format"] == "aimodel":
+        from pipeline.filecheck import coreai
+        fn = coreai.inspect(art)["functions"]["main"]
+        for got, want in ((fn["inputs"], man["inputs"]), (fn["outputs"], man["outputs"])):
+            assert [(t["name"], t["shape"], t["dtype"]) for t in got] == [(t["name"], t["shape"], t["dtype"])
+                                                                         for t in want]
+        assert man["inputs"][0]["shape"] == [1, *sample_shape]
+        assert man["runtime"]["minimum"]["minimum_os"].endswith("27.0")
+        assert "AIModel(contentsOf:" in (bundle / platform / "README.md").read_text()
     else:
         from executorch.exir._serialize._program import deserialize_pte_binary
         from executorch.runtime import Runtime
@@ -150,6 +159,11 @@ def test_planted_int8_mismatch(user_models, tmp_path):
     assert int8 and all(r["status"] == "mismatch" for r in int8), int8
     assert "SQNR" in int8[0]["error"]
     assert int8[0]["metrics"]["sqnr_db"] < 15
+    # the explanation names the planted cause from the evidence and the file: inputs beyond the int8 range
+    from pipeline.explain import rules
+    e = rules.explain(int8[0]["info"]["evidence"], int8[0]["info"]["file"], "int8")
+    assert e.rule == "input_range", e
+    assert "the inputs overflow the file's quantized input range" in e.cause, e.cause
     assert manifest(bundle, "android")["artifact"]["export_path"] == "tflite_fp32"
 
 
@@ -189,3 +203,38 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
     assert again.returncode == 0, again.stdout[-2000:]
     assert again.stdout.count(": up to date") == 2, again.stdout
     assert (tmp_path / "dist" / "small" / "android" / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_pt2_ios_ships_a_verified_aimodel(user_models, tmp_path):
+    """Core AI next to LiteRT: the iOS bundle ships the .aimodel Core AI's runtime verified, says why
+    (host timings of different runtimes are not compared), and the compressed path that cannot compress a
+    .pt2's unlifted graph is `unsupported`, not an fp32 file under a w8 name."""
+    paths = "litert_torch_fp32,coreai_fp32,coreai_fp16,coreai_w8"
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), "--paths", paths) == 0
+    bundle = tmp_path / "dist" / "cnn"
+    ios = check_manifest(bundle, "ios", (3, 16, 16))
+    assert ios["artifact"]["format"] == "aimodel" and ios["artifact"]["export_path"] in ("coreai_fp32", "coreai_fp16")
+    assert ".aimodel first" in ios["choice"]["reason"]
+    assert check_manifest(bundle, "android", (3, 16, 16))["artifact"]["format"] == "tflite"
+    records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
+    w8 = next(r for r in records if r["kind"] == "export" and r["path"] == "coreai_w8")
+    assert w8["status"] == "unsupported" and "compressed no weight" in w8["error"]
+    assert not list((tmp_path / "art").rglob("*.aimodelx"))
+
+
+@pytest.mark.slow   # ExecuTorch and ONNX exports of a .pt2 (7 min 42 s under load ~14)
+def test_planted_int8_mismatch_is_explained_for_pte_and_onnx(user_models, tmp_path):
+    """The same planted calibration (1/100 of the samples' range) on the PyTorch int8 paths: the ranges
+    come from the XNNPACK payload's quantized values and from ONNX's QuantizeLinear."""
+    from pipeline.explain import rules
+    with np.load(user_models["samples"]) as z:
+        np.savez(tmp_path / "calib.npz", z["arr_0"] / 100)
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]),
+                   "--calib", str(tmp_path / "calib.npz"), "--paths", "et_portable_fp32,et_xnnpack_int8,onnx_int8") == 0
+    records = [json.loads(line) for line in (tmp_path / "dist" / "cnn" / "records.jsonl").read_text().splitlines()]
+    for path in ("et_xnnpack_int8", "onnx_int8"):
+        rs = [r for r in records if r["kind"] == "bench" and r["path"] == path and r["status"] == "mismatch"]
+        assert rs, (path, [(r["path"], r["status"]) for r in records])
+        e = rules.explain(rs[0]["info"]["evidence"], rs[0]["info"]["file"], "int8")
+        assert e.rule == "input_range", (path, e)

@@ -115,7 +115,10 @@ def test_arm_column_beside_p50_and_ship_ranks_by_arm_cost():
     assert dict(chosen)["cheapest on ARM64"].path == "tflite_int8"   # fastest on the host is fp32
     assert dict(chosen)["fastest"].path == "tflite_fp32"
     grid = "\n".join(report.runtime_matrix(v))
-    assert "| ARM64 neoverse-n1 | ARM64 cortex-a53 |" in grid and "0/2 ok; MISMATCH [c2](#cause-2): a, b" in grid
+    assert "| ARM64 neoverse-n1 | ARM64 cortex-a53 |" in grid
+    # each mismatched model links to its explanation ("Mismatches explained")
+    why = r"\(\[why\]\(#m-\w{8}\)\)"
+    assert re.search(rf"0/2 ok; MISMATCH \[c2\]\(#cause-2\): a {why}, b {why}", grid), grid
 
 
 def test_reconstruction_rows_show_sqnr_not_top1():
