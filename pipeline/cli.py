@@ -199,9 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _absolute(args: argparse.Namespace) -> None:
+    """Every path argument resolved once, here, against the folder the command was given in: the workers
+    run in the project root, so a relative path handed on would name another file there."""
+    for k, v in vars(args).items():
+        if isinstance(v, Path):
+            setattr(args, k, v.absolute())
+        elif isinstance(v, list) and v and all(isinstance(x, Path) for x in v):
+            setattr(args, k, [x.absolute() for x in v])
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
+    _absolute(args)
     if getattr(args, "no_sandbox", False):
         from pipeline import sandbox
         os.environ[sandbox.ENV_SWITCH] = "off"    # the workers inherit the user's choice

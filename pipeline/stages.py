@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import models
-from pipeline import fsutil, progress, workers
+from pipeline import fsutil, progress, runlog, workers
 from pipeline.artifact import export_records
 from pipeline.schema import Record, keep_last_good, merge, read_records
 
@@ -193,7 +193,7 @@ def bench(args, log=print) -> int:
     names = _models.select(args.models)  # unknown names: one line listing the valid ones (exit 2)
     exports = collect_export_records(args.artifacts, names)
     if not any(r.kind == "export" for r in exports):
-        log(f"no exported artifacts under {args.artifacts}: run `make export` first")
+        log(f"no exported artifacts under {runlog.shown(args.artifacts)}: run `make export` first")
         return 1
     t0, started = time.perf_counter(), time.time()
     targets = bench_mod.targets_from_exports(exports, args.artifacts)
@@ -283,16 +283,18 @@ def report(results: Path, log=print) -> int:
     try:
         saved = json.loads(stamp.read_text())
         if saved["key"] == key and all((results / f).exists() for f in saved["files"]):
-            log(f"[report] up to date: {results / 'report.md'} and {results / 'report.html'} "
+            log(f"[report] up to date: {runlog.shown(results / 'report.md')} and "
+                f"{runlog.shown(results / 'report.html')} "
                 "(records and code unchanged)")
             return 0
     except (OSError, ValueError, KeyError, TypeError):
         pass
     stamp.unlink(missing_ok=True)     # outputs being rewritten are not up to date until all are
     written = report_mod.write(records, results / "report.md")
-    log(f"[report] wrote {written[0]}, {written[1]} and {len(written) - 2} plot(s) in {results / 'plots'}")
+    log(f"[report] wrote {runlog.shown(written[0])}, {runlog.shown(written[1])} and {len(written) - 2} plot(s) in "
+        f"{runlog.shown(results / 'plots')}")
     built = nodedata.write(records, results)
-    log(f"[report] wrote {len(built.overlays)} Model Explorer overlay(s) in {results / nodedata.FOLDER} "
+    log(f"[report] wrote {len(built.overlays)} Model Explorer overlay(s) in {runlog.shown(results / nodedata.FOLDER)} "
         f"(`make explore MODEL=... ARTIFACT=...`)")
     files = [str(Path(f).relative_to(results)) for f in [*written, *(o.file(results) for o in built.overlays)]]
     fsutil.write_json_atomic(stamp, {"key": key, "files": files})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil, parity
+from pipeline import fsutil, parity, runlog
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
 from pipeline.explain import evidence, filefacts, rules
@@ -157,8 +157,8 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
         for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", *parity.ELSEWHERE_STATUSES)]
     texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records)
     samples_info = {"count": prep.n_samples, "sha256": samples_sha,
-                    "file": str(o.samples) if o.samples else "random (standard normal, seed 0)",
-                    "calibration_file": str(o.calib or o.samples or "")}
+                    "file": runlog.shown(o.samples) if o.samples else "random (standard normal, seed 0)",
+                    "calibration_file": runlog.shown(o.calib or o.samples) if (o.calib or o.samples) else ""}
     for ch in choices:
         if ch.candidate is None:
             continue
