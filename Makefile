@@ -14,8 +14,9 @@ SHAPE   ?=
 BASELINE ?= baselines/digits_cnn.jsonl
 SRC     ?=
 SAMPLES ?=
+LADDER  ?=
 
-.PHONY: setup sandbox-tool setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package
+.PHONY: setup sandbox-tool setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package compat
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -23,6 +24,7 @@ help:
 	@echo "make export         train + export only;  make report   rebuild results/report.{md,html}"
 	@echo "make bench-check    regression gate vs BASELINE=$(BASELINE) (LATENCY=fail|warn|off)"
 	@echo "make probes         operator support matrix (one-operator models x every export path)"
+	@echo "make compat         each .tflite/.onnx on released runtime versions (LADDER=default|full|ids; docs/compat.md)"
 	@echo "make fuzz           fuzz the loaders (1000 mutants per format) and kill/resume export+bench"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
@@ -77,16 +79,22 @@ bench-mobile: setup $(DEVICE_DEP)
 	$(PY) -m pipeline $(VERBOSE_FLAG) bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s)) $(DEVICE_FLAG)
 endif
 
+# the runtime-version ladder (docs/compat.md): every exported .tflite/.onnx on released LiteRT/TFLite and
+# ONNX Runtime versions, after `make export`. Not part of bench-mobile: its first run builds one
+# environment per release in .cache/compat (default ladder: 17 environments, minutes and GBs, see the doc)
+compat: setup
+	$(PY) -m pipeline $(VERBOSE_FLAG) compat $(if $(MODELS),--models $(MODELS)) $(if $(LADDER),--ladder $(LADDER))
+
 # operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...
 probes: setup
 	$(PY) -m pipeline $(VERBOSE_FLAG) probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
 
-# your own model -> dist/<name>/ (OUT=dir NAME=n PREFER=size|speed|accuracy PATHS=... PROFILES=...)
+# your own model -> dist/<name>/ (OUT=dir NAME=n PREFER=size|speed|accuracy PATHS=... PROFILES=... LADDER=none|...)
 package: setup
 	@test -n "$(SRC)" || { echo "usage: make package SRC=model.pt2|model.keras|saved_model_dir|file.py:fn [SAMPLES=samples.npz]"; exit 2; }
 	$(PY) -m pipeline $(VERBOSE_FLAG) package $(SRC) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OUT),--out $(OUT)) \
 		$(if $(NAME),--name $(NAME)) $(if $(PREFER),--prefer $(PREFER)) $(if $(PATHS),--paths $(PATHS)) \
-		$(if $(PROFILES),--profiles $(PROFILES))
+		$(if $(PROFILES),--profiles $(PROFILES)) $(if $(LADDER),--ladder $(LADDER))
 
 report: setup
 	$(PY) -m pipeline report

@@ -167,6 +167,12 @@ def readme(platform: str, man: dict) -> str:
         need = (f"ExecuTorch {minimum.get('executorch_version')}; delegates: {', '.join(minimum.get('delegates') or ['none'])}; "
                 f"operators outside the delegate: {', '.join(minimum.get('operators') or ['none'])} "
                 f"(selective build: `{minimum.get('selective_build')}`)")
+    mm = rt.get("measured_minimum") or {}
+    need += (f".\nOn released runtimes it {mm['sentence']}" if mm.get("measured") else
+             f".\nReleased runtimes: {mm.get('reason', 'not measured')}")
+    if mm.get("declared_but_fails_on"):
+        need += (f".\n**Warning**: the file declares min_runtime_version {mm['declared_min_runtime_version']}, but "
+                 + ", ".join(r["label"] for r in mm["declared_but_fails_on"]) + " cannot run it")
     loads = "; ".join(f"{k} {v['version']}: {'loads' if v['loads'] else 'does NOT load it'}"
                       + (f" ({v['error']})" if v.get("error") and not v["loads"] else "")
                       for k, v in rt["loads_here"].items())

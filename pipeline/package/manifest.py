@@ -115,7 +115,8 @@ def tensors(specs: list[dict], framework: str, with_layout: bool) -> list[dict]:
 
 def build(*, name: str, platform: str, src, source_sha256: str, framework: str, calibration: str,
           samples: dict, cand, runtime: str, file_name: str, format_facts: dict, thresholds: dict,
-          profiles: list[str], choice_reason: str, prefer: str, command: str) -> dict:
+          profiles: list[str], choice_reason: str, prefer: str, command: str,
+          measured_minimum: dict | None = None) -> dict:
     exp = cand.export
     check = cand.checks[runtime]
     desc = check.get("describe") or {}
@@ -141,7 +142,8 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
         "inputs": tensors(desc.get("inputs", []), framework, True),
         "outputs": tensors(desc.get("outputs", []), framework, False),
         "runtime": {"verified_with": {"name": runtime, "version": check.get("version", "")},
-                    "loads_here": loads, "minimum": format_facts},
+                    "loads_here": loads, "minimum": format_facts,
+                    "measured_minimum": measured_minimum or {"measured": False, "reason": "not run"}},
         "parity": {"status": check.get("status"), "reason": check.get("error", ""),
                    "thresholds": thresholds, "metrics": check.get("metrics", {})},
         "measured": measured, "bench_profiles": profiles,

@@ -2,7 +2,8 @@
 
     load + check inputs -> every matching export path (registry) -> parity of every artifact in every
     runtime (verify.py, judged by pipeline/parity.py) -> bench (pipeline/bench/harness.py) -> choice per
-    platform (choose.py) -> DIR/<name>/ written atomically (bundle.py) with manifest.json (manifest.py)
+    platform (choose.py) -> DIR/<name>/ written atomically (bundle.py) with manifest.json (manifest.py);
+    the candidates also run on a ladder of released runtime versions (pipeline/compat/package.py)
 
 Work (artifacts, sidecars, bench cache) lives in `<artifacts>/package/<name>/`, keyed by content
 hashes: a re-run after Ctrl-C or with the same inputs redoes only what is missing or stale.
@@ -20,6 +21,7 @@ import numpy as np
 from pipeline import fsutil, parity, runlog
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
+from pipeline.compat import package as compat_package
 from pipeline.explain import evidence, filefacts, rules
 from pipeline.package import bundle, choose, exports, manifest, reference, sources, verify
 from pipeline.package.sources import BadInput
@@ -45,6 +47,7 @@ class Options:
     bench: profiles.BenchConfig = profiles.BenchConfig(op_profile=False, peer=False)
     work_root: Path = Path("artifacts") / "package"
     command: str = ""
+    ladder: str = "default"      # runtime-version ladder of the candidates (pipeline/compat; "none" = off)
 
 
 def run(o: Options, log=print) -> int:
@@ -121,6 +124,8 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
     for (c, rt), res in zip(pairs, _checks(pairs, work, inputs_dir, ref_eval is not None,
                                            samples_sha + eval_sha + ref_sha, refs, ref_eval, y, thresholds, log)):
         c.checks[rt] = res
+    ladder_recs = compat_package.run(cands, inputs_dir / "samples.npz", refs, samples_sha + ref_sha, thresholds,
+                                     o.ladder, work / "compat-cache", log)
 
     cfg = o.bench
     targets = [harness.Target(artifact=c.artifact, format=c.export.format,
@@ -155,7 +160,7 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
                framework=c.export.framework, quantization=c.export.quantization, status=ch["status"],
                error=ch["error"], artifact=c.export.artifact, artifact_sha256=c.export.artifact_sha256)
         for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", *parity.ELSEWHERE_STATUSES)]
-    texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records)
+    texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records + ladder_recs)
     samples_info = {"count": prep.n_samples, "sha256": samples_sha,
                     "file": runlog.shown(o.samples) if o.samples else "random (standard normal, seed 0)",
                     "calibration_file": runlog.shown(o.calib or o.samples) if (o.calib or o.samples) else ""}
@@ -172,7 +177,9 @@ def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
                              calibration=calibration, samples=samples_info, cand=c, runtime=ch.runtime,
                              file_name=fname, format_facts=facts,
                              thresholds=dataclasses.asdict(thresholds[c.export.quantization]),
-                             profiles=list(cfg.profiles), choice_reason=ch.reason, prefer=o.prefer, command=o.command)
+                             profiles=list(cfg.profiles), choice_reason=ch.reason, prefer=o.prefer, command=o.command,
+                             measured_minimum=compat_package.manifest_entry(
+                                 [r for r in ladder_recs if r.path == c.name], c.export.format, o.ladder))
         texts[f"{plat}/manifest.json"] = json.dumps(man, indent=1, default=str)
         texts[f"{plat}/README.md"] = bundle.readme(plat, man)
         if o.labels:

@@ -216,7 +216,8 @@ PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
 SECTIONS: list[str] = ["pipeline.report.int8:section", "pipeline.report.stacks:section",
                        "pipeline.report.rigor:sections", "probes.report:matrix", "pipeline.report.quant:section",
                        "pipeline.report.device:section", "pipeline.report.timeprofile:section",
-                       "pipeline.report.mismatches:section", "pipeline.report.ios:section"]
+                       "pipeline.report.mismatches:section", "pipeline.report.ios:section",
+                       "pipeline.report.compat:section"]
 
 
 def _extra_sections(view: View) -> list[str]:

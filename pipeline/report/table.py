@@ -18,6 +18,13 @@ def fmt(v, digits: int = 3) -> str:
     return str(v)
 
 
+def status_cell(status: str, text: str, title: str = "") -> str:
+    """A cell coloured by its status in report.html (its CSS class `st-<status>`, colours from
+    parity.STATUS_COLOR) with `title` shown on hover; report.md shows the same markup, GitHub the text."""
+    clean = title.replace('"', "'").replace("|", "/").replace("<", "(").replace(">", ")")
+    return f'<span class="st-{status}" title="{clean}">{text.replace("|", "/").replace("<", "(")}</span>'
+
+
 def kib(b) -> str:
     return f"{b / 1024:.1f}" if b else "–"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import fsutil
-from tests.package.usermodels import manifest, package, user_models  # noqa: F401 - a fixture
+from tests.package.usermodels import TWO_RELEASES, manifest, package, user_models  # noqa: F401 - a fixture
 
 
 def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
@@ -35,6 +35,15 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
         assert {o["op"] for o in man["runtime"]["minimum"]["operators"]} == in_file
         assert all(o["version"] >= 1 for o in man["runtime"]["minimum"]["operators"])
         assert man["runtime"]["minimum"]["min_runtime_version"]
+        mm = man["runtime"]["measured_minimum"]
+        if mm["measured"]:      # the two-release ladder of test_pt2
+            assert mm["releases_measured"] == 2 and [r["label"] for r in mm["releases"]] == ["TFLite 2.14.0",
+                                                                                              "LiteRT 2.3.0"]
+            assert mm["sentence"].startswith("loads and matches on ") and "(measured on 2 releases" in mm["sentence"]
+            assert mm["declared_min_runtime_version"] == man["runtime"]["minimum"]["min_runtime_version"]
+            assert f"On released runtimes it {mm['sentence']}" in (bundle / platform / "README.md").read_text()
+        else:
+            assert mm["reason"] == "the version ladder was not run (--ladder none)"
     elif man["artifact"]["format"] == "aimodel":
         from pipeline.filecheck import coreai
         fn = coreai.inspect(art)["functions"]["main"]
@@ -59,6 +68,8 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
         assert sorted(f"{o.name}.{o.overload}" for o in plan.operators) == man["runtime"]["minimum"]["operators"]
         assert sorted({d.id for d in plan.delegates}) == man["runtime"]["minimum"]["delegates"]
         assert (bundle / platform / "selected_operators.yaml").exists()
+        assert not man["runtime"]["measured_minimum"]["measured"]
+        assert "ExecuTorch runtime wheel" in man["runtime"]["measured_minimum"]["reason"]
     return man
 
 
@@ -77,7 +88,8 @@ def test_pt2_all_torch_paths(user_models, tmp_path):
 
 
 def _pt2(user_models, tmp_path, extra: list):
-    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), *extra) == 0
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), *extra,
+                   ladder=TWO_RELEASES) == 0
     bundle = tmp_path / "dist" / "cnn"
     for plat in ("android", "ios"):
         man = check_manifest(bundle, plat, (3, 16, 16))
@@ -93,6 +105,10 @@ def _pt2(user_models, tmp_path, extra: list):
                         else set(PT2_PATHS.split(",")))
     assert (bundle / "report.html").read_text().count("<tr>") > len(exported)
     assert not list((tmp_path / "dist").glob(".tmp-*"))
+    # the version ladder ran every .tflite candidate on both releases, its records beside the others
+    ladder = {(r["path"], r["runtime"]) for r in records if r["kind"] == "compat"}
+    tflite = {r["path"] for r in records if r["kind"] == "export" and r["format"] == "tflite"}
+    assert tflite and ladder == {(p, rt) for p in tflite for rt in ("tflite-runtime==2.14.0", "ai-edge-litert==2.3.0")}
     # iOS also offers the Core ML candidates, exported and checked as files, never verified here
     ios = json.loads((bundle / "ios" / "manifest.json").read_text())
     offered = {c["format"]: c for c in ios["unverified_candidates"]}
@@ -187,7 +203,7 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
     cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "art"), "--results", str(tmp_path / "results"),
            "package", str(user_models["keras"]),
            "--samples", str(user_models["ksamples"]), "--paths", "tflite_fp32,tflite_int8", "--out", str(tmp_path / "dist"),
-           *BENCH]
+           *BENCH, "--ladder", "none"]
     # SIGINT as a terminal delivers it (whatever disposition the test process holds)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
