@@ -9,6 +9,9 @@ hang or be killed, and still one result per item.
     # its training is done); take() -> an item, WAIT, or None when nothing is left
     results = workers.run_queue(job, take, slots=2, on_result=..., on_line=print)
 
+    # one long-lived worker, one item at a time, the caller waiting for each (the LiteRT peer tool)
+    with workers.Session(job) as s: result = s.call({"id": 1, ...})
+
     # the child, `python -m probes.run_worker JOB.json`:
     sys.exit(workers.serve(lambda item, params: {"status": "ok", ...}))
     sys.exit(workers.serve(lambda item, params, say: ..., say=True))   # say(line): a line for on_line
@@ -254,6 +257,55 @@ def run_queue(job: Job, take: Callable[[], dict | str | None], slots: int = 1, o
 
 def _ignore(i, result) -> None:
     pass
+
+
+class Session:
+    """One long-lived worker for a caller that hands it one item at a time and waits for its result (the
+    bench worker's LiteRT peer tool, run between its own timings): `call(item) -> result`, never raising for
+    the worker's death (`death_result`; the next call starts a fresh worker). `close()` ends it.
+
+        with workers.Session(workers.Job("pipeline.bench.peer", params={...}, timeout_s=120)) as s:
+            res = s.call({"id": 1, ...})
+    """
+
+    def __init__(self, job: Job) -> None:
+        if job.items:
+            raise ValueError(f"{job.module}: a session takes its items from call(), not Job.items")
+        job.require()
+        self.job, self._w = job, None
+
+    def call(self, item: dict) -> dict:
+        w = self._w
+        if w is not None and w.proc.poll() is not None:
+            w.close()           # it died idle: no item's death
+            w = None
+        if w is None:
+            w = self._w = _Worker(self.job, None).open()
+        try:
+            w.hand([item])
+            while item["id"] not in w.done:
+                state = w.poll(_ignore)
+                if state is not None and item["id"] not in w.done:
+                    death, kind = state if state[0] else ("worker exited before finishing its item", "crash")
+                    w.close()
+                    self._w = None
+                    return death_result(death, "startup" if w.started is None and not w.done else kind, w.tail)
+                time.sleep(POLL_S)
+        except BaseException:
+            self.close()
+            raise
+        return w.done[item["id"]]
+
+    def close(self) -> None:
+        if self._w is not None:
+            _stop_all([self._w], self.job.stop_grace_s)
+            self._w = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _Worker:

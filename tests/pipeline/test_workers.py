@@ -190,3 +190,19 @@ def test_queue_fail_rest_and_a_worker_that_cannot_start(tmp_path):
 def test_a_queue_that_waits_with_nothing_running_is_a_bug_not_a_hang():
     with pytest.raises(RuntimeError, match="says wait"):
         workers.run_queue(workers.Job(CHILD), lambda: workers.WAIT)
+
+
+def test_session_keeps_one_worker_and_survives_a_crash():
+    """`workers.Session`: one item at a time in one long-lived worker; a crash is that item's result and the
+    next call gets a fresh worker; close() ends it."""
+    with workers.Session(workers.Job(CHILD, params={"p": "s"}, timeout_s=60)) as s:
+        a, b = s.call({"id": 1, "pid": True}), s.call({"id": 2, "pid": True})
+        assert a["status"] == b["status"] == "ok" and a["pid"] == b["pid"] and b["value"] == 4, (a, b)
+        dead = s.call({"id": 3, "crash": True})
+        assert dead["status"] == "failed" and "SIGABRT" in dead["error"] and dead["death"] == "crash", dead
+        c = s.call({"id": 4, "pid": True})
+        assert c["status"] == "ok" and c["pid"] != a["pid"], c
+        proc = s._w.proc
+    assert proc.poll() is not None       # closed with the block
+    with pytest.raises(ValueError):
+        workers.Session(workers.Job(CHILD, items=({"id": 1},)))
