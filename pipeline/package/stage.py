@@ -225,9 +225,9 @@ def _samples_info(run: Run) -> dict:
 
 
 def _manifest(run: Run, ch: choose.Choice, ladder_recs: list[Record], file_name: str) -> dict:
-    """The chosen file's manifest.json (docs/manifest.md); on iOS with the Core ML candidates offered beside it."""
+    """The chosen file's manifest.json content (docs/manifest.md)."""
     c, o = ch.candidate, run.o
-    man = manifest.build(name=run.name, platform=ch.platform, src=run.src, source_sha256=run.source_sha,
+    return manifest.build(name=run.name, platform=ch.platform, src=run.src, source_sha256=run.source_sha,
                          framework=run.prep.framework, calibration=run.prep.calibration, samples=_samples_info(run),
                          cand=c, runtime=ch.runtime, file_name=file_name,
                          format_facts=manifest.format_facts(c, run.work),
@@ -235,7 +235,6 @@ def _manifest(run: Run, ch: choose.Choice, ladder_recs: list[Record], file_name:
                          profiles=list(o.bench.profiles), choice_reason=ch.reason, prefer=o.prefer,
                          command=o.command, measured_minimum=compat_package.manifest_entry(
                              [r for r in ladder_recs if r.path == c.name], c.export.format, o.ladder))
-    return man
 
 
 def _contents(run: Run, cands, choices, ladder_recs: list[Record]) -> tuple[dict, dict]:
@@ -253,15 +252,15 @@ def _contents(run: Run, cands, choices, ladder_recs: list[Record]) -> tuple[dict
         c, plat = ch.candidate, ch.platform
         fname = f"{name}.{c.export.format}"
         files[f"{plat}/{fname}"] = c.artifact
-        if c.export.format == "pte":
-            texts[f"{plat}/selected_operators.yaml"] = (run.work / "selected_operators.yaml").read_text()
         man = _manifest(run, ch, ladder_recs, fname)
+        if c.export.format == "pte":     # written by the manifest's format facts (gen_oplist)
+            texts[f"{plat}/selected_operators.yaml"] = (run.work / "selected_operators.yaml").read_text()
         readme = bundle.readme(plat, man)
-        if plat == "ios":
-            offered = _offer_coreml(cands, name, files)
-            if offered:
-                man["unverified_candidates"] = offered
-                readme += bundle.coreml_readme(offered)
+        offered = _coreml_offer(cands, name) if plat == "ios" else []
+        if offered:
+            files.update({f"ios/{entry['file']}": offer.artifact for offer, entry in offered})
+            man["unverified_candidates"] = [entry for _, entry in offered]
+            readme += bundle.coreml_readme(man["unverified_candidates"])
         texts[f"{plat}/manifest.json"] = json.dumps(man, indent=1, default=str)
         texts[f"{plat}/README.md"] = readme
         if run.o.labels:
@@ -269,15 +268,12 @@ def _contents(run: Run, cands, choices, ladder_recs: list[Record]) -> tuple[dict
     return files, texts
 
 
-def _offer_coreml(cands, name: str, files: dict) -> list[dict]:
+def _coreml_offer(cands, name: str) -> list[tuple[choose.Candidate, dict]]:
     """ios/coreml/: the Core ML candidates (the smallest per format, from `choose.unverified`) beside the
-    verified LiteRT/ExecuTorch pick, marked "not verified on this host" with what Linux could check."""
-    offered = []
-    for c in choose.unverified(cands, "ios"):
-        fname = f"coreml/{name}.{c.name}.{c.export.format}"
-        files[f"ios/{fname}"] = c.artifact
-        offered.append(manifest.unverified(c, fname))
-    return offered
+    verified LiteRT/ExecuTorch pick, each with its manifest entry: "not verified on this host", with what
+    Linux could check."""
+    return [(c, manifest.unverified(c, f"coreml/{name}.{c.name}.{c.export.format}"))
+            for c in choose.unverified(cands, "ios")]
 
 
 def _checks(run: Run, pairs: list, log) -> list[choose.Check]:
