@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+from answer import check_answer
 from conftest import ROOT
 
 # an absl/glog line ("W1206 06:12:25.356000 10854 file.py:630] ...") or the torchao kernels it cannot load
@@ -53,6 +54,7 @@ def test_export_terminal_holds_our_lines_and_the_log_the_libraries(tmp_path, dig
     assert re.match(r"\[bench 1/\d+, ~(\d+m)?\d+s left\] digits_cnn/", benches[0]), benches
     (blog,) = (tmp_path / "results" / "logs").glob("bench-*.log")
     assert "pipeline.bench.worker " in blog.read_text()      # the workers' output, followed as it came
+    check_answer(b.stdout.splitlines(), tmp_path / "results")  # it ends with the picks and the report's path
 
     v = _export(tmp_path, "--force", "-v")
     assert v.returncode == 0, v.stderr[-2000:]
