@@ -441,6 +441,9 @@ def serve(handle: Callable[..., dict], argv: list[str] | None = None, say: bool 
     say(line) is a progress line for the parent's `on_line`), write {"done": id, "result": ...}. An
     exception from `handle` becomes that item's failed result (a native crash is the parent's to record)."""
     procutil.die_with_parent()
+    # a SIGTERM (a user's `kill`, a supervisor) ends the worker as Ctrl-C does: the writers' cleanup runs, so
+    # no `.tmp-*` folder of a half-written artifact stays behind (Python's default would end it on the spot)
+    signal.signal(signal.SIGTERM, _interrupt)
     job = json.loads(Path((argv or sys.argv)[1]).read_text())
     progress = job["progress"]
     extra = (lambda line: _append(progress, {"say": str(line)}),) if say else ()
@@ -452,6 +455,10 @@ def serve(handle: Callable[..., dict], argv: list[str] | None = None, say: bool 
             result = {"status": "failed", "error": describe_error(e)}
         _append(progress, {"done": item["id"], "result": result})
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _inbox(path: str):

@@ -2,6 +2,7 @@
 a broken interpreter, and parents that are killed or interrupted."""
 from __future__ import annotations
 
+import os
 import signal
 import stat
 import subprocess
@@ -134,6 +135,21 @@ def test_workers_die_with_a_killed_or_interrupted_parent(tmp_path, sig, mode, gr
         time.sleep(0.05)
     assert not _alive(child), f"worker {child} outlived its parent ({sig.name})"
     assert (tmp_path / "worker.pid.interrupted").exists() == bool(grace)
+
+def test_a_sigtermed_worker_cleans_up_like_an_interrupted_one(tmp_path):
+    """SIGTERM to the worker itself (not its parent): its cleanup runs (the crashy worker marks it, as a
+    writer removes its temp folder), the item fails with the exit, the parent goes on."""
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(child=CHILD), str(pid_file), "run", "0"],
+                              cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():
+        assert parent.poll() is None and time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    assert parent.wait(timeout=60) == 0
+    assert (tmp_path / "worker.pid.interrupted").exists()
+
 
 class _Queue:
     """Items 1..n in turn, item k+n queued once item k is done (as the export stage queues a model's
