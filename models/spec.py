@@ -66,8 +66,9 @@ class TrainConfig:
     patience: int = 2
     # at most this many threads (0 = every core the run gives it). A small model's per-step work is too
     # short to split: tiny_lm's step measured 0.19 CPU-s / 0.39 s wall at 1 thread vs 1.14 / 1.85 at 2
-    # (side by side, load ~4): OpenMP barriers cost more than they save.
-    threads: int = 0
+    # (side by side, load ~4): OpenMP barriers cost more than they save. Not in repr: the train cache key
+    # is repr(spec.train), and how many threads ran does not make other weights (seeded; same losses).
+    threads: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
