@@ -64,12 +64,17 @@ class TrainConfig:
     # on its own curve (the train record says how many epochs each ran).
     plateau: float = 0.005
     patience: int = 2
+    # at most this many threads (0 = every core the run gives it). A small model's per-step work is too
+    # short to split: tiny_lm's step measured 0.19 CPU-s / 0.39 s wall at 1 thread vs 1.14 / 1.85 at 2
+    # (side by side, load ~4): OpenMP barriers cost more than they save. Not in repr: the train cache key
+    # is repr(spec.train), and how many threads ran does not make other weights (seeded; same losses).
+    threads: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"TrainConfig: epochs, batch_size and lr must be positive: {self}")
-        if self.plateau < 0 or self.patience < 1:
-            raise ValueError(f"TrainConfig: plateau must be >= 0 and patience >= 1: {self}")
+        if self.plateau < 0 or self.patience < 1 or self.threads < 0:
+            raise ValueError(f"TrainConfig: plateau and threads must be >= 0 and patience >= 1: {self}")
 
     def plateaued(self, losses: list[float]) -> bool:
         """THE early-stop rule, for both frameworks: the last `patience` epochs each improved on the

@@ -39,7 +39,7 @@ SPEC = ModelSpec(
     build_keras=lambda: lm_arch.build_keras(LM, SEED),
     transfer=lm_arch.transfer,
     keras_layout="same",
-    train=TrainConfig(epochs=4, batch_size=16, lr=3e-3),
+    train=TrainConfig(epochs=4, batch_size=16, lr=3e-3, threads=1),
     tolerances=Tolerances(transfer_atol=1e-4),
     calibration_samples=16,
     tier="llm",

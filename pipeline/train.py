@@ -259,6 +259,7 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     # parallel export workers share the cores: each trains on its share, never oversubscribed
     # (an OpenMP barrier waiting on a descheduled thread makes training many times slower)
     threads = int(os.environ.get("MOBILEBENCH_THREADS", os.cpu_count() or 1))
+    threads = min(threads, spec.train.threads or threads)   # a small model trains faster on fewer
     torch.set_num_threads(threads)
     import tensorflow as tf
     try:
