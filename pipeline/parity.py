@@ -26,6 +26,7 @@ class Thresholds:
     min_top1_agreement: float | None = None   # share of samples whose top-1 equals the reference's
     max_rel_diff: float | None = None         # max abs diff / max(1, |reference| max)
     max_abs_diff: float | None = None         # absolute bound (the zoo's Tolerances use this)
+    max_perplexity_increase_pct: float | None = None   # generative: held-out perplexity above the reference's
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -72,7 +73,10 @@ def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
         rel = diff / max(1.0, float(metrics.get("ref_absmax", 1.0)))
         if rel > t.max_rel_diff + EPS:
             misses.append(f"max abs diff {diff:.3g} is {rel:.3g} of the output range > {t.max_rel_diff:g}")
-    if any(v != v for v in (sqnr, agree, diff) if v is not None):   # NaN outputs never pass
+    ppl = metrics.get("perplexity_increase_pct")
+    if t.max_perplexity_increase_pct is not None and ppl is not None and ppl > t.max_perplexity_increase_pct + EPS:
+        misses.append(f"held-out perplexity {ppl:+.2f} % vs the reference > +{t.max_perplexity_increase_pct:g} %")
+    if any(v != v for v in (sqnr, agree, diff, ppl) if v is not None):   # NaN outputs never pass
         misses.append("outputs contain NaN")
     if not misses:
         return Verdict("ok", "")
@@ -94,6 +98,58 @@ def _top1(metrics: dict) -> tuple[float | None, str]:
 
 
 MIN_DECISIVE, MIN_DECISIVE_SHARE = 8, 0.5
+
+
+# Generative artifacts (issue 26, pipeline/generative/): judged on the logits of every decode step of
+# every prompt, teacher-forced along the reference's greedy tokens (stats.agreement over [steps, vocab]),
+# and on the held-out perplexity. Top-1 agreement on the decisive steps is "greedy tokens identical to
+# the reference" wherever the reference's pick is not a near-tie the artifact's own noise can flip
+# (stats.TIE_SIGMAS): fp32 must pick every decisive token the reference picks. Quantized bounds: 8da4w
+# (int4 weights in groups of 32, int8 activations) and int8 weights cost logit precision that the
+# greedy tokens and the perplexity then show; measured on the trained tiny_lm (docs/generative.md).
+GENERATIVE: dict[str, Thresholds] = {
+    "fp32": Thresholds(min_sqnr_db=60.0, min_top1_agreement=1.0, max_perplexity_increase_pct=0.1),
+    "dynamic_int8": Thresholds(min_sqnr_db=20.0, min_top1_agreement=0.9, max_perplexity_increase_pct=5.0),
+    "8da4w": Thresholds(min_sqnr_db=10.0, min_top1_agreement=0.8, max_perplexity_increase_pct=15.0),
+}
+
+
+def for_generation(quantization: str) -> Thresholds:
+    """The bounds of a generative artifact's quantization (GENERATIVE); an unknown one: int8's."""
+    return GENERATIVE.get(quantization, GENERATIVE["dynamic_int8"])
+
+
+# What a runtime did with an input at or past a generative artifact's declared bound (the bound probe,
+# pipeline/generative/generate.py; executorch#20546: bounds not enforced at run time). Past a bound only
+# a refusal is safe. An output within the bound is judged by its quantization's SQNR floor; one past it
+# must also come within PAST_BOUND_MARGIN_DB of the artifact's own worst step inside its bounds (an
+# int8 file's noise must not hide a clamped cache write: 31 dB past the cache vs 36 dB inside, measured
+# on a litert-torch int8 file), so "accepted" means it ran AND matched a model without that bound.
+BOUND_OUTCOMES = {
+    "ok": "within the bound: ran and matched the reference",
+    "wrong": "within the bound: ran but computed something else",
+    "refused_valid": "within the bound, yet refused",
+    "refused": "past the bound: refused with an error",
+    "accepted": "past the bound: ran, and matched the reference (the bound is not enforced)",
+    "silent_wrong": "past the bound: ran and returned a wrong output without an error",
+}
+SAFE_BOUND_OUTCOMES = ("ok", "refused", "accepted")
+PAST_BOUND_MARGIN_DB = 3.0
+
+
+def judge_bound(within: bool, ran: bool, sqnr_db: float | None, quantization: str,
+                own_sqnr_db: float | None = None) -> str:
+    """One bound probe's outcome (a key of BOUND_OUTCOMES); `own_sqnr_db`: the artifact's worst step
+    SQNR inside its bounds."""
+    if not ran:
+        return "refused_valid" if within else "refused"
+    floor = for_generation(quantization).min_sqnr_db or 0.0
+    if not within and own_sqnr_db is not None and own_sqnr_db == own_sqnr_db:
+        floor = max(floor, own_sqnr_db - PAST_BOUND_MARGIN_DB)
+    right = sqnr_db is not None and sqnr_db == sqnr_db and sqnr_db >= floor - EPS
+    if within:
+        return "ok" if right else "wrong"
+    return "accepted" if right else "silent_wrong"
 
 
 def for_zoo(spec, quantization: str) -> Thresholds:

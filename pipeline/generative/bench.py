@@ -1,0 +1,290 @@
+"""The generation bench (parent side): every generative artifact x its runtime x each device profile,
+measured in worker processes, compared with its reference, judged, as `bench` records.
+
+    recs = bench.run(bench.targets(export_records, artifacts), cfg, results / "cache" / "generate")
+
+1. One `Workload` per model (from its held-out token windows, `artifacts/<m>/train/eval.npz` `x`):
+   P prompts of N tokens (N = the smallest prefill bound among the model's artifacts, so every runtime's
+   prefill entry point runs near its bound), M greedy steps, W held-out windows of `context` tokens.
+2. The reference of each source model (`reference.py`: a full forward without cache) in one worker.
+3. The artifacts, one worker per runtime and memory ceiling (`worker.py`): TTFT, decode tokens/s and
+   peak RSS on every profile; on the first profile also the parity set (logits of every step, held-out
+   perplexity, bound probes).
+4. Records (`compare.py` figures, `parity.GENERATIVE` verdicts), cached by content hash (artifact,
+   workload, reference, profile, settings, this code): a warm run measures nothing again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import fsutil, parity, runtimes, workers
+from pipeline.artifact import ArtifactId, resolve
+from pipeline.bench import profiles
+from pipeline.generative import compare, session_class
+from pipeline.generative.generate import Workload
+from pipeline.generative.session import LMFacts
+from pipeline.schema import Record, first_line, read_record_file
+
+HERE = Path(__file__).parent
+CODE = sorted(HERE.glob("*.py")) + [HERE.parent / "workers.py", HERE.parent / "bench" / "worker.py",
+                                    HERE.parent / "bench" / "stats.py"] + sorted((HERE.parent / "runtimes").glob("*.py"))
+
+
+@dataclass(frozen=True)
+class GenConfig:
+    """How much generation one measurement does (few prompts, small M: the tier's 10-minute budget)."""
+    prompts: int = 4                 # P prompts per measurement (+1 untimed first run: the cold TTFT)
+    steps: int = 16                  # M greedy steps per prompt (the first from the prefill)
+    heldout_windows: int = 2         # W held-out windows of `context` tokens (teacher-forced perplexity)
+    timeout_s: float = 600.0         # one item without progress for this long: killed, recorded
+
+    def __post_init__(self) -> None:
+        if self.prompts < 1 or self.steps < 3 or self.heldout_windows < 1 or self.timeout_s <= 0:
+            raise ValueError(f"generation bench: need prompts >= 1, steps >= 3 (decode rate from the second "
+                             f"decoded token), heldout_windows >= 1: {self}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One generative artifact, from its export record."""
+    artifact: Path
+    export: Record
+    facts: LMFacts
+    reference: dict          # {"kind": "hf", "path": ...}: the source model (reference.py)
+    heldout_npz: Path        # token windows `x` [n, T]
+
+    @property
+    def runtime(self) -> str:
+        return session_class(self.facts.convention).RUNTIME
+
+
+def is_generative(r: Record) -> bool:
+    """An export record the generation harness measures (the classic bench skips these)."""
+    return "generation" in r.info
+
+
+def reference_of(r: Record) -> dict | None:
+    """The source model of an artifact, as reference.py loads it; None when it cannot be run here."""
+    g = r.info["generation"]
+    if r.source in ("torch", "") and g.get("hf_folder"):
+        return {"kind": "hf", "path": str(resolve(g["hf_folder"]))}
+    return None
+
+
+def targets(export_records: list[Record], artifacts: Path) -> tuple[list[Target], list[Record]]:
+    """-> (targets, records of what cannot be measured: `skipped` with the reason)."""
+    out, skipped = [], []
+    for r in export_records:
+        if r.kind != "export" or r.status != "ok" or not is_generative(r):
+            continue
+        facts = LMFacts.of(r.info)
+        ref = reference_of(r)
+        t = Target(resolve(r.artifact), r, facts, ref or {}, Path(artifacts) / r.model / "train" / "eval.npz")
+        if ref is None:
+            skipped.append(Record(status="skipped", error=f"no reference model to compare {r.source} artifacts "
+                                  "with (the generation bench runs the source twin as its reference)", **_base(t, None)))
+        else:
+            out.append(t)
+    return out, skipped
+
+
+def _base(t: Target, prof: profiles.Profile | None) -> dict:
+    e = t.export
+    return dict(kind="bench", model=e.model, source=e.source, path=e.path, format=e.format, framework=e.framework,
+                quantization=e.quantization, runtime=t.runtime, profile=prof.name if prof else "",
+                threads=prof.threads if prof else 0, artifact=e.artifact, artifact_sha256=e.artifact_sha256)
+
+
+def workload(ts: list[Target], g: GenConfig) -> Workload:
+    """One model's workload: prompts and held-out windows from its held-out token windows."""
+    with np.load(ts[0].heldout_npz) as z:
+        x = np.asarray(z["x"], np.int64)
+    facts = [t.facts for t in ts]
+    C = min(f.context for f in facts)
+    bounds = sorted({session_class(f.convention).prefill_bound(f) for f in facts})
+    T = min(C, x.shape[1])
+    N = min(bounds[0], T - g.steps)
+    if N < 1:
+        raise ValueError(f"{ts[0].export.model}: windows of {x.shape[1]} tokens leave no room for a prompt and "
+                         f"{g.steps} steps in a {C}-position cache")
+    rows = lambda k, start: x[[(start + i) % len(x) for i in range(k)]]   # noqa: E731 - few windows: reuse them
+    probes = sorted({n for b in bounds for n in (1, b, b + 1) if n <= T - 1})
+    return Workload(prompts=rows(g.prompts, 0)[:, :N], steps=g.steps,
+                    heldout=rows(g.heldout_windows, g.prompts)[:, :T], heldout_prefill=N,
+                    probe_lengths=tuple(probes), extra_token=int(x[0, 0]))
+
+
+def _workload_sha(w: Workload) -> str:
+    return fsutil.sha256_text(w.prompts.tobytes(), w.heldout.tobytes(), repr((w.steps, w.heldout_prefill,
+                              w.probe_lengths, w.extra_token, w.prompts.shape, w.heldout.shape)))
+
+
+def _versions(*names: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    out = []
+    for n in names:
+        try:
+            out.append(f"{n}={version(n)}")
+        except PackageNotFoundError:
+            out.append(f"{n}=none")
+    return ",".join(out)
+
+
+def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig = GenConfig(),
+        log=print) -> list[Record]:
+    """Every target on every profile of `cfg`; records in target x profile order."""
+    if not ts:
+        return []
+    cache.mkdir(parents=True, exist_ok=True)
+    code = fsutil.source_hash(CODE)
+    by_model: dict[str, list[Target]] = {}
+    for t in ts:
+        by_model.setdefault(t.export.model, []).append(t)
+    loads, refs, records = {}, {}, {}
+    for model, group in by_model.items():
+        w = workload(group, g)
+        sha = _workload_sha(w)
+        f = cache / "workloads" / f"{sha}.npz"
+        if not f.exists():
+            fsutil.write_with(f, lambda tmp: w.save(tmp))
+        loads[model] = (w, sha, f)
+    refs = _references(ts, loads, cache, code, log)
+    profs = [profiles.get(p) for p in cfg.profiles]
+    todo: dict[tuple, list[dict]] = {}
+    for t in ts:
+        w, wsha, wfile = loads[t.export.model]
+        rkey, rfile = refs[(t.export.model, t.reference["path"])]
+        adapter = runtimes.get(t.runtime)
+        for k, prof in enumerate(profs):
+            base = _base(t, prof)
+            if not isinstance(rfile, Path):     # the reference failed (its error): nothing to compare with
+                records[(t.artifact, prof.name)] = Record(status="failed", error=rfile, **base)
+                continue
+            if not adapter.available():
+                records[(t.artifact, prof.name)] = Record(status="skipped", error=f"runtime {t.runtime} is not "
+                                                          f"installed: {adapter.INSTALL_HINT}", **base)
+                continue
+            full = k == 0
+            key = fsutil.sha256_text(t.export.artifact_sha256, t.runtime, repr(prof), wsha, rkey, str(full),
+                                     repr(g), code, _versions("executorch", "ai-edge-litert", "onnxruntime"))
+            hit = read_record_file(cache / f"{key}.json")
+            if hit is not None:
+                records[(t.artifact, prof.name)] = hit
+                continue
+            bound = session_class(t.facts.convention).prefill_bound(t.facts)
+            todo.setdefault((t.runtime, prof.mem_limit_mb), []).append({
+                "kind": "artifact", "artifact": str(t.artifact), "facts": t.export.info["generation"],
+                "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
+                "workload": str(wfile), "teacher": str(rfile), "full": full,
+                "probe_lengths": [n for n in w.probe_lengths if n in (1, bound, bound + 1)],
+                "_target": t, "_prof": prof, "_key": key, "_ref": rfile})
+    with tempfile.TemporaryDirectory(prefix="mb-gen-") as tmp:
+        n = 0
+        for (rt, _), items in todo.items():
+            log(f"[generate] {rt}: {len(items)} measurement(s) in one worker")
+            jobs = []
+            for it in items:
+                n += 1
+                it["id"], it["outputs"] = n, str(Path(tmp) / f"out{n}.npz")
+                jobs.append({k: v for k, v in it.items() if not k.startswith("_")})
+            by_id = {it["id"]: it for it in items}
+
+            def keep(i, result, by_id=by_id):
+                it = by_id[i]
+                rec = _record(it, result)
+                fsutil.write_atomic(cache / f"{it['_key']}.json", rec.to_json())
+                records[(it["_target"].artifact, it["_prof"].name)] = rec
+                log(f"[generate] {ArtifactId.of(rec).label} {rec.runtime} {rec.profile}: " + (
+                    f"TTFT {rec.metrics['ttft_ms']:.2f} ms, decode {rec.metrics['decode_tokens_per_s']:.0f} tok/s"
+                    if rec.status == "ok" else f"{rec.status}: {rec.error}"))
+            workers.run(workers.Job("pipeline.generative.worker", tuple(jobs), python=runtimes.get(rt).python(),
+                                    timeout_s=g.timeout_s, after_death="resume"), on_result=keep)
+    out = [records[(t.artifact, p.name)] for t in ts for p in profs]
+    _judge(ts, profs, out)
+    return out
+
+
+def _references(ts, loads, cache: Path, code: str, log) -> dict:
+    """(model, reference path) -> (its key, the .npz of its outputs, or the one-line error)."""
+    out, todo = {}, []
+    for t in ts:
+        k = (t.export.model, t.reference["path"])
+        if k in out:
+            continue
+        _, wsha, wfile = loads[t.export.model]
+        key = fsutil.sha256_text(fsutil.sha256_file(Path(t.reference["path"])), t.reference["kind"], wsha, code,
+                                 _versions("torch", "transformers"))
+        f = cache / "reference" / f"{key}.npz"
+        out[k] = (key, f)
+        if not f.exists():
+            todo.append({"id": len(todo), "kind": "reference", "reference": t.reference, "workload": str(wfile),
+                         "outputs": str(f), "threads": 1, "cpus": [], "mem_limit_mb": profiles.default_ceiling_mb()})
+    if todo:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        res = workers.run(workers.Job("pipeline.generative.worker", tuple(todo), timeout_s=1800.0))
+        log(f"[generate] {len(todo)} reference(s) computed in {time.perf_counter() - t0:.1f}s")
+        for item in todo:
+            if res[item["id"]]["status"] != "ok":
+                k = next(k for k, (_, f) in out.items() if str(f) == item["outputs"])
+                out[k] = (out[k][0], f"reference {item['reference']['path']}: {res[item['id']]['error']}")
+    return out
+
+
+def _record(it: dict, result: dict) -> Record:
+    t, prof = it["_target"], it["_prof"]
+    base = _base(t, prof)
+    if result["status"] != "ok":
+        return Record(status="failed", error=first_line(result["error"]), metrics=result.get("metrics", {}), **base)
+    metrics = {**result["metrics"], "size_bytes": float(fsutil.size_bytes(t.artifact)),
+               "size_zipped_bytes": float(fsutil.zipped_size(t.artifact))}
+    info = {**result["info"]}
+    with np.load(it["outputs"]) as z:
+        art = {k: z[k] for k in z.files}
+    with np.load(it["_ref"]) as z:
+        ref = {k: z[k] for k in z.files}
+        probe_ref = dict(zip(Workload.load(it["workload"]).probe_lengths, ref["probe_logits"]))
+    if it["full"]:
+        m, pinfo = compare.parity(art, ref)
+        metrics.update(m)
+        info.update(pinfo)
+        ref_probes = {"context_logits": ref["context_logits"],
+                      "probe_logits": np.stack([probe_ref[n] for n in it["probe_lengths"]])}
+        info["probes"] = compare.probes(info.get("probes", []), art, ref_probes,
+                                        session_class(t.facts.convention).prefill_bound(t.facts), t.facts.context)
+    info["generation"] = {k: t.export.info["generation"].get(k) for k in
+                          ("convention", "context", "prefill_max", "prefill_lengths", "vocab", "entry_points")}
+    return Record(status="ok", metrics=metrics, info=json.loads(json.dumps(info, default=_plain)), **base)
+
+
+def _plain(o):
+    return o.item() if hasattr(o, "item") else str(o)
+
+
+def _judge(ts: list[Target], profs, recs: list[Record]) -> None:
+    """The parity verdict (parity.GENERATIVE) and each bound probe's outcome (parity.judge_bound), from the
+    first profile's parity set, on every profile of the artifact: judged here, not stored, so a changed
+    bound applies without measuring again."""
+    for i, t in enumerate(ts):
+        group = recs[i * len(profs):(i + 1) * len(profs)]
+        judged, q = group[0], t.export.quantization
+        if judged.status not in ("ok", "mismatch") or "sqnr_db" not in judged.metrics:
+            continue
+        for p in judged.info.get("probes", []):
+            p["outcome"] = parity.judge_bound(p["within"], p["ran"], p.get("sqnr_db"), q,
+                                              judged.metrics.get("logits_sqnr_db_min"))
+        v = parity.judge(judged.metrics, q, parity.for_generation(q))
+        for r in group:
+            if r.status in ("ok", "mismatch"):
+                r.status, r.error = v.status, v.reason
+
+
+def config_with(**overrides) -> GenConfig:
+    return dataclasses.replace(GenConfig(), **{k: v for k, v in overrides.items() if v is not None})

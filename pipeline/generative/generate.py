@@ -1,0 +1,154 @@
+"""The measured generation loop over a `Session`, the same for every convention (numpy only: it also
+runs on the emulated ARM64 guest).
+
+    w = Workload.load("workload.npz")
+    out = run_prompts(session, w, teacher)          # TTFT, decode times, logits of every step
+    nll = heldout(session, w)                       # teacher-forced NLL over the held-out windows
+    probes = probe_bounds(session, w)               # what the RUNTIME does at and past its bounds
+
+One pass per prompt gives timing and parity together: the prompt is prefilled (time to first token),
+then the reference's greedy tokens are decoded one by one (teacher forcing). Until the first step
+whose logits pick another token, that is exactly the artifact's own free-running greedy run, so the
+first divergent step, the teacher-forced agreement and the logits SQNR of every step come from the
+same calls that are timed. Decode tokens/s counts from the second decoded token on (the first
+decode call pays one-time setup in some runtimes: mobile_app_open#1121).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.generative.session import BoundError, Session
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one generation run does, identical for the reference and every artifact of a model."""
+    prompts: np.ndarray        # int [P, N]: P prompts of N tokens
+    steps: int                 # M greedy steps per prompt (the first from the prefill)
+    heldout: np.ndarray        # int [W, T]: held-out windows, teacher-forced (perplexity)
+    heldout_prefill: int       # K: tokens of each window prefilled before teacher forcing
+    probe_lengths: tuple[int, ...]   # prefill lengths the bound probe tries (on heldout[0])
+    extra_token: int           # the token decoded one past the cache in the context probe
+
+    def __post_init__(self) -> None:
+        if self.prompts.ndim != 2 or self.heldout.ndim != 2 or self.steps < 2:
+            raise ValueError(f"workload: prompts [P,N] and held-out [W,T] with >= 2 steps, got "
+                             f"{self.prompts.shape}, {self.heldout.shape}, {self.steps}")
+        if not 1 <= self.heldout_prefill < self.heldout.shape[1]:
+            raise ValueError(f"workload: held-out prefill {self.heldout_prefill} not in [1, {self.heldout.shape[1]})")
+
+    def save(self, path) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, prompts=self.prompts, heldout=self.heldout,
+                     meta=np.array([self.steps, self.heldout_prefill, self.extra_token, *self.probe_lengths]))
+
+    @classmethod
+    def load(cls, path) -> "Workload":
+        with np.load(path) as z:
+            meta = [int(v) for v in z["meta"]]
+            return cls(z["prompts"], meta[0], z["heldout"], meta[1], tuple(meta[3:]), meta[2])
+
+
+def run_prompts(s: Session, w: Workload, teacher: np.ndarray) -> dict:
+    """Each prompt prefilled, then `teacher[p]` (the reference's greedy tokens) decoded up to M steps.
+    -> {"logits": [P, M, V], "ttft_s": [P], "decode_s": [P, M-2], "cold_ttft_s"}. Prompt 0 runs once
+    first, untimed for the figures but kept as the cold time to first token (right after load)."""
+    P, M = len(w.prompts), w.steps
+    logits = np.zeros((P, M, s.facts.vocab), np.float32)
+    ttft, decode_s = np.zeros(P), np.zeros((P, max(M - 2, 0)))
+    cold = _one_prompt(s, w.prompts[0], teacher[0], M, logits[0], None)
+    for p in range(P):
+        ttft[p] = _one_prompt(s, w.prompts[p], teacher[p], M, logits[p], decode_s[p])
+    return {"logits": logits, "ttft_s": ttft, "decode_s": decode_s, "cold_ttft_s": cold}
+
+
+def _one_prompt(s: Session, prompt, teacher, M: int, logits: np.ndarray, decode_s: np.ndarray | None) -> float:
+    s.reset()
+    t0 = time.perf_counter()
+    logits[0] = s.prefill(prompt)
+    ttft = time.perf_counter() - t0
+    for t in range(1, M):
+        t0 = time.perf_counter()
+        logits[t] = s.decode(int(teacher[t - 1]))
+        if decode_s is not None and t >= 2:   # from the second decoded token on
+            decode_s[t - 2] = time.perf_counter() - t0
+    return ttft
+
+
+def log_softmax_at(logits: np.ndarray, target: int) -> float:
+    z = logits.astype(np.float64)
+    m = z.max()
+    return float(z[target] - m - np.log(np.exp(z - m).sum()))
+
+
+def heldout(s: Session, w: Workload) -> np.ndarray:
+    """Teacher-forced negative log-likelihood of every held-out token after the first K of each window
+    -> float64 [W, T-K]. The last token of each window is decoded too (its logits predict nothing
+    here): the session is left at position T after the last window, where `probe_context` starts."""
+    W, T = w.heldout.shape
+    K = w.heldout_prefill
+    nll = np.zeros((W, T - K))
+    for i, win in enumerate(w.heldout):
+        s.reset()
+        lg = s.prefill(win[:K])
+        for j in range(K, T):
+            nll[i, j - K] = -log_softmax_at(lg, int(win[j]))
+            lg = s.decode(int(win[j]))
+    return nll
+
+
+def probe_bounds(s: Session, w: Workload) -> list[dict]:
+    """What the runtime does with prefill lengths at and past the declared bound, and with a decode
+    one past the cache: the raw entry points, no harness check in between. Each probe prefills
+    heldout[0][:n] through the runtime's own prefill entry point, then decodes heldout[0][n] at
+    position n (so the cache the prefill wrote is read too) -> the logits the parent compares with the
+    reference's at position n. Then what the harness's checked API says to the same input.
+    Returns [{"probe", "length", "ran", "error", "harness", "logits"}]."""
+    win = w.heldout[0]
+    out = []
+    for n in w.probe_lengths:
+        s.reset()
+        res = {"probe": "prefill", "length": int(n)}
+        try:
+            s._prefill_entry(win[:n], 0)
+            res.update(ran=True, logits=s._decode(int(win[n]), n))
+        except Exception as e:  # noqa: BLE001 - a runtime's refusal is the finding
+            res.update(ran=False, error=_line(e))
+        s.reset()
+        res["harness"] = _checked(lambda: s.prefill(win[:n + s.PROMPT_EXTRA]))
+        out.append(res)
+    return out
+
+
+def probe_context(s: Session, w: Workload) -> dict:
+    """A decode at position `context` (one past the cache), raw, right after the last held-out window
+    filled the cache (call `heldout` first; its windows must be `context` tokens long)."""
+    C = s.facts.context
+    res = {"probe": "context", "length": C + 1}
+    if s.pos != C:
+        return {**res, "ran": False, "error": f"not probed: the held-out window ends at position {s.pos}, not {C}"}
+    try:
+        res.update(ran=True, logits=s._decode(int(w.extra_token), C))
+    except Exception as e:  # noqa: BLE001
+        res.update(ran=False, error=_line(e))
+    res["harness"] = _checked(lambda: s.decode(int(w.extra_token)))
+    return res
+
+
+def _checked(call) -> str:
+    """What the harness's own checked API says: its one-line refusal, or "" when it let the call through."""
+    try:
+        call()
+    except BoundError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - within the bounds the runtime ran it; not the harness's answer
+        return f"(passed the harness; the runtime raised {_line(e)})"
+    return ""
+
+
+def _line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else '(no message)'}"[:300]

@@ -1,0 +1,74 @@
+"""The reference a generative artifact is judged against: its source model as a plain full-sequence
+forward with no cache (tokens [T] -> logits [T, V]), so every cache implementation is checked against
+a computation that has none.
+
+    fwd = reference.load({"kind": "hf", "path": "artifacts/tiny_lm/train/hf"})
+    arrays = reference.compute(fwd, workload)      # what compare.py reads
+
+Kinds: `hf` (a Hugging Face-style folder: config.json + safetensors, loaded by transformers with
+`use_safetensors=True` and no remote code: nothing in the folder runs). Runs in a worker
+(`worker.py`): it imports torch.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from pipeline.generative.generate import Workload, log_softmax_at
+
+KINDS = ("hf",)
+
+
+def load(ref: dict, threads: int = 1):
+    if ref.get("kind") not in KINDS:
+        raise ValueError(f"reference kind {ref.get('kind')!r} not in {KINDS}")
+    return _hf(ref["path"], threads)
+
+
+def _hf(folder: str, threads: int):
+    # transformers' Hub kernels would be fetched at run time: off (nothing is downloaded here)
+    os.environ["USE_HUB_KERNELS"] = "0"
+    import torch
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(threads)
+    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, trust_remote_code=False,
+                                                 dtype=torch.float32).eval()
+
+    def fwd(tokens: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            ids = torch.from_numpy(np.asarray(tokens, np.int64).reshape(1, -1))
+            return model(input_ids=ids, use_cache=False).logits[0].float().numpy()
+    return fwd
+
+
+def compute(fwd, w: Workload) -> dict[str, np.ndarray]:
+    """The reference side of every comparison, from full forwards:
+    tokens [P, M] / logits [P, M, V]: free-running greedy steps after each prompt (the teacher tokens);
+    nll [W, T-K]: teacher-forced NLL of the held-out windows (the same positions as `generate.heldout`);
+    probe_logits [len(probe_lengths), V]: logits at position n of heldout[0] (after n+1 tokens);
+    context_logits [V]: at position T of the last window + `extra_token` (one past a T-long cache)."""
+    P, M = len(w.prompts), w.steps
+    tokens = np.zeros((P, M), np.int64)
+    logits = None
+    for p, prompt in enumerate(w.prompts):
+        seq = list(int(t) for t in prompt)
+        for t in range(M):
+            lg = fwd(np.array(seq))[-1]
+            if logits is None:
+                logits = np.zeros((P, M, lg.shape[-1]), np.float32)
+            logits[p, t] = lg
+            tokens[p, t] = int(lg.argmax())
+            seq.append(int(tokens[p, t]))
+    W, T = w.heldout.shape
+    K = w.heldout_prefill
+    nll = np.zeros((W, T - K))
+    full0 = None
+    for i, win in enumerate(w.heldout):
+        full = fwd(win)
+        full0 = full if i == 0 else full0
+        for j in range(K, T):
+            nll[i, j - K] = -log_softmax_at(full[j - 1], int(win[j]))
+    probe = np.stack([full0[n] for n in w.probe_lengths]).astype(np.float32)
+    context = fwd(np.append(w.heldout[-1], w.extra_token))[-1].astype(np.float32)
+    return {"tokens": tokens, "logits": logits, "nll": nll, "probe_logits": probe, "context_logits": context}
