@@ -86,6 +86,29 @@ class Device:
             raise r
         return r
 
+    def run_args(self, args: list[str], cpu: str, runtime: str, counts: Path, timeout: float = 3600,
+                 pythonpath: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, dict, int, int, float]:
+        """The guest Python with `args` on core `cpu`, instructions counted -> (the process, marker id ->
+        instruction count, total instructions, guest threads, emulated wall seconds). `pythonpath`:
+        folders put before the runtime's site (the project, for a module of ours)."""
+        cmd = [self.qemu, "-cpu", cpu, "-L", self.info["cpus"][cpu]["root"],
+               "-plugin", f"{self.info['plugin']},out={counts}", self.info["guest_python"], *args]
+        env = self.env(runtime)
+        if pythonpath:
+            env["PYTHONPATH"] = ":".join([*pythonpath, env["PYTHONPATH"]])
+        t0 = time.time()
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        wall = time.time() - t0
+        markers, total, vcpus = {}, 0, 0
+        if counts.exists():
+            for line in counts.read_text().splitlines():
+                parts = line.split()
+                if parts[0] == "marker":
+                    markers[int(parts[1])] = int(parts[2])
+                elif parts[0] == "exit":
+                    total, vcpus = int(parts[1]), int(parts[3])
+        return p, markers, total, vcpus, wall
+
     def run_many(self, jobs: list[tuple[Path, Path, Path]], cpu: str, count_runs: int = 5, limit: int = 16,
                  timeout: float = 3600) -> list["GuestRun | Exception"]:
         """Run (artifact, inputs, outputs) jobs of one runtime in ONE guest process on core `cpu`."""
@@ -96,20 +119,8 @@ class Device:
         job_file = first_out.with_suffix(".jobs.json")
         job_file.write_text(json.dumps([{"artifact": str(a), "inputs": str(i), "outputs": str(o),
                                          "limit": limit, "count_runs": count_runs} for a, i, o in jobs]))
-        cmd = [self.qemu, "-cpu", cpu, "-L", self.info["cpus"][cpu]["root"],
-               "-plugin", f"{self.info['plugin']},out={counts}",
-               self.info["guest_python"], str(RUNNER), "--jobs", str(job_file)]
-        t0 = time.time()
-        p = subprocess.run(cmd, env=self.env(runtimes.pop()), capture_output=True, text=True, timeout=timeout)
-        wall = time.time() - t0
-        markers, total, vcpus = {}, 0, 0
-        if counts.exists():
-            for line in counts.read_text().splitlines():
-                parts = line.split()
-                if parts[0] == "marker":
-                    markers[int(parts[1])] = int(parts[2])
-                elif parts[0] == "exit":
-                    total, vcpus = int(parts[1]), int(parts[3])
+        p, markers, total, vcpus, wall = self.run_args([str(RUNNER), "--jobs", str(job_file)], cpu,
+                                                       runtimes.pop(), counts, timeout)
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
         results: list = []
         for a, _, o in jobs:

@@ -26,6 +26,12 @@ CONVENTIONS: dict[str, str] = {
 }
 
 
+def is_generative(r) -> bool:
+    """An export record the generation harness measures (`info["generation"]`, llm-contract): the classic
+    bench leaves these alone."""
+    return "generation" in r.info
+
+
 def session_class(convention: str) -> type[Session]:
     if convention not in CONVENTIONS:
         raise KeyError(f"unknown cache convention {convention!r}; known: {', '.join(CONVENTIONS)}")

@@ -27,7 +27,7 @@ import numpy as np
 from pipeline import fsutil, parity, runtimes, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import profiles
-from pipeline.generative import compare, session_class
+from pipeline.generative import compare, is_generative, session_class
 from pipeline.generative.generate import Workload
 from pipeline.generative.session import LMFacts
 from pipeline.schema import Record, first_line, read_record_file
@@ -35,6 +35,7 @@ from pipeline.schema import Record, first_line, read_record_file
 HERE = Path(__file__).parent
 CODE = sorted(HERE.glob("*.py")) + [HERE.parent / "workers.py", HERE.parent / "bench" / "worker.py",
                                     HERE.parent / "bench" / "stats.py"] + sorted((HERE.parent / "runtimes").glob("*.py"))
+REFERENCE_CODE = [HERE / "reference.py", HERE / "generate.py"]   # what a reference's outputs depend on
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,16 @@ class Target:
         return session_class(self.facts.convention).RUNTIME
 
 
-def is_generative(r: Record) -> bool:
-    """An export record the generation harness measures (the classic bench skips these)."""
-    return "generation" in r.info
-
-
-def reference_of(r: Record) -> dict | None:
-    """The source model of an artifact, as reference.py loads it; None when it cannot be run here."""
+def reference_of(r: Record, artifacts: Path) -> dict | None:
+    """The source model of an artifact, as reference.py loads it; None when there is none here. The
+    PyTorch twin (and a user's LM): its Hugging Face folder; a Keras twin: the registry's builder with the
+    twin's weights (`train/<twin>.weights.h5`, llm-contract)."""
     g = r.info["generation"]
     if r.source in ("torch", "") and g.get("hf_folder"):
         return {"kind": "hf", "path": str(resolve(g["hf_folder"]))}
+    weights = Path(artifacts) / r.model / "train" / f"{r.source}.weights.h5"
+    if r.source in ("keras", "keras_tw") and weights.exists():
+        return {"kind": "keras", "model": r.model, "path": str(weights.resolve())}
     return None
 
 
@@ -85,7 +86,7 @@ def targets(export_records: list[Record], artifacts: Path) -> tuple[list[Target]
         if r.kind != "export" or r.status != "ok" or not is_generative(r):
             continue
         facts = LMFacts.of(r.info)
-        ref = reference_of(r)
+        ref = reference_of(r, artifacts)
         t = Target(resolve(r.artifact), r, facts, ref or {}, Path(artifacts) / r.model / "train" / "eval.npz")
         if ref is None:
             skipped.append(Record(status="skipped", error=f"no reference model to compare {r.source} artifacts "
@@ -138,8 +139,9 @@ def _versions(*names: str) -> str:
 
 
 def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig = GenConfig(),
-        log=print) -> list[Record]:
-    """Every target on every profile of `cfg`; records in target x profile order."""
+        device: bool = False, log=print) -> list[Record]:
+    """Every target on every profile of `cfg` (records in target x profile order), then with `device`
+    the emulated ARM64 cores (`device.py`: instructions per decoded token)."""
     if not ts:
         return []
     cache.mkdir(parents=True, exist_ok=True)
@@ -155,20 +157,20 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
         if not f.exists():
             fsutil.write_with(f, lambda tmp: w.save(tmp))
         loads[model] = (w, sha, f)
-    refs = _references(ts, loads, cache, code, log)
+    refs = _references(ts, loads, cache, log)
     profs = [profiles.get(p) for p in cfg.profiles]
     todo: dict[tuple, list[dict]] = {}
-    for t in ts:
+    for ti, t in enumerate(ts):       # records by target: two targets may share one file
         w, wsha, wfile = loads[t.export.model]
         rkey, rfile = refs[(t.export.model, t.reference["path"])]
         adapter = runtimes.get(t.runtime)
         for k, prof in enumerate(profs):
             base = _base(t, prof)
             if not isinstance(rfile, Path):     # the reference failed (its error): nothing to compare with
-                records[(t.artifact, prof.name)] = Record(status="failed", error=rfile, **base)
+                records[(ti, prof.name)] = Record(status="failed", error=rfile, **base)
                 continue
             if not adapter.available():
-                records[(t.artifact, prof.name)] = Record(status="skipped", error=f"runtime {t.runtime} is not "
+                records[(ti, prof.name)] = Record(status="skipped", error=f"runtime {t.runtime} is not "
                                                           f"installed: {adapter.INSTALL_HINT}", **base)
                 continue
             full = k == 0
@@ -176,7 +178,7 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
                                      repr(g), code, _versions("executorch", "ai-edge-litert", "onnxruntime"))
             hit = read_record_file(cache / f"{key}.json")
             if hit is not None:
-                records[(t.artifact, prof.name)] = hit
+                records[(ti, prof.name)] = hit
                 continue
             bound = session_class(t.facts.convention).prefill_bound(t.facts)
             todo.setdefault((t.runtime, prof.mem_limit_mb), []).append({
@@ -184,7 +186,7 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
                 "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
                 "workload": str(wfile), "teacher": str(rfile), "full": full,
                 "probe_lengths": [n for n in w.probe_lengths if n in (1, bound, bound + 1)],
-                "_target": t, "_prof": prof, "_key": key, "_ref": rfile})
+                "_target": t, "_ti": ti, "_prof": prof, "_key": key, "_ref": rfile})
     with tempfile.TemporaryDirectory(prefix="mb-gen-") as tmp:
         n = 0
         for (rt, _), items in todo.items():
@@ -200,18 +202,22 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
                 it = by_id[i]
                 rec = _record(it, result)
                 fsutil.write_atomic(cache / f"{it['_key']}.json", rec.to_json())
-                records[(it["_target"].artifact, it["_prof"].name)] = rec
+                records[(it["_ti"], it["_prof"].name)] = rec
                 log(f"[generate] {ArtifactId.of(rec).label} {rec.runtime} {rec.profile}: " + (
                     f"TTFT {rec.metrics['ttft_ms']:.2f} ms, decode {rec.metrics['decode_tokens_per_s']:.0f} tok/s"
                     if rec.status == "ok" else f"{rec.status}: {rec.error}"))
             workers.run(workers.Job("pipeline.generative.worker", tuple(jobs), python=runtimes.get(rt).python(),
                                     timeout_s=g.timeout_s, after_death="resume"), on_result=keep)
-    out = [records[(t.artifact, p.name)] for t in ts for p in profs]
+    out = [records[(ti, p.name)] for ti in range(len(ts)) for p in profs]
     _judge(ts, profs, out)
+    if device:
+        from pipeline.generative import device as device_mod
+        items = [(t, loads[t.export.model][2], refs[(t.export.model, t.reference["path"])][1]) for t in ts]
+        out += device_mod.run([i for i in items if isinstance(i[2], Path)], cache / "device", log=log)
     return out
 
 
-def _references(ts, loads, cache: Path, code: str, log) -> dict:
+def _references(ts, loads, cache: Path, log) -> dict:
     """(model, reference path) -> (its key, the .npz of its outputs, or the one-line error)."""
     out, todo = {}, []
     for t in ts:
@@ -219,8 +225,9 @@ def _references(ts, loads, cache: Path, code: str, log) -> dict:
         if k in out:
             continue
         _, wsha, wfile = loads[t.export.model]
-        key = fsutil.sha256_text(fsutil.sha256_file(Path(t.reference["path"])), t.reference["kind"], wsha, code,
-                                 _versions("torch", "transformers"))
+        key = fsutil.sha256_text(fsutil.sha256_file(Path(t.reference["path"])), t.reference["kind"],
+                                 t.reference.get("model", ""), wsha,
+                                 fsutil.source_hash(REFERENCE_CODE), _versions("torch", "transformers"))
         f = cache / "reference" / f"{key}.npz"
         out[k] = (key, f)
         if not f.exists():

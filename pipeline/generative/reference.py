@@ -6,8 +6,9 @@ a computation that has none.
     arrays = reference.compute(fwd, workload)      # what compare.py reads
 
 Kinds: `hf` (a Hugging Face-style folder: config.json + safetensors, loaded by transformers with
-`use_safetensors=True` and no remote code: nothing in the folder runs). Runs in a worker
-(`worker.py`): it imports torch.
+`use_safetensors=True` and no remote code: nothing in the folder runs); `keras` (a zoo model's Keras
+twin: the registry's `build_keras()` with the twin's trained weights, `.weights.h5`). Runs in a worker
+(`worker.py`): it imports torch or TensorFlow.
 """
 from __future__ import annotations
 
@@ -17,22 +18,19 @@ import numpy as np
 
 from pipeline.generative.generate import Workload, log_softmax_at
 
-KINDS = ("hf",)
-
-
 def load(ref: dict, threads: int = 1):
     if ref.get("kind") not in KINDS:
-        raise ValueError(f"reference kind {ref.get('kind')!r} not in {KINDS}")
-    return _hf(ref["path"], threads)
+        raise ValueError(f"reference kind {ref.get('kind')!r} not in {tuple(KINDS)}")
+    return KINDS[ref["kind"]](ref, threads)
 
 
-def _hf(folder: str, threads: int):
+def _hf(ref: dict, threads: int):
     # transformers' Hub kernels would be fetched at run time: off (nothing is downloaded here)
     os.environ["USE_HUB_KERNELS"] = "0"
     import torch
     from transformers import AutoModelForCausalLM
     torch.set_num_threads(threads)
-    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, trust_remote_code=False,
+    model = AutoModelForCausalLM.from_pretrained(ref["path"], use_safetensors=True, trust_remote_code=False,
                                                  dtype=torch.float32).eval()
 
     def fwd(tokens: np.ndarray) -> np.ndarray:
@@ -40,6 +38,21 @@ def _hf(folder: str, threads: int):
             ids = torch.from_numpy(np.asarray(tokens, np.int64).reshape(1, -1))
             return model(input_ids=ids, use_cache=False).logits[0].float().numpy()
     return fwd
+
+
+def _keras(ref: dict, threads: int):
+    import models
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    model = models.get(ref["model"]).build_keras()
+    model.load_weights(ref["path"])
+
+    def fwd(tokens: np.ndarray) -> np.ndarray:
+        return np.asarray(model(np.asarray(tokens, np.int32).reshape(1, -1), training=False), np.float32)[0]
+    return fwd
+
+
+KINDS = {"hf": _hf, "keras": _keras}
 
 
 def compute(fwd, w: Workload) -> dict[str, np.ndarray]:

@@ -1,8 +1,9 @@
 """`static_cache` (ExecuTorch .pte): the KV cache lives inside the program as mutable buffers.
 
 `forward(tokens int64[1,S], cache_position int64[S]) -> logits float32[1,S,V]` serves prefill (S in
-[1, prefill_max]) and decode (S = 1); a program with separate entry points names them in
-`entry_points` ({"prefill": ..., "decode": ...}). A new sequence writes from position 0 again: the
+[1, prefill_max]) and decode (S = 1); a program with separate entry points (the zoo's: `forward` for
+the prefill, a static-shape `decode` sharing the cache) names them in `entry_points`
+({"prefill": [...], "decode": ...}). A new sequence writes from position 0 again: the
 entries left past the new position are masked through cache_position (checked on every run: the
 harness's second prompt starts over in the same loaded program).
 """
@@ -23,7 +24,7 @@ class StaticCache(Session):
         portable_lib._unsafe_reset_threadpool(threads)
         self._torch = torch
         program = Runtime.get().load_program(path)
-        names = {k: self.facts.entry_points.get(k, "forward") for k in ("prefill", "decode")}
+        names = {k: _first(self.facts.entry_points.get(k)) or "forward" for k in ("prefill", "decode")}
         missing = sorted(set(names.values()) - set(program.method_names))
         if missing:
             raise ValueError(f"{path}: program has no method {', '.join(missing)} (has {sorted(program.method_names)})")
@@ -53,6 +54,11 @@ class StaticCache(Session):
                          "inputs": [list(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())],
                          "outputs": [list(meta.output_tensor_meta(i).sizes()) for i in range(meta.num_outputs())]}
         return {"entry_points": out, "cache": "inside the program (mutable buffers)"}
+
+
+def _first(name) -> str:
+    """An entry point's method name (the export record may list several prefill methods)."""
+    return (name[0] if name else "") if isinstance(name, (list, tuple)) else (name or "")
 
 
 SESSION = StaticCache

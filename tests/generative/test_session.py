@@ -1,0 +1,75 @@
+"""One Session interface over a real runtime (ONNX Runtime, past/present convention): the artifact's
+greedy tokens equal the no-cache reference's, a new sequence starts clean, and the declared bounds are
+refused by the harness with one line while the raw probe shows what the runtime itself does."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tiny_lm
+from pipeline.generative import generate, open_session
+from pipeline.generative.session import BoundError, LMFacts
+
+
+def _facts(convention="past_present") -> LMFacts:
+    return LMFacts.of({"generation": tiny_lm.generation(convention)})
+
+
+def _greedy(s, prompt, steps):
+    s.reset()
+    toks = [int(s.prefill(prompt).argmax())]
+    while len(toks) < steps:
+        toks.append(int(s.decode(toks[-1]).argmax()))
+    return toks
+
+
+def _reference_greedy(fwd, prompt, steps):
+    seq = list(prompt)
+    for _ in range(steps):
+        seq.append(int(fwd(np.array(seq))[-1].argmax()))
+    return seq[len(prompt):]
+
+
+def test_greedy_tokens_equal_the_reference_and_sequences_start_clean(lm_onnx, lm_reference):
+    s = open_session(lm_onnx, _facts())
+    prompts = [np.arange(3, 3 + 20) % 300 + 3, np.array([5, 17, 99, 4, 250, 7, 8, 9])]
+    for p in prompts + prompts[:1]:   # the third run repeats the first after another sequence
+        assert _greedy(s, p, 12) == _reference_greedy(lm_reference, p, 12)
+    assert s.pos == len(prompts[0]) + 11
+
+
+def test_bounds_are_refused_by_the_harness_with_one_line(lm_onnx):
+    s = open_session(lm_onnx, _facts())
+    with pytest.raises(BoundError, match=r"model.onnx: a prompt of 33 tokens is outside the declared prefill bounds \[1, 32\]"):
+        s.prefill(np.ones(33, np.int64))
+    with pytest.raises(BoundError, match="outside the declared prefill bounds"):
+        s.prefill(np.ones(0, np.int64))
+    with pytest.raises(BoundError, match="vocabulary"):
+        s.prefill(np.array([1, 320]))
+    s.reset()
+    s.prefill(np.ones(32, np.int64))
+    for _ in range(tiny_lm.CONTEXT - 32):
+        s.decode(3)
+    with pytest.raises(BoundError, match="position 64 is past the cache of 64 positions"):
+        s.decode(3)
+
+
+def test_the_probe_shows_onnx_runtime_takes_what_nothing_in_the_file_bounds(lm_onnx, lm_reference):
+    """ONNX has no upper bound in the file: past the declared prefill bound and past the cache it runs,
+    and the outputs are what a model without those bounds computes (the probe's raw calls)."""
+    s = open_session(lm_onnx, _facts())
+    win = np.random.default_rng(0).integers(3, 300, tiny_lm.CONTEXT).astype(np.int64)
+    w = generate.Workload(prompts=win[None, :8], steps=3, heldout=win[None], heldout_prefill=8,
+                          probe_lengths=(1, 32, 33), extra_token=5)
+    nll = generate.heldout(s, w)
+    ctx = generate.probe_context(s, w)
+    assert ctx["ran"] and ctx["harness"] == "model.onnx: position 64 is past the cache of 64 positions"
+    full = lm_reference(np.append(win, 5))
+    np.testing.assert_allclose(ctx["logits"], full[-1], atol=1e-4)
+    ref_nll = [-generate.log_softmax_at(full[j - 1], int(win[j])) for j in range(8, tiny_lm.CONTEXT)]
+    np.testing.assert_allclose(nll[0], ref_nll, atol=1e-4)
+    probes = generate.probe_bounds(s, w)
+    assert [p["ran"] for p in probes] == [True, True, True]
+    assert [bool(p["harness"]) for p in probes] == [False, False, True]
+    for p in probes:
+        np.testing.assert_allclose(p["logits"], full[p["length"]], atol=1e-4)
