@@ -3,8 +3,6 @@ records with the per-token figures and parity, a wrong artifact judged `mismatch
 error, a corrupt file `failed` with its name, and a warm run that measures nothing again."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 import tiny_lm
