@@ -96,9 +96,17 @@ def targets(export_records: list[Record], artifacts: Path) -> tuple[list[Target]
     return out, skipped
 
 
+def _facts(t: Target) -> dict:
+    """What every generation record carries in info["generation"] (the report keys on it)."""
+    return {k: t.export.info["generation"].get(k) for k in
+            ("convention", "context", "prefill_max", "prefill_lengths", "vocab", "entry_points")}
+
+
 def _base(t: Target, prof: profiles.Profile | None) -> dict:
+    """A generation record's identity fields, and its info["generation"]."""
     e = t.export
-    return dict(kind="bench", model=e.model, source=e.source, path=e.path, format=e.format, framework=e.framework,
+    return dict(kind="bench", info={"generation": _facts(t)}, model=e.model, source=e.source, path=e.path,
+                format=e.format, framework=e.framework,
                 quantization=e.quantization, runtime=t.runtime, profile=prof.name if prof else "",
                 threads=prof.threads if prof else 0, artifact=e.artifact, artifact_sha256=e.artifact_sha256)
 
@@ -252,7 +260,7 @@ def _record(it: dict, result: dict) -> Record:
         return Record(status="failed", error=first_line(result["error"]), metrics=result.get("metrics", {}), **base)
     metrics = {**result["metrics"], "size_bytes": float(fsutil.size_bytes(t.artifact)),
                "size_zipped_bytes": float(fsutil.zipped_size(t.artifact))}
-    info = {**result["info"]}
+    info = {**result["info"], **base.pop("info")}
     with np.load(it["outputs"]) as z:
         art = {k: z[k] for k in z.files}
     with np.load(it["_ref"]) as z:
@@ -266,8 +274,6 @@ def _record(it: dict, result: dict) -> Record:
                       "probe_logits": np.stack([probe_ref[n] for n in it["probe_lengths"]])}
         info["probes"] = compare.probes(info.get("probes", []), art, ref_probes,
                                         session_class(t.facts.convention).prefill_bound(t.facts), t.facts.context)
-    info["generation"] = {k: t.export.info["generation"].get(k) for k in
-                          ("convention", "context", "prefill_max", "prefill_lengths", "vocab", "entry_points")}
     return Record(status="ok", metrics=metrics, info=json.loads(json.dumps(info, default=_plain)), **base)
 
 

@@ -31,8 +31,10 @@ GUEST_RUNTIMES = ("litert",)    # ExecuTorch in the guest is opt-in (pipeline/be
 
 def run(items: list[tuple], cache: Path, cores: tuple[str, ...] = CORES, log=print) -> list[Record]:
     """`items`: (Target, workload .npz, reference .npz) of the artifacts to run on the device."""
-    from pipeline.bench.device import OPT_IN
+    from pipeline.bench.device import OPT_IN, RUNTIME_OF_FORMAT
     dm = _device_module()
+    # runtimes the device has no build of at all (ONNX Runtime): no record, as in the classic column
+    items = [i for i in items if i[0].runtime in RUNTIME_OF_FORMAT.values()]
     dev, why = dm.Device.load()
     records, todo = [], {}
     for t, wfile, rfile in items:
@@ -79,14 +81,14 @@ def run(items: list[tuple], cache: Path, cores: tuple[str, ...] = CORES, log=pri
 
 def _base(t, core: str) -> dict:
     e = t.export
-    return dict(kind="device", device=DEVICE_NAME, profile=core, threads=1, runtime=t.runtime, model=e.model,
+    return dict(kind="device", info={"generation": {"convention": t.facts.convention}}, device=DEVICE_NAME, profile=core, threads=1, runtime=t.runtime, model=e.model,
                 source=e.source, path=e.path, format=e.format, framework=e.framework, quantization=e.quantization,
                 artifact=e.artifact, artifact_sha256=e.artifact_sha256)
 
 
 def _record(t, core: str, dev, out: Path, rfile, markers: dict, base: int, vcpus: int, tail: str) -> Record:
     rec = _base(t, core)
-    info = {"cpu": core, "cpu_features": dev.info["cpus"][core]["features"], "qemu": dev.info.get("qemu_version", ""),
+    info = {**rec.pop("info"), "cpu": core, "cpu_features": dev.info["cpus"][core]["features"], "qemu": dev.info.get("qemu_version", ""),
             "instructions_note": "guest instructions per decode() call from the second decoded token on (the Python "
                                  "binding and the cache copied in and out included): instructions, not a latency"}
     if not out.exists() or any(base + k not in markers for k in (1, 2, 3, 4)):
