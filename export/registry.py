@@ -105,10 +105,17 @@ def register(name: str, *, input_kind: str, format: str, quantization: str, desc
     return deco
 
 
+def path_modules() -> list[str]:
+    """Every `export/*_paths.py` module, by file name: a new one is found, never forgotten."""
+    return [f"export.{f.stem}" for f in sorted(Path(__file__).parent.glob("*_paths.py"))]
+
+
 def all_paths() -> dict[str, ExportPath]:
-    # importing the modules registers their paths
-    from export import (coreml_paths, executorch_paths, litert_torch_paths, onnx_paths,  # noqa: F401
-                        tflite_paths, torchscript_paths)
+    """Every registered path. Importing the path modules registers them (on the first call only: the
+    modules import their toolchains lazily, inside the path functions)."""
+    import importlib
+    for m in path_modules():
+        importlib.import_module(m)
     return PATHS
 
 

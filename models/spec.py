@@ -16,6 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+# a model's parity bounds and quality allowance: defaults in the one policy, overridden per model
+from pipeline.policy import Tolerances  # noqa: F401 (re-exported)
+
 TASKS = ("classification", "reconstruction", "detection")
 LAYOUTS = ("nhwc", "same")
 # size tiers: `toy` models make up the default zoo (`make bench-mobile`); `phone` models are the sizes
@@ -71,18 +74,6 @@ class TrainConfig:
             return False
         recent = losses[-self.patience - 1:]
         return all(b > a * (1 - self.plateau) for a, b in zip(recent, recent[1:]))
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """Parity thresholds for this model's artifacts, checked by tests and shown in the report."""
-    fp32_atol: float = 1e-4          # max abs diff of fp32 artifacts vs their framework reference
-    fp16_atol: float = 5e-2          # fp16-weight artifacts
-    int8_top1_agreement: float = 0.97  # share of test samples whose int8 top-1 equals the reference's
-    transfer_atol: float = 1e-4      # Keras weight-transfer twin vs PyTorch
-    # top-1 points a quantized artifact (or a recovery plan) may lose vs its float reference: the
-    # int8 target, the "what should I ship?" candidates and the best recovery plan all judge by it
-    accuracy_drop_points: float = 1.0
 
 
 @dataclass(frozen=True)

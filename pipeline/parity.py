@@ -1,8 +1,10 @@
-"""Parity: does an artifact compute what its source model computes? The ONE place for the thresholds
-and the judging rule, used by `python -m pipeline package` and by the zoo bench (`bench/harness.py`).
+"""Parity: does an artifact compute what its source model computes? The judging, with the bounds of
+`pipeline/policy.py` (re-exported here: import both from this module), used by `python -m pipeline
+package`, the zoo bench (`bench/harness.py`), the emulated device, the probes, the report and the tests.
 
     t = parity.DEFAULTS["int8"]                         # or parity.for_zoo(spec, "int8")
-    v = parity.judge(metrics, "int8", t)                 # Verdict(status="ok"|"mismatch", reason)
+    v = parity.judge(metrics, "int8", t)                 # Verdict(status="ok"|"mismatch", reason, figures)
+    print(v.figures)                                     # the figures judged (print these, not others)
 
 Metrics are those of `pipeline.bench.stats.agreement` (max_abs_diff, sqnr_db, top1_agreement) plus
 `ref_absmax` (largest |reference output|) for the relative bound. A check whose metric is missing is
@@ -14,78 +16,68 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-EPS = 1e-9
+from pipeline.policy import (BOUND_OUTCOMES, CELL_STATUSES, COUNT_LABEL, DEFAULTS, DEVICE,  # noqa: F401 (re-exported)
+                             ELSEWHERE, GENERATIVE, PAST_BOUND_MARGIN_DB, SAFE_BOUND_OUTCOMES,
+                             ELSEWHERE_STATUSES, EPS, INT8_KERNEL_GAIN, INT8_MIN_SPEEDUP, INT8_SIZE_TARGET,
+                             MEANING, MIN_DECISIVE, MIN_DECISIVE_SHARE, PACKAGE_SPEED_SLACK, PEER_AGREEMENT,
+                             PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL, PROXY_BAND, QUANTIZATIONS, RAN,
+                             REGRESSION_GATE,
+                             SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES, TIE_SIGMAS,
+                             DeviceRule, Elsewhere, ProbeRule, Thresholds, Tolerances, elsewhere, num, ran,
+                             runs_elsewhere)
+
 TOP1_KEYS = ("top1_agreement", "top1_agreement_decisive", "top1_decisive_samples", "top1_decisive_share")
-QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Parity bounds of one quantization; None = not checked."""
-    min_sqnr_db: float | None = None          # signal-to-quantization-noise ratio of the outputs
-    min_top1_agreement: float | None = None   # share of samples whose top-1 equals the reference's
-    max_rel_diff: float | None = None         # max abs diff / max(1, |reference| max)
-    max_abs_diff: float | None = None         # absolute bound (the zoo's Tolerances use this)
-    max_perplexity_increase_pct: float | None = None   # generative: held-out perplexity above the reference's
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v is not None and not v >= 0:
-                raise ValueError(f"parity threshold {f.name} must be >= 0, got {v}")
-        if self.min_top1_agreement is not None and self.min_top1_agreement > 1:
-            raise ValueError(f"min_top1_agreement is a share (0..1), got {self.min_top1_agreement}")
-
-
-# Defaults for a user's model (documented in docs/manifest.md). fp32 artifacts differ from the framework
-# only by operator order/fusion (1e-6 relative seen on every path here); fp16 weights cost ~3-4
-# decimal digits; int8 (static or dynamic-range) typically lands at 20-35 dB SQNR on the zoo.
-DEFAULTS: dict[str, Thresholds] = {
-    "fp32": Thresholds(min_sqnr_db=60.0, min_top1_agreement=0.99, max_rel_diff=1e-3),
-    "fp16": Thresholds(min_sqnr_db=30.0, min_top1_agreement=0.98, max_rel_diff=5e-2),
-    "dynamic_int8": Thresholds(min_sqnr_db=15.0, min_top1_agreement=0.95),
-    "int8": Thresholds(min_sqnr_db=15.0, min_top1_agreement=0.95),
-}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str     # ok | mismatch
-    reason: str     # "" when ok; otherwise every bound missed, with the size of the error
+    status: str        # ok | mismatch
+    reason: str        # "" when ok; otherwise every bound missed, with the size of the error
+    figures: str = ""  # the figures judged, each against its bound: what a log line prints
 
 
 def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
     """ok when every bound whose metric is present holds; else mismatch naming each miss and its size."""
     if metrics.get("output_count_mismatch"):
-        return Verdict("mismatch", f"{quantization} parity: the outputs differ in number or size from the "
-                                   "source model's")
-    misses = []
+        why = "the outputs differ in number or size from the source model's"
+        return Verdict("mismatch", f"{quantization} parity: {why}", why)
+    misses, figures = [], []
     sqnr = metrics.get("sqnr_db")
-    if t.min_sqnr_db is not None and sqnr is not None and sqnr < t.min_sqnr_db - EPS:
-        misses.append(f"SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB")
+    if t.min_sqnr_db is not None and sqnr is not None:
+        figures.append(f"SQNR {sqnr:.1f} dB (>= {t.min_sqnr_db:g})")
+        if sqnr < t.min_sqnr_db - EPS:
+            misses.append(f"SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB")
     agree, on = _top1(metrics)
-    if t.min_top1_agreement is not None and agree is not None and agree < t.min_top1_agreement - EPS:
-        misses.append(f"top-1 agreement {agree:.3f} < {t.min_top1_agreement:g}{on}")
+    if t.min_top1_agreement is not None and agree is not None:
+        figures.append(f"top-1 agreement {agree:.3f}{_on_short(metrics, on)} (>= {t.min_top1_agreement:g})")
+        if agree < t.min_top1_agreement - EPS:
+            misses.append(f"top-1 agreement {agree:.3f} < {t.min_top1_agreement:g}{on}")
     diff = metrics.get("max_abs_diff")
-    if t.max_abs_diff is not None and diff is not None and diff > t.max_abs_diff + EPS:
-        misses.append(f"max abs diff {diff:.3g} > {t.max_abs_diff:g}")
+    if t.max_abs_diff is not None and diff is not None:
+        figures.append(f"max abs diff {diff:.3g} (<= {num(t.max_abs_diff)})")
+        if diff > t.max_abs_diff + EPS:
+            misses.append(f"max abs diff {diff:.3g} > {t.max_abs_diff:g}")
     if t.max_rel_diff is not None and diff is not None:
         rel = diff / max(1.0, float(metrics.get("ref_absmax", 1.0)))
+        figures.append(f"max abs diff {rel:.3g} of the output range (<= {num(t.max_rel_diff)})")
         if rel > t.max_rel_diff + EPS:
             misses.append(f"max abs diff {diff:.3g} is {rel:.3g} of the output range > {t.max_rel_diff:g}")
     ppl = metrics.get("perplexity_increase_pct")
-    if t.max_perplexity_increase_pct is not None and ppl is not None and ppl > t.max_perplexity_increase_pct + EPS:
-        misses.append(f"held-out perplexity {ppl:+.2f} % vs the reference > +{t.max_perplexity_increase_pct:g} %")
+    if t.max_perplexity_increase_pct is not None and ppl is not None:
+        figures.append(f"held-out perplexity {ppl:+.2f} % (<= +{num(t.max_perplexity_increase_pct)} %)")
+        if ppl > t.max_perplexity_increase_pct + EPS:
+            misses.append(f"held-out perplexity {ppl:+.2f} % vs the reference > +{t.max_perplexity_increase_pct:g} %")
     if any(v != v for v in (sqnr, agree, diff, ppl) if v is not None):   # NaN outputs never pass
         misses.append("outputs contain NaN")
+    shown = ", ".join(figures) or "no bound to judge"
     if not misses:
-        return Verdict("ok", "")
-    return Verdict("mismatch", f"{quantization} parity: " + "; ".join(misses))
+        return Verdict("ok", "", shown)
+    return Verdict("mismatch", f"{quantization} parity: " + "; ".join(misses), shown)
 
 
 def _top1(metrics: dict) -> tuple[float | None, str]:
     """The top-1 agreement to judge, and on which samples. Samples whose reference top-1 is not
-    decisive (`stats.TIE_SIGMAS`: a lead the artifact's output noise can flip) are left out, as long as
+    decisive (TIE_SIGMAS: a lead the artifact's output noise can flip) are left out, as long as
     the decisive ones are at least MIN_DECISIVE samples and MIN_DECISIVE_SHARE of the set; otherwise
     (a very noisy or wrong artifact makes nothing decisive) the raw figure over every sample is judged."""
     n, share = metrics.get("top1_decisive_samples"), metrics.get("top1_decisive_share")
@@ -97,21 +89,13 @@ def _top1(metrics: dict) -> tuple[float | None, str]:
     return metrics.get("top1_agreement_decisive"), note
 
 
-MIN_DECISIVE, MIN_DECISIVE_SHARE = 8, 0.5
+def _on_short(metrics: dict, on: str) -> str:
+    return f" on {metrics['top1_decisive_samples']:.0f} decisive samples" if on else ""
 
 
-# Generative artifacts (issue 26, pipeline/generative/): judged on the logits of every decode step of
-# every prompt, teacher-forced along the reference's greedy tokens (stats.agreement over [steps, vocab]),
-# and on the held-out perplexity. Top-1 agreement on the decisive steps is "greedy tokens identical to
-# the reference" wherever the reference's pick is not a near-tie the artifact's own noise can flip
-# (stats.TIE_SIGMAS): fp32 must pick every decisive token the reference picks. Quantized bounds: 8da4w
-# (int4 weights in groups of 32, int8 activations) and int8 weights cost logit precision that the
-# greedy tokens and the perplexity then show; measured on the trained tiny_lm (docs/generative.md).
-GENERATIVE: dict[str, Thresholds] = {
-    "fp32": Thresholds(min_sqnr_db=60.0, min_top1_agreement=1.0, max_perplexity_increase_pct=0.1),
-    "dynamic_int8": Thresholds(min_sqnr_db=20.0, min_top1_agreement=0.9, max_perplexity_increase_pct=5.0),
-    "8da4w": Thresholds(min_sqnr_db=10.0, min_top1_agreement=0.8, max_perplexity_increase_pct=15.0),
-}
+def top1_judged(metrics: dict) -> float | None:
+    """The top-1 agreement the verdict judges (decisive samples when there are enough): the one to show."""
+    return _top1(metrics)[0]
 
 
 def for_generation(quantization: str) -> Thresholds:
@@ -119,29 +103,12 @@ def for_generation(quantization: str) -> Thresholds:
     return GENERATIVE.get(quantization, GENERATIVE["dynamic_int8"])
 
 
-# What a runtime did with an input at or past a generative artifact's declared bound (the bound probe,
-# pipeline/generative/generate.py; executorch#20546: bounds not enforced at run time). Past a bound only
-# a refusal is safe. An output within the bound is judged by its quantization's SQNR floor; one past it
-# must also come within PAST_BOUND_MARGIN_DB of the artifact's own worst step inside its bounds (an
-# int8 file's noise must not hide a clamped cache write: 31 dB past the cache vs 36 dB inside, measured
-# on a litert-torch int8 file), so "accepted" means it ran AND matched a model without that bound.
-BOUND_OUTCOMES = {
-    "ok": "within the bound: ran and matched the reference",
-    "wrong": "within the bound: ran but computed something else",
-    "refused_valid": "within the bound, yet refused",
-    "refused": "past the bound: refused with an error",
-    "accepted": "past the bound: ran, and matched the reference (the bound is not enforced)",
-    "silent_wrong": "past the bound: ran and returned a wrong output without an error",
-}
-SAFE_BOUND_OUTCOMES = ("ok", "refused", "accepted")
-PAST_BOUND_MARGIN_DB = 3.0
-
-
-def judge_bound(within: bool, ran: bool, sqnr_db: float | None, quantization: str,
+def judge_bound(within: bool, runs: bool, sqnr_db: float | None, quantization: str,
                 own_sqnr_db: float | None = None) -> str:
-    """One bound probe's outcome (a key of BOUND_OUTCOMES); `own_sqnr_db`: the artifact's worst step
-    SQNR inside its bounds."""
-    if not ran:
+    """One bound probe's outcome (a key of BOUND_OUTCOMES): `runs` = the runtime returned an output;
+    `own_sqnr_db`: the artifact's worst step SQNR inside its bounds (what an output past them must come
+    close to)."""
+    if not runs:
         return "refused_valid" if within else "refused"
     floor = for_generation(quantization).min_sqnr_db or 0.0
     if not within and own_sqnr_db is not None and own_sqnr_db == own_sqnr_db:
@@ -213,3 +180,72 @@ def compare(outputs: list, references: list) -> dict:
             else:
                 worst[k] = max(worst[k], v)
     return worst
+
+
+# ---------------------------------------------------------------- quality vs the float reference
+
+QUALITY_METRICS = ("accuracy", "reconstruction_mse")
+
+
+def quality_loss(metric: str, value: float, reference: float) -> float:
+    """Quality lost vs the float reference in the metric's own unit: accuracy points, or % more
+    reconstruction MSE (what quant-debug records as accuracy_drop_points / mse_increase_pct)."""
+    if metric == "accuracy":
+        return (reference - value) * 100
+    if metric == "reconstruction_mse":
+        return (value / reference - 1) * 100 if reference else (0.0 if value == 0 else float("inf"))
+    raise ValueError(f"no quality allowance for metric {metric!r}; known: {', '.join(QUALITY_METRICS)}")
+
+
+def loss_limit(metric: str, tol: Tolerances) -> float:
+    """The largest acceptable `quality_loss` of a model with these tolerances."""
+    return tol.accuracy_drop_points if metric == "accuracy" else tol.mse_increase_pct
+
+
+def loss_ok(metric: str, loss: float, tol: Tolerances) -> bool:
+    """A `quality_loss` within the model's allowance (compared with EPS, never at the edge)."""
+    return loss <= loss_limit(metric, tol) + EPS
+
+
+def quality_ok(metric: str, value: float, reference: float, tol: Tolerances) -> bool:
+    """Within the model's allowance of its float reference: the int8 target, the "what should I
+    ship?" candidates and the best recovery plan all judge with this."""
+    return loss_ok(metric, quality_loss(metric, value, reference), tol)
+
+
+def allowance_prose(tol: Tolerances) -> str:
+    return (f"within {tol.accuracy_drop_points:g} top-1 point of the float accuracy (reconstruction MSE at most "
+            f"{tol.mse_increase_pct:g}% above it for models without labels)")
+
+
+# ---------------------------------------------------------------- the emulated device, the probes
+
+def judge_device(m: dict, int8: bool, rule: DeviceRule = DEVICE) -> list[str]:
+    """The device's checks that failed, from `bench/device.compare`'s metrics (guest vs host)."""
+    failed = []
+    if int8:
+        if m["top1_agreement"] < rule.int8_top1 - EPS:
+            failed.append(f"top-1 agreement {m['top1_agreement']:.3f} != {rule.int8_top1:g}"
+                          if rule.int8_top1 == 1 else
+                          f"top-1 agreement {m['top1_agreement']:.3f} < {rule.int8_top1:g}")
+        if m["max_abs_diff_steps"] > rule.int8_steps + rule.step_eps:
+            failed.append(f"max abs diff {m['max_abs_diff_steps']:.4f} quantization steps > {rule.int8_steps:g} "
+                          f"(step {m['quant_step']:.3g})")
+    elif m["max_abs_diff"] > rule.float_rel * m["output_scale"]:
+        failed.append(f"max abs diff {m['max_abs_diff']:.3g} > {rule.float_rel} x output scale {m['output_scale']:.3g}")
+    return failed
+
+
+def judge_probe_output(k: int, quant: str, mad: float, scale: float, step: float, sqnr: float,
+                       rule: ProbeRule = PROBE) -> str:
+    """A probe output's miss ("" when it matches): float by max abs diff relative to the output's
+    scale, int8 within so many output quantization steps or a high enough SQNR."""
+    if quant in rule.float_rel:
+        bound = rule.float_rel[quant]
+        if mad > bound * scale:
+            return f"output {k}: max abs diff {mad:.3g} = {mad / scale:.2g} x output scale > {bound:g} ({quant})"
+        return ""
+    if mad > rule.int8_steps * step and sqnr < rule.int8_sqnr_db:
+        return (f"output {k}: max abs diff {mad:.3g} = {mad / step:.1f} int8 steps, "
+                f"SQNR {sqnr:.1f} dB < {rule.int8_sqnr_db:g} dB ({quant})")
+    return ""

@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from pipeline.policy import STATUSES  # noqa: F401 (what each status means: pipeline/policy.py)
+
 SCHEMA_VERSION = 1
 KINDS = ("train", "export", "bench", "probe", "device", "pipeline", "quant_debug")
-# ok: ran and computes what the reference computes within the model's tolerance
-# mismatch: ran, but computes something else (outside the tolerance): never counted as ok
-# apple_only: exported, runs on Apple devices only (Core ML): nothing ran here, so neither ok nor failed
-# failed: the toolchain or runtime raised/crashed; unsupported: the toolchain cannot do it (a finding);
-# skipped: not attempted here (a runtime not installed, an input missing), with the reason
-STATUSES = ("ok", "mismatch", "apple_only", "failed", "unsupported", "skipped")
 
 
 def time_metric(phase: str) -> str:

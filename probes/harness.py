@@ -18,17 +18,12 @@ import numpy as np
 
 import probes
 from export import registry
-from pipeline import fsutil, progress, runtimes, workers
+from pipeline import fsutil, parity, progress, runtimes, workers
 from pipeline.artifact import FRAMEWORK_OF_SOURCE, ArtifactId, resolve
 from pipeline.schema import Record, first_line, read_record_file
 
 # ptl_mobile_optimized needs XNNPACK inside torch itself, which this CPU build lacks: never runs here
 SKIP_PATHS = ("ptl_mobile_optimized",)
-CELLS = ("ok", "not_delegated", "apple_only", "export_failed", "runtime_failed", "mismatch")
-# float outputs: max |diff| relative to the output's scale (max |ref|)
-REL_TOL = {"fp32": 1e-4, "fp16": 1e-2}
-INT8_STEPS = 4          # int8 / dynamic int8: within this many output quantization steps (range/255) ...
-INT8_SQNR_DB = 20.0     # ... or a signal-to-quantization-noise ratio at least this
 DELEGATED_PATHS = ("et_xnnpack_fp32", "et_xnnpack_int8")
 # ExecuTorch graph bookkeeping that is never a kernel: not counted as "left outside XNNPACK"
 ET_NOT_OPS = {"getitem", "output", "placeholder"}
@@ -197,15 +192,10 @@ def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, .
         m["max_abs_diff"] = max(m["max_abs_diff"], mad)
         m["max_rel_diff"] = max(m["max_rel_diff"], mad / scale)
         m["sqnr_db"] = min(m["sqnr_db"], sqnr)
-        if quant in REL_TOL:
-            if mad > REL_TOL[quant] * scale:
-                errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / scale:.2g} x output scale "
-                              f"> {REL_TOL[quant]:g} ({quant})")
-        else:
-            step = (float(r.max() - r.min()) or scale) / 255
-            if mad > INT8_STEPS * step and sqnr < INT8_SQNR_DB:
-                errors.append(f"output {k}: max abs diff {mad:.3g} = {mad / step:.1f} int8 steps, "
-                              f"SQNR {sqnr:.1f} dB < {INT8_SQNR_DB:g} dB ({quant})")
+        step = (float(r.max() - r.min()) or scale) / 255    # int8: one output quantization step
+        miss = parity.judge_probe_output(k, quant, mad, scale, step, sqnr)
+        if miss:
+            errors.append(miss)
     m = {k: v for k, v in m.items() if np.isfinite(v)}  # identical outputs: no finite SQNR to record
     return {"error": ("mismatch: " + "; ".join(errors)) if errors else "", "metrics": m}
 
@@ -277,13 +267,11 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
 def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Record:
     info = dict(base["info"])
     if res["status"] != "ok":
-        # exported for Core ML on a host without it: nothing ran, so neither ok nor failed (one rule)
-        from pipeline.filecheck.coreml import apple_only
-        reason = apple_only(item["artifact"], base["format"])
-        info["cell"] = "apple_only" if reason else "runtime_failed"
-        info.update({"apple_only": reason} if reason else {})
-        return Record(**{**base, "status": "apple_only" if reason else "failed", "error": first_line(res["error"]),
-                         "info": info})
+        # exported for devices this host is not (Core ML on Linux): nothing ran, so neither ok nor failed
+        away, reason = parity.runs_elsewhere(item["artifact"], base["format"])
+        info["cell"] = away or "runtime_failed"
+        info.update({away: reason} if away else {})
+        return Record(**{**base, "status": away or "failed", "error": first_line(res["error"]), "info": info})
     info.update({f"runtime_{k}": v for k, v in res["info"].items()})
     info["runtime_version"] = res.get("runtime_version", "")
     with np.load(item["ref"]) as z, np.load(item["outputs"]) as o:
@@ -348,7 +336,7 @@ def run(names: list[str] | None, path_names: list[str] | None, artifacts: Path, 
                 records.append(exp)
     records += run_all(cells, folder, results / "cache" / "probe", jobs, log)
     total = time.perf_counter() - t0
-    counts = {c: sum(r.info.get("cell") == c for r in records) for c in CELLS}
+    counts = {c: sum(r.info.get("cell") == c for r in records) for c in parity.PROBE_CELLS}
     log(f"[probe] {len(names)} probes x {len(paths)} paths -> {len(records)} records in {total:.1f}s "
         f"(export phase {t_export:.1f}s): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return records

@@ -7,23 +7,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from pipeline.parity import ELSEWHERE, ELSEWHERE_STATUSES, PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL as LABEL, ran
 from pipeline.report.table import table
 from pipeline.report.view import View
 from pipeline.schema import Record
 
-LABEL = {"ok": "ok", "not_delegated": "not delegated", "apple_only": "Apple only", "export_failed": "export failed",
-         "runtime_failed": "runtime failed", "mismatch": "mismatch"}
-# worst last; apple_only = exported, runs on Apple devices only (nothing ran here): not a failure
-SEVERITY = ["ok", "not_delegated", "apple_only", "mismatch", "runtime_failed", "export_failed"]
 FRAMEWORK_NAME = {"tensorflow": "TensorFlow/Keras", "pytorch": "PyTorch"}
 
 
 def _cell(r: Record) -> str:
-    if r.status in ("skipped", "apple_only"):
+    if r.status == "skipped" or r.status in ELSEWHERE_STATUSES:
         return r.status
     if r.info.get("cell"):
         return r.info["cell"]
-    if r.status in ("ok", "mismatch"):
+    if ran(r.status):
         return r.status
     return "export_failed" if not r.runtime else "runtime_failed"
 
@@ -49,8 +46,8 @@ def _order(name: str) -> int:
 def _summarize(rs: list[Record]) -> tuple[str, str]:
     """(worst cell over runtimes, text) for one operator x path."""
     cells = {r.runtime or "export": _cell(r) for r in rs}
-    known = [c for c in cells.values() if c in SEVERITY]
-    worst = max(known, key=SEVERITY.index) if known else "skipped"
+    known = [c for c in cells.values() if c in PROBE_CELLS]
+    worst = max(known, key=PROBE_CELLS.index) if known else "skipped"    # PROBE_CELLS: worst last
     if len(set(cells.values())) <= 1:
         return worst, LABEL.get(worst, worst)
     return worst, ", ".join(f"{rt}: {LABEL.get(c, c)}" for rt, c in sorted(cells.items()))
@@ -63,12 +60,12 @@ def matrix(view: View) -> list[str]:
     lines = ["## Operator support matrix (operator x export path)", "",
              "One-operator models built in both frameworks (`probes/ops.py`), exported along every path and "
              "run in that path's runtime(s); each artifact is compared with its own framework's output on "
-             "the same deterministic input. `ok` = exported, ran, matched (fp32: max abs diff <= 1e-4 x "
-             "max |reference|; fp16: 1e-2; int8/dynamic int8: within 4 output quantization steps or SQNR "
-             ">= 20 dB; indices and masks: exact). `not delegated` = ran and matched, but operators ran "
-             "outside XNNPACK (ExecuTorch's delegation info for `et_xnnpack_*`; the TFLite interpreter's "
-             "own DELEGATE nodes for .tflite). `Apple only` = exported for Core ML, which only iOS/macOS run: "
-             "nothing ran here, so neither ok nor failed. Where runtimes differ, each is named.", ""]
+             f"the same deterministic input. `ok` = exported, ran, matched ({PROBE.prose()}). `not delegated` = "
+             "ran and matched, but operators ran outside XNNPACK (ExecuTorch's delegation info for "
+             "`et_xnnpack_*`; the TFLite interpreter's own DELEGATE nodes for .tflite). "
+             + "".join(f"`{e.label}` = exported for {e.runtime}, which only {e.systems} run: nothing ran here, "
+                       "so neither ok nor failed. " for e in ELSEWHERE)
+             + "Where runtimes differ, each is named.", ""]
     notes: dict[str, int] = {}
     rows = []
     for op in ops:
@@ -112,10 +109,10 @@ def summaries(view: View) -> list[str]:
         for p in fw_paths:
             by = {op: _summarize(grid[(op, p)])[0] for op in ops if (op, p) in grid}
             exported = [op for op, c in by.items() if c != "export_failed"]
-            good = [op for op, c in by.items() if c in ("ok", "not_delegated")]
+            good = [op for op, c in by.items() if c in PROBE_GOOD]
             outside = [op for op, c in by.items() if c == "not_delegated"]
             bad = {c: [op for op, cc in by.items() if cc == c]
-                   for c in ("apple_only", "export_failed", "runtime_failed", "mismatch")}
+                   for c in (*ELSEWHERE_STATUSES, "export_failed", "runtime_failed", "mismatch")}
             s = f"`{p}`: {len(exported)}/{len(by)} exported, {len(good)}/{len(by)} ran and matched"
             if outside:
                 s += f" ({len(outside)} with operators outside XNNPACK: {', '.join(outside)})"
@@ -123,15 +120,17 @@ def summaries(view: View) -> list[str]:
                 if lst:
                     s += f"; {LABEL[c]}: {', '.join(lst)}"
             parts.append(s)
-        anywhere = [op for op in ops if any(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated")
+        anywhere = [op for op in ops if any(_summarize(grid[(op, p)])[0] in PROBE_GOOD
                                            for p in fw_paths if (op, p) in grid)]
-        # an Apple-only cell ran nowhere here: it neither confirms nor refutes "every path"
-        everywhere = [op for op in anywhere if all(_summarize(grid[(op, p)])[0] in ("ok", "not_delegated", "apple_only")
+        # a cell that runs elsewhere ran nowhere here: it neither confirms nor refutes "every path"
+        everywhere = [op for op in anywhere if all(_summarize(grid[(op, p)])[0] in (*PROBE_GOOD, *ELSEWHERE_STATUSES)
                                                   for p in fw_paths if (op, p) in grid)]
         nowhere = [op for op in ops if op not in anywhere]
-        apple = any(_summarize(rs)[0] == "apple_only" for (op, p), rs in grid.items() if p in fw_paths)
+        away = [e for e in ELSEWHERE if any(_summarize(rs)[0] == e.status for (op, p), rs in grid.items()
+                                            if p in fw_paths)]
+        where = "; ".join(f"{e.runtime} paths: {e.label}" for e in away)
         head = (f"**{FRAMEWORK_NAME[fw]}**: {len(everywhere)}/{n} operators deploy correctly on every "
-                f"{FRAMEWORK_NAME[fw]} path{' that runs here (Core ML paths: Apple only)' if apple else ''}, "
+                f"{FRAMEWORK_NAME[fw]} path{f' that runs here ({where})' if away else ''}, "
                 f"{len(anywhere)}/{n} on at least one"
                 + (f"; on none: {', '.join(nowhere)}" if nowhere else "") + ". ")
         lines += [head + "; ".join(parts) + ".", ""]

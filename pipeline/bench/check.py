@@ -4,7 +4,8 @@
     python -m pipeline check --baseline baselines/digits_cnn.jsonl --latency warn
     python -m pipeline check --write-baseline baselines/digits_cnn.jsonl --models digits_cnn
 
-Rules and thresholds live in `bench_check.toml` (repo root): an export path or runtime measurement
+Rules and thresholds: the policy's `REGRESSION_GATE` (pipeline/policy.py), overridden by
+`bench_check.toml` (repo root): an export path or runtime measurement
 that was ok and now fails or is gone; an artifact that grew; accuracy / agreement that dropped;
 latency that regressed beyond a noise-aware threshold. A baseline is a small records file (the
 results schema, only the fields the gate reads), written from a real run with --write-baseline.
@@ -18,17 +19,12 @@ from pathlib import Path
 
 from pipeline import fsutil, provenance
 from pipeline.artifact import ArtifactId
+from pipeline.parity import REGRESSION_GATE
 from pipeline.schema import Record, read_records
 
 CONFIG = fsutil.ROOT / "bench_check.toml"
 GATE_METRICS = ("size_bytes", "accuracy", "top1_agreement", "reconstruction_mse", "latency_p50_ms",
                 "latency_p90_ms", "latency_min_ms")
-DEFAULTS = {"export": {"fail_on_dropped": True}, "size": {"max_growth_pct": 5.0},
-            "quality": {"max_accuracy_drop_points": 1.0, "max_agreement_drop_points": 1.0,
-                        "max_mse_growth_pct": 10.0},
-            "latency": {"mode": "fail", "different_machine": "warn", "profiles": ["big-core"],
-                        "max_slowdown_pct": 150.0, "min_abs_ms": 0.1,
-                        "max_floor_slowdown_pct": 50.0}}
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ class Finding:
 
 
 def load_config(path: Path = CONFIG) -> dict:
-    cfg = {k: dict(v) for k, v in DEFAULTS.items()}
+    cfg = {k: dict(v) for k, v in REGRESSION_GATE.items()}
     if path.exists():
         try:
             data = tomllib.loads(path.read_text())

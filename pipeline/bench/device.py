@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil
+from pipeline import fsutil, parity
 from pipeline.schema import Record, first_line, read_record_file
 
 CORES = ("neoverse-n1", "cortex-a53")
@@ -33,9 +33,6 @@ DEVICE_NAME = "emulated-arm64"
 RUNTIME_OF_FORMAT = {"tflite": "litert", "pte": "executorch"}
 COUNT_RUNS = 5
 LIMIT = 16              # samples compared per artifact: emulation is slow, 16 is plenty for parity
-FP32_REL_TOL = 1e-4     # fp32/fp16: max |guest - host| <= 1e-4 x max |host output|
-STEP_EPS = 1e-3         # int8: within one quantization step, compared in steps; float32 rounding of a
-                        # dequantized value costs ~1e-6 of a step (a diff of exactly one step must pass)
 # why a guest runtime is not in the default device, with the measured cost (device_tests/README.md)
 OPT_IN = {"executorch": "opt-in (make device DEVICE_RUNTIMES=litert,executorch): its aarch64 torch is a 2.7 GB "
                         "CUDA build and a cold run of the .pte artifacts took 4 to 30 min on 2 cores (one torch "
@@ -50,8 +47,8 @@ def is_int8(quantization: str, host_meta: dict) -> bool:
 
 
 def compare(host: dict, host_meta: dict, guest: dict, quantization: str) -> tuple[dict, list[str]]:
-    """Parity metrics of guest vs host outputs and the list of failed checks (the one rule: the
-    device tests use it too)."""
+    """Parity metrics of guest vs host outputs and the list of failed checks (judged by the policy's
+    `parity.DEVICE` rule; the device tests use this too)."""
     h, g = host["y"].astype(np.float64), guest["y"].astype(np.float64)
     if h.shape != g.shape:
         return {}, [f"output shapes differ: host {h.shape}, guest {g.shape}"]
@@ -61,8 +58,8 @@ def compare(host: dict, host_meta: dict, guest: dict, quantization: str) -> tupl
     top1 = float((h.reshape(len(h), -1).argmax(1) == g.reshape(len(g), -1).argmax(1)).mean()) if len(h) else 1.0
     m = {"max_abs_diff": diff, "max_abs_diff_rel": diff / scale, "top1_agreement": top1,
          "output_scale": scale, "samples": float(len(h))}
-    failed = []
-    if is_int8(quantization, host_meta):
+    int8 = is_int8(quantization, host_meta)
+    if int8:
         q = host_meta.get("output_quantization")
         step = q["scale"] if q else float(h.max() - h.min()) / 255
         m["quant_step"] = step
@@ -71,13 +68,7 @@ def compare(host: dict, host_meta: dict, guest: dict, quantization: str) -> tupl
         else:
             steps = diff / step if step > 0 else (0.0 if diff == 0 else float("inf"))
         m["max_abs_diff_steps"] = steps
-        if top1 != 1.0:
-            failed.append(f"top-1 agreement {top1:.3f} != 1")
-        if steps > 1 + STEP_EPS:
-            failed.append(f"max abs diff {steps:.4f} quantization steps > 1 (step {step:.3g})")
-    elif diff > FP32_REL_TOL * scale:
-        failed.append(f"max abs diff {diff:.3g} > {FP32_REL_TOL} x output scale {scale:.3g}")
-    return m, failed
+    return m, parity.judge_device(m, int8)
 
 
 @dataclass(frozen=True)

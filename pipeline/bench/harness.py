@@ -41,7 +41,7 @@ WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprof
     sorted((HERE.parent / "runtimes").glob("*.py")) + sorted((HERE / "data").glob("*"))
 
 
-# export facts an apple_only bench record carries (coreml_paths.py writes them)
+# export facts a bench record of an artifact that runs elsewhere (Apple only) carries (coreml_paths.py writes them)
 APPLE_FACTS = ("needs_apple", "coreml", "pte_delegates", "cpu_operators", "delegated_ops", "non_delegated_ops")
 
 
@@ -281,20 +281,21 @@ def _record(m: Measurement, cfg: profiles.BenchConfig, job: dict, result: dict, 
 
 
 def _not_run(t: Target, base: dict, error: str) -> Record:
-    """A worker that did not measure: `failed`, or `apple_only` when the artifact needs Apple's Core ML
-    and this host has none (the one rule: pipeline/filecheck/coreml.apple_only). An Apple-only record
-    keeps the runtime's own error and what was checked here: sizes and the Core ML facts."""
+    """A worker that did not measure: `failed`, or a status of the "runs elsewhere" family (`apple_only`)
+    when the artifact needs devices this host is not (the one rule: `parity.runs_elsewhere`). Such a
+    record keeps the runtime's own error and what was checked here: sizes and the file's facts."""
+    from pipeline import parity
     from pipeline.filecheck import coreml
-    reason = coreml.apple_only(t.artifact, t.format)
-    if not reason:
+    away, reason = parity.runs_elsewhere(t.artifact, t.format)
+    if not away:
         return Record(status="failed", error=first_line(error), **base)
     # ours: the export already read the file (and the Core ML model inside a .pte); a user's: read it now
     facts = ({k: t.export.info[k] for k in APPLE_FACTS if k in t.export.info} if t.export
              else coreml.facts(t.artifact, t.format))
-    return Record(status="apple_only", error=first_line(error), **base,
+    return Record(status=away, error=first_line(error), **base,
                   metrics={"size_bytes": float(fsutil.size_bytes(t.artifact)),
                            "size_zipped_bytes": float(fsutil.zipped_size(t.artifact))},
-                  info={"apple_only": reason, **facts})
+                  info={away: reason, **facts})
 
 
 def _peer(metrics: dict, info: dict, res: dict) -> None:
@@ -348,13 +349,14 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
             return
         t, rt, _ = groups[g]
         got = [outcomes[j] for j in members[g]]
-        _apply_parity(t, [o.record for o in got])
+        v = _apply_parity(t, [o.record for o in got])
         for o in got:
             r = o.record
             logged.append(r)
             name = ArtifactId.of(r).label if t.export else str(t.artifact)
+            # the figures the verdict judged (the decisive samples' top-1, the bound it met), no others
             msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
-                   (f", agree {r.metrics['top1_agreement']:.3f}" if "top1_agreement" in r.metrics else "")
+                   (f", {v.figures}" if v is not None and "max_abs_diff" in r.metrics else "")
                    if r.status == "ok" else f"{r.status}: {r.error}")
             spent = sum(v for k, v in r.metrics.items() if k.startswith("time_") and v == v)
             when = " (cached)" if o.cached else f" ({spent:.1f}s)"
@@ -364,23 +366,25 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
     return [o.record for o in outcomes]
 
 
-def _apply_parity(t: Target, recs: list[Record]) -> None:
+def _apply_parity(t: Target, recs: list[Record]):
     """The parity rule (pipeline/parity.py) on our artifacts: judged from the profile that ran the eval set,
     applied to every profile of this artifact x runtime (a wrong artifact is wrong under any profile).
-    Judged here, not in the cached record, so a changed tolerance applies without re-measuring."""
+    Judged here, not in the cached record, so a changed tolerance applies without re-measuring. Returns
+    the Verdict (None: nothing judged)."""
     import models
     from pipeline import parity
-    judged = [r for r in recs if r.status in ("ok", "mismatch") and "max_abs_diff" in r.metrics]
+    judged = [r for r in recs if parity.ran(r.status) and "max_abs_diff" in r.metrics]
     if t.export is None or not judged:
-        return
+        return None
     try:
         spec = models.get(t.export.model)
     except KeyError:
-        return
+        return None
     v = parity.judge(judged[0].metrics, t.export.quantization, parity.for_zoo(spec, t.export.quantization))
     for r in recs:
-        if r.status in ("ok", "mismatch"):
+        if parity.ran(r.status):
             r.status, r.error = v.status, v.reason
+    return v
 
 
 def byom_target(path: Path, shapes: tuple = (), input_files: tuple = ()) -> Target:

@@ -8,7 +8,7 @@ C++ `benchmark_model` binary in the wheel). It runs the model through the Compil
 pre-filled input buffers and times `run_by_name` alone. We run that tool's own code unchanged except
 one thing: it rounds every result to 0.01 ms, too coarse for sub-0.1 ms models, so `round` is replaced
 by the identity in its module before `main()` (see `_main`). Our median (bound inputs, invoke() alone)
-must agree with its median within `TOLERANCE`; the record keeps both numbers.
+must agree with its median within the policy's `PEER_AGREEMENT`; the record keeps both numbers.
 
 The two harnesses have different fixed costs per call (the tool's Python `run_by_name` with buffer
 dicts: ~5 us; our bound `invoke()`: ~1 us), which is >10% of a 20 us model. So both are also run on
@@ -28,8 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline import procutil
+from pipeline.policy import PEER_AGREEMENT
 
-TOLERANCE = 0.10
 
 
 def run_peer(artifact: Path, threads: int, cpus: tuple = (), mem_limit_mb: int = 0, runs: int = 300,
@@ -77,7 +77,7 @@ def compare(ours_ms: float, peer: dict, ours_trivial_ms: float = float("nan"),
         out["peer_trivial_median_ms"] = peer_trivial_ms
         out["peer_net_diff_pct"] = _pct(ours_ms - ours_trivial_ms, med - peer_trivial_ms)
     out["peer_agrees"] = float(min(abs(out["peer_diff_pct"]), abs(out.get("peer_net_diff_pct", float("inf"))))
-                               <= TOLERANCE * 100)
+                               <= PEER_AGREEMENT * 100)
     return out
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.policy import TIE_SIGMAS
+
 
 def latency_stats(seconds: list[float] | np.ndarray) -> dict[str, float]:
     """Milliseconds: mean, p50/p90/p99, min, max, std and coefficient of variation."""
@@ -57,14 +59,12 @@ def agreement(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return m
 
 
-# A sample's top-1 is "decisive" when the reference's lead over its runner-up exceeds what the artifact's
-# output noise can flip: the difference of two logits' errors has ~sqrt(2) x their RMS, and beyond
-# TIE_SIGMAS of it a flip is a real error, not noise on a near-tie (seeded or random-input models have
-# near-tied logits everywhere: raw top-1 agreement then fails int8 files at 47 dB SQNR).
-TIE_SIGMAS = 3.0
-
-
 def _decisive(ref: np.ndarray, rms_error: float) -> np.ndarray:
+    """A sample's top-1 is "decisive" when the reference's lead over its runner-up exceeds what the
+    artifact's output noise can flip: the difference of two logits' errors has ~sqrt(2) x their RMS, and
+    beyond the policy's TIE_SIGMAS of it a flip is a real error, not noise on a near-tie (seeded or
+    random-input models have near-tied logits everywhere: raw top-1 agreement then fails int8 files at
+    47 dB SQNR)."""
     if ref.shape[1] < 2:
         return np.zeros(len(ref), bool)
     top2 = np.sort(ref, axis=1)[:, -2:]

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import fsutil
+from pipeline import fsutil, parity
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.schema import Record
 
@@ -164,7 +164,7 @@ def build(records: list[Record]) -> Built:
     """Every overlay the records allow, and why the other measured artifacts have none."""
     out = Built()
     exports = {ArtifactId.of(r): r for r in records if r.kind == "export" and r.status == "ok"}
-    profiled = [r for r in records if r.kind == "bench" and r.status in ("ok", "mismatch")
+    profiled = [r for r in records if r.kind == "bench" and parity.ran(r.status)
                 and r.device == "host" and (r.info.get("op_profile") or {}).get("ops")]
     tables = [r for r in records if r.kind == "quant_debug" and r.status == "ok" and not r.runtime
               and r.info.get("layers")]

@@ -8,19 +8,20 @@ standard library only (the benchmark worker and the validator must not import co
 pulls in TensorFlow and torch): the spec version (= the minimum iOS/macOS it needs), the inputs and
 outputs, and the weight bytes per dtype (the int8 share of a weight-quantized model).
 
-`apple_only(path, fmt)` is THE rule for "exported, runs on Apple devices only": a Core ML package,
-or an ExecuTorch program with a Core ML delegate, on a host without Apple's Core ML framework.
+"Exported, runs on Apple devices only" (status `apple_only`: a Core ML package, or an ExecuTorch program
+with a Core ML delegate, on a host without Apple's Core ML framework) is a member of the policy's "runs
+elsewhere" family: `parity.runs_elsewhere(path, fmt)`, declared in `pipeline/policy.py` ELSEWHERE.
 """
 from __future__ import annotations
 
 import json
 import struct
-import sys
 from pathlib import Path
 
 from pipeline.filecheck import flatbuf
+from pipeline.policy import elsewhere
 
-APPLE_BACKENDS = ("CoreMLBackend", "MPSBackend")   # ExecuTorch delegates only Apple's runtime has
+APPLE = elsewhere("apple_only")     # the family member: its files, delegates and hosts
 # Core ML specificationVersion -> the oldest OS that reads it (coremltools' ct.target values)
 DEPLOYMENT_TARGET = {4: "iOS 13 / macOS 10.15", 5: "iOS 14 / macOS 11", 6: "iOS 15 / macOS 12",
                      7: "iOS 16 / macOS 13", 8: "iOS 17 / macOS 14", 9: "iOS 18 / macOS 15",
@@ -39,42 +40,14 @@ class Invalid(ValueError):
     pass
 
 
-def host_runs_coreml() -> bool:
-    """Apple's Core ML framework exists only on macOS (and iOS): nowhere else can these files run."""
-    return sys.platform == "darwin"
-
-
-def needs_apple(path: Path | str, fmt: str) -> str:
-    """Why only Apple's Core ML runs this artifact (a fact of the file, whatever the host), or ""."""
-    if fmt == "mlpackage":
-        return "a Core ML package: only Apple's Core ML framework (iOS/macOS) runs it"
-    if fmt == "pte":
-        try:
-            with open(path, "rb") as f:
-                ids = {d["id"] for m in flatbuf.pte_program(f.read()) for d in m["delegates"]}
-        except (OSError, ValueError):
-            return ""
-        apple = sorted(ids & set(APPLE_BACKENDS))
-        if apple:
-            return (f"an ExecuTorch program delegated to {', '.join(apple)}: only ExecuTorch builds for "
-                    "iOS/macOS register that backend")
-    return ""
-
-
-def apple_only(path: Path | str, fmt: str) -> str:
-    """THE rule for status `apple_only`: the artifact needs Core ML and this host has none. The
-    reason a record states, or "" when it can run here."""
-    return "" if host_runs_coreml() else needs_apple(path, fmt)
-
-
 def facts(path: Path | str, fmt: str) -> dict:
     """What Linux can check of an artifact Core ML runs, for a record's `info`: the package's spec, or
     the program's delegates and the kernels left outside them (what an iOS app must still link)."""
     if fmt == "mlpackage":
-        return {"needs_apple": needs_apple(path, fmt), "coreml": inspect_mlpackage(path)}
+        return {"needs_apple": APPLE.needs(path, fmt), "coreml": inspect_mlpackage(path)}
     if fmt == "pte":
         methods = flatbuf.pte_program(Path(path).read_bytes())
-        return {"needs_apple": needs_apple(path, fmt),
+        return {"needs_apple": APPLE.needs(path, fmt),
                 "pte_delegates": [{"method": m["name"], **d} for m in methods for d in m["delegates"]],
                 "cpu_operators": sorted({op for m in methods for op in m["operators"]})}
     return {}

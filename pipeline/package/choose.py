@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.parity import ELSEWHERE, PACKAGE_SPEED_SLACK as SPEED_SLACK
 from pipeline.schema import Record
 
 # platform -> {format: the runtime the app embeds for it}: what can be verified here and chosen
@@ -23,7 +24,6 @@ PLATFORMS: dict[str, dict[str, str]] = {
 # offered beside the choice, not verified here: Core ML (.mlpackage; .pte with the Core ML delegate)
 UNVERIFIED_FORMATS: dict[str, tuple[str, ...]] = {"ios": ("mlpackage", "pte")}
 PREFER = ("balanced", "size", "speed", "accuracy")
-SPEED_SLACK = 0.25     # balanced: p50 at most 25% above the fastest
 
 
 @dataclass
@@ -64,12 +64,14 @@ def _describe(c: Candidate, rt: str, profile: str) -> str:
 
 
 def unverified(cands: list[Candidate], platform: str) -> list[Candidate]:
-    """Artifacts exported for this platform that only an Apple device runs (status `apple_only` in every
-    runtime here): the smallest per format, fp16/w8 alike (the app developer verifies them on a device)."""
+    """Artifacts exported for this platform that only its devices run (a "runs elsewhere" status of that
+    platform, e.g. `apple_only`, in every runtime here): the smallest per format, fp16/w8 alike (the app
+    developer verifies them on a device)."""
+    away = {e.status for e in ELSEWHERE if platform in e.platforms}
     out = []
     for fmt in UNVERIFIED_FORMATS.get(platform, ()):
         apple = [c for c in cands if c.artifact is not None and c.export.format == fmt and c.checks
-                 and all(ch.get("status") == "apple_only" for ch in c.checks.values())]
+                 and all(ch.get("status") in away for ch in c.checks.values())]
         if apple:
             out.append(min(apple, key=lambda c: c.size))
     return out

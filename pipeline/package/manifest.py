@@ -15,6 +15,8 @@ import sys
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
+from pipeline import parity
+
 MANIFEST_VERSION = 1
 
 
@@ -92,12 +94,12 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
     exp = cand.export
     check = cand.checks[runtime]
     desc = check.get("describe") or {}
-    loads = {rt: {"loads": c.get("status") in ("ok", "mismatch"), "status": c.get("status"),
+    loads = {rt: {"loads": parity.ran(c.get("status")), "status": c.get("status"),
                   "version": c.get("version", ""), **({"error": c["error"]} if c.get("error") else {})}
              for rt, c in cand.checks.items()}
     measured: dict = {"size_bytes": int(exp.metrics.get("size_bytes", 0)), "profiles": {}}
     for r in cand.bench:
-        if r.runtime == runtime and r.status in ("ok", "mismatch"):
+        if r.runtime == runtime and parity.ran(r.status):
             measured["size_zipped_bytes"] = int(r.metrics.get("size_zipped_bytes", 0))
             measured["profiles"][r.profile] = {k: r.metrics.get(f"latency_{k}_ms") for k in ("p50", "p90", "p99")} | \
                 {"threads": r.threads, "peak_rss_mb": r.metrics.get("peak_rss_mb")}
@@ -132,7 +134,7 @@ def unverified(cand, file_name: str) -> dict:
     ml = (ml[0] if ml else {}) if isinstance(ml, list) else ml     # a .pte carries the package(s) it wraps
     return {"file": file_name, "export_path": exp.path, "format": exp.format, "quantization": exp.quantization,
             "sha256": exp.artifact_sha256, "bytes": int(exp.metrics.get("size_bytes", 0)),
-            "verified": False, "status": "apple_only",
+            "verified": False, "status": next(iter(cand.checks.values()), {}).get("status", "apple_only"),
             "reason": next(iter(cand.checks.values()), {}).get("error", "runs on Apple devices only"),
             "minimum_deployment_target": ml.get("minimum_deployment_target", ""),
             "compute_precision": ml.get("compute_precision", ""), "int8_weight_share": ml.get("weights_int8_share"),

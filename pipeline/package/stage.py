@@ -20,7 +20,6 @@ import numpy as np
 from pipeline import fsutil, parity
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
-from pipeline.filecheck import coreml
 from pipeline.package import bundle, choose, exports, manifest, samples, sources, verify
 from pipeline.package.sources import BadInput
 from pipeline.schema import Record
@@ -127,9 +126,9 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
     for c in cands:
         if c.artifact is None:
             continue
-        apple = coreml.apple_only(c.artifact, c.export.format)
-        if apple:   # Core ML: nothing runs it on this host, so nothing is verified (never ok, never failed)
-            c.checks = {rt: {"status": "apple_only", "error": apple} for rt in c.export.info.get("runtimes", [])}
+        away, why = parity.runs_elsewhere(c.artifact, c.export.format)
+        if away:   # e.g. Core ML: nothing runs it on this host, so nothing is verified (never ok, never failed)
+            c.checks = {rt: {"status": away, "error": why} for rt in c.export.info.get("runtimes", [])}
             continue
         pairs += [(c, rt) for rt in c.export.info.get("runtimes", [])]
     for (c, rt), res in zip(pairs, _checks(pairs, work, inputs_dir, ev is not None, samples_sha + eval_sha + ref_sha,
@@ -138,7 +137,7 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
 
     cfg = o.bench
     targets = [harness.Target(artifact=c.artifact, format=c.export.format,
-                              runtimes=tuple(rt for rt, ch in c.checks.items() if ch["status"] in ("ok", "mismatch")),
+                              runtimes=tuple(rt for rt, ch in c.checks.items() if parity.ran(ch["status"])),
                               export=c.export, shapes=tuple((1, *a.shape[1:]) for a in xs))   # batch 1, as checked
                for c in cands if c.artifact]
     bench_recs = harness.run([t for t in targets if t.runtimes], cfg, work / "bench-cache", log=log)
@@ -167,7 +166,7 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
         Record(kind="bench", model=name, source=fw, path=c.name, format=c.export.format, runtime=rt,
                framework=c.export.framework, quantization=c.export.quantization, status=ch["status"],
                error=ch["error"], artifact=c.export.artifact, artifact_sha256=c.export.artifact_sha256)
-        for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", "apple_only")]
+        for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", *parity.ELSEWHERE_STATUSES)]
     texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records)
     samples_info = {"count": int(len(xs[0])), "sha256": samples_sha,
                     "file": str(o.samples) if o.samples else "random (standard normal, seed 0)",
@@ -242,12 +241,11 @@ def _checks(pairs, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, th
 
 
 def _judged(c, rt, res: dict, thresholds, log) -> dict:
+    figures = ""
     if res["status"] == "ok":
         v = parity.judge(res["metrics"], c.export.quantization, thresholds[c.export.quantization])
-        res = {**res, "status": v.status, "error": v.reason}
-    m = res.get("metrics", {})
-    log(f"[package parity] {c.name} on {rt}: {res['status']}"
-        + (f", SQNR {m['sqnr_db']:.1f} dB" if "sqnr_db" in m else "")
-        + (f", top-1 agree {m['top1_agreement']:.3f}" if "top1_agreement" in m else "")
+        res, figures = {**res, "status": v.status, "error": v.reason}, v.figures
+    # the figures judged, each with its bound (the decisive samples' top-1, not the raw one)
+    log(f"[package parity] {c.name} on {rt}: {res['status']}" + (f", {figures}" if figures else "")
         + (f": {res['error']}" if res.get("error") else ""))
     return res

@@ -86,11 +86,12 @@ def _eval_artifact(spec, runtime: str, path: Path, x_model: np.ndarray, x_torch:
 def vs_fp32(m: dict, fp32: dict) -> dict:
     """The quality metrics of `m` next to the fp32 reference: accuracy drop in points, or the relative
     increase of the reconstruction MSE in percent (for reconstruction models)."""
+    from pipeline.parity import quality_loss
     out = {f"fp32_{k}": v for k, v in fp32.items()}
     if "accuracy" in m and "accuracy" in fp32:
-        out["accuracy_drop_points"] = 100 * (fp32["accuracy"] - m["accuracy"])
+        out["accuracy_drop_points"] = quality_loss("accuracy", m["accuracy"], fp32["accuracy"])
     if "reconstruction_mse" in m and fp32.get("reconstruction_mse"):
-        out["mse_increase_pct"] = 100 * (m["reconstruction_mse"] / fp32["reconstruction_mse"] - 1)
+        out["mse_increase_pct"] = quality_loss("reconstruction_mse", m["reconstruction_mse"], fp32["reconstruction_mse"])
     return out
 
 

@@ -10,7 +10,8 @@ from collections import defaultdict
 from pipeline.artifact import ArtifactId
 from pipeline.report import links
 from pipeline.report.table import fmt, table
-from pipeline.report.view import ARM_METRIC, STATUS_MARK, View, generative
+from pipeline.parity import DEVICE, PROXY_BAND, STATUS_MARK
+from pipeline.report.view import ARM_METRIC, View, generative
 
 TITLE = "Runs on ARM64 (emulated)"
 LIMITS = ("The cost is guest instructions per inference, counted by a QEMU plugin in user-mode emulation: "
@@ -36,8 +37,7 @@ def section(view: View) -> list[str]:
     lines += ["Each artifact on emulated phone cores (`neoverse-n1`: Armv8.2 with the dot-product "
               "instruction, a phone big core; `cortex-a53`: Armv8.0 without, an older or little core), one "
               "guest process per core with the real aarch64 runtime, on the same inputs as the host. "
-              "Parity: fp32 max abs diff <= 1e-4 of the output's scale; int8 identical top-1 and within one "
-              "output quantization step (compared in steps, epsilon 1e-3). `net` = instructions per "
+              f"Parity: {DEVICE.prose()}. `net` = instructions per "
               "inference minus the one-op model's (the runtime's fixed cost per call, as on the host); "
               "`gross` includes it.", "", LIMITS, ""]
     header = ["model", "artifact", "runtime"] + [f"{c}: status" for c in cores] + \
@@ -93,9 +93,8 @@ def dotprod_lines(view: View) -> list[str]:
             "kernels use the dot-product instruction.", ""]
 
 
-# how far apart the instructions-per-host-microsecond of fp32 artifacts may be for the proxy to rank
-# them as the host does: within this factor of each other (a memory-light fp32 model on one runtime)
-PROXY_BAND = 3.0
+# PROXY_BAND (the policy): how far apart the instructions-per-host-microsecond of fp32 artifacts may be
+# for the proxy to rank them as the host does (a memory-light fp32 model on one runtime)
 PROXY_CORE = "neoverse-n1"
 
 

@@ -20,7 +20,8 @@ from pipeline.report.int8 import TITLE as INT8_TITLE
 from pipeline.report.int8 import judge, pairs
 from pipeline.report.ship import picks
 from pipeline.report.table import fmt
-from pipeline.report.view import ARM_JUDGE_CORE, STATUS_MARK, View
+from pipeline.parity import ELSEWHERE, STATUS_MARK
+from pipeline.report.view import ARM_JUDGE_CORE, View
 from pipeline.schema import Record
 
 TITLE = "Findings"
@@ -58,9 +59,10 @@ def support(view: View) -> list[str]:
         ok = [e for e in ex if e.status == "ok"]
         parts = [f"{len(ok)}/{len(ex)} of {len(models)} model{'s' if len(models) != 1 else ''} x {len(paths)} "
                  "artifacts exported"]
-        apple = [e for e in ex if e.status == "apple_only"]
-        if apple:
-            parts.append(f"{len(apple)} exported for Apple devices only (not run here)")
+        for place in ELSEWHERE:
+            there = [e for e in ex if e.status == place.status]
+            if there:
+                parts.append(f"{len(there)} exported for {place.devices} only (not run here)")
         per_rt: dict[str, dict] = defaultdict(lambda: defaultdict(list))
         for b in view.kind("bench"):
             if _fw(b) == fw and b.path != "user":

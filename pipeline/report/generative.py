@@ -16,7 +16,8 @@ from pipeline import parity
 from pipeline.artifact import ArtifactId
 from pipeline.report import links
 from pipeline.report.table import fmt, kib, table
-from pipeline.report.view import ARM_JUDGE_CORE, STATUS_MARK, View, generative
+from pipeline.parity import STATUS_MARK
+from pipeline.report.view import ARM_JUDGE_CORE, View, generative
 from pipeline.schema import Record
 
 TITLE = "Generative models (prefill and decode with a KV cache)"

@@ -15,7 +15,9 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from pipeline import parity
 from pipeline.artifact import ArtifactId
+from pipeline.parity import INT8_KERNEL_GAIN, INT8_MIN_SPEEDUP, INT8_SIZE_TARGET as SIZE_TARGET, SAME_SIZE_RATIO
 from pipeline.bench.profiles import BenchConfig
 from pipeline.report import links
 from pipeline.report.device import TITLE as DEVICE_TITLE
@@ -24,8 +26,6 @@ from pipeline.report.view import ARM_JUDGE_CORE, View
 from pipeline.schema import Record
 
 TITLE = "int8 vs fp32: size, speed, accuracy against the targets"
-SIZE_TARGET = 3.5
-MSE_RATIO = 1.1    # no top-1 for an autoencoder: int8 MSE within 10% of fp32's
 
 
 def _f(v, digits=2) -> str:
@@ -55,7 +55,7 @@ def slower_ops(f: Record, q: Record, top: int = 3) -> list[tuple[str, float, flo
 
 def size_reason(f: Record, q: Record) -> str:
     m, fm = q.metrics, f.metrics
-    if fm["size_bytes"] / m["size_bytes"] < 1.1 and "anatomy_int8_bytes" not in m:
+    if fm["size_bytes"] / m["size_bytes"] < SAME_SIZE_RATIO and "anatomy_int8_bytes" not in m:
         return ("the int8 file is as large as the fp32 one: the quantizer left (almost) every weight in fp32 "
                 "(it has no int8 pattern for this model's main layers)")
     if "anatomy_int8_bytes" in m and "anatomy_float32_bytes" in fm:
@@ -90,7 +90,7 @@ def ceiling_lines(view: View) -> list[str]:
     text = (f"This CPU's kernel ceiling (LiteRT/XNNPACK, one 1x1 convolution 192 -> 192 on 28x28, one pinned "
             f"core, measured in this run): fp32 {a:.0f} GOP/s, int8 {b:.0f} GOP/s, int8/fp32 = {b / a:.2f}x "
             f"(SIMD: {simd}). ")
-    if b / a < 1.2:
+    if b / a < INT8_KERNEL_GAIN:
         text += ("Even at their peak, int8 kernels are no faster than fp32 here (without a VNNI dot-product "
                  "instruction x86 int8 GEMM widens to 16 bits), so int8 cannot beat fp32 on compute on "
                  "this machine; on small layers the int8 per-layer costs (requantization, the 3-channel "
@@ -119,7 +119,7 @@ def why_they_differ(view: View) -> list[str]:
     simd = set(run.info.get("machine", {}).get("simd", [])) if run is not None else set()
     if run is not None and "cpu_xnnpack_conv_int8_gops" in run.metrics:
         ratio = run.metrics["cpu_xnnpack_conv_int8_gops"] / run.metrics["cpu_xnnpack_conv_fp32_gops"]
-        if ratio < 1.2:
+        if ratio < INT8_KERNEL_GAIN:
             host = (f"this host's int8 kernels peak at {ratio:.2f}x fp32 (measured in this run; without a "
                     "VNNI dot-product path x86 int8 GEMM widens to 16 bits), so int8 cannot beat fp32 on "
                     "compute here")
@@ -159,18 +159,15 @@ def judge(view: View, f: Record, q: Record) -> Verdict:
     size_x = fm["size_bytes"] / qm["size_bytes"]
     speed_x = fm["latency_p50_ms"] / qm["latency_p50_ms"]
     fq, qq = view.quality(f), view.quality(q)
-    if fq.metric == "accuracy" and fq.value is not None and qq.value is not None:
-        ok_q = (fq.value - qq.value) * 100 <= view.tolerances(q.model).accuracy_drop_points
-        qual = f"{fq.value:.3f} / {qq.value:.3f}"
-    elif fq.metric == "reconstruction_mse" and fq.value is not None and qq.value is not None:
-        ok_q = qq.value <= fq.value * MSE_RATIO
-        qual = f"mse {fq.value:.4g} / {qq.value:.4g}"
+    if fq.metric in parity.QUALITY_METRICS and fq.value is not None and qq.value is not None:
+        ok_q = parity.quality_ok(fq.metric, qq.value, fq.value, view.tolerances(q.model))
+        qual = f"{fq.value:.3f} / {qq.value:.3f}" if fq.metric == "accuracy" else f"mse {fq.value:.4g} / {qq.value:.4g}"
     else:
         ok_q, qual = None, "–"
     arm_x = {c: arm_speedup(view, f, q, c) for c in view.cores()}
     judged = arm_x.get(ARM_JUDGE_CORE)
     return Verdict(size_x, speed_x, arm_x, ARM_JUDGE_CORE if judged is not None else "host", size_x >= SIZE_TARGET,
-                   ok_q, (judged if judged is not None else speed_x) > 1.0, qual)
+                   ok_q, (judged if judged is not None else speed_x) > INT8_MIN_SPEEDUP, qual)
 
 
 def pairs(view: View) -> list[tuple[Record, Record]]:
@@ -215,17 +212,19 @@ def section(view: View) -> list[str]:
         return []
     prof = ps[0][1].profile
     points = {view.tolerances(q.model).accuracy_drop_points for _, q in ps}
+    mse = {view.tolerances(q.model).mse_increase_pct for f, q in ps if view.quality(f).metric == "reconstruction_mse"}
     cores = view.cores()
     arm = ARM_JUDGE_CORE in cores
     lines = [f"## {TITLE}", "",
              f"Each int8 artifact beside its fp32 twin (same source weights, format and runtime), profile "
              f"`{prof}`. Targets: size ratio >= {SIZE_TARGET}x, accuracy within "
              f"{'/'.join(f'{p:g}' for p in sorted(points))} top-1 "
-             "point, int8 cheaper to run: "
+             "point" + (f" (reconstruction MSE at most {'/'.join(f'{p:g}' for p in sorted(mse))}% above fp32's)"
+                        if mse else "") + ", int8 cheaper to run: "
              + (f"judged on the emulated ARM64 `{ARM_JUDGE_CORE}` core (net guest instructions per inference, "
-                f"fp32 / int8 > 1) where both artifacts ran there, else on the host p50 (`faster` says which: "
-                f"`(host)`); the host speed-up is shown beside it. " if arm else
-                "host speed-up > 1 (int8 faster; no emulated ARM64 records in these results). ")
+                f"fp32 / int8 > {INT8_MIN_SPEEDUP:g}) where both artifacts ran there, else on the host p50 (`faster` "
+                f"says which: `(host)`); the host speed-up is shown beside it. " if arm else
+                f"host speed-up > {INT8_MIN_SPEEDUP:g} (int8 faster; no emulated ARM64 records in these results). ")
              + "GFLOP/s = the PyTorch twin's FLOPs / p50 (the same work "
              "for both precisions). `why` is computed from the records: the int8 file's anatomy when the "
              "size target is missed, and the operator kinds whose profiled time grows most from fp32 to "

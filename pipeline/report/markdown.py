@@ -10,12 +10,13 @@ from pathlib import Path
 
 from pipeline import provenance
 from pipeline.artifact import ArtifactId
+from pipeline.parity import COUNT_LABEL, MEANING, SEVERITY, STATUS_MARK
 from pipeline.provenance import record_id
 from pipeline.report import links
 from pipeline.report.causes import cause
 from pipeline.report.device import TITLE as DEVICE_TITLE
 from pipeline.report.table import fmt, kib, table
-from pipeline.report.view import ARM_METRIC, SEVERITY, STATUS_MARK, View, build, generative, label
+from pipeline.report.view import ARM_METRIC, View, build, generative, label
 from pipeline.runtimes import names as runtime_names
 from pipeline.schema import Record
 
@@ -57,17 +58,14 @@ def support_matrix(view: View) -> list[str]:
 
 def support_counts(view: View) -> list[str]:
     """How deployment support differs, counted per artifact (the colours of the support matrix plot);
-    Apple-only artifacts are counted apart: exported, but nothing ran here, so neither ok nor failed."""
+    artifacts that run elsewhere (Apple only, ...) are counted apart: exported, but nothing ran here,
+    so neither ok nor failed."""
     n: dict[str, int] = {}
     for cell in view.support.values():
         n[cell.status] = n.get(cell.status, 0) + 1
     if not n:
         return []
-    parts = [f"{n[k]} {label}" for k, label in (
-        ("ok", "ok everywhere"), ("partial", "partial (some runtime failed)"),
-        ("apple_only", "Apple only (exported; runs on iOS/macOS only, nothing ran here)"),
-        ("mismatch", "mismatch"), ("failed", "failed"), ("unsupported", "unsupported"), ("skipped", "skipped"))
-        if n.get(k)]
+    parts = [f"{n[k]} {label}" for k, label in COUNT_LABEL.items() if n.get(k)]
     return [f"Deployment support differs: of {sum(n.values())} artifacts, " + ", ".join(parts) + ".", ""]
 
 
@@ -122,9 +120,9 @@ def errors_by_cause(view: View) -> list[str]:
         return []
     lines = [f"## {ERRORS_TITLE}", "",
              "Every record that is not `ok`, grouped by cause (`pipeline/report/causes.py`: the error text "
-             "without what is specific to one artifact). Statuses: `unsupported` = the toolchain cannot do "
-             "it, `failed` = it raised or crashed, `MISMATCH` = ran but outside the tolerance, `skipped` = "
-             "not attempted here, with the reason.", ""]
+             "without what is specific to one artifact). Statuses: "
+             + ", ".join(f"`{STATUS_MARK[s]}` = {MEANING[s]}" for s in ("unsupported", "failed", "mismatch", "skipped"))
+             + ".", ""]
     for n, (c, rs) in enumerate(groups, 1):
         where = sorted({f"{r.kind} {STATUS_MARK[r.status]}" + (f" on `{r.runtime}`" if r.runtime else "") +
                         (f" ({r.profile})" if r.kind == "device" else "") for r in rs})

@@ -24,7 +24,8 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from pipeline.artifact import ArtifactId  # noqa: E402
-from pipeline.report.view import CELL_STATUSES, SEVERITY, STATUS_COLOR, View  # noqa: E402
+from pipeline.parity import CELL_STATUSES, ELSEWHERE, SEVERITY, STATUS_COLOR  # noqa: E402
+from pipeline.report.view import View  # noqa: E402
 from pipeline.schema import Record  # noqa: E402
 
 RUNTIME_MARKERS = {"litert": "o", "tflite_runtime": "s", "executorch": "^", "lite_interpreter": "D",
@@ -292,7 +293,7 @@ def write_all(view: View, out_dir: Path) -> dict[str, Path]:
     rows, cols, st = support_cells(view)
     makers["support_matrix"] = lambda: status_grid_figure(
         rows, cols, st, "Support matrix: export path x model (partial = exported, some runtime failed; "
-        "apple_only = exported, runs on Apple devices only)",
+        + "; ".join(f"{e.status} = exported, runs on {e.devices} only" for e in ELSEWHERE) + ")",
         "export path", "model")
     prows, pcols, pst = probe_cells(view)
     makers["probe_matrix"] = lambda: status_grid_figure(prows, pcols, pst, "Operator support: operator x export path",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from pipeline.artifact import ArtifactId
-from pipeline.quant.plans import DEBUGGED, MSE_INCREASE_PCT, best_plan, loss, loss_limit
+from pipeline.quant.plans import DEBUGGED, best_plan, loss, loss_limit, within
 from pipeline.report.table import table
 from pipeline.report.view import View
 from pipeline.schema import Record
@@ -109,7 +109,7 @@ def section(view: View) -> list[str]:
                              _f(m.get('latency_p50_ms'), '.3f'), _pct(m.get('ops_outside_share')),
                              _pct(m.get('time_outside_share'))])
             lines += [f"Recovery plans (best = smallest within {tol.accuracy_drop_points:g} point / "
-                      f"{MSE_INCREASE_PCT:g}% of fp32, else least loss):", ""]
+                      f"{tol.mse_increase_pct:g}% of fp32, else least loss):", ""]
             lines += table(["plan", "runtime", "quality (accuracy 0-1, or MSE)", "loss (points, or % MSE)", "KiB",
                             "p50 ms", "ops outside delegate",
                             "time outside delegate"], rows)
@@ -123,7 +123,7 @@ def _why_not_recovered(mrecs: list[Record], plans: list[Record], tol) -> list[st
     for stack in STACKS:
         best = best_plan(plans, stack, tol)
         plain = next((r for r in plans if r.path == f"{stack}:int8" and r.status == "ok"), None)
-        if best is None or plain is None or loss(best.metrics) <= loss_limit(best.metrics, tol):
+        if best is None or plain is None or within(best.metrics, tol):
             continue
         table_rec = next((r for r in mrecs if r.path == stack and r.status == "ok" and not r.runtime
                           and "layers" in r.info and r.source == DEBUGGED[stack][0]), None)

@@ -5,6 +5,7 @@ check against LiteRT's own benchmark, compute cost, top operators. Plugged in vi
 """
 from __future__ import annotations
 
+from pipeline.parity import PEER_AGREEMENT
 from pipeline.report.table import fmt, table
 from pipeline.report.view import View, label
 from pipeline.schema import Record
@@ -77,7 +78,8 @@ def peer_section(view: View) -> list[str]:
              "API) runs unchanged in its own process except that its 0.01 ms rounding is switched off. "
              "`net diff` compares both net of each harness's fixed cost per call (each measured on the "
              "one-op model): the tool's Python `run_by_name` costs a few us more per call than our bound "
-             "`invoke()`, which is more than 10% of a 20 us model. Agreement = raw or net within 10%.", ""]
+             f"`invoke()`, which is more than 10% of a 20 us model. Agreement = raw or net within "
+             f"{PEER_AGREEMENT:.0%}.", ""]
     rows = [[label(r), r.profile, r.metrics["latency_p50_ms"], r.metrics["peer_median_ms"],
              r.metrics.get("peer_diff_pct"), r.metrics.get("trivial_model_p50_us", 0) / 1e3,
              r.metrics.get("peer_trivial_median_ms"), r.metrics.get("peer_net_diff_pct"),

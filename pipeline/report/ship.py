@@ -3,22 +3,21 @@
     python -m pipeline report     # the section appears under each model in results/report.md
 
 Candidates are the artifacts (x runtime) measured ok on the model's first device profile whose
-quality stays within the model's `Tolerances.accuracy_drop_points` of its best float reference (the
-most accurate of its twins: shipping a less accurate twin is a loss too), or, for models without
-labels, whose reconstruction MSE stays within `MSE_RATIO` of the best reference. Among them: the
+quality stays within the model's allowance (`Tolerances.accuracy_drop_points`, or for models without
+labels `mse_increase_pct`: `parity.quality_ok`) of its best float reference (the best of its twins:
+shipping a less accurate twin is a loss too). Among them: the
 smallest, the fastest (host p50), the fastest per framework, and the cheapest on ARM64: the fewest net
 guest instructions per inference on the emulated dotprod core (`view.ARM_JUDGE_CORE`), among the
 candidates that ran there with parity.
 """
 from __future__ import annotations
 
+from pipeline import parity
 from pipeline.artifact import ArtifactId
 from pipeline.provenance import record_id
 from pipeline.report.table import table
 from pipeline.report.view import ARM_JUDGE_CORE, Quality, View
 from pipeline.schema import Record
-
-MSE_RATIO = 1.05           # reconstruction MSE at most 5 % above the reference
 
 
 def best_reference(view: View, rs: list[Record]) -> Quality | None:
@@ -45,9 +44,7 @@ def within_reference(view: View, r: Record, ref: Quality | None) -> bool:
         return False
     if ref.metric == PARITY:      # nothing to score beyond parity, which the bench judged already
         return True
-    if ref.metric == "accuracy":
-        return q.value >= ref.reference - view.tolerances(r.model).accuracy_drop_points / 100 - 1e-12
-    return q.value <= ref.reference * MSE_RATIO
+    return parity.quality_ok(ref.metric, q.value, ref.reference, view.tolerances(r.model))
 
 
 def _quality(view: View, r: Record) -> str:
@@ -94,7 +91,8 @@ def _picks(view: View, model: str) -> tuple[str, list[tuple[str, Record]], list[
 def ship_section(view: View, model: str) -> list[str]:
     prof, chosen, good, ref = _picks(view, model)
     lines = ["### What should I ship?", ""]
-    points = view.tolerances(model).accuracy_drop_points
+    tol = view.tolerances(model)
+    points = tol.accuracy_drop_points
     if not prof:
         return lines + ["No successful measurements for this model yet.", ""]
     parity_only = ref is not None and ref.metric == PARITY     # the one rule picks() judged by
@@ -107,7 +105,7 @@ def ship_section(view: View, model: str) -> list[str]:
     recon = parity_only or ref.metric == "reconstruction_mse"
     within = (f"that pass parity with their twin (no labels to score: {_parity_rule()})" if parity_only
               else f"within {points:g} point of the best twin's float accuracy (reconstruction MSE within "
-                   f"{(MSE_RATIO - 1) * 100:.0f}% of the best for models without labels)")
+                   f"{tol.mse_increase_pct:g}% of the best for models without labels)")
     lines += [f"Among the {len(good)} artifact x runtime measurements {within}; latency on profile `{prof}`. "
               "\"best <framework>\" = the fastest of that framework; \"ref\" = the artifact's own twin." +
               (f" \"cheapest on ARM64\" = the fewest net guest instructions per inference on the emulated "
@@ -131,6 +129,6 @@ def ship_section(view: View, model: str) -> list[str]:
 
 
 def _parity_rule() -> str:
-    from pipeline.parity import DEFAULTS     # the floor parity.for_zoo applies to detectors
+    # the floor parity.for_zoo applies to detectors
     return (f"fp32/fp16 within the model's max abs diff, int8 SQNR vs the reference >= "
-            f"{DEFAULTS['int8'].min_sqnr_db:g} dB")
+            f"{parity.DEFAULTS['int8'].min_sqnr_db:g} dB")

@@ -17,29 +17,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.spec import Tolerances
 from pipeline import provenance
 from pipeline.artifact import ArtifactId
 from pipeline.bench.device import CORES
+from pipeline.parity import SEVERITY, Tolerances
 from pipeline.report.causes import Cause, cause
-from pipeline.schema import STATUSES, Record
+from pipeline.schema import Record
 
 # results whose run record does not store its profile order (older runs): the bench defaults' order
 FALLBACK_PROFILE_ORDER = ("big-core", "2-core")
-
-# how the report shows a status: (mark in tables, colour in the status grids). The grids add
-# "partial" (exported, some runtime not ok) and "missing" (no record). Built from schema.STATUSES:
-# a new status without a style fails at import, not halfway through a report.
-_STYLE = {"ok": ("ok", "#4caf50"), "partial": ("partial", "#ffc107"), "mismatch": ("MISMATCH", "#8e24aa"),
-          "apple_only": ("Apple only", "#64b5f6"), "unsupported": ("unsupported", "#ff9800"),
-          "failed": ("FAILED", "#e53935"), "skipped": ("skipped", "#9e9e9e"), "missing": ("–", "#ffffff")}
-CELL_STATUSES = ("ok", "partial", *(s for s in STATUSES if s != "ok"), "missing")
-STATUS_MARK = {s: _STYLE[s][0] for s in CELL_STATUSES}
-STATUS_COLOR = {s: _STYLE[s][1] for s in CELL_STATUSES}
-# several records in one grid cell show the worst: a failure outranks a mismatch, which outranks a
-# finding (unsupported), an artifact that runs elsewhere (apple_only), and one not attempted
-_SEVERITY = ("ok", "skipped", "apple_only", "unsupported", "mismatch", "failed")
-SEVERITY = {s: _SEVERITY.index(s) for s in STATUSES}
 
 # the emulated device's cost metric: guest instructions per inference net of the one-op model's (the
 # runtime's fixed cost per call, as on the host); records from `make device-tests` have only the gross count

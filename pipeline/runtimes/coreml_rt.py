@@ -2,7 +2,7 @@
 
 On Linux coremltools reads the package but has no framework to compile or run it (`load` fails with
 "Model prediction is only supported on macOS ..."), so the bench starts no worker for this adapter
-there (`cannot_run_here`) and records `apple_only` (`pipeline/filecheck/coreml.apple_only`). On macOS
+there (`cannot_run_here`) and records `apple_only` (`parity.runs_elsewhere`, the policy's family). On macOS
 this adapter runs the model on the CPU only (the host has no phone's Neural Engine to stand in for); not verified on a Mac here.
 """
 from __future__ import annotations
@@ -37,8 +37,8 @@ class CoreML(Runtime):
 
     def cannot_run_here(self) -> str:
         # coremltools imports TensorFlow and torch (~20 s of a bench) only to say it cannot predict here
-        from pipeline.filecheck.coreml import host_runs_coreml
-        return "" if host_runs_coreml() else \
+        from pipeline.policy import elsewhere
+        return "" if elsewhere("apple_only").host_runs() else \
             "not run: coremltools predicts only through Apple's Core ML framework, which this host lacks"
 
     def load(self, path, threads: int = 1):

@@ -103,7 +103,7 @@ def test_bad_mlpackage_is_one_line_naming_it(digits_exports, tmp_path):
 
 
 def test_only_core_ml_artifacts_need_apple(digits_exports):
-    assert coreml.needs_apple(_file(digits_exports[("torch", "et_xnnpack_fp32")]), "pte") == ""
+    assert coreml.APPLE.needs(_file(digits_exports[("torch", "et_xnnpack_fp32")]), "pte") == ""
     assert "CoreMLBackend" in digits_exports[("torch", "et_coreml_fp16")].info["needs_apple"]
     assert "Core ML package" in digits_exports[("keras", "keras_coreml_w8")].info["needs_apple"]
 
@@ -142,7 +142,8 @@ def test_bench_records_apple_only_with_the_reason_it_did_not_run(apple_bench):
 @linux_only
 def test_report_shows_apple_only(apple_bench):
     from pipeline.report import markdown, plots
-    from pipeline.report.view import STATUS_COLOR, build
+    from pipeline.parity import STATUS_COLOR
+    from pipeline.report.view import build
     exports, benches = apple_bench
     view = build(exports + benches)
     text = markdown.render(view)
@@ -190,7 +191,8 @@ def test_bench_run_loads_apple_only_artifacts_in_one_worker_per_runtime(digits_e
     assert all("(cached)" in ln for ln in again if ln.startswith("[bench ")) and len(again) == 6, again
     # the report shows them in their own status and colour, counted apart, with the runtime's words
     from pipeline.report import markdown, plots
-    from pipeline.report.view import STATUS_COLOR, build
+    from pipeline.parity import STATUS_COLOR
+    from pipeline.report.view import build
     view = build(exports + recs)
     text = markdown.render(view)
     row = next(ln for ln in text.splitlines() if ln.startswith("| torch__et_coreml_w8 |"))

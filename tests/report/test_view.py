@@ -21,7 +21,8 @@ from pipeline import provenance
 from pipeline.report import markdown as report
 from pipeline.report import plots
 from pipeline.report.ship import picks
-from pipeline.report.view import STATUS_COLOR, STATUS_MARK, build
+from pipeline.parity import STATUS_COLOR, STATUS_MARK
+from pipeline.report.view import build
 from pipeline.schema import STATUSES, Record, read_records
 from probes.report import summaries
 
