@@ -42,13 +42,13 @@ REFERENCE_CODE = [HERE / "reference.py", HERE / "generate.py"]   # what a refere
 class GenConfig:
     """How much generation one measurement does (few prompts, small M: the tier's 10-minute budget)."""
     prompts: int = 4                 # P prompts per measurement (+1 untimed first run: the cold TTFT)
-    steps: int = 16                  # M greedy steps per prompt (the first from the prefill)
+    new_tokens: int = 16             # M greedy tokens per prompt (the first from the prefill)
     heldout_windows: int = 2         # W held-out windows of `context` tokens (teacher-forced perplexity)
     timeout_s: float = 600.0         # one item without progress for this long: killed, recorded
 
     def __post_init__(self) -> None:
-        if self.prompts < 1 or self.steps < 3 or self.heldout_windows < 1 or self.timeout_s <= 0:
-            raise ValueError(f"generation bench: need prompts >= 1, steps >= 3 (decode rate from the second "
+        if self.prompts < 1 or self.new_tokens < 3 or self.heldout_windows < 1 or self.timeout_s <= 0:
+            raise ValueError(f"generation bench: need prompts >= 1, new_tokens >= 3 (decode rate from the second "
                              f"decoded token), heldout_windows >= 1: {self}")
 
 
@@ -119,13 +119,13 @@ def workload(ts: list[Target], g: GenConfig) -> Workload:
     C = min(f.context for f in facts)
     bounds = sorted({session_class(f.convention).prefill_bound(f) for f in facts})
     T = min(C, x.shape[1])
-    N = min(bounds[0], T - g.steps)
+    N = min(bounds[0], T - g.new_tokens)
     if N < 1:
         raise ValueError(f"{ts[0].export.model}: windows of {x.shape[1]} tokens leave no room for a prompt and "
-                         f"{g.steps} steps in a {C}-position cache")
+                         f"{g.new_tokens} steps in a {C}-position cache")
     rows = lambda k, start: x[[(start + i) % len(x) for i in range(k)]]   # noqa: E731 - few windows: reuse them
     probes = sorted({n for b in bounds for n in (1, b, b + 1) if n <= T - 1})
-    return Workload(prompts=rows(g.prompts, 0)[:, :N], steps=g.steps,
+    return Workload(prompts=rows(g.prompts, 0)[:, :N], steps=g.new_tokens,
                     heldout=rows(g.heldout_windows, g.prompts)[:, :T], heldout_prefill=N,
                     probe_lengths=tuple(probes), extra_token=int(x[0, 0]))
 

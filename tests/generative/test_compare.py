@@ -61,15 +61,15 @@ def test_perplexity_increase_is_judged():
 
 def test_bound_outcomes():
     jb = parity.judge_bound
-    assert jb(within=False, ran=False, sqnr_db=None, quantization="fp32") == "refused"
-    assert jb(within=True, ran=False, sqnr_db=None, quantization="fp32") == "refused_valid"
-    assert jb(within=True, ran=True, sqnr_db=120, quantization="fp32") == "ok"
-    assert jb(within=True, ran=True, sqnr_db=30, quantization="fp32") == "wrong"
-    assert jb(within=False, ran=True, sqnr_db=130, quantization="fp32", own_sqnr_db=131) == "accepted"
-    assert jb(within=False, ran=True, sqnr_db=33, quantization="fp32", own_sqnr_db=131) == "silent_wrong"
+    assert jb(within=False, runs=False, sqnr_db=None, quantization="fp32") == "refused"
+    assert jb(within=True, runs=False, sqnr_db=None, quantization="fp32") == "refused_valid"
+    assert jb(within=True, runs=True, sqnr_db=120, quantization="fp32") == "ok"
+    assert jb(within=True, runs=True, sqnr_db=30, quantization="fp32") == "wrong"
+    assert jb(within=False, runs=True, sqnr_db=130, quantization="fp32", own_sqnr_db=131) == "accepted"
+    assert jb(within=False, runs=True, sqnr_db=33, quantization="fp32", own_sqnr_db=131) == "silent_wrong"
     # an int8 file's own noise (36 dB) must not hide a clamped cache write (31 dB): measured on LiteRT int8
-    assert jb(within=False, ran=True, sqnr_db=31.3, quantization="dynamic_int8", own_sqnr_db=36.3) == "silent_wrong"
-    assert jb(within=False, ran=True, sqnr_db=35.0, quantization="dynamic_int8", own_sqnr_db=36.3) == "accepted"
+    assert jb(within=False, runs=True, sqnr_db=31.3, quantization="dynamic_int8", own_sqnr_db=36.3) == "silent_wrong"
+    assert jb(within=False, runs=True, sqnr_db=35.0, quantization="dynamic_int8", own_sqnr_db=36.3) == "accepted"
     assert set(parity.SAFE_BOUND_OUTCOMES) <= set(parity.BOUND_OUTCOMES)
 
 
