@@ -112,27 +112,36 @@ def _base(t: Target, prof: profiles.Profile | None) -> dict:
 
 
 def workload(ts: list[Target], g: GenConfig) -> Workload:
-    """One model's workload: prompts and held-out windows from its held-out token windows."""
+    """A zoo model's workload, from its held-out token windows (`eval.npz` `x` [n, T]): the first N
+    tokens of P windows as prompts (N = the smallest prefill bound among the model's artifacts, so every
+    runtime's prefill entry point runs near its bound), W more windows teacher-forced (perplexity)."""
     with np.load(ts[0].heldout_npz) as z:
         x = np.asarray(z["x"], np.int64)
-    facts = [t.facts for t in ts]
-    C = min(f.context for f in facts)
-    bounds = sorted({session_class(f.convention).prefill_bound(f) for f in facts})
+    C = min(t.facts.context for t in ts)
     T = min(C, x.shape[1])
-    N = min(bounds[0], T - g.new_tokens)
+    N = min(min(session_class(t.facts.convention).prefill_bound(t.facts) for t in ts), T - g.new_tokens)
     if N < 1:
         raise ValueError(f"{ts[0].export.model}: windows of {x.shape[1]} tokens leave no room for a prompt and "
-                         f"{g.new_tokens} steps in a {C}-position cache")
+                         f"{g.new_tokens} tokens in a {C}-position cache")
     rows = lambda k, start: x[[(start + i) % len(x) for i in range(k)]]   # noqa: E731 - few windows: reuse them
-    probes = sorted({n for b in bounds for n in (1, b, b + 1) if n <= T - 1})
-    return Workload(prompts=rows(g.prompts, 0)[:, :N], steps=g.new_tokens,
-                    heldout=rows(g.heldout_windows, g.prompts)[:, :T], heldout_prefill=N,
-                    probe_lengths=tuple(probes), extra_token=int(x[0, 0]))
+    return assemble(ts, g, rows(g.prompts, 0)[:, :N], (), rows(g.heldout_windows, g.prompts)[:, :T], N, x.reshape(-1))
+
+
+def assemble(ts: list[Target], g: GenConfig, prompts: np.ndarray, lengths: tuple, heldout: np.ndarray, k: int,
+             text: np.ndarray) -> Workload:
+    """The workload of one model's artifacts: the bound probes try 1, each artifact's prefill bound and one
+    past it, and a decode one past the smallest cache, all on `text` (tiled to fill that cache)."""
+    C = min(t.facts.context for t in ts)
+    bounds = {session_class(t.facts.convention).prefill_bound(t.facts) for t in ts}
+    probes = sorted({n for b in bounds for n in (1, b, b + 1) if n < C})
+    return Workload(prompts=prompts, steps=g.new_tokens, heldout=heldout, heldout_prefill=k,
+                    probe_tokens=np.resize(np.asarray(text, np.int64), C + 1), probe_lengths=tuple(probes),
+                    prompt_lengths=tuple(lengths))
 
 
 def _workload_sha(w: Workload) -> str:
-    return fsutil.sha256_text(w.prompts.tobytes(), w.heldout.tobytes(), repr((w.steps, w.heldout_prefill,
-                              w.probe_lengths, w.extra_token, w.prompts.shape, w.heldout.shape)))
+    return fsutil.sha256_text(w.prompts.tobytes(), w.heldout.tobytes(), w.probe_tokens.tobytes(), repr((
+        w.steps, w.heldout_prefill, w.probe_lengths, w.prompt_lengths, w.prompts.shape, w.heldout.shape)))
 
 
 def _versions(*names: str) -> str:
@@ -265,14 +274,11 @@ def _record(it: dict, result: dict) -> Record:
         art = {k: z[k] for k in z.files}
     with np.load(it["_ref"]) as z:
         ref = {k: z[k] for k in z.files}
-        probe_ref = dict(zip(Workload.load(it["workload"]).probe_lengths, ref["probe_logits"]))
     if it["full"]:
         m, pinfo = compare.parity(art, ref)
         metrics.update(m)
         info.update(pinfo)
-        ref_probes = {"context_logits": ref["context_logits"],
-                      "probe_logits": np.stack([probe_ref[n] for n in it["probe_lengths"]])}
-        info["probes"] = compare.probes(info.get("probes", []), art, ref_probes,
+        info["probes"] = compare.probes(info.get("probes", []), art, ref,
                                         session_class(t.facts.convention).prefill_bound(t.facts), t.facts.context)
     return Record(status="ok", metrics=metrics, info=json.loads(json.dumps(info, default=_plain)), **base)
 

@@ -47,7 +47,7 @@ def parity(art: dict, ref: dict) -> tuple[dict, dict]:
     m["greedy_identical_share"] = float((lead == M).mean())
     info = {"sqnr_db_per_step": [round(float(v), 2) for v in steps.min(0)],
             "first_divergent_step": [int(v) if v < M else None for v in lead]}
-    if "nll" in art and "nll" in ref:
+    if "nll" in art and "nll" in ref and art["nll"].size and art["nll"].shape == ref["nll"].shape:
         ppl, rppl = float(np.exp(art["nll"].mean())), float(np.exp(ref["nll"].mean()))
         m.update(perplexity=ppl, reference_perplexity=rppl, perplexity_increase_pct=(ppl / rppl - 1) * 100,
                  heldout_tokens=float(art["nll"].size))
@@ -55,17 +55,16 @@ def parity(art: dict, ref: dict) -> tuple[dict, dict]:
 
 
 def probes(found: list[dict], art: dict, ref: dict, bound: int, context: int) -> list[dict]:
-    """Each bound probe (the worker's order: the context probe, then the prefill lengths) with whether it
-    was within the declared bounds and the SQNR of what ran vs the reference at that position (its
-    outcome is judged from these: parity.judge_bound)."""
-    refs = [ref["context_logits"], *ref["probe_logits"]]
+    """Each bound probe (in the worker's order, its logits in art["probe_logits"]) with whether it was
+    within the declared bounds and the SQNR of what ran vs the reference at its position (its outcome is
+    judged from these: parity.judge_bound)."""
     out = []
-    for p, got, want in zip(found, art["probe_logits"], refs):
+    for p, got in zip(found, art["probe_logits"]):
+        want = ref["probe_logits"][p["position"]]
         within = p["length"] <= (context if p["probe"] == "context" else bound)
-        sqnr = float(_sqnr(got, want)) if p["ran"] else None
         q = {**p, "within": within}
-        if sqnr is not None:
-            q["sqnr_db"] = round(sqnr, 2)
+        if p["ran"]:
+            q["sqnr_db"] = round(float(_sqnr(got, want)), 2)
             q["same_top1"] = bool(got.argmax() == want.argmax())
         out.append(q)
     return out

@@ -4,7 +4,7 @@ runs on the emulated ARM64 guest).
     w = Workload.load("workload.npz")
     out = run_prompts(session, w, teacher)          # TTFT, decode times, logits of every step
     nll = heldout(session, w)                       # teacher-forced NLL over the held-out windows
-    probes = probe_bounds(session, w)               # what the RUNTIME does at and past its bounds
+    probes = [probe_context(session, w), *probe_bounds(session, w)]   # what the RUNTIME does past its bounds
 
 One pass per prompt gives timing and parity together: the prompt is prefilled (time to first token),
 then the reference's greedy tokens are decoded one by one (teacher forcing). Until the first step
@@ -26,30 +26,42 @@ from pipeline.generative.session import BoundError, Session
 @dataclass(frozen=True)
 class Workload:
     """What one generation run does, identical for the reference and every artifact of a model."""
-    prompts: np.ndarray        # int [P, N]: P prompts of N tokens
-    steps: int                 # M greedy steps per prompt (the first from the prefill)
-    heldout: np.ndarray        # int [W, T]: held-out windows, teacher-forced (perplexity)
-    heldout_prefill: int       # K: tokens of each window prefilled before teacher forcing
-    probe_lengths: tuple[int, ...]   # prefill lengths the bound probe tries (on heldout[0])
-    extra_token: int           # the token decoded one past the cache in the context probe
+    prompts: np.ndarray              # int [P, N]: P prompts, each its first prompt_lengths[p] tokens
+    steps: int                       # M greedy steps per prompt (the first from the prefill)
+    heldout: np.ndarray              # int [W, T]: held-out windows, teacher-forced (perplexity); W may be 0
+    heldout_prefill: int             # K: tokens of each window prefilled before teacher forcing
+    probe_tokens: np.ndarray         # int [C + 1]: the bound probes' input (C = the cache length)
+    probe_lengths: tuple[int, ...]   # prefill lengths the bound probe tries (each < C)
+    prompt_lengths: tuple[int, ...] = ()   # () = every prompt is N tokens
 
     def __post_init__(self) -> None:
-        if self.prompts.ndim != 2 or self.heldout.ndim != 2 or self.steps < 2:
-            raise ValueError(f"workload: prompts [P,N] and held-out [W,T] with >= 2 steps, got "
-                             f"{self.prompts.shape}, {self.heldout.shape}, {self.steps}")
-        if not 1 <= self.heldout_prefill < self.heldout.shape[1]:
+        if self.prompts.ndim != 2 or self.heldout.ndim != 2 or self.steps < 2 or self.probe_tokens.ndim != 1:
+            raise ValueError(f"workload: prompts [P,N], held-out [W,T], probe tokens [C+1] and >= 2 steps, got "
+                             f"{self.prompts.shape}, {self.heldout.shape}, {self.probe_tokens.shape}, {self.steps}")
+        if len(self.heldout) and not 1 <= self.heldout_prefill < self.heldout.shape[1]:
             raise ValueError(f"workload: held-out prefill {self.heldout_prefill} not in [1, {self.heldout.shape[1]})")
+        lengths = self.prompt_lengths or (self.prompts.shape[1],) * len(self.prompts)
+        if len(lengths) != len(self.prompts) or not all(1 <= n <= self.prompts.shape[1] for n in lengths):
+            raise ValueError(f"workload: prompt lengths {lengths} do not fit prompts {self.prompts.shape}")
+        if any(not 1 <= n < len(self.probe_tokens) - 1 for n in self.probe_lengths):
+            raise ValueError(f"workload: probe lengths {self.probe_lengths} outside [1, {len(self.probe_tokens) - 2}]")
+        object.__setattr__(self, "prompt_lengths", tuple(int(n) for n in lengths))
+
+    def prompt(self, p: int) -> np.ndarray:
+        return self.prompts[p, :self.prompt_lengths[p]]
 
     def save(self, path) -> None:
         with open(path, "wb") as f:
-            np.savez(f, prompts=self.prompts, heldout=self.heldout,
-                     meta=np.array([self.steps, self.heldout_prefill, self.extra_token, *self.probe_lengths]))
+            np.savez(f, prompts=self.prompts, heldout=self.heldout, probe_tokens=self.probe_tokens,
+                     prompt_lengths=np.array(self.prompt_lengths), probe_lengths=np.array(self.probe_lengths, np.int64),
+                     meta=np.array([self.steps, self.heldout_prefill]))
 
     @classmethod
     def load(cls, path) -> "Workload":
         with np.load(path) as z:
-            meta = [int(v) for v in z["meta"]]
-            return cls(z["prompts"], meta[0], z["heldout"], meta[1], tuple(meta[3:]), meta[2])
+            steps, k = (int(v) for v in z["meta"])
+            return cls(z["prompts"], steps, z["heldout"], k, z["probe_tokens"],
+                       tuple(int(n) for n in z["probe_lengths"]), tuple(int(n) for n in z["prompt_lengths"]))
 
 
 def run_prompts(s: Session, w: Workload, teacher: np.ndarray) -> dict:
@@ -59,9 +71,9 @@ def run_prompts(s: Session, w: Workload, teacher: np.ndarray) -> dict:
     P, M = len(w.prompts), w.steps
     logits = np.zeros((P, M, s.facts.vocab), np.float32)
     ttft, decode_s = np.zeros(P), np.zeros((P, max(M - 2, 0)))
-    cold = _one_prompt(s, w.prompts[0], teacher[0], M, logits[0], None)
+    cold = _one_prompt(s, w.prompt(0), teacher[0], M, logits[0], None)
     for p in range(P):
-        ttft[p] = _one_prompt(s, w.prompts[p], teacher[p], M, logits[p], decode_s[p])
+        ttft[p] = _one_prompt(s, w.prompt(p), teacher[p], M, logits[p], decode_s[p])
     return {"logits": logits, "ttft_s": ttft, "decode_s": decode_s, "cold_ttft_s": cold}
 
 
@@ -86,8 +98,7 @@ def log_softmax_at(logits: np.ndarray, target: int) -> float:
 
 def heldout(s: Session, w: Workload) -> np.ndarray:
     """Teacher-forced negative log-likelihood of every held-out token after the first K of each window
-    -> float64 [W, T-K]. The last token of each window is decoded too (its logits predict nothing
-    here): the session is left at position T after the last window, where `probe_context` starts."""
+    -> float64 [W, T-K]."""
     W, T = w.heldout.shape
     K = w.heldout_prefill
     nll = np.zeros((W, T - K))
@@ -96,22 +107,23 @@ def heldout(s: Session, w: Workload) -> np.ndarray:
         lg = s.prefill(win[:K])
         for j in range(K, T):
             nll[i, j - K] = -log_softmax_at(lg, int(win[j]))
-            lg = s.decode(int(win[j]))
+            if j < T - 1:
+                lg = s.decode(int(win[j]))
     return nll
 
 
 def probe_bounds(s: Session, w: Workload) -> list[dict]:
-    """What the runtime does with prefill lengths at and past the declared bound, and with a decode
-    one past the cache: the raw entry points, no harness check in between. Each probe prefills
-    heldout[0][:n] through the runtime's own prefill entry point, then decodes heldout[0][n] at
-    position n (so the cache the prefill wrote is read too) -> the logits the parent compares with the
-    reference's at position n. Then what the harness's checked API says to the same input.
-    Returns [{"probe", "length", "ran", "error", "harness", "logits"}]."""
-    win = w.heldout[0]
+    """What the runtime does with prefill lengths at and past the declared bound: the raw entry points,
+    no harness check in between. Each probe prefills probe_tokens[:n] through the runtime's own prefill
+    entry point, then decodes probe_tokens[n] at position n (so the cache the prefill wrote is read
+    too) -> the logits the parent compares with the reference's at `position` n. Then what the
+    harness's checked API says to the same input.
+    Returns [{"probe", "length", "position", "ran", "error", "harness", "logits"}]."""
+    win = w.probe_tokens
     out = []
     for n in w.probe_lengths:
         s.reset()
-        res = {"probe": "prefill", "length": int(n)}
+        res = {"probe": "prefill", "length": int(n), "position": int(n)}
         try:
             s._prefill_entry(win[:n], 0)
             res.update(ran=True, logits=s._decode(int(win[n]), n))
@@ -124,17 +136,20 @@ def probe_bounds(s: Session, w: Workload) -> list[dict]:
 
 
 def probe_context(s: Session, w: Workload) -> dict:
-    """A decode at position `context` (one past the cache), raw, right after the last held-out window
-    filled the cache (call `heldout` first; its windows must be `context` tokens long)."""
-    C = s.facts.context
-    res = {"probe": "context", "length": C + 1}
-    if s.pos != C:
-        return {**res, "ran": False, "error": f"not probed: the held-out window ends at position {s.pos}, not {C}"}
+    """A decode at position `context` (one past the cache), raw, after the probe tokens filled the cache
+    through the checked API (a prefill of as many as one call takes, then decodes)."""
+    C, win = s.facts.context, w.probe_tokens
+    res = {"probe": "context", "length": C + 1, "position": C}
+    s.reset()
+    k = min(s.max_prompt(s.facts), C)
+    s.prefill(win[:k])
+    for j in range(k, C):
+        s.decode(int(win[j]))
     try:
-        res.update(ran=True, logits=s._decode(int(w.extra_token), C))
+        res.update(ran=True, logits=s._decode(int(win[C]), C))
     except Exception as e:  # noqa: BLE001
         res.update(ran=False, error=_line(e))
-    res["harness"] = _checked(lambda: s.decode(int(w.extra_token)))
+    res["harness"] = _checked(lambda: s.decode(int(win[C])))
     return res
 
 

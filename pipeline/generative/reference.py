@@ -59,13 +59,13 @@ def compute(fwd, w: Workload) -> dict[str, np.ndarray]:
     """The reference side of every comparison, from full forwards:
     tokens [P, M] / logits [P, M, V]: free-running greedy steps after each prompt (the teacher tokens);
     nll [W, T-K]: teacher-forced NLL of the held-out windows (the same positions as `generate.heldout`);
-    probe_logits [len(probe_lengths), V]: logits at position n of heldout[0] (after n+1 tokens);
-    context_logits [V]: at position T of the last window + `extra_token` (one past a T-long cache)."""
+    probe_logits [C + 1, V]: logits at every position of the probe tokens (a bound probe of length n
+    reads row n; the context probe row C, one past a C-position cache)."""
     P, M = len(w.prompts), w.steps
     tokens = np.zeros((P, M), np.int64)
     logits = None
-    for p, prompt in enumerate(w.prompts):
-        seq = list(int(t) for t in prompt)
+    for p in range(P):
+        seq = [int(t) for t in w.prompt(p)]
         for t in range(M):
             lg = fwd(np.array(seq))[-1]
             if logits is None:
@@ -75,13 +75,10 @@ def compute(fwd, w: Workload) -> dict[str, np.ndarray]:
             seq.append(int(tokens[p, t]))
     W, T = w.heldout.shape
     K = w.heldout_prefill
-    nll = np.zeros((W, T - K))
-    full0 = None
+    nll = np.zeros((W, max(T - K, 0)))
     for i, win in enumerate(w.heldout):
         full = fwd(win)
-        full0 = full if i == 0 else full0
         for j in range(K, T):
             nll[i, j - K] = -log_softmax_at(full[j - 1], int(win[j]))
-    probe = np.stack([full0[n] for n in w.probe_lengths]).astype(np.float32)
-    context = fwd(np.append(w.heldout[-1], w.extra_token))[-1].astype(np.float32)
-    return {"tokens": tokens, "logits": logits, "nll": nll, "probe_logits": probe, "context_logits": context}
+    return {"tokens": tokens, "logits": logits, "nll": nll,
+            "probe_logits": np.asarray(fwd(w.probe_tokens), np.float32)}

@@ -58,13 +58,13 @@ def test_the_probe_shows_onnx_runtime_takes_what_nothing_in_the_file_bounds(lm_o
     """ONNX has no upper bound in the file: past the declared prefill bound and past the cache it runs,
     and the outputs are what a model without those bounds computes (the probe's raw calls)."""
     s = open_session(lm_onnx, _facts())
-    win = np.random.default_rng(0).integers(3, 300, tiny_lm.CONTEXT).astype(np.int64)
-    w = generate.Workload(prompts=win[None, :8], steps=3, heldout=win[None], heldout_prefill=8,
-                          probe_lengths=(1, 32, 33), extra_token=5)
+    win = np.random.default_rng(0).integers(3, 300, tiny_lm.CONTEXT + 1).astype(np.int64)
+    w = generate.Workload(prompts=win[None, :8], steps=3, heldout=win[None, :-1], heldout_prefill=8,
+                          probe_tokens=win, probe_lengths=(1, 32, 33))
     nll = generate.heldout(s, w)
     ctx = generate.probe_context(s, w)
     assert ctx["ran"] and ctx["harness"] == "model.onnx: position 64 is past the cache of 64 positions"
-    full = lm_reference(np.append(win, 5))
+    full = lm_reference(win)
     np.testing.assert_allclose(ctx["logits"], full[-1], atol=1e-4)
     ref_nll = [-generate.log_softmax_at(full[j - 1], int(win[j])) for j in range(8, tiny_lm.CONTEXT)]
     np.testing.assert_allclose(nll[0], ref_nll, atol=1e-4)
