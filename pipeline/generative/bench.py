@@ -156,9 +156,10 @@ def _versions(*names: str) -> str:
 
 
 def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig = GenConfig(),
-        device: bool = False, log=print) -> list[Record]:
+        device: bool = False, workloads: dict[str, Workload] | None = None, log=print) -> list[Record]:
     """Every target on every profile of `cfg` (records in target x profile order), then with `device`
-    the emulated ARM64 cores (`device.py`: instructions per decoded token)."""
+    the emulated ARM64 cores (`device.py`: instructions per decoded token). `workloads`: model -> its
+    workload (a user's prompts); otherwise each model's from its held-out windows (`workload`)."""
     if not ts:
         return []
     cache.mkdir(parents=True, exist_ok=True)
@@ -168,7 +169,7 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
         by_model.setdefault(t.export.model, []).append(t)
     loads, refs, records = {}, {}, {}
     for model, group in by_model.items():
-        w = workload(group, g)
+        w = (workloads or {}).get(model) or workload(group, g)
         sha = _workload_sha(w)
         f = cache / "workloads" / f"{sha}.npz"
         if not f.exists():

@@ -24,14 +24,27 @@ def load(ref: dict, threads: int = 1):
     return KINDS[ref["kind"]](ref, threads)
 
 
-def _hf(ref: dict, threads: int):
+def load_hf(folder, threads: int = 1):
+    """A Hugging Face folder's causal LM, from its safetensors only (no pickle, no remote code), float32.
+    A weight the folder lacks would be left at its random initialisation by transformers (a warning,
+    not an error): refused here, naming it."""
     # transformers' Hub kernels would be fetched at run time: off (nothing is downloaded here)
     os.environ["USE_HUB_KERNELS"] = "0"
     import torch
     from transformers import AutoModelForCausalLM
     torch.set_num_threads(threads)
-    model = AutoModelForCausalLM.from_pretrained(ref["path"], use_safetensors=True, trust_remote_code=False,
-                                                 dtype=torch.float32).eval()
+    model, loading = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, trust_remote_code=False,
+                                                          dtype=torch.float32, output_loading_info=True)
+    missing = sorted(loading.get("missing_keys") or [])
+    if missing:
+        raise ValueError(f"{folder}: the safetensors lack {len(missing)} weight(s) of the model (e.g. {missing[0]}); "
+                         "refused: they would be random")
+    return model.eval()
+
+
+def _hf(ref: dict, threads: int):
+    import torch
+    model = load_hf(ref["path"], threads)
 
     def fwd(tokens: np.ndarray) -> np.ndarray:
         with torch.no_grad():
