@@ -54,14 +54,17 @@ def _hf(ref: dict, threads: int):
 
 
 def _keras(ref: dict, threads: int):
-    import models
     import tensorflow as tf
+
+    import models
+    from models.lm_arch import keras_logits
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    model = models.get(ref["model"]).build_keras()
+    spec = models.get(ref["model"])
+    model = spec.build_keras()
     model.load_weights(ref["path"])
 
-    def fwd(tokens: np.ndarray) -> np.ndarray:
-        return np.asarray(model(np.asarray(tokens, np.int32).reshape(1, -1), training=False), np.float32)[0]
+    def fwd(tokens: np.ndarray) -> np.ndarray:   # any length (the model's own input is [B, context])
+        return np.asarray(keras_logits(model, spec.lm, np.asarray(tokens, np.int32).reshape(1, -1)), np.float32)[0]
     return fwd
 
 

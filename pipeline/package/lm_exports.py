@@ -42,8 +42,9 @@ def paths() -> list:
 def _key(folder_sha: str, lm, p) -> str:
     from export import registry
     from export.run import EXPORT_CODE
-    return fsutil.sha256_text(folder_sha, repr(sorted(lm.to_dict().items())), p.name,
-                              fsutil.source_hash(EXPORT_CODE + registry.code_files(p)))
+    from pipeline.generative import reference   # loads the folder's model for the paths
+    return fsutil.sha256_text(folder_sha, repr(sorted(lm.to_dict().items())), p.name, fsutil.source_hash(
+        EXPORT_CODE + registry.code_files(p) + [Path(__file__), Path(reference.__file__)]))
 
 
 def run_all(folder: Path, lm, name: str, root: Path, folder_sha: str, calib_npz: Path, log=print) -> list[Record]:
@@ -95,6 +96,8 @@ def _export(item: dict, params: dict, proc: _Process) -> dict:
     from pipeline.generative.reference import load_hf
     lm = LMConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["lm"].items()})
     if proc.model is None:
+        from models.lm_hf import transformers
+        transformers()     # Hub kernels off before anything imports transformers' models (the exporters need it)
         proc.model = load_hf(params["folder"])
         proc.shared["hf_folder"] = params["folder"]
     root, name = Path(params["root"]), params["name"]
