@@ -153,6 +153,11 @@ def probe_context(s: Session, w: Workload) -> dict:
     return res
 
 
+def probe_label(p: dict) -> str:
+    """A bound probe as the report and the bundle's README name it."""
+    return f"prefill of {p['length']}" if p["probe"] == "prefill" else f"decode at position {p['length'] - 1}"
+
+
 def _checked(call) -> str:
     """What the harness's own checked API says: its one-line refusal, or "" when it let the call through."""
     try:

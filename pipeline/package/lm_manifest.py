@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from pipeline import parity
+from pipeline.generative.generate import probe_label
 from pipeline.package import manifest
 
 MANIFEST_KIND = "generative"
@@ -66,8 +67,13 @@ def build(*, name: str, platform: str, folder, folder_sha: str, contract, cand, 
     g = exp.info["generation"]
     check = cand.checks[runtime]
     first = next((r for r in cand.bench if r.runtime == runtime and r.profile == profiles[0]), None)
-    bounds = {"context": contract.context, "prefill_min": 1, "prefill_max": g.get("prefill_max"),
-              "prefill_lengths": g.get("prefill_lengths"), "vocab": contract.vocab,
+    from pipeline.generative import session_class
+    from pipeline.generative.session import LMFacts
+    conv = session_class(g["convention"])
+    facts = LMFacts.of(exp.info)
+    bounds = {"context": contract.context, "prompt_min": 1, "prompt_max": conv.max_prompt(facts),
+              "prefill_entry_max": conv.prefill_bound(facts), "prefill_lengths": g.get("prefill_lengths"),
+              "vocab": contract.vocab,
               "what_the_runtime_does": [{k: p.get(k) for k in ("probe", "length", "within", "outcome", "error", "sqnr_db")}
                                         for p in (first.info.get("probes", []) if first else [])]}
     measured = {"size_bytes": int(exp.metrics.get("size_bytes", 0)),
@@ -123,7 +129,7 @@ def readme(platform: str, man: dict) -> str:
     figures = "; ".join(f"{p}: TTFT {v['ttft_ms']:.2f} ms, {v['decode_tokens_per_s']:.0f} decoded tokens/s, peak RSS "
                         f"{v['peak_rss_mb']:.0f} MB" for p, v in man["measured"]["profiles"].items()
                         if v.get("ttft_ms") is not None)
-    probes = "\n".join(f"- {p['probe']} of {p['length']} ({'within' if p['within'] else 'PAST'} the bound): "
+    probes = "\n".join(f"- {probe_label(p)} ({'within' if p['within'] else 'PAST'} the bound): "
                        f"{p['outcome']}" + (f" ({p['error']})" if p.get("error") else "")
                        for p in b["what_the_runtime_does"])
     steps = "\n".join(f"{i}. {s}" for i, s in enumerate(gen["how_to_run"], 1))
@@ -142,14 +148,15 @@ file: {man['choice']['reason']}
 Entry points and every tensor: `manifest.json` `generation.signatures`.
 
 ## Bounds
-A cache of {b['context']} positions; prompts of 1 to {b['prefill_max']} tokens per prefill call. What
+A cache of {b['context']} positions; prompts of 1 to {b['prompt_max']} tokens (the prefill entry point takes
+at most {b['prefill_entry_max']}). What
 {man['runtime']['verified_with']['name']} itself did at and past them (called directly, no checks in between):
 {probes or '(not probed)'}
 Keep every call inside the bounds in the app: a runtime that answers past them may answer wrongly.
 
 ## How sure we are
-Parity vs the source model on {man['prompts']['measured']} prompt(s) from {man['prompts']['file']}: {par['status']}
-{('(' + par['reason'] + ')') if par['reason'] else ''}; greedy tokens identical on
+Parity vs the source model on {man['prompts']['measured']} prompt(s) from {man['prompts']['file']}:
+{par['status']}{(' (' + par['reason'] + ')') if par['reason'] else ''}; greedy tokens identical on
 {m.get('greedy_identical_share', float('nan')):.0%} of the prompts, logits SQNR {m.get('sqnr_db', float('nan')):.1f} dB{ppl}.
 Host timings (not a phone): {figures}. Everything else: `manifest.json` (docs/generative.md in mobilebench).
 """

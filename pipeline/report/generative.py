@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from pipeline import parity
 from pipeline.artifact import ArtifactId
+from pipeline.generative.generate import probe_label
 from pipeline.report import links
 from pipeline.report.table import fmt, kib, table
 from pipeline.parity import STATUS_MARK
@@ -116,7 +117,7 @@ def bounds(recs: list[Record]) -> list[str]:
     rows, unsafe = [], []
     for r in sorted(probed, key=lambda r: (r.model, r.runtime, r.path)):
         for p in r.info["probes"]:
-            what = f"prefill of {p['length']}" if p["probe"] == "prefill" else f"decode at position {p['length'] - 1}"
+            what = probe_label(p)
             said = p.get("error") or (f"SQNR {p['sqnr_db']:.1f} dB vs the reference" if "sqnr_db" in p else "")
             rows.append([r.model, ArtifactId.of(r).stem, r.runtime, what, "within" if p["within"] else "PAST",
                          f"**{p['outcome']}**" if p["outcome"] not in parity.SAFE_BOUND_OUTCOMES else p["outcome"],
