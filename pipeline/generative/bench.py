@@ -163,13 +163,9 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
     if not ts:
         return []
     cache.mkdir(parents=True, exist_ok=True)
-    code = fsutil.source_hash(CODE)
-    by_model: dict[str, list[Target]] = {}
-    for t in ts:
-        by_model.setdefault(t.export.model, []).append(t)
-    loads, refs, records = {}, {}, {}
-    for model, group in by_model.items():
-        w = (workloads or {}).get(model) or workload(group, g)
+    loads = {}
+    for model in dict.fromkeys(t.export.model for t in ts):
+        w = (workloads or {}).get(model) or workload([t for t in ts if t.export.model == model], g)
         sha = _workload_sha(w)
         f = cache / "workloads" / f"{sha}.npz"
         if not f.exists():
@@ -177,43 +173,59 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
         loads[model] = (w, sha, f)
     refs = _references(ts, loads, cache, log)
     profs = [profiles.get(p) for p in cfg.profiles]
-    todo: dict[tuple, list[dict]] = {}
-    for ti, t in enumerate(ts):       # records by target: two targets may share one file
+    records, todo = _plan(ts, profs, loads, refs, cache, g)
+    _measure(todo, cache, records, g, log)
+    out = [records[(ti, p.name)] for ti in range(len(ts)) for p in profs]
+    _judge(ts, profs, out)
+    if device:
+        from pipeline.generative import device as device_mod
+        items = [(t, loads[t.export.model][2], refs[(t.export.model, t.reference["path"])][1]) for t in ts]
+        out += device_mod.run([i for i in items if isinstance(i[2], Path)], cache / "device", log=log)
+    return out
+
+
+def _plan(ts, profs, loads, refs, cache: Path, g: GenConfig) -> tuple[dict, dict]:
+    """-> ((target index, profile) -> the record known without measuring: cached, skipped or failed for
+    want of a reference; (runtime, memory ceiling) -> the worker items of what must be measured). Records
+    are kept by target index: two targets may share one file."""
+    code, records, todo = fsutil.source_hash(CODE), {}, {}
+    versions = _versions("executorch", "ai-edge-litert", "onnxruntime")
+    for ti, t in enumerate(ts):
         w, wsha, wfile = loads[t.export.model]
         rkey, rfile = refs[(t.export.model, t.reference["path"])]
         adapter = runtimes.get(t.runtime)
+        bound = session_class(t.facts.convention).prefill_bound(t.facts)
         for k, prof in enumerate(profs):
-            base = _base(t, prof)
+            base, full = _base(t, prof), k == 0      # the parity set on the first profile only
+            key = fsutil.sha256_text(t.export.artifact_sha256, t.runtime, repr(prof), wsha, str(rkey), str(full),
+                                     repr(g), code, versions)
             if not isinstance(rfile, Path):     # the reference failed (its error): nothing to compare with
                 records[(ti, prof.name)] = Record(status="failed", error=rfile, **base)
-                continue
-            if not adapter.available():
-                records[(ti, prof.name)] = Record(status="skipped", error=f"runtime {t.runtime} is not "
-                                                          f"installed: {adapter.INSTALL_HINT}", **base)
-                continue
-            full = k == 0
-            key = fsutil.sha256_text(t.export.artifact_sha256, t.runtime, repr(prof), wsha, rkey, str(full),
-                                     repr(g), code, _versions("executorch", "ai-edge-litert", "onnxruntime"))
-            hit = read_record_file(cache / f"{key}.json")
-            if hit is not None:
+            elif not adapter.available():
+                records[(ti, prof.name)] = Record(status="skipped", error=f"runtime {t.runtime} is not installed: "
+                                                  f"{adapter.INSTALL_HINT}", **base)
+            elif (hit := read_record_file(cache / f"{key}.json")) is not None:
                 records[(ti, prof.name)] = hit
-                continue
-            bound = session_class(t.facts.convention).prefill_bound(t.facts)
-            todo.setdefault((t.runtime, prof.mem_limit_mb), []).append({
-                "kind": "artifact", "artifact": str(t.artifact), "facts": t.export.info["generation"],
-                "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
-                "workload": str(wfile), "teacher": str(rfile), "full": full,
-                "probe_lengths": [n for n in w.probe_lengths if n in (1, bound, bound + 1)],
-                "_target": t, "_ti": ti, "_prof": prof, "_key": key, "_ref": rfile})
+            else:
+                todo.setdefault((t.runtime, prof.mem_limit_mb), []).append({
+                    "kind": "artifact", "artifact": str(t.artifact), "facts": t.export.info["generation"],
+                    "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
+                    "workload": str(wfile), "teacher": str(rfile), "full": full,
+                    "probe_lengths": [n for n in w.probe_lengths if n in (1, bound, bound + 1)],
+                    "_target": t, "_ti": ti, "_prof": prof, "_key": key, "_ref": rfile})
+    return records, todo
+
+
+def _measure(todo: dict, cache: Path, records: dict, g: GenConfig, log) -> None:
+    """One worker per runtime and memory ceiling (a ceiling is the process's RLIMIT_AS, which it cannot
+    lift again), its artifacts in turn; each result cached and recorded as soon as it is in."""
     with tempfile.TemporaryDirectory(prefix="mb-gen-") as tmp:
         n = 0
         for (rt, _), items in todo.items():
             log(f"[generate] {rt}: {len(items)} measurement(s) in one worker")
-            jobs = []
             for it in items:
                 n += 1
                 it["id"], it["outputs"] = n, str(Path(tmp) / f"out{n}.npz")
-                jobs.append({k: v for k, v in it.items() if not k.startswith("_")})
             by_id = {it["id"]: it for it in items}
 
             def keep(i, result, by_id=by_id):
@@ -224,15 +236,9 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
                 log(f"[generate] {ArtifactId.of(rec).label} {rec.runtime} {rec.profile}: " + (
                     f"TTFT {rec.metrics['ttft_ms']:.2f} ms, decode {rec.metrics['decode_tokens_per_s']:.0f} tok/s"
                     if rec.status == "ok" else f"{rec.status}: {rec.error}"))
-            workers.run(workers.Job("pipeline.generative.worker", tuple(jobs), python=runtimes.get(rt).python(),
+            jobs = tuple({k: v for k, v in it.items() if not k.startswith("_")} for it in items)
+            workers.run(workers.Job("pipeline.generative.worker", jobs, python=runtimes.get(rt).python(),
                                     timeout_s=g.timeout_s, after_death="resume"), on_result=keep)
-    out = [records[(ti, p.name)] for ti in range(len(ts)) for p in profs]
-    _judge(ts, profs, out)
-    if device:
-        from pipeline.generative import device as device_mod
-        items = [(t, loads[t.export.model][2], refs[(t.export.model, t.reference["path"])][1]) for t in ts]
-        out += device_mod.run([i for i in items if isinstance(i[2], Path)], cache / "device", log=log)
-    return out
 
 
 def _references(ts, loads, cache: Path, log) -> dict:
