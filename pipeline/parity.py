@@ -104,10 +104,12 @@ def for_generation(quantization: str) -> Thresholds:
 
 
 def judge_bound(within: bool, runs: bool, sqnr_db: float | None, quantization: str,
-                own_sqnr_db: float | None = None) -> str:
+                own_sqnr_db: float | None = None, died: bool = False) -> str:
     """One bound probe's outcome (a key of BOUND_OUTCOMES): `runs` = the runtime returned an output;
     `own_sqnr_db`: the artifact's worst step SQNR inside its bounds (what an output past them must come
-    close to)."""
+    close to); `died`: the runtime's process died on it."""
+    if died:
+        return "crashed"
     if not runs:
         return "refused_valid" if within else "refused"
     floor = for_generation(quantization).min_sqnr_db or 0.0

@@ -207,6 +207,7 @@ BOUND_OUTCOMES = {
     "refused": "past the bound: refused with an error",
     "accepted": "past the bound: ran, and matched the reference (the bound is not enforced)",
     "silent_wrong": "past the bound: ran and returned a wrong output without an error",
+    "crashed": "the runtime's process died on it (a native crash, a hang or the memory ceiling)",
 }
 SAFE_BOUND_OUTCOMES = ("ok", "refused", "accepted")
 PAST_BOUND_MARGIN_DB = 3.0

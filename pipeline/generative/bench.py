@@ -27,7 +27,7 @@ import numpy as np
 from pipeline import fsutil, parity, runtimes, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import profiles
-from pipeline.generative import compare, is_generative, session_class
+from pipeline.generative import compare, generate, is_generative, session_class
 from pipeline.generative.generate import Workload
 from pipeline.generative.session import LMFacts
 from pipeline.schema import Record, first_line, read_record_file
@@ -207,36 +207,44 @@ def _plan(ts, profs, loads, refs, cache: Path, g: GenConfig) -> tuple[dict, dict
             elif (hit := read_record_file(cache / f"{key}.json")) is not None:
                 records[(ti, prof.name)] = hit
             else:
-                todo.setdefault((t.runtime, prof.mem_limit_mb), []).append({
-                    "kind": "artifact", "artifact": str(t.artifact), "facts": t.export.info["generation"],
-                    "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
-                    "workload": str(wfile), "teacher": str(rfile), "full": full,
-                    "probe_lengths": [n for n in w.probe_lengths if n in (1, bound, bound + 1)],
-                    "_target": t, "_ti": ti, "_prof": prof, "_key": key, "_ref": rfile})
+                lengths = [n for n in w.probe_lengths if n in (1, bound, bound + 1)]
+                item = {"kind": "artifact", "artifact": str(t.artifact), "facts": t.export.info["generation"],
+                        "threads": prof.threads, "cpus": list(prof.cpus), "mem_limit_mb": prof.mem_limit_mb,
+                        "workload": str(wfile), "teacher": str(rfile), "full": full, "probe_lengths": lengths,
+                        "_target": t, "_ti": ti, "_prof": prof, "_key": key, "_ref": rfile}
+                probes = [{**item, "kind": "probe", "probe": p} for p in generate.probes(t.facts.context, lengths)]
+                todo.setdefault((t.runtime, prof.mem_limit_mb), []).append([item, *(probes if full else [])])
     return records, todo
 
 
 def _measure(todo: dict, cache: Path, records: dict, g: GenConfig, log) -> None:
     """One worker per runtime and memory ceiling (a ceiling is the process's RLIMIT_AS, which it cannot
-    lift again), its artifacts in turn; each result cached and recorded as soon as it is in."""
+    lift again), its measurements in turn, each one item and then its bound probes, one item each; a
+    measurement's record is made, cached and logged as soon as its last item is in."""
     with tempfile.TemporaryDirectory(prefix="mb-gen-") as tmp:
         n = 0
-        for (rt, _), items in todo.items():
-            log(f"[generate] {rt}: {len(items)} measurement(s) in one worker")
-            for it in items:
-                n += 1
-                it["id"], it["outputs"] = n, str(Path(tmp) / f"out{n}.npz")
-            by_id = {it["id"]: it for it in items}
+        for (rt, _), groups in todo.items():
+            log(f"[generate] {rt}: {len(groups)} measurement(s) in one worker")
+            group_of, results = {}, {}
+            for gi, group in enumerate(groups):
+                for it in group:
+                    n += 1
+                    it["id"], it["outputs"] = n, str(Path(tmp) / f"out{n}.npz")
+                    group_of[n] = gi
 
-            def keep(i, result, by_id=by_id):
-                it = by_id[i]
-                rec = _record(it, result)
+            def keep(i, result, groups=groups, group_of=group_of, results=results):
+                group = groups[group_of[i]]
+                results[i] = result
+                if any(it["id"] not in results for it in group):
+                    return
+                rec = _record(group, [results[it["id"]] for it in group])
+                it = group[0]
                 fsutil.write_atomic(cache / f"{it['_key']}.json", rec.to_json())
                 records[(it["_ti"], it["_prof"].name)] = rec
                 log(f"[generate] {ArtifactId.of(rec).label} {rec.runtime} {rec.profile}: " + (
                     f"TTFT {rec.metrics['ttft_ms']:.2f} ms, decode {rec.metrics['decode_tokens_per_s']:.0f} tok/s"
                     if rec.status == "ok" else f"{rec.status}: {rec.error}"))
-            jobs = tuple({k: v for k, v in it.items() if not k.startswith("_")} for it in items)
+            jobs = tuple({k: v for k, v in it.items() if not k.startswith("_")} for group in groups for it in group)
             workers.run(workers.Job("pipeline.generative.worker", jobs, python=runtimes.get(rt).python(),
                                     timeout_s=g.timeout_s, after_death="resume"), on_result=keep)
 
@@ -269,7 +277,10 @@ def _references(ts, loads, cache: Path, log) -> dict:
     return out
 
 
-def _record(it: dict, result: dict) -> Record:
+def _record(group: list[dict], results: list[dict]) -> Record:
+    """A measurement's record from its worker results: the measurement, then its bound probes (a probe
+    whose worker died keeps the death as its error: `crashed`)."""
+    it, result = group[0], results[0]
     t, prof = it["_target"], it["_prof"]
     base = _base(t, prof)
     if result["status"] != "ok":
@@ -285,8 +296,16 @@ def _record(it: dict, result: dict) -> Record:
         m, pinfo = compare.parity(art, ref)
         metrics.update(m)
         info.update(pinfo)
-        info["probes"] = compare.probes(info.get("probes", []), art, ref,
-                                        session_class(t.facts.convention).prefill_bound(t.facts), t.facts.context)
+        found = []
+        for p_it, p_res in zip(group[1:], results[1:]):
+            if p_res["status"] != "ok":      # the worker died on it ("death"), or the item raised
+                found.append({**p_it["probe"], "ran": False, "died": "death" in p_res,
+                              "error": first_line(p_res["error"])})
+                continue
+            with np.load(p_it["outputs"]) as z:
+                found.append({**p_res["probe"], "logits": z["logits"]})
+        info["probes"] = compare.probes(found, ref, session_class(t.facts.convention).prefill_bound(t.facts),
+                                        t.facts.context)
     return Record(status="ok", metrics=metrics, info=json.loads(json.dumps(info, default=_plain)), **base)
 
 
@@ -305,7 +324,7 @@ def _judge(ts: list[Target], profs, recs: list[Record]) -> None:
             continue
         for p in judged.info.get("probes", []):
             p["outcome"] = parity.judge_bound(p["within"], p["ran"], p.get("sqnr_db"), q,
-                                              judged.metrics.get("logits_sqnr_db_min"))
+                                              judged.metrics.get("logits_sqnr_db_min"), p.get("died", False))
         v = parity.judge(judged.metrics, q, parity.for_generation(q))
         for r in group:
             if r.status in ("ok", "mismatch"):

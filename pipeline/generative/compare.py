@@ -54,17 +54,17 @@ def parity(art: dict, ref: dict) -> tuple[dict, dict]:
     return m, info
 
 
-def probes(found: list[dict], art: dict, ref: dict, bound: int, context: int) -> list[dict]:
-    """Each bound probe (in the worker's order, its logits in art["probe_logits"]) with whether it was
-    within the declared bounds and the SQNR of what ran vs the reference at its position (its outcome is
-    judged from these: parity.judge_bound)."""
+def probes(found: list[dict], ref: dict, bound: int, context: int) -> list[dict]:
+    """Each bound probe (with the logits it returned, if it ran) -> without the logits, with whether it
+    was within the declared bounds and the SQNR of what ran vs the reference at its position (its
+    outcome is judged from these: parity.judge_bound)."""
     out = []
-    for p, got in zip(found, art["probe_logits"]):
-        want = ref["probe_logits"][p["position"]]
-        within = p["length"] <= (context if p["probe"] == "context" else bound)
-        q = {**p, "within": within}
-        if p["ran"]:
-            q["sqnr_db"] = round(float(_sqnr(got, want)), 2)
-            q["same_top1"] = bool(got.argmax() == want.argmax())
+    for p in found:
+        q = {k: v for k, v in p.items() if k != "logits"}
+        q["within"] = p["length"] <= (context if p["probe"] == "context" else bound)
+        if p.get("ran"):
+            want = ref["probe_logits"][p["position"]]
+            q["sqnr_db"] = round(float(_sqnr(p["logits"], want)), 2)
+            q["same_top1"] = bool(p["logits"].argmax() == want.argmax())
         out.append(q)
     return out

@@ -4,7 +4,7 @@ runs on the emulated ARM64 guest).
     w = Workload.load("workload.npz")
     out = run_prompts(session, w, teacher)          # TTFT, decode times, logits of every step
     nll = heldout(session, w)                       # teacher-forced NLL over the held-out windows
-    probes = [probe_context(session, w), *probe_bounds(session, w)]   # what the RUNTIME does past its bounds
+    found = [probe(session, w, p) for p in probes(C, w.probe_lengths)]   # what the RUNTIME does past its bounds
 
 One pass per prompt gives timing and parity together: the prompt is prefilled (time to first token),
 then the reference's greedy tokens are decoded one by one (teacher forcing). Until the first step
@@ -112,44 +112,41 @@ def heldout(s: Session, w: Workload) -> np.ndarray:
     return nll
 
 
-def probe_bounds(s: Session, w: Workload) -> list[dict]:
-    """What the runtime does with prefill lengths at and past the declared bound: the raw entry points,
-    no harness check in between. Each probe prefills probe_tokens[:n] through the runtime's own prefill
-    entry point, then decodes probe_tokens[n] at position n (so the cache the prefill wrote is read
-    too) -> the logits the parent compares with the reference's at `position` n. Then what the
-    harness's checked API says to the same input.
-    Returns [{"probe", "length", "position", "ran", "error", "harness", "logits"}]."""
-    win = w.probe_tokens
-    out = []
-    for n in w.probe_lengths:
-        s.reset()
-        res = {"probe": "prefill", "length": int(n), "position": int(n)}
-        try:
-            s._prefill_entry(win[:n], 0)
-            res.update(ran=True, logits=s._decode(int(win[n]), n))
-        except Exception as e:  # noqa: BLE001 - a runtime's refusal is the finding
-            res.update(ran=False, error=_line(e))
-        s.reset()
-        res["harness"] = _checked(lambda: s.prefill(win[:n + s.PROMPT_EXTRA]))
-        out.append(res)
-    return out
+def probes(context: int, lengths) -> list[dict]:
+    """An artifact's bound probes: a decode one past its cache of `context` positions, and a prefill of
+    each length (1, its prefill entry point's bound, one past it). Each runs in its own worker item: a
+    runtime that crashes natively past a bound costs only that probe."""
+    return [{"probe": "context", "length": context + 1, "position": context},
+            *({"probe": "prefill", "length": int(n), "position": int(n)} for n in lengths)]
 
 
-def probe_context(s: Session, w: Workload) -> dict:
-    """A decode at position `context` (one past the cache), raw, after the probe tokens filled the cache
-    through the checked API (a prefill of as many as one call takes, then decodes)."""
-    C, win = s.facts.context, w.probe_tokens
-    res = {"probe": "context", "length": C + 1, "position": C}
+def probe(s: Session, w: Workload, p: dict) -> dict:
+    """What the RUNTIME does with one input at or past a declared bound: its raw entry points, no harness
+    check in between, then what the harness's checked API says to the same input.
+    prefill probe of n: probe_tokens[:n] through the runtime's own prefill entry point, then a decode of
+    probe_tokens[n] at position n (so the cache the prefill wrote is read too);
+    context probe: the cache filled with probe_tokens[:C] through the checked API, then a raw decode of
+    probe_tokens[C] at position C, one past the cache.
+    -> {**p, "ran", "error" | "logits" (compared with the reference's at p["position"]), "harness"}."""
+    win, C = w.probe_tokens, s.facts.context
+    res = dict(p)
     s.reset()
-    k = min(s.max_prompt(s.facts), C)
-    s.prefill(win[:k])
-    for j in range(k, C):
-        s.decode(int(win[j]))
+    if p["probe"] == "context":
+        k = min(s.max_prompt(s.facts), C)
+        s.prefill(win[:k])
+        for j in range(k, C):
+            s.decode(int(win[j]))
     try:
-        res.update(ran=True, logits=s._decode(int(win[C]), C))
-    except Exception as e:  # noqa: BLE001
+        if p["probe"] == "prefill":
+            s._prefill_entry(win[:p["length"]], 0)
+        res.update(ran=True, logits=s._decode(int(win[p["position"]]), p["position"]))
+    except Exception as e:  # noqa: BLE001 - a runtime's refusal is the finding
         res.update(ran=False, error=_line(e))
-    res["harness"] = _checked(lambda: s.decode(int(win[C])))
+    if p["probe"] == "prefill":
+        s.reset()
+        res["harness"] = _checked(lambda: s.prefill(win[:p["length"] + s.PROMPT_EXTRA]))
+    else:
+        res["harness"] = _checked(lambda: s.decode(int(win[C])))
     return res
 
 

@@ -8,7 +8,7 @@ logits, while it tracks the position and enforces the artifact's declared bounds
     s.reset()                              # a new sequence from position 0
 
 A convention (`static_cache.py`, `cache_io.py`, `past_present.py`) implements `_load`, `_reset`,
-`_prefill(tokens, pos)` and `_decode(token, pos)` with no checks: the bound probe (`generate.probe_bounds`)
+`_prefill(tokens, pos)` and `_decode(token, pos)` with no checks: the bound probe (`generate.probe`)
 calls those raw to see what the RUNTIME does past a bound (executorch#20546: bounds not enforced at run
 time), while `prefill`/`decode` refuse anything outside the declared bounds with a one-line `BoundError`
 before the runtime sees it. Imports numpy only (and the runtime, inside `_load`): the same code runs

@@ -70,7 +70,9 @@ def test_bound_outcomes():
     # an int8 file's own noise (36 dB) must not hide a clamped cache write (31 dB): measured on LiteRT int8
     assert jb(within=False, runs=True, sqnr_db=31.3, quantization="dynamic_int8", own_sqnr_db=36.3) == "silent_wrong"
     assert jb(within=False, runs=True, sqnr_db=35.0, quantization="dynamic_int8", own_sqnr_db=36.3) == "accepted"
-    assert set(parity.SAFE_BOUND_OUTCOMES) <= set(parity.BOUND_OUTCOMES)
+    # a runtime whose process died on the input (its worker item): never safe, within or past a bound
+    assert jb(within=False, runs=False, sqnr_db=None, quantization="fp32", died=True) == "crashed"
+    assert set(parity.SAFE_BOUND_OUTCOMES) <= set(parity.BOUND_OUTCOMES) and "crashed" not in parity.SAFE_BOUND_OUTCOMES
 
 
 def test_a_shape_mismatch_is_a_mismatch_not_a_crash():
@@ -78,3 +80,33 @@ def test_a_shape_mismatch_is_a_mismatch_not_a_crash():
     m, info = compare.parity({"logits": ref["logits"][:, :3]}, ref)
     assert parity.judge(m, "fp32", parity.for_generation("fp32")).status == "mismatch"
     assert "logits" in info["error"]
+
+
+def test_a_probe_whose_worker_died_is_crashed_and_the_measurement_stays(tmp_path):
+    """bench._record joins a measurement's worker results with its probes' (one item each): a probe whose
+    worker died (the worker protocol's `death`) is `crashed`, the measurement and the other probes stand."""
+    import tiny_lm
+    from pipeline.bench import profiles
+    from pipeline.generative import bench, generate
+    from pipeline.generative.session import LMFacts
+    ref = _ref(P=2, M=4, V=320)
+    ref["probe_logits"] = np.random.default_rng(2).standard_normal((tiny_lm.CONTEXT + 1, 320)).astype(np.float32)
+    np.savez(tmp_path / "ref.npz", **ref)
+    np.savez(tmp_path / "art.npz", logits=ref["logits"], nll=ref["nll"])
+    np.savez(tmp_path / "p1.npz", logits=ref["probe_logits"][1])
+    art = tmp_path / "model.onnx"
+    art.write_bytes(b"x")
+    rec = tiny_lm.export_record(art, "past_present", tmp_path)
+    t = bench.Target(art, rec, LMFacts.of(rec.info), {"kind": "hf", "path": str(tmp_path)}, tmp_path)
+    item = {"_target": t, "_prof": profiles.get("big-core"), "full": True, "outputs": str(tmp_path / "art.npz"),
+            "_ref": tmp_path / "ref.npz"}
+    ctx, one = generate.probes(tiny_lm.CONTEXT, [1])
+    group = [item, {"probe": ctx}, {"probe": one, "outputs": str(tmp_path / "p1.npz")}]
+    results = [{"status": "ok", "metrics": {"ttft_ms": 1.0}, "info": {}},
+               {"status": "failed", "error": "worker killed by signal SIGSEGV (11)", "death": "crash"},
+               {"status": "ok", "probe": {**one, "ran": True, "harness": ""}}]
+    r = bench._record(group, results)
+    bench._judge([t], [profiles.get("big-core")], [r])
+    assert r.status == "ok" and r.metrics["ttft_ms"] == 1.0
+    assert [(p["probe"], p["outcome"]) for p in r.info["probes"]] == [("context", "crashed"), ("prefill", "ok")]
+    assert "SIGSEGV" in r.info["probes"][0]["error"]

@@ -62,13 +62,12 @@ def test_the_probe_shows_onnx_runtime_takes_what_nothing_in_the_file_bounds(lm_o
     w = generate.Workload(prompts=win[None, :8], steps=3, heldout=win[None, :-1], heldout_prefill=8,
                           probe_tokens=win, probe_lengths=(1, 32, 33))
     nll = generate.heldout(s, w)
-    ctx = generate.probe_context(s, w)
+    ctx, *probes = [generate.probe(s, w, p) for p in generate.probes(tiny_lm.CONTEXT, w.probe_lengths)]
     assert ctx["ran"] and ctx["harness"] == "model.onnx: position 64 is past the cache of 64 positions"
     full = lm_reference(win)
     np.testing.assert_allclose(ctx["logits"], full[-1], atol=1e-4)
     ref_nll = [-generate.log_softmax_at(full[j - 1], int(win[j])) for j in range(8, tiny_lm.CONTEXT)]
     np.testing.assert_allclose(nll[0], ref_nll, atol=1e-4)
-    probes = generate.probe_bounds(s, w)
     assert [p["ran"] for p in probes] == [True, True, True]
     assert [bool(p["harness"]) for p in probes] == [False, False, True]
     for p in probes:
