@@ -13,12 +13,11 @@ they are ignored, and the check says so. A link out of the folder is refused.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.filecheck.savedmodel import folder_files
 from pipeline.filecheck.validate import BadModelFile
 
 MAX_JSON = 1 << 20                 # config.json, the shard index
@@ -49,7 +48,7 @@ def looks_like(path: Path) -> bool:
 
 def check(folder: Path) -> LMFolder:
     folder = Path(folder)
-    files = _files(folder)
+    files = folder_files(folder)      # a link out of the folder: refused by name
     names = {f.relative_to(folder).as_posix() for f in files}
     config = _json(folder / "config.json", MAX_JSON)
     if not isinstance(config, dict):
@@ -73,27 +72,6 @@ def check(folder: Path) -> LMFolder:
     if not isinstance(_json(tok, MAX_TOKENIZER), dict):
         raise BadModelFile(f"{tok}: not a JSON object (a `tokenizers` tokenizer.json)")
     return LMFolder(folder, config, tuple(weights), tok, tuple(files), tuple(pickles))
-
-
-def _files(folder: Path) -> list[Path]:
-    """The folder's regular files, without following any link out of it."""
-    root = folder.resolve()
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        for name in sorted(dirnames + filenames):
-            p = Path(dirpath) / name
-            st = p.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                target = p.resolve()
-                if root not in target.parents:
-                    raise BadModelFile(f"{folder}: {p.relative_to(folder)} is a link out of the folder (to {target}); "
-                                       "refused: copy the folder with `cp -rL` to take the files in")
-                st = target.stat()
-            if stat.S_ISREG(st.st_mode):
-                out.append(p)
-            elif not stat.S_ISDIR(st.st_mode):
-                raise BadModelFile(f"{folder}: {p.relative_to(folder)} is not a regular file; refused")
-    return sorted(out, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def _json(f: Path, limit: int):

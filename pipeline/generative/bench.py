@@ -156,10 +156,13 @@ def _versions(*names: str) -> str:
 
 
 def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig = GenConfig(),
-        device: bool = False, workloads: dict[str, Workload] | None = None, log=print) -> list[Record]:
+        device: bool = False, workloads: dict[str, Workload] | None = None, user_model: bool = False,
+        log=print) -> list[Record]:
     """Every target on every profile of `cfg` (records in target x profile order), then with `device`
     the emulated ARM64 cores (`device.py`: instructions per decoded token). `workloads`: model -> its
-    workload (a user's prompts); otherwise each model's from its held-out windows (`workload`)."""
+    workload (a user's prompts); otherwise each model's from its held-out windows (`workload`).
+    `user_model`: the reference and the artifacts come from a user's files: every worker opens them in
+    the OS sandbox (pipeline/sandbox.py), reading them and writing the cache only."""
     if not ts:
         return []
     cache.mkdir(parents=True, exist_ok=True)
@@ -171,10 +174,11 @@ def run(ts: list[Target], cfg: profiles.BenchConfig, cache: Path, g: GenConfig =
         if not f.exists():
             fsutil.write_with(f, lambda tmp: w.save(tmp))
         loads[model] = (w, sha, f)
-    refs = _references(ts, loads, cache, log)
+    box = _sandbox(ts, cache) if user_model else None
+    refs = _references(ts, loads, cache, log, box)
     profs = [profiles.get(p) for p in cfg.profiles]
     records, todo = _plan(ts, profs, loads, refs, cache, g)
-    _measure(todo, cache, records, g, log)
+    _measure(todo, cache, records, g, log, box)
     out = [records[(ti, p.name)] for ti in range(len(ts)) for p in profs]
     _judge(ts, profs, out)
     if device:
@@ -217,11 +221,17 @@ def _plan(ts, profs, loads, refs, cache: Path, g: GenConfig) -> tuple[dict, dict
     return records, todo
 
 
-def _measure(todo: dict, cache: Path, records: dict, g: GenConfig, log) -> None:
+def _sandbox(ts: list[Target], cache: Path):
+    from pipeline import sandbox
+    return sandbox.Sandbox(reads=tuple({str(t.artifact) for t in ts} | {t.reference["path"] for t in ts}),
+                           writes=(cache,))
+
+
+def _measure(todo: dict, cache: Path, records: dict, g: GenConfig, log, box=None) -> None:
     """One worker per runtime and memory ceiling (a ceiling is the process's RLIMIT_AS, which it cannot
     lift again), its measurements in turn, each one item and then its bound probes, one item each; a
     measurement's record is made, cached and logged as soon as its last item is in."""
-    with tempfile.TemporaryDirectory(prefix="mb-gen-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".tmp-gen-", dir=cache) as tmp:   # in the cache: a sandbox writes it
         n = 0
         for (rt, _), groups in todo.items():
             log(f"[generate] {rt}: {len(groups)} measurement(s) in one worker")
@@ -246,10 +256,10 @@ def _measure(todo: dict, cache: Path, records: dict, g: GenConfig, log) -> None:
                     if rec.status == "ok" else f"{rec.status}: {rec.error}"))
             jobs = tuple({k: v for k, v in it.items() if not k.startswith("_")} for group in groups for it in group)
             workers.run(workers.Job("pipeline.generative.worker", jobs, python=runtimes.get(rt).python(),
-                                    timeout_s=g.timeout_s, after_death="resume"), on_result=keep)
+                                    timeout_s=g.timeout_s, after_death="resume", sandbox=box), on_result=keep)
 
 
-def _references(ts, loads, cache: Path, log) -> dict:
+def _references(ts, loads, cache: Path, log, box=None) -> dict:
     """(model, reference path) -> (its key, the .npz of its outputs, or the one-line error)."""
     out, todo = {}, []
     for t in ts:
@@ -268,7 +278,7 @@ def _references(ts, loads, cache: Path, log) -> dict:
     if todo:
         f.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        res = workers.run(workers.Job("pipeline.generative.worker", tuple(todo), timeout_s=1800.0))
+        res = workers.run(workers.Job("pipeline.generative.worker", tuple(todo), timeout_s=1800.0, sandbox=box))
         log(f"[generate] {len(todo)} reference(s) computed in {time.perf_counter() - t0:.1f}s")
         for item in todo:
             if res[item["id"]]["status"] != "ok":

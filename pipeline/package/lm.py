@@ -63,10 +63,10 @@ def max_prompt(lm) -> int:
 
 
 def read_prompts(path: Path | None, tokenizer: Path, lm, new_tokens: int, log=print) -> Prompts:
-    """One prompt per non-empty line, tokenized by the folder's tokenizer.json (data: the `tokenizers`
-    library reads it, nothing runs). A prompt too long for the artifacts, or ids outside the model's
-    vocabulary, is a one-line error naming the line."""
-    from tokenizers import Tokenizer
+    """One prompt per non-empty line, tokenized by the folder's tokenizer.json in a sandboxed worker
+    (lm_tokenize.py: the parent never opens a file of the folder but to check it). A prompt too long for
+    the artifacts, or ids outside the model's vocabulary, is a one-line error naming the line."""
+    from pipeline.package import lm_tokenize
     longest = min(max_prompt(lm), lm.context - new_tokens)
     if path is None:
         rng = np.random.default_rng(0)
@@ -86,10 +86,8 @@ def read_prompts(path: Path | None, tokenizer: Path, lm, new_tokens: int, log=pr
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
     if not lines:
         raise BadInput(f"{path}: no prompt in it (one prompt per line)")
-    tok = Tokenizer.from_file(str(tokenizer))
     ids = []
-    for n, ln in lines:
-        t = np.asarray(tok.encode(ln).ids, np.int64)
+    for (n, _), t in zip(lines, lm_tokenize.encode(tokenizer, [ln for _, ln in lines])):
         if len(t) == 0:
             raise BadInput(f"{path}:{n}: the tokenizer gives no token for this line")
         if t.max() >= lm.vocab:
@@ -139,8 +137,9 @@ def run(o, src, log=print) -> int:
     from pipeline.generative.bench import GenConfig
     g = GenConfig()
     prompts = read_prompts(o.prompts, folder.tokenizer, lm, g.new_tokens, log)
+    bundle.check_out(o.out)
     work = o.work_root / name
-    with fsutil.run_lock(work, "package"):
+    with fsutil.run_lock(work, "package"), fsutil.scratch(work):
         bundle.clean_stale(o.out, name)
         from pipeline.package import lm_stage
         return lm_stage.run(o, folder, lm, name, work, prompts, g, log)

@@ -1,6 +1,7 @@
 """Every generative export path (the registry's, `registry.paths_for("generation")`) on a user's LM folder,
-in a worker through the worker protocol: a converter that crashes natively costs the path it was in,
-and a fresh worker goes on with the rest.
+in a worker through the worker protocol, in the OS sandbox (pipeline/sandbox.py: it reads the folder,
+writes this package's work folder): a converter that crashes natively costs the path it was in, and a
+fresh worker goes on with the rest.
 
     recs = lm_exports.run_all(folder, lm, name, root, folder_sha, log)     # parent side
     python -m pipeline.package.lm_exports JOB.json                           # the worker
@@ -69,8 +70,10 @@ def run_all(folder: Path, lm, name: str, root: Path, folder_sha: str, calib_npz:
         def tell(i, res):
             msg = res.get("error", "") if res["status"] != "ok" else f"{res.get('bytes', 0) / 1024:.1f} KiB"
             log(f"[package export] {i}: {res.get('export_status', res['status'])} ({msg})")
+        from pipeline import sandbox
+        box = sandbox.Sandbox(reads=(folder, calib_npz), writes=(Path(root) / name,))   # opens the user's folder
         results = workers.run(workers.Job("pipeline.package.lm_exports", tuple(todo), params=params,
-                                          timeout_s=TIMEOUT_S, after_death="resume"), on_result=tell)
+                                          timeout_s=TIMEOUT_S, after_death="resume", sandbox=box), on_result=tell)
         for item in todo:
             p = next(q for q in paths() if q.name == item["id"])
             rec = fresh_record(root, ArtifactId(name, "torch", p.name), item["key"])

@@ -108,6 +108,7 @@ def build(*, name: str, platform: str, folder, folder_sha: str, contract, cand, 
         "prompts": samples, "measured": measured, "bench_profiles": profiles,
         "choice": {"prefer": prefer, "reason": choice_reason, "speed": "time per decoded token"},
         "command": command,
+        "sandbox": manifest._sandbox_status(),   # the workers that opened the folder: bubblewrap, or "off"
         "tool_versions": {p: manifest._version(p) for p in ("torch", "transformers", "executorch", "ai-edge-litert",
                                                             "litert-torch", "onnxruntime")},
     }

@@ -50,7 +50,7 @@ def run(o, folder, contract, name: str, work: Path, prompts, g, log) -> int:
     ref = {"kind": "hf", "path": str(folder.path.resolve())}
     targets = [gen_bench.Target(resolve(r.artifact), r, LMFacts.of(r.info), ref, Path()) for r in ok]
     w = lm.workload(targets, g, prompts)
-    recs = gen_bench.run(targets, o.bench, work / "generate-cache", g, workloads={name: w}, log=log)
+    recs = gen_bench.run(targets, o.bench, work / "generate-cache", g, workloads={name: w}, user_model=True, log=log)
     first = o.bench.profiles[0]
     cands = []
     for e in exports:

@@ -1,11 +1,12 @@
-"""The generation bench end to end on a real runtime (ONNX Runtime) through the worker protocol:
-records with the per-token figures and parity, a wrong artifact judged `mismatch` with the size of the
-error, a corrupt file `failed` with its name, and a warm run that measures nothing again."""
+"""The generation bench end to end on a real runtime (ONNX Runtime) through the worker protocol, in the
+OS sandbox as for a user's files: records with the per-token figures and parity, a wrong artifact judged
+`mismatch` with the size of the error, a corrupt file `failed` with its name, and a warm run that
+measures nothing again."""
 from __future__ import annotations
 
 import pytest
 
-import tiny_lm
+from tests.generative import tiny_lm
 from pipeline.bench import profiles
 from pipeline.generative import bench
 
@@ -25,9 +26,10 @@ def run(tmp_path_factory, lm_folder, other_lm_folder, lm_onnx):
     assert not skipped
     cfg = profiles.BenchConfig(profiles=("big-core",))
     cache, logs = art / "cache", []
-    first = bench.run(targets, cfg, cache, log=logs.append)
+    # as a user's files: the reference and every measurement in the OS sandbox (pipeline/sandbox.py)
+    first = bench.run(targets, cfg, cache, user_model=True, log=logs.append)
     again = []
-    second = bench.run(targets, cfg, cache, log=again.append)
+    second = bench.run(targets, cfg, cache, user_model=True, log=again.append)
     return first, second, logs, again
 
 

@@ -85,7 +85,7 @@ def test_a_shape_mismatch_is_a_mismatch_not_a_crash():
 def test_a_probe_whose_worker_died_is_crashed_and_the_measurement_stays(tmp_path):
     """bench._record joins a measurement's worker results with its probes' (one item each): a probe whose
     worker died (the worker protocol's `death`) is `crashed`, the measurement and the other probes stand."""
-    import tiny_lm
+    from tests.generative import tiny_lm
     from pipeline.bench import profiles
     from pipeline.generative import bench, generate
     from pipeline.generative.session import LMFacts

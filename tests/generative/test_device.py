@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-import tiny_lm
+from tests.generative import tiny_lm
 from pipeline.bench import profiles
 from pipeline.bench.device import CORES, _device_module
 from pipeline.generative import bench

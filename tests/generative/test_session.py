@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tiny_lm
+from tests.generative import tiny_lm
 from pipeline.generative import generate, open_session
 from pipeline.generative.session import BoundError, LMFacts
 

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline import fsutil
 from pipeline.schema import Record
@@ -128,3 +129,27 @@ def export_record(artifact: Path, convention: str, folder: Path, model: str = "t
     return Record(kind="export", model=model, status="ok", source=source, path=path or f"{fmt}_{convention}",
                   format=fmt, framework="pytorch", quantization=quantization, artifact=str(artifact),
                   artifact_sha256=fsutil.sha256_file(artifact), info={"generation": gen})
+
+
+# fixtures (registered by tests/generative/conftest.py)
+@pytest.fixture(scope="session")
+def lm_folder() -> Path:
+    return hf_folder(seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_lm_folder() -> Path:
+    """The same architecture with other weights: an artifact that is NOT its reference's."""
+    return hf_folder(seed=1)
+
+
+@pytest.fixture(scope="session")
+def lm_onnx(lm_folder) -> Path:
+    return onnx_file(lm_folder)
+
+
+@pytest.fixture(scope="session")
+def lm_reference(lm_folder):
+    """The folder's model as the harness's reference (a full forward, no cache), in this process."""
+    from pipeline.generative import reference
+    return reference.load({"kind": "hf", "path": str(lm_folder)})

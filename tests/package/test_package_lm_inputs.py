@@ -107,3 +107,18 @@ def test_a_link_out_of_the_folder_is_refused(folder, tmp_path, capsys):
     (folder / "model.safetensors").symlink_to(outside)
     assert package(tmp_path, str(folder)) == 2
     one_error_line(capsys, "model.safetensors is a link out of the folder")
+
+
+def test_prompts_are_tokenized_in_a_sandboxed_worker_and_a_bad_tokenizer_is_one_line(folder):
+    """The parent never opens tokenizer.json (a crafted pre-tokenizer regex could hang it): the worker's ids
+    are the tokenizer's, and a tokenizer it cannot load is a one-line error naming the file."""
+    from tokenizers import Tokenizer
+    from pipeline.package import lm_tokenize
+    from pipeline.package.sources import BadInput
+    lines = ["def greedy(prompt):", "the cache in and out"]
+    ids = lm_tokenize.encode(folder / "tokenizer.json", lines)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    assert [list(t) for t in ids] == [tok.encode(ln).ids for ln in lines]
+    (folder / "tokenizer.json").write_text('{"version": 1}')
+    with pytest.raises(BadInput, match=r"tokenizer.json: the tokenizer cannot tokenize the prompts: .*expected a string"):
+        lm_tokenize.encode(folder / "tokenizer.json", lines)
