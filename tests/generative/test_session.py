@@ -1,6 +1,8 @@
 """One Session interface over a real runtime (ONNX Runtime, past/present convention): the artifact's
 greedy tokens equal the no-cache reference's, a new sequence starts clean, and the declared bounds are
-refused by the harness with one line while the raw probe shows what the runtime itself does."""
+refused by the harness with one line while the raw probe shows what the runtime itself does. The tests
+that load the reference model in this process are slow (transformers + torch); the fast end-to-end
+check of the same through the workers is test_bench.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +32,7 @@ def _reference_greedy(fwd, prompt, steps):
     return seq[len(prompt):]
 
 
+@pytest.mark.slow
 def test_greedy_tokens_equal_the_reference_and_sequences_start_clean(lm_onnx, lm_reference):
     s = open_session(lm_onnx, _facts())
     prompts = [np.arange(3, 3 + 20) % 300 + 3, np.array([5, 17, 99, 4, 250, 7, 8, 9])]
@@ -54,6 +57,7 @@ def test_bounds_are_refused_by_the_harness_with_one_line(lm_onnx):
         s.decode(3)
 
 
+@pytest.mark.slow
 def test_the_probe_shows_onnx_runtime_takes_what_nothing_in_the_file_bounds(lm_onnx, lm_reference):
     """ONNX has no upper bound in the file: past the declared prefill bound and past the cache it runs,
     and the outputs are what a model without those bounds computes (the probe's raw calls)."""
@@ -74,6 +78,7 @@ def test_the_probe_shows_onnx_runtime_takes_what_nothing_in_the_file_bounds(lm_o
         np.testing.assert_allclose(p["logits"], full[p["length"]], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_ragged_prompts_teacher_forced_match_the_reference_step_by_step(lm_onnx, lm_reference):
     """A user's prompts differ in length: the workload pads them and runs each at its own length; the
     artifact's logits along the reference's greedy tokens equal the reference's at every step."""
