@@ -196,6 +196,9 @@ GENERATIVE: dict[str, Thresholds] = {
     "fp32": Thresholds(min_sqnr_db=60.0, min_top1_agreement=1.0, max_perplexity_increase_pct=0.1),
     "dynamic_int8": Thresholds(min_sqnr_db=20.0, min_top1_agreement=0.9, max_perplexity_increase_pct=5.0),
     "8da4w": Thresholds(min_sqnr_db=10.0, min_top1_agreement=0.8, max_perplexity_increase_pct=15.0),
+    # weight-only (Core AI LM paths: dequantized at load, float compute): the bounds of their dynamic kin
+    "int8_weights": Thresholds(min_sqnr_db=20.0, min_top1_agreement=0.9, max_perplexity_increase_pct=5.0),
+    "int4_weights": Thresholds(min_sqnr_db=10.0, min_top1_agreement=0.8, max_perplexity_increase_pct=15.0),
 }
 
 # What a runtime did with an input at or past a generative artifact's declared bound (the bound probe,

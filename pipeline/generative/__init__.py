@@ -3,7 +3,7 @@ the real runtimes, through the worker protocol, emitting `bench` records (issue 
 
     python -m pipeline bench --models tier:llm     # export records with info["generation"] come here
 
-One interface (`session.Session`: prefill, decode, reset, bounds) over the three KV-cache conventions,
+One interface (`session.Session`: prefill, decode, reset, bounds) over the KV-cache conventions,
 one module each, registered below: a new convention is one module and one line.
 
     conventions.open_session(path, facts, threads) -> Session
@@ -23,6 +23,7 @@ CONVENTIONS: dict[str, str] = {
     "static_cache": "pipeline.generative.static_cache",
     "cache_io": "pipeline.generative.cache_io",
     "past_present": "pipeline.generative.past_present",
+    "coreai_state": "pipeline.generative.coreai_state",
 }
 
 

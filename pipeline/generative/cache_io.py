@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.generative.session import BoundError, Session, last_logits
+from pipeline.generative.session import Session, fixed_length_for, last_logits
 
 NEG = np.float32(np.finfo(np.float32).min)
 
@@ -22,10 +22,7 @@ NEG = np.float32(np.finfo(np.float32).min)
 class CacheIO(Session):
     RUNTIME = "litert"
     PROMPT_EXTRA = 1   # the last prompt token goes through decode
-
-    @classmethod
-    def prefill_bound(cls, facts) -> int:
-        return max(facts.prefill_lengths)
+    FIXED_PREFILLS = True
 
     def _load(self, path: str, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -58,23 +55,10 @@ class CacheIO(Session):
         self._kv = {k: out[k] for k in self._kv}
         return out
 
-    def signature_for(self, n: int, pos: int) -> int:
-        """The prefill length for n tokens at `pos`: the smallest N >= n whose padding stays in the cache
-        (a write past the cache end is clamped by the runtime onto valid entries); past every signature,
-        the largest (what the raw probe hands the runtime)."""
-        fits = [m for m in sorted(self._prefill_r) if m >= n]
-        if not fits:
-            return max(self._prefill_r)
-        inside = [m for m in fits if pos + m <= self._cache_len]
-        if not inside:
-            raise BoundError(f"{self.path.rsplit('/', 1)[-1]}: no prefill signature of >= {n} tokens fits the cache "
-                             f"at position {pos} (signatures {sorted(self._prefill_r)}, cache {self._cache_len})")
-        return inside[0]
-
     def _prefill_entry(self, tokens: np.ndarray, pos: int) -> None:
         """Every token through one prefill signature (padded up to it; past the largest: as they are)."""
         n = len(tokens)
-        m = self.signature_for(n, pos)
+        m = fixed_length_for(self.path, self._prefill_r, n, pos, self._cache_len)
         ids = np.zeros(max(m, n), np.int64)
         ids[:n] = tokens
         self._run(self._prefill_r[m], ids, pos + np.arange(len(ids)))

@@ -1,4 +1,4 @@
-"""One interface over the three KV-cache conventions: a `Session` is one loaded generative artifact that
+"""One interface over the KV-cache conventions: a `Session` is one loaded generative artifact that
 takes a prompt (`prefill`) and then one token at a time (`decode`), each returning the next token's
 logits, while it tracks the position and enforces the artifact's declared bounds.
 
@@ -7,7 +7,7 @@ logits, while it tracks the position and enforces the artifact's declared bounds
     logits = s.decode(int(logits.argmax()))
     s.reset()                              # a new sequence from position 0
 
-A convention (`static_cache.py`, `cache_io.py`, `past_present.py`) implements `_load`, `_reset`,
+A convention (`static_cache.py`, `cache_io.py`, `past_present.py`, `coreai_state.py`) implements `_load`, `_reset`,
 `_prefill(tokens, pos)` and `_decode(token, pos)` with no checks: the bound probe (`generate.probe`)
 calls those raw to see what the RUNTIME does past a bound (executorch#20546: bounds not enforced at run
 time), while `prefill`/`decode` refuse anything outside the declared bounds with a one-line `BoundError`
@@ -33,7 +33,7 @@ class LMFacts:
     vocab: int
     context: int                          # positions the cache holds (prompt + generated)
     prefill_max: int                      # dynamic prefill: S in [1, prefill_max]
-    prefill_lengths: tuple[int, ...] = ()  # cache_io: one fixed-length prefill signature per N
+    prefill_lengths: tuple[int, ...] = ()  # fixed-length prefills (cache_io, coreai_state): one entry point per N
     entry_points: dict = field(default_factory=dict)
     layers: int = 0
     kv_heads: int = 0
@@ -46,8 +46,9 @@ class LMFacts:
         if self.vocab < 2 or self.context < 2 or not 1 <= self.prefill_max <= self.context:
             raise ValueError(f"generation facts out of range: vocab {self.vocab}, context {self.context}, "
                              f"prefill_max {self.prefill_max}")
-        if self.convention == "cache_io" and not self.prefill_lengths:
-            raise ValueError("a cache_io artifact needs its prefill_lengths (one signature per length)")
+        from pipeline.generative import session_class
+        if session_class(self.convention).FIXED_PREFILLS and not self.prefill_lengths:
+            raise ValueError(f"a {self.convention} artifact needs its prefill_lengths (one entry point per length)")
 
     @classmethod
     def of(cls, info: dict) -> "LMFacts":
@@ -62,6 +63,7 @@ class Session:
     """A loaded generative artifact (one convention). Subclasses set RUNTIME (a `pipeline.runtimes` name)."""
     RUNTIME = ""
     PROMPT_EXTRA = 0   # prompt tokens beyond what the prefill entry point takes (cache_io decodes the last)
+    FIXED_PREFILLS = False   # prefill entry points of fixed lengths (facts.prefill_lengths), padded up to
 
     def __init__(self, path, facts: LMFacts, threads: int = 1):
         self.path, self.facts, self.pos = str(path), facts, 0
@@ -70,7 +72,7 @@ class Session:
     @classmethod
     def prefill_bound(cls, facts: LMFacts) -> int:
         """The longest sequence the runtime's own prefill entry point declares."""
-        return facts.prefill_max
+        return max(facts.prefill_lengths) if cls.FIXED_PREFILLS else facts.prefill_max
 
     @classmethod
     def max_prompt(cls, facts: LMFacts) -> int:
@@ -126,6 +128,20 @@ class Session:
     def describe(self) -> dict:
         """Entry points and cache layout as the file declares them."""
         return {}
+
+
+def fixed_length_for(path: str, lengths, n: int, pos: int, cache_len: int) -> int:
+    """Fixed-length prefills: the smallest length >= n whose padding stays in the cache (a write past the
+    cache end would be clamped by the runtime onto valid entries); past every length, the largest (what
+    the raw bound probe hands the runtime)."""
+    fits = [m for m in sorted(lengths) if m >= n]
+    if not fits:
+        return max(lengths)
+    inside = [m for m in fits if pos + m <= cache_len]
+    if not inside:
+        raise BoundError(f"{_name(path)}: no prefill entry point of >= {n} tokens fits the cache at position {pos} "
+                         f"(lengths {sorted(lengths)}, cache {cache_len})")
+    return inside[0]
 
 
 def _name(path: str) -> str:

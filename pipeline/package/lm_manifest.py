@@ -48,16 +48,23 @@ HOW = {
         "first token. Decode: S = 1 with the last presents.",
         "Nothing in the file bounds P + S: keep it <= {context} (the length verified here).",
     ],
+    "coreai_state": [
+        "The KV cache is Core AI state: allocate each of the function's state arrays once (zeros, the names, "
+        "shapes and dtypes its descriptor gives) and pass the same dictionary to every call "
+        "(`await fn(inputs, state=states)`); the runtime updates it in place. A new conversation: fresh zeros.",
+        "Prefill: `prefill_N` (N in {prefill_lengths}) with `input_ids` int32 [1, N] (the prompt padded with any "
+        "id) and `cache_position` int32 [N] = 0..N-1; the logits [1, N, vocab] at the prompt's last token pick "
+        "the first token.",
+        "Decode: `{decode}` with one token id ([1, 1]) and its position ([1]), positions counting on, up to "
+        "position {last}.",
+    ],
 }
 
 
-def format_facts(path: Path, fmt: str, yaml_out: Path) -> dict:
-    """What the runtime needs to load the file (operators, minimum versions), read from the file."""
-    if fmt == "tflite":
-        return manifest.tflite_facts(path)
-    if fmt == "pte":
-        return manifest.pte_facts(path, yaml_out)
-    return {}
+def format_facts(cand, work: Path) -> dict:
+    """What the runtime needs to load the file (operators, minimum versions): the classic bundle's facts
+    (`manifest.format_facts`) for the formats it reads; none for an ONNX file."""
+    return manifest.format_facts(cand, work) if cand.export.format in ("tflite", "pte", "aimodel") else {}
 
 
 def build(*, name: str, platform: str, folder, folder_sha: str, contract, cand, runtime: str, file_name: str,
@@ -110,7 +117,8 @@ def build(*, name: str, platform: str, folder, folder_sha: str, contract, cand, 
         "command": command,
         "sandbox": manifest._sandbox_status(),   # the workers that opened the folder: bubblewrap, or "off"
         "tool_versions": {p: manifest._version(p) for p in ("torch", "transformers", "executorch", "ai-edge-litert",
-                                                            "litert-torch", "onnxruntime")},
+                                                            "litert-torch", "onnxruntime", "coreai-core",
+                                                            "coreai-torch", "coreai-opt")},
     }
 
 

@@ -83,7 +83,7 @@ def run(o, folder, contract, name: str, work: Path, prompts, g, log) -> int:
         for tok in ("tokenizer.json", "tokenizer_config.json"):
             if (folder.path / tok).is_file():
                 files[f"{plat}/{tok}"] = folder.path / tok
-        facts = lm_manifest.format_facts(c.artifact, c.export.format, work / "selected_operators.yaml")
+        facts = lm_manifest.format_facts(c, work)
         if c.export.format == "pte":
             texts[f"{plat}/selected_operators.yaml"] = (work / "selected_operators.yaml").read_text()
         man = lm_manifest.build(name=name, platform=plat, folder=folder, folder_sha=folder_sha, contract=contract,

@@ -95,3 +95,28 @@ def test_ragged_prompts_teacher_forced_match_the_reference_step_by_step(lm_onnx,
     out = generate.run_prompts(open_session(lm_onnx, _facts()), w, ref["tokens"])
     np.testing.assert_allclose(out["logits"], ref["logits"], atol=1e-4)
     assert out["decode_s"].shape == (3, 4) and (out["ttft_s"] > 0).all()
+
+
+@pytest.mark.slow
+def test_core_ai_state_session_greedy_restart_and_bounds(lm_folder, lm_reference):
+    """coreai_state (Core AI's Linux CPU runtime, the KV cache as state): greedy tokens equal the
+    reference's, a second sequence on fresh state too, the prefill function's fixed length is the
+    declared bound (refused by the harness past it) and the probe shows what the runtime does there."""
+    g = tiny_lm.generation("coreai_state")
+    g.update(prefill_lengths=[tiny_lm.PREFILL_MAX], entry_points={"prefill": [f"prefill_{tiny_lm.PREFILL_MAX}"],
+                                                                  "decode": "decode"})
+    s = open_session(tiny_lm.coreai_file(lm_folder), LMFacts.of({"generation": g}))
+    prompts = [np.arange(3, 3 + 20) % 300 + 3, np.array([5, 17, 99, 4, 250, 7, 8, 9])]
+    for p in prompts + prompts[:1]:
+        assert _greedy(s, p, 12) == _reference_greedy(lm_reference, p, 12)
+    with pytest.raises(BoundError, match=r"model.aimodel: a prompt of 33 tokens is outside the declared prefill bounds \[1, 32\]"):
+        s.prefill(np.ones(33, np.int64))
+    win = np.random.default_rng(0).integers(3, 300, tiny_lm.CONTEXT + 1).astype(np.int64)
+    w = generate.Workload(prompts=win[None, :8], steps=3, heldout=win[None, :-1], heldout_prefill=8,
+                          probe_tokens=win, probe_lengths=(1, 32, 33))
+    full = lm_reference(win)
+    for p in generate.probes(tiny_lm.CONTEXT, (1, 32))[1:]:      # within the bounds: the reference's logits
+        np.testing.assert_allclose(generate.probe(s, w, p)["logits"], full[p["length"]], atol=1e-4)
+    past = generate.probe(s, w, {"probe": "prefill", "length": 33, "position": 33})
+    assert past["harness"].endswith("outside the declared prefill bounds [1, 32]")
+    assert not past["ran"] and "input_ids has an invalid shape: [1, 33], expected: [1, 32]" in past["error"]

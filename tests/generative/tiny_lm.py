@@ -5,6 +5,7 @@ plus the artifacts the quick tests run in the real runtimes. Everything is built
 
     folder = tiny_lm.hf_folder(seed=0)          # the model
     onnx = tiny_lm.onnx_file(folder)            # past_present, TorchScript exporter (about a second)
+    aimodel = tiny_lm.coreai_file(folder)       # coreai_state (Core AI), slow tests only
     rec = tiny_lm.export_record(onnx, "past_present", folder)
 """
 from __future__ import annotations
@@ -103,6 +104,32 @@ def onnx_file(folder: Path) -> Path:
                                                                **{n: {2: "past"} for n in names},
                                                                **{n: {2: "total"} for n in outs[1:]}})
     return _build(_cache_dir("onnx", fsutil.sha256_file(folder)) / "onnx", make) / "model.onnx"
+
+
+def coreai_file(folder: Path, prefill: int = PREFILL_MAX) -> Path:
+    """coreai_state Core AI asset of the folder's model (the Core AI LM paths' recipe: transformers' static-
+    cache wrapper, one torch.export per entry point, `prefill_<prefill>` and `decode` in one asset; its
+    mutable buffers become Core AI state). About 20 CPU-seconds: the Core AI session test is slow."""
+    def make(tmp: Path) -> None:
+        import coreai_torch
+        import torch
+        from transformers import AutoModelForCausalLM, GenerationConfig
+        from transformers.integrations.executorch import TorchExportableModuleWithStaticCache
+        m = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True).eval()
+        m.generation_config = GenerationConfig(use_cache=True, cache_implementation="static", bos_token_id=1,
+                                               eos_token_id=2, cache_config={"batch_size": 1, "max_cache_len": CONTEXT})
+        wrapper = TorchExportableModuleWithStaticCache(m, batch_size=1, max_cache_len=CONTEXT)
+        conv = coreai_torch.TorchConverter()
+        for name, n in {f"prefill_{prefill}": prefill, "decode": 1}.items():
+            with torch.no_grad():
+                ep = torch.export.export(wrapper, (), {"input_ids": torch.zeros(1, n, dtype=torch.long),
+                                                       "cache_position": torch.arange(n)}, strict=True)
+            conv.add_exported_program(ep.run_decompositions(coreai_torch.get_decomp_table()),
+                                      input_names=["input_ids", "cache_position"], output_names=["logits"],
+                                      entrypoint_name=name)
+        conv.to_coreai().save_asset(tmp / "model.aimodel")
+    key = _cache_dir("coreai", fsutil.sha256_file(folder / "model.safetensors"), str(prefill))
+    return _build(key / "coreai", make) / "model.aimodel"
 
 
 def heldout(artifacts: Path, model: str, windows: int = 8, seed: int = 0) -> Path:
