@@ -21,6 +21,7 @@ NEG = np.float32(np.finfo(np.float32).min)
 
 class CacheIO(Session):
     RUNTIME = "litert"
+    CACHE = "passed in and out with a mask for LiteRT"
     PROMPT_EXTRA = 1   # the last prompt token goes through decode
     FIXED_PREFILLS = True
 

@@ -25,6 +25,7 @@ from pipeline.generative.session import Session, fixed_length_for, last_logits
 
 class CoreAIState(Session):
     RUNTIME = "coreai"
+    CACHE = "state arrays updated in place for Core AI"
     FIXED_PREFILLS = True
 
     def _load(self, path: str, threads: int) -> None:

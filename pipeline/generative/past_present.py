@@ -15,6 +15,7 @@ from pipeline.generative.session import Session, last_logits
 
 class PastPresent(Session):
     RUNTIME = "onnxruntime"
+    CACHE = "past/present for ONNX Runtime"
 
     def _load(self, path: str, threads: int) -> None:
         from pipeline.runtimes import onnxruntime_rt

@@ -62,6 +62,7 @@ class LMFacts:
 class Session:
     """A loaded generative artifact (one convention). Subclasses set RUNTIME (a `pipeline.runtimes` name)."""
     RUNTIME = ""
+    CACHE = ""         # how this convention holds the KV cache, for the report's prose
     PROMPT_EXTRA = 0   # prompt tokens beyond what the prefill entry point takes (cache_io decodes the last)
     FIXED_PREFILLS = False   # prefill entry points of fixed lengths (facts.prefill_lengths), padded up to
 

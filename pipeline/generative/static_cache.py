@@ -16,6 +16,7 @@ from pipeline.generative.session import Session, last_logits
 
 class StaticCache(Session):
     RUNTIME = "executorch"
+    CACHE = "the cache inside the program for ExecuTorch"
 
     def _load(self, path: str, threads: int) -> None:
         import torch

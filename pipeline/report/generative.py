@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from pipeline import parity
 from pipeline.artifact import ArtifactId
+from pipeline.generative import CONVENTIONS, session_class
 from pipeline.generative.generate import probe_label
 from pipeline.report import links
 from pipeline.report.table import fmt, kib, table
@@ -42,8 +43,8 @@ def section(view: View) -> list[str]:
     first = {m: _first_profile(view, [r for r in recs if r.model == m]) for m in {r.model for r in recs}}
     lines = [f"## {TITLE}", "",
              "A prompt of N tokens, then M greedy steps, in each artifact's real runtime behind one interface "
-             "(`pipeline/generative/`: the cache inside the program for ExecuTorch, passed in and out with a "
-             "mask for LiteRT, past/present for ONNX Runtime), in worker processes under the device profiles. "
+             f"(`pipeline/generative/`: {', '.join(session_class(c).CACHE for c in CONVENTIONS)}), in worker "
+             "processes under the device profiles. "
              "TTFT = the prefill's time to the first token's logits (median over the prompts, after one "
              "untimed run); decode tokens/s from the second decoded token on (the first decode call pays "
              "one-time setup in some runtimes). Parity is teacher-forced along the reference's greedy tokens "
