@@ -19,20 +19,18 @@ from pipeline.generative.generate import probe_label
 from pipeline.report import links
 from pipeline.report.table import fmt, kib, table
 from pipeline.parity import STATUS_MARK
+from pipeline.report.picks import arm_per_token
 from pipeline.report.view import ARM_JUDGE_CORE, View, generative
 from pipeline.schema import Record
 
 TITLE = "Generative models (prefill and decode with a KV cache)"
-TOKEN_METRIC = "instructions_per_decoded_token"
 
 
 def _records(view: View) -> list[Record]:
     return [r for r in view.kind("bench") if generative(r)]
 
 
-def _arm(view: View, r: Record, core: str) -> float | None:
-    d = view.on_device(r, core)
-    return d.metrics.get(TOKEN_METRIC) if d is not None and d.status == "ok" else None
+_arm = arm_per_token     # guest instructions per decoded token on a core (None: not run there)
 
 
 def section(view: View) -> list[str]:

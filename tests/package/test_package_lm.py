@@ -1,7 +1,7 @@
 """`python -m pipeline package ./my_lm/ --prompts prompts.txt` end to end on a tiny random Llama folder:
-every generative export path (ExecuTorch, LiteRT, ONNX through the registry's functions), parity against
+every generative export path (ExecuTorch, LiteRT, ONNX, Core AI through the registry's functions), parity against
 the folder's own model, the per-token figures, the bound probes, and bundles that carry the tokenizer,
-the cache layout and the entry points. Slow: six exports (ExecuTorch's lowering dominates)."""
+the cache layout and the entry points. Slow: nine exports (ExecuTorch's lowering dominates)."""
 from __future__ import annotations
 
 import json
@@ -36,7 +36,7 @@ def test_bundles_carry_the_model_tokenizer_cache_layout_and_entry_points(bundle)
         assert man["kind"] == "generative" and man["parity"]["status"] == "ok"
         assert (dest / plat / man["artifact"]["file"]).is_file() and (dest / plat / "tokenizer.json").is_file()
         gen = man["generation"]
-        assert gen["convention"] in ("static_cache", "cache_io") and gen["entry_points"]["decode"]
+        assert gen["convention"] in ("static_cache", "cache_io", "coreai_state") and gen["entry_points"]["decode"]
         assert gen["signatures"] and gen["how_to_run"] and man["bounds"]["context"] == tiny_lm.CONTEXT
         assert {p["probe"] for p in man["bounds"]["what_the_runtime_does"]} == {"prefill", "context"}
         prof = man["measured"]["profiles"]["big-core"]
@@ -52,12 +52,13 @@ def test_every_path_was_measured_and_judged(bundle):
     recs = [json.loads(ln) for ln in (dest / "records.jsonl").read_text().splitlines()]
     exports = {r["path"]: r["status"] for r in recs if r["kind"] == "export"}
     assert set(exports) == {"et_llm_xnnpack_fp32", "et_llm_xnnpack_8da4w", "litert_llm_fp32",
-                            "litert_llm_dynamic_int8", "onnx_llm_fp32", "onnx_llm_dynamic_int8"}
+                            "litert_llm_dynamic_int8", "onnx_llm_fp32", "onnx_llm_dynamic_int8",
+                            "coreai_llm_fp32", "coreai_llm_w8", "coreai_llm_w4"}
     bench = {r["path"]: r for r in recs if r["kind"] == "bench"}
     for path, status in exports.items():
         if status == "ok":
             assert bench[path]["status"] in ("ok", "mismatch"), bench[path]["error"]
-    for path in ("et_llm_xnnpack_fp32", "litert_llm_fp32", "onnx_llm_fp32"):
+    for path in ("et_llm_xnnpack_fp32", "litert_llm_fp32", "onnx_llm_fp32", "coreai_llm_fp32"):
         assert bench[path]["status"] == "ok" and bench[path]["metrics"]["greedy_identical_share"] == 1.0
     report = (dest / "report.md").read_text()
     assert "Dynamic shapes" in report and "What to ship (generative)" in report
@@ -69,4 +70,4 @@ def test_a_second_run_reuses_the_exports(bundle, capsys):
     capsys.readouterr()
     assert package(tmp, str(tmp / "my_lm"), "--prompts", str(tmp / "prompts.txt")) == 0
     out = capsys.readouterr().out
-    assert out.count(": up to date") == 6 and "reference(s) computed" not in out
+    assert out.count(": up to date") == 9 and "reference(s) computed" not in out

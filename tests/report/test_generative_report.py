@@ -68,3 +68,12 @@ def test_classic_sections_leave_generative_records_alone():
     assert "## tiny_lm" not in text and "### What should I ship?" not in text
     assert "## Runs on ARM64 (emulated)" not in text and generative.TITLE in text
     assert "| torch__litert_llm_fp32 | ok |" in text   # still in the support matrix
+
+
+def test_the_answer_picks_a_generative_file_per_platform_on_its_per_token_cost():
+    """The report top / terminal answer (picks.pick) for a generative model: among its files that passed the
+    generative parity, ranked on ARM64 instructions per decoded token (the mismatch never picked)."""
+    from pipeline.report.picks import pick
+    p = pick(build(_records()), "tiny_lm", "android")
+    assert p.record.path == "litert_llm_dynamic_int8" and p.on_arm and p.cost == 378648.0
+    assert p.cost_text() == "379k ARM64 instr/token" and not p.why
