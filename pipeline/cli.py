@@ -170,9 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "it (parity), benchmark, choose per platform and write DIR/NAME/. A file.py:function "
                         "source RUNS YOUR CODE (as your own training script would); .pt2, .keras (safe_mode) "
                         "and SavedModel sources run none.")
-    pk.add_argument("source", help="model.pt2 | model.keras | saved_model_dir/ | file.py:function")
+    pk.add_argument("source", help="model.pt2 | model.keras | saved_model_dir/ | file.py:function | "
+                    "lm_folder/ (Hugging Face: config.json + safetensors + tokenizer.json; docs/generative.md)")
     pk.add_argument("--samples", type=Path, help=".npz, one array per input (by name or arr_0..), batch first: "
                     "calibration and parity set (default: seeded random, with a warning)")
+    pk.add_argument("--prompts", type=Path, help="a language model folder: prompts, one per line (parity, timing, "
+                    "perplexity; default: seeded random token ids, with a warning)")
+    pk.add_argument("--context", type=_positive_int, default=0, help="a language model folder: the KV cache "
+                    "length (default: 512, at most the model's max_position_embeddings)")
     pk.add_argument("--calib", type=Path, help="separate calibration .npz for the int8 paths (default: --samples)")
     pk.add_argument("--eval", type=Path, help=".npz with the inputs and 'y' labels: adds accuracy")
     pk.add_argument("--labels", type=Path, help="labels file, copied into the bundle")
@@ -384,6 +389,7 @@ def _package(args) -> int:
     opts = stage.Options(source=args.source, out=args.out, name=args.name, samples=args.samples, calib=args.calib,
                          eval=args.eval, labels=args.labels, prefer=args.prefer, signature=args.signature,
                          paths=tuple(p for p in args.paths.split(",") if p), tolerances=tuple(args.tolerance),
+                         prompts=args.prompts, context=args.context,
                          bench=cfg, work_root=args.artifacts / "package", ladder=args.ladder,
                          command="python -m pipeline " + shlex.join(sys.argv[1:] if args.argv is None else args.argv))
     with runlog.session(args.results, "package", args.verbose) as log:

@@ -202,6 +202,8 @@ def bench(args, log=print) -> int:
     walls = {"bench": time.perf_counter() - t0}
     records += _device_column(args, targets, log)
     walls["device column"] = time.perf_counter() - t0 - walls["bench"]
+    records += _generation(args, exports, cfg, log)
+    walls["generation"] = time.perf_counter() - t0 - walls["bench"] - walls["device column"]
     stored = read_records(results_file(args.results))
     records = as_stored(stored, records)   # a skip made again is the stored one: not a measurement of this run
     kept = save_records(args.results, exports + records + [_run_record(stored, cfg, records, started)])
@@ -250,6 +252,19 @@ def _device_column(args, targets, log) -> list[Record]:
     recs = device.run(device.items_from_targets(targets, cache), cache, log=log, sandboxed=bool(args.files))
     log(f"[device] {len(recs)} records in {time.perf_counter() - t0:.1f}s")
     return recs
+
+
+def _generation(args, exports: list[Record], cfg, log) -> list[Record]:
+    """The generative artifacts (export records with info["generation"]): pipeline/generative/bench.py,
+    with the emulated ARM64 cores unless --no-device."""
+    from pipeline.generative import bench as gen_bench
+    targets, skipped = gen_bench.targets(exports, args.artifacts)
+    if not targets:
+        return skipped
+    t0 = time.perf_counter()
+    recs = gen_bench.run(targets, cfg, args.results / "cache" / "generate", device=getattr(args, "device", True), log=log)
+    log(f"[generate] {len(recs)} records in {time.perf_counter() - t0:.1f}s")
+    return skipped + recs
 
 
 def all_records(results: Path) -> list[Record]:

@@ -328,10 +328,11 @@ def _peer(metrics: dict, info: dict, res: dict) -> None:
 
 def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[Target]:
     import models
+    from pipeline.generative import is_generative
     from pipeline.train import train_dir
     out = []
     for r in export_records:
-        if r.kind != "export" or r.status != "ok":
+        if r.kind != "export" or r.status != "ok" or is_generative(r):   # measured by pipeline/generative/
             continue
         spec = models.get(r.model)
         layout = "nhwc" if r.info.get("input_layout") == "nhwc" else "same"

@@ -77,6 +77,10 @@ class Candidate:
                 return r.metrics.get("latency_p50_ms")
         return None
 
+    def speed(self, runtime: str, profile: str) -> str:
+        """The timing the choice compares, as its reason says it."""
+        return f"p50 {self.p50(runtime, profile):.3f} ms on {runtime} {profile}"
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -89,8 +93,8 @@ class Choice:
 def _describe(c: Candidate, rt: str, profile: str) -> str:
     m = c.checks[rt].metrics if rt in c.checks else {}
     sq = m.get("sqnr_db")
-    return (f"{c.name} ({c.export.quantization}, {c.size / 1024:.1f} KiB, p50 {c.p50(rt, profile):.3f} ms on "
-            f"{rt} {profile}" + (f", SQNR {sq:.1f} dB" if sq is not None else "") + ")")
+    return (f"{c.name} ({c.export.quantization}, {c.size / 1024:.1f} KiB, {c.speed(rt, profile)}"
+            + (f", SQNR {sq:.1f} dB" if sq is not None else "") + ")")
 
 
 def unverified(cands: list[Candidate], platform: str) -> list[Candidate]:

@@ -45,6 +45,8 @@ class Options:
     signature: str = "serving_default"
     paths: tuple[str, ...] = ()
     tolerances: tuple[str, ...] = ()
+    prompts: Path | None = None          # a language model's prompts, one per line (package/lm.py)
+    context: int = 0                     # a language model's cache length (0: lm.DEFAULT_CONTEXT, at most its own)
     bench: profiles.BenchConfig = profiles.BenchConfig(op_profile=False, peer=False)
     work_root: Path = Path("artifacts") / "package"
     command: str = ""
@@ -55,6 +57,9 @@ def run(o: Options, log=print) -> int:
     if o.prefer not in choose.PREFER:
         raise BadInput(f"--prefer {o.prefer!r}: expected one of {', '.join(choose.PREFER)}")
     src = sources.detect(o.source, o.signature)
+    if src.kind == "hf_lm":                   # a language model folder: its own flow
+        from pipeline.package import lm
+        return lm.run(o, src, log)
     name = o.name or src.stem
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
         raise BadInput(f"--name {name!r}: use letters, digits, '_', '-' and '.' only")
