@@ -191,6 +191,13 @@ def allowance_prose(tol: Tolerances) -> str:
             f"{tol.mse_increase_pct:g}% above it for models without labels)")
 
 
+def judge_transfer(max_abs_diff: float, tol: Tolerances) -> str:
+    """The weight-transfer twin (Keras with the PyTorch weights) vs PyTorch: "" or the miss and its size."""
+    if max_abs_diff <= tol.transfer_atol + EPS:
+        return ""
+    return f"weight transfer max abs diff {max_abs_diff:.3g} > {tol.transfer_atol}"
+
+
 # ---------------------------------------------------------------- the emulated device, the probes
 
 def judge_device(m: dict, int8: bool, rule: DeviceRule = DEVICE) -> list[str]:

@@ -24,7 +24,15 @@ from pipeline.package import bundle, choose, exports, manifest, samples, sources
 from pipeline.package.sources import BadInput
 from pipeline.schema import Record
 
-VERIFY_CODE = [Path(verify.__file__), Path(parity.__file__), Path(__file__).parent.parent / "bench" / "stats.py"]
+
+
+def verify_code_key(runtime: str) -> str:
+    """What a cached parity result depends on: the verify worker, the runtime's adapter, parity.compare
+    and this module (accuracy is computed here), every project module they import and the versions of
+    the libraries they import, as installed for the adapter's interpreter (`deps.key`)."""
+    from pipeline import deps, runtimes
+    return deps.key([Path(verify.__file__), Path(parity.__file__), Path(__file__), runtimes.module_file(runtime)],
+                    python=runtimes.get(runtime).python())
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,8 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
             f"{work / 'report.html'}; no bundle written")
         return 1
 
-    ref_sha = fsutil.sha256_text(*[r.tobytes() for r in refs + (ref_eval or [])])
+    ref_sha = fsutil.sha256_text(*[r.tobytes() for r in refs + (ref_eval or [])],
+                                 y.tobytes() if y is not None else b"")   # the eval labels score accuracy
     pairs = []    # (candidate, runtime) to verify
     for c in cands:
         if c.artifact is None:
@@ -218,7 +227,7 @@ def _checks(pairs, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, th
     the pairs not cached run together, one worker per runtime (`verify.run_many`)."""
     caches, results = [], []
     for c, rt in pairs:
-        key = fsutil.sha256_text(c.export.artifact_sha256, rt, inputs_key, fsutil.source_hash(VERIFY_CODE))
+        key = fsutil.sha256_text(c.export.artifact_sha256, rt, inputs_key, verify_code_key(rt))
         caches.append(work / "verify-cache" / f"{key}.json")
         try:
             results.append(json.loads(caches[-1].read_text()) if caches[-1].exists() else None)
