@@ -15,7 +15,7 @@ from pipeline.provenance import record_id
 from pipeline.report import links
 from pipeline.report.causes import cause
 from pipeline.report.device import TITLE as DEVICE_TITLE
-from pipeline.report.table import fmt, kib, table
+from pipeline.report.table import fmt, grid, kib, table
 from pipeline.report.view import ARM_METRIC, View, build, label
 from pipeline.runtimes import names as runtime_names
 from pipeline.schema import Record
@@ -38,21 +38,14 @@ def support_matrix(view: View) -> list[str]:
     lines = [f"## {SUPPORT_TITLE}", "",
              "`ok` = exported and ran in every host runtime that should run it; otherwise the status and the "
              f"cause's short name (`cN`, its full text under {links.section(ERRORS_TITLE)}).", ""]
-    rows = []
-    for col in cols:
-        row = [col]
-        for m in models:
-            cell = view.support.get((col, m))
-            if cell is None:
-                row.append(None)
-                continue
-            e = cell.export
-            if e.status != "ok":
-                row.append(f"export {STATUS_MARK[e.status]}: {_cause_cell(view, e)}")
-                continue
-            marks = [f"{b.runtime} {STATUS_MARK[b.status]}: {_cause_cell(view, b)}" for b in cell.not_ok()]
-            row.append("ok; " + ", ".join(marks) if marks else "ok")
-        rows.append(row)
+
+    def text(_col, _model, cell) -> str:
+        e = cell.export
+        if e.status != "ok":
+            return f"export {STATUS_MARK[e.status]}: {_cause_cell(view, e)}"
+        marks = [f"{b.runtime} {STATUS_MARK[b.status]}: {_cause_cell(view, b)}" for b in cell.not_ok()]
+        return "ok; " + ", ".join(marks) if marks else "ok"
+    rows = grid(cols, models, view.support, text)
     return lines + table(["path", *models], rows) + support_counts(view) + runtime_matrix(view)
 
 
@@ -86,25 +79,17 @@ def runtime_matrix(view: View) -> list[str]:
     for d in view.kind("device"):
         per[(ArtifactId.of(d).stem, DEVICE_COLUMN.format(core=d.profile))][d.model] = d
     columns = ["export", *rts, *(DEVICE_COLUMN.format(core=c) for c in cores)]
-    rows = []
-    for stem in sorted({s for s, _ in per}):
-        row = [stem]
-        for col in columns:
-            got = per.get((stem, col))
-            if not got:
-                row.append(None)
-                continue
-            ok = sum(r.status == "ok" for r in got.values())
-            parts = [f"{ok}/{len(got)} ok"]
-            bad: dict[int, list[str]] = defaultdict(list)
-            for m, r in sorted(got.items()):
-                if r.status != "ok":
-                    bad[view.cause_number(r)].append(m)
-            for n, ms in sorted(bad.items()):
-                st = STATUS_MARK[got[ms[0]].status]
-                parts.append(f"{st} {links.cause(n)}: {', '.join(ms)}")
-            row.append("; ".join(parts))
-        rows.append(row)
+
+    def counts(_stem, _col, got: dict[str, Record]) -> str:
+        parts = [f"{sum(r.status == 'ok' for r in got.values())}/{len(got)} ok"]
+        bad: dict[int, list[str]] = defaultdict(list)
+        for m, r in sorted(got.items()):
+            if r.status != "ok":
+                bad[view.cause_number(r)].append(m)
+        parts += [f"{STATUS_MARK[got[ms[0]].status]} {links.cause(n)}: {', '.join(ms)}"
+                  for n, ms in sorted(bad.items())]
+        return "; ".join(parts)
+    rows = grid(sorted({s for s, _ in per}), columns, per, counts)
     text = ("Per runtime: `k/n ok` = of the n models with this artifact, k ran there ok (host: on every "
             "profile; ARM64: parity with the host outputs on the emulated core, `runs on ARM64` below); "
             "the rest by status and cause.")
