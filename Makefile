@@ -14,8 +14,9 @@ SHAPE   ?=
 BASELINE ?= baselines/digits_cnn.jsonl
 SRC     ?=
 SAMPLES ?=
+LADDER  ?=
 
-.PHONY: setup setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package
+.PHONY: setup sandbox-tool setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package compat
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -23,6 +24,7 @@ help:
 	@echo "make export         train + export only;  make report   rebuild results/report.{md,html}"
 	@echo "make bench-check    regression gate vs BASELINE=$(BASELINE) (LATENCY=fail|warn|off)"
 	@echo "make probes         operator support matrix (one-operator models x every export path)"
+	@echo "make compat         each .tflite/.onnx on released runtime versions (LADDER=default|full|ids; docs/compat.md)"
 	@echo "make fuzz           fuzz the loaders (1000 mutants per format) and kill/resume export+bench"
 	@echo "make bench-mobile MODEL=path/to/model.tflite   benchmark your own file"
 	@echo "make bench-mobile MODEL=m.tflite SHAPE=4,16   ... with a dynamic dim (one SHAPE word per input)"
@@ -31,7 +33,13 @@ help:
 	@echo "make test-slow      slower real-runtime checks (peer agreement with litert-benchmark)"
 	@echo "variables: MODELS=a,b  PATHS=p,q  PROFILES=big-core,2-core  V=1 (libraries' output on the terminal)"
 
-setup: .venv/.installed .venv-tflite-runtime/.installed
+setup: .venv/.installed .venv-tflite-runtime/.installed sandbox-tool
+
+# the OS sandbox of the workers that open a user's model (docs/security.md): bubblewrap
+sandbox-tool:
+	@command -v bwrap >/dev/null || { command -v apt-get >/dev/null && apt-get update -q >/dev/null && \
+		apt-get install -y -q bubblewrap >/dev/null; } || echo "warning: bubblewrap is not installed: package and \
+	bench of your own file refuse to run without it (or with --no-sandbox); see docs/security.md"
 
 # requirements-nodeps.txt goes in with --no-deps: those packages' own pins (facenet-pytorch: an old
 # torch and torchvision) must never replace the pinned stack
@@ -71,16 +79,22 @@ bench-mobile: setup $(DEVICE_DEP)
 	$(PY) -m pipeline $(VERBOSE_FLAG) bench $(MODEL) $(if $(PROFILES),--profiles $(PROFILES)) $(foreach s,$(SHAPE),--shape $(s)) $(DEVICE_FLAG)
 endif
 
+# the runtime-version ladder (docs/compat.md): every exported .tflite/.onnx on released LiteRT/TFLite and
+# ONNX Runtime versions, after `make export`. Not part of bench-mobile: its first run builds one
+# environment per release in .cache/compat (default ladder: 17 environments, minutes and GBs, see the doc)
+compat: setup
+	$(PY) -m pipeline $(VERBOSE_FLAG) compat $(if $(MODELS),--models $(MODELS)) $(if $(LADDER),--ladder $(LADDER))
+
 # operator probes: OPS=conv2d,gru  PATHS=tflite_fp32,...
 probes: setup
 	$(PY) -m pipeline $(VERBOSE_FLAG) probe $(if $(OPS),--ops $(OPS)) $(if $(PATHS),--paths $(PATHS))
 
-# your own model -> dist/<name>/ (OUT=dir NAME=n PREFER=size|speed|accuracy PATHS=... PROFILES=...)
+# your own model -> dist/<name>/ (OUT=dir NAME=n PREFER=size|speed|accuracy PATHS=... PROFILES=... LADDER=none|...)
 package: setup
 	@test -n "$(SRC)" || { echo "usage: make package SRC=model.pt2|model.keras|saved_model_dir|file.py:fn [SAMPLES=samples.npz]"; exit 2; }
 	$(PY) -m pipeline $(VERBOSE_FLAG) package $(SRC) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OUT),--out $(OUT)) \
 		$(if $(NAME),--name $(NAME)) $(if $(PREFER),--prefer $(PREFER)) $(if $(PATHS),--paths $(PATHS)) \
-		$(if $(PROFILES),--profiles $(PROFILES))
+		$(if $(PROFILES),--profiles $(PROFILES)) $(if $(LADDER),--ladder $(LADDER))
 
 report: setup
 	$(PY) -m pipeline report
@@ -114,7 +128,7 @@ clean:
 	rm -rf artifacts results
 
 # 1000 mutants per format through the real loaders + repeated random kills of export/bench
-# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n to change the count
+# (pytest marker `fuzz`, excluded from `make test`); FUZZ_PER_FORMAT=n / FUZZ_PER_KIND=n (.pt2, SavedModel) change the counts
 fuzz: setup
 	$(PY) -m pytest -q -s -m fuzz tests
 

@@ -87,8 +87,9 @@ class Device:
         return r
 
     def run_many(self, jobs: list[tuple[Path, Path, Path]], cpu: str, count_runs: int = 5, limit: int = 16,
-                 timeout: float = 3600) -> list["GuestRun | Exception"]:
-        """Run (artifact, inputs, outputs) jobs of one runtime in ONE guest process on core `cpu`."""
+                 timeout: float = 3600, box=None) -> list["GuestRun | Exception"]:
+        """Run (artifact, inputs, outputs) jobs of one runtime in ONE guest process on core `cpu`; `box`: a
+        `pipeline.sandbox.Sandbox` for a user's file (the outputs' folder is its scratch)."""
         runtimes = {RUNTIME_OF_EXT[Path(a).suffix] for a, _, _ in jobs}
         assert len(runtimes) == 1, f"one runtime per guest process, got {runtimes}"
         first_out = Path(jobs[0][2])
@@ -99,8 +100,11 @@ class Device:
         cmd = [self.qemu, "-cpu", cpu, "-L", self.info["cpus"][cpu]["root"],
                "-plugin", f"{self.info['plugin']},out={counts}",
                self.info["guest_python"], str(RUNNER), "--jobs", str(job_file)]
+        env = self.env(runtimes.pop())
+        if box is not None:
+            cmd, env = box.wrap(cmd, first_out.parent), box.env(env, first_out.parent)
         t0 = time.time()
-        p = subprocess.run(cmd, env=self.env(runtimes.pop()), capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         wall = time.time() - t0
         markers, total, vcpus = {}, 0, 0
         if counts.exists():

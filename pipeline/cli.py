@@ -48,6 +48,16 @@ def _input_file(text: str) -> tuple[str, str]:
     return name, str(Path(f).resolve())
 
 
+def _ladder(text: str) -> str:
+    from pipeline.compat import ladder
+    try:
+        for fmt in ladder.formats():
+            ladder.select(fmt, text)      # unknown rung ids: one line listing the known ones
+    except (KeyError, ValueError) as e:
+        raise argparse.ArgumentTypeError(e.args[0] if isinstance(e, KeyError) else str(e)) from None
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -107,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end with a table of where the seconds went (per model: training; per path: phases)")
 
     b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
-    b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage files of your own")
+    b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage/.aimodel files of your own")
     b.add_argument("--models", default="")
     b.add_argument("--profiles", default=None, help="device profiles, comma-separated (each measured once)")
     b.add_argument("--shape", type=_shape, action="append", default=[],
@@ -130,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the emulated ARM64 column (pipeline/bench/device.py)")
     b.add_argument("--profile", action="store_true",
                    help="print at the end where this run's seconds went (per phase of the measurements)")
+
+    cp = sub.add_parser("compat", help="run each .tflite/.onnx artifact on a ladder of released runtime versions "
+                        "(docs/compat.md): the oldest release that loads it and matches")
+    cp.add_argument("--models", default="")
+    cp.add_argument("--ladder", default="default", type=_ladder,
+                    help="default (one release per minor line), full (every release, TensorFlow's own "
+                    "interpreters too) or rung ids, e.g. ai-edge-litert==1.0.1,onnxruntime==1.17.3")
+    cp.add_argument("--jobs", type=_positive_int, default=2, help="releases measured in parallel")
+    cp.add_argument("--rebuild", action="store_true",
+                    help="try again to build the environments whose build failed (kept for a day)")
 
     pr = sub.add_parser("probe", help="operator support matrix: one-operator models x every export path")
     pr.add_argument("--ops", default="", help="comma-separated probe names (default: all)")
@@ -162,12 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--tolerance", action="append", default=[], metavar="QUANT.FIELD=VALUE",
                     help="override a parity threshold, e.g. int8.min_sqnr_db=10 (docs/manifest.md)")
     pk.add_argument("--profiles", default="", help="device profiles, comma-separated (default: big-core,2-core)")
+    pk.add_argument("--ladder", default="default", type=_ladder,
+                    help="released runtime versions the candidates run on (docs/compat.md): default, full, "
+                    "rung ids, or none to skip (the first run builds one environment per release: minutes)")
     pk.add_argument("--min-runs", type=_positive_int)
     pk.add_argument("--min-seconds", type=_nonneg_float)
     pk.add_argument("--ci-pct", type=_nonneg_float, dest="ci_pct", help="as for bench")
     pk.add_argument("--repeats", type=_positive_int)
 
-    for cmd in (t, e, b, pr, q, pk):     # the commands that run the libraries
+    for cmd in (b, pk):                  # the commands that open a user's file (pipeline/sandbox.py)
+        cmd.add_argument("--no-sandbox", action="store_true",
+                         help="run the workers that open your file without the OS sandbox (bubblewrap); "
+                         "recorded in the manifest. Only for files you trust")
+    for cmd in (t, e, b, cp, pr, q, pk):     # the commands that run the libraries
         _verbose_flag(cmd)
     sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
     x = sub.add_parser("explore", help="open one artifact's graph in Model Explorer with per-operator time "
@@ -195,12 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if getattr(args, "no_sandbox", False):
+        from pipeline import sandbox
+        os.environ[sandbox.ENV_SWITCH] = "off"    # the workers inherit the user's choice
     from pipeline.fsutil import LockedError
     try:
         return _dispatch(args)
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"error: {args.cmd}: out of memory (an input declares more than this machine can hold); "
+              "nothing was written", file=sys.stderr)
         return 2
     except LockedError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -251,7 +285,7 @@ def _dispatch(args) -> int:
     if args.cmd == "explore":
         return _explore(args)
     # bad names fail before any lock is taken or folder made
-    if args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files):
+    if args.cmd in ("train", "export", "compat") or (args.cmd == "bench" and not args.files):
         _names(args.models)
     if args.cmd == "export":
         _paths(args.paths)
@@ -260,9 +294,9 @@ def _dispatch(args) -> int:
         profiles.parse_list(args.profiles)
     # the results tree, and the artifacts tree (exclusive for train/export; shared for bench, which only
     # reads it; not at all when benchmarking the user's own files)
-    reads_artifacts = args.cmd in ("train", "export") or (args.cmd == "bench" and not args.files)
+    reads_artifacts = args.cmd in ("train", "export", "compat") or (args.cmd == "bench" and not args.files)
     with fsutil.run_lock(args.results, args.cmd), \
-            (fsutil.run_lock(args.artifacts, args.cmd, shared=args.cmd == "bench") if reads_artifacts
+            (fsutil.run_lock(args.artifacts, args.cmd, shared=args.cmd in ("bench", "compat")) if reads_artifacts
              else contextlib.nullcontext()), \
             fsutil.scratch(args.results), \
             runlog.session(args.results, args.cmd, args.verbose) as log:
@@ -285,6 +319,9 @@ def _dispatch(args) -> int:
             return 0
         if args.cmd == "bench":
             return stages.bench(args, log=log)
+        if args.cmd == "compat":
+            from pipeline.compat import zoo
+            return zoo.stage(args, log=log)
         if args.cmd == "probe":
             from probes import harness
             recs = harness.run([n for n in args.ops.split(",") if n], _paths(args.paths), args.artifacts,
@@ -329,7 +366,7 @@ def _package(args) -> int:
     opts = stage.Options(source=args.source, out=args.out, name=args.name, samples=args.samples, calib=args.calib,
                          eval=args.eval, labels=args.labels, prefer=args.prefer, signature=args.signature,
                          paths=tuple(p for p in args.paths.split(",") if p), tolerances=tuple(args.tolerance),
-                         bench=cfg, work_root=args.artifacts / "package",
+                         bench=cfg, work_root=args.artifacts / "package", ladder=args.ladder,
                          command="python -m pipeline " + shlex.join(sys.argv[1:] if args.argv is None else args.argv))
     with runlog.session(args.results, "package", args.verbose) as log:
         return stage.run(opts, log=log)

@@ -21,7 +21,7 @@ from pipeline.policy import (CELL_STATUSES, COUNT_LABEL, DEFAULTS, DEVICE, ELSEW
                              MEANING, MIN_DECISIVE, MIN_DECISIVE_SHARE, PACKAGE_SPEED_SLACK, PEER_AGREEMENT,
                              PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL, PROXY_BAND, QUANTIZATIONS, RAN,
                              REGRESSION_GATE,
-                             SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES, TIE_SIGMAS,
+                             SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES, TIE_SIGMAS, WEIGHT_ONLY,
                              DeviceRule, Elsewhere, ProbeRule, Thresholds, Tolerances, elsewhere, num, ran,
                              runs_elsewhere)
 
@@ -216,16 +216,29 @@ def judge_device(m: dict, int8: bool, rule: DeviceRule = DEVICE) -> list[str]:
     return failed
 
 
+def device_value_bound(m: dict, int8: bool, rule: DeviceRule = DEVICE) -> float:
+    """The largest |guest - host| a value may have under `judge_device` (in output units): a mismatch's
+    evidence marks the values beyond it (`pipeline/explain`)."""
+    return (rule.int8_steps + rule.step_eps) * m["quant_step"] if int8 else rule.float_rel * m["output_scale"]
+
+
+def probe_value_bound(quant: str, scale: float, step: float, rule: ProbeRule = PROBE) -> float:
+    """The largest |difference| a probe output's value may have under `judge_probe_output`: float
+    relative to the output's scale, int8 in output quantization steps (a mismatch's evidence marks the
+    values beyond it: `pipeline/explain`)."""
+    return rule.float_rel[quant] * scale if quant in rule.float_rel else rule.int8_steps * step
+
+
 def judge_probe_output(k: int, quant: str, mad: float, scale: float, step: float, sqnr: float,
                        rule: ProbeRule = PROBE) -> str:
     """A probe output's miss ("" when it matches): float by max abs diff relative to the output's
     scale, int8 within so many output quantization steps or a high enough SQNR."""
     if quant in rule.float_rel:
-        bound = rule.float_rel[quant]
-        if mad > bound * scale:
-            return f"output {k}: max abs diff {mad:.3g} = {mad / scale:.2g} x output scale > {bound:g} ({quant})"
+        if mad > probe_value_bound(quant, scale, step, rule):
+            return (f"output {k}: max abs diff {mad:.3g} = {mad / scale:.2g} x output scale > "
+                    f"{rule.float_rel[quant]:g} ({quant})")
         return ""
-    if mad > rule.int8_steps * step and sqnr < rule.int8_sqnr_db:
+    if mad > probe_value_bound(quant, scale, step, rule) and sqnr < rule.int8_sqnr_db:
         return (f"output {k}: max abs diff {mad:.3g} = {mad / step:.1f} int8 steps, "
                 f"SQNR {sqnr:.1f} dB < {rule.int8_sqnr_db:g} dB ({quant})")
     return ""

@@ -17,7 +17,9 @@ from pipeline import fsutil
 from pipeline.schema import Record
 
 PACKAGES = ("torch", "executorch", "torchao", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert",
-            "litert-torch", "onnxruntime", "numpy", "matplotlib")
+            "litert-torch", "onnxruntime", "numpy", "matplotlib",
+            # Core AI: a beta API that drifts between releases, so every run says which one it measured
+            "coreai-core", "coreai-torch", "coreai-opt", "coreai-onnx", "tf2onnx")
 TFLITE_RUNTIME_VENV = fsutil.ROOT / ".venv-tflite-runtime"
 
 

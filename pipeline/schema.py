@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from pipeline.policy import STATUSES  # noqa: F401 (what each status means: pipeline/policy.py)
 
 SCHEMA_VERSION = 1
-KINDS = ("train", "export", "bench", "probe", "device", "pipeline", "quant_debug")
+KINDS = ("train", "export", "bench", "probe", "device", "pipeline", "quant_debug", "compat")
 
 
 def time_metric(phase: str) -> str:

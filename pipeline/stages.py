@@ -256,21 +256,19 @@ def bench(args, log=print) -> int:
     cfg = bench_mod.config_with(**overrides)
     cache = args.results / "cache" / "bench"
     if args.files:
-        from pipeline.filecheck.validate import BadModelFile
-        targets, bad, started = [], 0, time.time()
-        for f in args.files:
-            try:
-                targets.append(bench_mod.byom_target(f, tuple(args.shape), tuple(args.input_files)))
-            except BadModelFile as e:
-                log(f"error: {e}")
-                bad += 1
+        from pipeline.package import samples
+        for name, f in args.input_files:   # a pickled or oversized --input: one line, exit 2, nothing measured
+            samples.check_npy(Path(f), f"--input {name}")
+        targets, started = [], time.time()
+        for f in args.files:    # a bad file: one line naming it, exit 2, before anything is measured
+            targets.append(bench_mod.byom_target(f, tuple(args.shape), tuple(args.input_files)))
         records = bench_mod.run(targets, cfg, cache, log=log)
         records += _device_column(args, targets, log)
         kept = save_records(args.results, records + [_run_record(read_records(results_file(args.results)), cfg,
                                                                  records, started)])
         log(summary_table(records))
         _say_kept(kept, log)
-        return 1 if bad or any(r.status == "failed" for r in records) else 0
+        return 1 if any(r.status == "failed" for r in records) else 0
     import models as _models
     names = _models.select(args.models)  # unknown names: one line listing the valid ones (exit 2)
     exports = collect_export_records(args.artifacts, names)
@@ -328,7 +326,7 @@ def _device_column(args, targets, log) -> list[Record]:
     from pipeline.bench import device
     t0 = time.perf_counter()
     cache = args.results / "cache" / "device"
-    recs = device.run(device.items_from_targets(targets, cache), cache, log=log)
+    recs = device.run(device.items_from_targets(targets, cache), cache, log=log, sandboxed=bool(args.files))
     log(f"[device] {len(recs)} records in {time.perf_counter() - t0:.1f}s")
     return recs
 

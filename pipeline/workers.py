@@ -51,6 +51,7 @@ class Job:
     timeout_s: float = 300.0            # no progress line for this long on one item: killed
     first_timeout_s: float = 0.0        # the same for a fresh worker's first item (imports); 0 = timeout_s
     after_death: str = "resume"         # "resume" after the charged item, or "fail_rest"
+    sandbox: object = None              # a `pipeline.sandbox.Sandbox`: the worker opens a user's model
 
     def __post_init__(self):
         object.__setattr__(self, "items", tuple(self.items))
@@ -77,6 +78,9 @@ def run(job: Job, on_result: Callable[[object, dict], None] | None = None) -> di
     """id -> result for every item of `job`, in item order; never raises for the worker's death. A
     death's result: {"status": "failed", "error": ..., "death": "crash" | "hang" | "startup"}.
     `on_result(id, result)` is called once per item, as soon as its result is final."""
+    if job.sandbox is not None:
+        from pipeline import sandbox
+        sandbox.require()   # no working bubblewrap and no opt-out: one line, exit 2, before any work
     results: dict = {}
     told: set = set()
 
@@ -123,8 +127,11 @@ def _one_worker(job: Job, items: list[dict], tell: Callable[[object, dict], None
         progress, log_file, job_file = (Path(tmp) / n for n in ("progress.jsonl", "worker.log", "job.json"))
         job_file.write_text(json.dumps({"params": job.params, "items": items, "progress": str(progress)}))
         env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
+        cmd = [job.python, "-m", job.module, str(job_file)]
+        if job.sandbox is not None:
+            cmd, env = job.sandbox.wrap(cmd, Path(tmp), job.python), job.sandbox.env(env, Path(tmp))
         with open(log_file, "wb") as log:
-            proc = subprocess.Popen([job.python, "-m", job.module, str(job_file)], cwd=fsutil.ROOT, env=env,
+            proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             follow = runlog.Follower(log_file, f"{job.module} {proc.pid}")
             try:
@@ -149,6 +156,7 @@ def _wait(proc: subprocess.Popen, progress: Path, job: Job, tell: Callable[[obje
         follow()
         try:
             rc = proc.wait(timeout=POLL_S)
+            rc = job.sandbox.exit_code(rc) if job.sandbox is not None else rc
             return (describe_exit(rc), "crash") if rc else ("", "")
         except subprocess.TimeoutExpired:
             pass

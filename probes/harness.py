@@ -96,7 +96,7 @@ def export_all(names: list[str], paths: list[registry.ExportPath], folder: Path,
                 todo[source].append((name, [""] + [p for p in stale if p]))
     batches = []
     for source, per_probe in todo.items():
-        for chunk in _chunks(per_probe, jobs):
+        for chunk in _chunks(per_probe, jobs) if per_probe else []:
             items = [{"id": f"{n}/{p}", "probe": n, "path": p} for n, ps in chunk for p in ps]
             batches.append((source, items))
     if batches:
@@ -164,40 +164,50 @@ def _match(outs: list[np.ndarray], refs: list[np.ndarray]) -> list[int]:
     return order
 
 
-def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, ...], quant: str) -> dict:
-    """Metrics and a verdict; `error` is set when the artifact does not match its reference."""
+def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, ...], quant: str,
+            inputs: list[np.ndarray] = ()) -> dict:
+    """Metrics and a verdict; `error` is set when the artifact does not match its reference, and then
+    `evidence` says where the first failing output differs and what `inputs` were there
+    (`pipeline/explain/evidence.py`: the values beyond the bound judged here)."""
+    from pipeline.explain import evidence
     if len(outs) != len(refs):
         return {"error": f"mismatch: runtime gave {len(outs)} outputs, the reference has {len(refs)}",
                 "metrics": {}}
     order = _match(outs, refs)
     m = {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "sqnr_db": np.inf, "exact_mismatches": 0.0}
-    errors = []
-    for k, (r, check) in enumerate(zip(refs, checks)):
+    errors, ev = [], None
+    for k, (ref, check) in enumerate(zip(refs, checks)):
         o = outs[order[k]].reshape(-1).astype(np.float64)
-        r = r.reshape(-1).astype(np.float64)
+        r = ref.reshape(-1).astype(np.float64)
+        n_err = len(errors)
         if check == "exact":
+            per_value = 0.0
             bad = int(np.sum(o != r))
             m["exact_mismatches"] += bad
             if bad:
                 errors.append(f"output {k}: {bad}/{r.size} values differ (exact check)")
-            continue
-        if not np.isfinite(o).all():
-            errors.append(f"output {k}: {int((~np.isfinite(o)).sum())} non-finite values")
-            m["max_abs_diff"] = float("inf")
-            continue
-        diff = np.abs(o - r)
-        scale = float(np.max(np.abs(r))) or 1.0
-        mad = float(diff.max(initial=0))
-        sqnr = float(10 * np.log10(np.sum(r ** 2) / np.sum(diff ** 2))) if np.sum(diff ** 2) > 0 else np.inf
-        m["max_abs_diff"] = max(m["max_abs_diff"], mad)
-        m["max_rel_diff"] = max(m["max_rel_diff"], mad / scale)
-        m["sqnr_db"] = min(m["sqnr_db"], sqnr)
-        step = (float(r.max() - r.min()) or scale) / 255    # int8: one output quantization step
-        miss = parity.judge_probe_output(k, quant, mad, scale, step, sqnr)
-        if miss:
-            errors.append(miss)
+        else:
+            scale = float(np.max(np.abs(r))) or 1.0
+            step = (float(r.max() - r.min()) or scale) / 255    # int8: one output quantization step
+            per_value = parity.probe_value_bound(quant, scale, step)
+            if not np.isfinite(o).all():
+                errors.append(f"output {k}: {int((~np.isfinite(o)).sum())} non-finite values")
+                m["max_abs_diff"] = float("inf")
+            else:
+                diff = np.abs(o - r)
+                mad = float(diff.max(initial=0))
+                sqnr = float(10 * np.log10(np.sum(r ** 2) / np.sum(diff ** 2))) if np.sum(diff ** 2) > 0 else np.inf
+                m["max_abs_diff"] = max(m["max_abs_diff"], mad)
+                m["max_rel_diff"] = max(m["max_rel_diff"], mad / scale)
+                m["sqnr_db"] = min(m["sqnr_db"], sqnr)
+                miss = parity.judge_probe_output(k, quant, mad, scale, step, sqnr)
+                if miss:
+                    errors.append(miss)
+        if len(errors) > n_err and ev is None:
+            ev = {"output": k, **evidence.of(ref, outs[order[k]], inputs, per_value)}
     m = {k: v for k, v in m.items() if np.isfinite(v)}  # identical outputs: no finite SQNR to record
-    return {"error": ("mismatch: " + "; ".join(errors)) if errors else "", "metrics": m}
+    out = {"error": ("mismatch: " + "; ".join(errors)) if errors else "", "metrics": m}
+    return {**out, "evidence": ev} if ev else out
 
 
 # ---------------------------------------------------------------- runtime
@@ -214,17 +224,28 @@ def _run_key(art_sha: str, runtime: str, ref: Path, probe: probes.Probe, quant: 
 
 def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> list[Record]:
     """cells: (probe, export Record) with status ok. One record per (cell x runtime)."""
+    from pipeline.explain import filefacts
     records, pending = [], {}
     for probe, exp in cells:
         p = registry.get(exp.path)
         ref = folder / probe.name / f"{exp.source}.ref.npz"
+        # what the file computes (operators, small constants), read once per artifact: every runtime's
+        # record carries it (the report's explanations and the article's operators read it)
+        facts = filefacts.of(resolve(exp.artifact), exp.format) if exp.format in filefacts.FORMATS else None
         for rt in p.runtimes:
-            base = exp.__dict__ | {"runtime": rt, "metrics": dict(exp.metrics), "info": dict(exp.info)}
+            base = exp.__dict__ | {"runtime": rt, "metrics": dict(exp.metrics),
+                                   "info": {**exp.info, **({"file": facts} if facts else {})}}
             base.pop("created")
             adapter = runtimes.get(rt)
             if not adapter.available():
                 records.append(Record(**{**base, "status": "skipped",
                                          "error": f"runtime {rt} is not installed: {adapter.INSTALL_HINT}"}))
+                continue
+            why = adapter.cannot_run_here()
+            if why:   # no worker for a runtime that runs nothing on this host (Core ML on Linux: each
+                # cell used to wait out its 120 s timeout in coremltools' predict)
+                records.append(_cell_record({"status": "failed", "error": why},
+                                            {"artifact": str(resolve(exp.artifact))}, probe, base))
                 continue
             key = _run_key(exp.artifact_sha256, rt, ref, probe, exp.quantization)
             hit = cache / f"{key}.json"
@@ -248,6 +269,8 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
 
     steps = progress.Progress(sum(len(b[1]) for b in batches), in_all=False)
 
+    recheck = []    # mismatches a default delegate took part in: run again with it off, then cached
+
     def one(batch):
         rt, entries = batch
         by_id = {e[0]["id"]: e for e in entries}
@@ -256,17 +279,50 @@ def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> li
         def done(i, res):   # judged as soon as the worker is done with it: the line names the cell
             item, probe, base, hit = by_id[i]
             rec = recs[i] = _cell_record(res, item, probe, base)
-            if "worker" not in rec.error:  # deaths and timeouts are retried next time
+            if rec.info.get("cell") == "mismatch" and rec.info.get("runtime_delegates"):
+                recheck.append((rec, by_id[i]))
+            elif "worker" not in rec.error:  # deaths and timeouts are retried next time
                 fsutil.write_atomic(hit, rec.to_json())
             log(steps.tag(f"[probe run] {i.rsplit('/', 1)[0]} {rt}: {rec.info.get('cell', rec.status)}"
-                          + (f": {rec.error[:100]}" if rec.error else "")))
+                          + (f": {rec.error.removeprefix('mismatch: ')[:100]}" if rec.error else "")
+                          + (f"; cause: {_cause(rec)}" if "evidence" in rec.info else "")))
         workers.run(workers.Job("probes.run_worker", tuple(e[0] for e in entries), {"runtime": rt},
                                 python=runtimes.get(rt).python(), timeout_s=120), done)
         return [recs[e[0]["id"]] for e in entries]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for recs in pool.map(one, batches):
             records += recs
+    _without_delegates(recheck, log)
     return records
+
+
+def _without_delegates(recheck: list, log) -> None:
+    """Each mismatch that ran with a default delegate, run again with only the runtime's own kernels:
+    the evidence's `without_delegate` says whether it still differs, with the same outputs or not (the
+    converter's file, or the delegate?), and how many delegates that run applied (0)."""
+    by_rt: dict[str, list] = {}
+    for rec, entry in recheck:
+        by_rt.setdefault(rec.runtime, []).append((rec, entry))
+    for rt, pairs in by_rt.items():
+        items = {e[0]["id"]: {**e[0], "delegates": False,
+                              "outputs": e[0]["outputs"].replace(".out.npz", ".plain.out.npz")} for _, e in pairs}
+        results = workers.run(workers.Job("probes.run_worker", tuple(items.values()), {"runtime": rt},
+                                          python=runtimes.get(rt).python(), timeout_s=120))
+        for rec, (item, probe, base, hit) in pairs:
+            res = results[item["id"]]
+            plain = _cell_record(res, items[item["id"]], probe, {**base, "info": {}})
+            off = {"cell": plain.info.get("cell", plain.status), "delegates": plain.info.get("runtime_delegates")}
+            if res["status"] == "ok":
+                with np.load(item["outputs"]) as a, np.load(items[item["id"]]["outputs"]) as b:
+                    off["same_outputs"] = all(np.array_equal(a[k], b[k], equal_nan=True) for k in a.files)
+            else:
+                off["error"] = plain.error
+            rec.info["evidence"] = {**rec.info.get("evidence", {}), "without_delegate": off}
+            if "worker" not in rec.error + off.get("error", ""):
+                fsutil.write_atomic(hit, rec.to_json())
+            log(f"[probe run] {item['id'].rsplit('/', 1)[0]} {rt} without its delegate: {off['cell']}"
+                + ("" if "same_outputs" not in off else ", the same outputs" if off["same_outputs"]
+                   else ", other outputs"))
 
 
 def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Record:
@@ -280,27 +336,38 @@ def _cell_record(res: dict, item: dict, probe: probes.Probe, base: dict) -> Reco
     info.update({f"runtime_{k}": v for k, v in res["info"].items()})
     info["runtime_version"] = res.get("runtime_version", "")
     with np.load(item["ref"]) as z, np.load(item["outputs"]) as o:
-        metrics, error = dict(base["metrics"]), ""
+        metrics, error, ev = dict(base["metrics"]), "", None
         for s in range(item["sets"]):
-            refs = [z[k] for k in sorted((k for k in z.files if k.startswith(f"out_{s}_")),
-                                         key=lambda k: int(k.rsplit("_", 1)[1]))]
-            outs = [o[k] for k in sorted((k for k in o.files if k.startswith(f"out_{s}_")),
-                                         key=lambda k: int(k.rsplit("_", 1)[1]))]
+            refs, outs, ins = (_arrays(f, f"{kind}_{s}_") for f, kind in ((z, "out"), (o, "out"), (z, "in")))
             try:
-                c = compare(outs, refs, probe.outputs, base["quantization"])
+                c = compare(outs, refs, probe.outputs, base["quantization"], ins)
             except ValueError as e:
                 c = {"error": f"mismatch: {e}", "metrics": {}}
             for k, v in c["metrics"].items():
                 metrics[k] = min(metrics.get(k, v), v) if k == "sqnr_db" else max(metrics.get(k, v), v)
             if c["error"] and not error:
                 error = c["error"] + (f" (input set {s}: shapes {[tuple(x.shape) for x in outs]})" if s else "")
+                ev = {"input_set": s, **c["evidence"]} if c.get("evidence") else None
     if error:
         info["cell"] = "mismatch"
+        if ev:
+            info["evidence"] = ev
         return Record(**{**base, "status": "failed", "error": error[:300], "metrics": metrics, "info": info})
     outside = _outside_delegate(base, info)
     info["outside_xnnpack"] = outside
     info["cell"] = "not_delegated" if outside else "ok"
     return Record(**{**base, "status": "ok", "metrics": metrics, "info": info})
+
+
+def _cause(rec: Record) -> str:
+    """A mismatch's cause in short, for its progress line (`pipeline/explain/rules.py`)."""
+    from pipeline.explain import rules
+    return rules.explain(rec.info.get("evidence"), rec.info.get("file"), rec.quantization).short
+
+
+def _arrays(z, prefix: str) -> list[np.ndarray]:
+    """`prefix0`, `prefix1`, ... of an .npz in their numeric order."""
+    return [z[k] for k in sorted((k for k in z.files if k.startswith(prefix)), key=lambda k: int(k.rsplit("_", 1)[1]))]
 
 
 def _outside_delegate(base: dict, info: dict) -> list[str]:

@@ -11,6 +11,7 @@ from pipeline.parity import ELSEWHERE, ELSEWHERE_STATUSES, PROBE, PROBE_CELLS, P
 from pipeline.report.table import grid as rows_of, table
 from pipeline.report.view import View
 from pipeline.schema import Record
+from probes import explained
 
 FRAMEWORK_NAME = {"tensorflow": "TensorFlow/Keras", "pytorch": "PyTorch"}
 
@@ -75,17 +76,18 @@ def matrix(view: View) -> list[str]:
                 note = f"`{op}` / `{p}`{' on `' + r.runtime + '`' if r.runtime else ''}: {r.error}"
                 notes.setdefault(note, len(notes) + 1)
                 refs.append(str(notes[note]))
-        return _summarize(rs)[1] + (f" [{','.join(refs)}]" if refs else "")
+        return _summarize(rs)[1] + (f" [{','.join(refs)}]" if refs else "") + explained.cell_links(rs)
     lines += table(["operator", *paths], rows_of(ops, paths, grid, cell))
     lines += ["Errors (first line of the toolchain's or runtime's own message, or the size of the mismatch):", ""]
     lines += [f"{n}. {text}" for text, n in notes.items()]
+    lines += [""] + explained.causes(ops, paths, grid)
     lines += ["", "Operators left outside XNNPACK (ran correctly):", ""]
     for op in ops:
         for p in paths:
             for r in grid.get((op, p), []):
                 if r.info.get("cell") == "not_delegated":
                     lines.append(f"- `{op}` / `{p}` on `{r.runtime}`: {', '.join(r.info.get('outside_xnnpack', []))}")
-    return lines + [""] + summaries(view)
+    return lines + [""] + summaries(view) + explained.article(view, grid, paths)
 
 
 def summaries(view: View) -> list[str]:

@@ -1,6 +1,6 @@
 """Write the one-op models the benchmark times to measure its own per-call overhead.
 
-    .venv/bin/python scripts/make_trivial_models.py   # -> pipeline/bench/data/trivial.{tflite,pte,ptl,onnx}
+    .venv/bin/python scripts/make_trivial_models.py   # -> pipeline/bench/data/trivial.{tflite,pte,ptl,onnx,aimodel}
 
 Each model adds 1 to a 1-element float32 tensor: its latency is the harness + runtime fixed cost per
 call (input bind, invoke/execute, output), which the report shows beside every latency. The files are
@@ -39,6 +39,20 @@ def torch_models() -> None:
     torch.jit.script(m)._save_for_lite_interpreter(str(OUT / "trivial.ptl"))
     torch.onnx.export(m, ex, str(OUT / "trivial.onnx"), dynamo=True, external_data=False,
                       input_names=["input"], verbose=False)
+    coreai(m, ex)
+
+
+def coreai(m, ex) -> None:
+    """A Core AI .aimodel folder (main.mlirb, main.hash, metadata.json), through the coreai_fp32 path's steps."""
+    import shutil
+
+    import coreai_torch
+    import torch
+    ep = torch.export.export(m, ex).run_decompositions(coreai_torch.get_decomp_table())
+    prog = coreai_torch.TorchConverter().add_exported_program(ep, input_names=["input"],
+                                                              output_names=["output"]).to_coreai()
+    shutil.rmtree(OUT / "trivial.aimodel", ignore_errors=True)
+    prog.save_asset(OUT / "trivial.aimodel")
 
 
 if __name__ == "__main__":
@@ -46,4 +60,4 @@ if __name__ == "__main__":
     tflite()
     torch_models()
     for f in sorted(OUT.glob("trivial.*")):
-        print(f, f.stat().st_size)
+        print(f, sum(p.stat().st_size for p in f.rglob("*") if p.is_file()) if f.is_dir() else f.stat().st_size)

@@ -17,6 +17,7 @@ build for aarch64): `.pte` artifacts get `skipped` unless the device has it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import fsutil, parity
+from pipeline import fsutil, parity, sandbox
 from pipeline.schema import Record, first_line, read_record_file
 
 CORES = ("neoverse-n1", "cortex-a53")
@@ -37,6 +38,10 @@ LIMIT = 16              # samples compared per artifact: emulation is slow, 16 i
 OPT_IN = {"executorch": "opt-in (make device DEVICE_RUNTIMES=litert,executorch): its aarch64 torch is a 2.7 GB "
                         "CUDA build and a cold run of the .pte artifacts took 4 to 30 min on 2 cores (one torch "
                         "import per core, minutes each under emulation), over the 10-minute budget"}
+# formats the guest cannot run, with the runtime they need and why: the column records them `skipped`
+NOT_ON_DEVICE = {"aimodel": ("coreai", "no Core AI runtime for the ARM64 guest (coreai-core 1.0.0b3 ships its Linux "
+                                       "CPU runtime for x86_64 only, no aarch64 wheel on this host's index); on an "
+                                       "iPhone Apple's Core AI framework runs an .aimodel, not a Linux guest")}
 HERE = Path(__file__).resolve()
 DEVICE_TESTS = fsutil.ROOT / "device_tests"
 TRIVIAL = HERE.parent / "data" / "trivial.tflite"
@@ -78,6 +83,7 @@ class Item:
     artifact: Path
     inputs: Path
     quantization: str
+    skip: str = ""          # why the guest cannot run it (NOT_ON_DEVICE): recorded `skipped`, not run
 
 
 def _device_module():
@@ -103,14 +109,16 @@ def _key(item: Item, core: str, recipe: str) -> str:
                               item.quantization, str(COUNT_RUNS), str(LIMIT), code_hash())
 
 
-def _host_outputs(items: list[Item], work: Path) -> dict[str, tuple[dict, dict] | Exception]:
+def _host_outputs(items: list[Item], work: Path, box=None) -> dict[str, tuple[dict, dict] | Exception]:
     """The same runner with the host's runtimes, all artifacts in one process: the reference outputs."""
     dm = _device_module()
     jobs = [{"artifact": str(it.artifact), "inputs": str(it.inputs), "outputs": str(work / f"host{i}.npz"),
              "limit": LIMIT, "count_runs": 0} for i, it in enumerate(items)]
     (work / "host.json").write_text(json.dumps(jobs))
-    p = subprocess.run([sys.executable, str(DEVICE_TESTS / "runner.py"), "--jobs", str(work / "host.json")],
-                       capture_output=True, text=True, timeout=600)
+    cmd, env = [sys.executable, str(DEVICE_TESTS / "runner.py"), "--jobs", str(work / "host.json")], None
+    if box is not None:
+        cmd, env = box.wrap(cmd, work), box.env(dict(os.environ), work)
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     out = {}
     for it, j in zip(items, jobs):
         f = Path(j["outputs"])
@@ -120,20 +128,30 @@ def _host_outputs(items: list[Item], work: Path) -> dict[str, tuple[dict, dict] 
     return out
 
 
-def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=print) -> list[Record]:
+def _runtime(it: Item) -> str:
+    fmt = it.base.get("format", "")
+    return RUNTIME_OF_FORMAT.get(fmt) or NOT_ON_DEVICE.get(fmt, ("", ""))[0]
+
+
+def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=print,
+        sandboxed: bool = False) -> list[Record]:
+    """`sandboxed`: the items are a user's own files: host and guest runs in the OS sandbox."""
     dm = _device_module()
     dev, why = dm.Device.load()
     records: list[Record] = []
     if dev is None:
-        return [Record(kind="device", status="skipped", error=f"emulated ARM64 device: {why}", device=DEVICE_NAME,
-                       profile=core, threads=1, runtime=RUNTIME_OF_FORMAT.get(it.base.get("format", ""), ""),
-                       **it.base) for it in items for core in cores]
+        return [Record(kind="device", status="skipped", error=it.skip or f"emulated ARM64 device: {why}",
+                       device=DEVICE_NAME, profile=core, threads=1, runtime=_runtime(it), **it.base)
+                for it in items for core in cores]
     recipe = dev.info.get("recipe_hash", "")
     todo: dict[str, list[tuple[Item, Path]]] = {}
     for core in cores:
         for it in items:
-            rt = RUNTIME_OF_FORMAT.get(it.base.get("format", ""), "")
+            rt = _runtime(it)
             base = dict(kind="device", device=DEVICE_NAME, profile=core, threads=1, runtime=rt, **it.base)
+            if it.skip:
+                records.append(Record(status="skipped", error=it.skip, **base))
+                continue
             if core not in dev.cpus:
                 records.append(Record(status="skipped", error=f"core model {core} not in the device recipe", **base))
                 continue
@@ -153,7 +171,10 @@ def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=
                                      else None) as tmp:
         work = Path(tmp)
         pending = {str(it.artifact): it for jobs in todo.values() for it, _ in jobs}
-        host = _host_outputs(list(pending.values()), work)
+        files = [str(p) for it in pending.values() for p in (it.artifact, it.inputs)]
+        box = sandbox.Sandbox(reads=(str(dm.DEVICE_DIR), *files),
+                              writes=(work,)) if sandboxed else None
+        host = _host_outputs(list(pending.values()), work, box)
         for core, jobs in todo.items():
             log(f"[device] {core}: {len(jobs)} artifact(s) in one guest process")
             by_rt: dict[str, list] = {}
@@ -164,7 +185,7 @@ def run(items: list[Item], cache_dir: Path, cores: tuple[str, ...] = CORES, log=
                 np.savez(trivial_in, x=np.zeros((1,), np.float32))
                 guest_jobs = [(TRIVIAL, trivial_in, work / f"{core}-{rt}-trivial.npz")] if rt == "litert" else []
                 guest_jobs += [(it.artifact, it.inputs, work / f"{core}-{rt}-{i}.npz") for i, (it, _) in enumerate(group)]
-                results = dev.run_many(guest_jobs, core, count_runs=COUNT_RUNS, limit=LIMIT)
+                results = dev.run_many(guest_jobs, core, count_runs=COUNT_RUNS, limit=LIMIT, box=box)
                 fixed = None
                 if rt == "litert":
                     t, results = results[0], results[1:]
@@ -198,9 +219,22 @@ def _record(it: Item, core: str, rt: str, dev, host, g, fixed) -> Record:
     metrics["runtime_footprint_bytes"] = float(dev.runtimes[rt].get("footprint_bytes", 0))
     info.update(layout=g.meta.get("layout"), guest_vcpus=g.vcpus,
                 rule="int8" if is_int8(it.quantization, host[1]) else "fp32")
+    if failed:
+        _explain(info, it, host[0]["y"], g.outputs["y"], metrics)
     if g.vcpus != 1:
         failed.append(f"guest ran {g.vcpus} threads: instruction counts are only exact with one")
     return Record(status="mismatch" if failed else "ok", error="; ".join(failed), metrics=metrics, info=info, **base)
+
+
+def _explain(info: dict, it: Item, host_y: np.ndarray, guest_y: np.ndarray, metrics: dict) -> None:
+    """Where the guest's outputs differ from the host's (by the bound `compare` judged with), the inputs
+    there, and what the file computes (`pipeline/explain`)."""
+    from pipeline.explain import evidence, filefacts
+    per_value = parity.device_value_bound(metrics, "quant_step" in metrics)
+    with np.load(it.inputs) as z:
+        x = z["x"][:len(host_y)] if "x" in z.files else None
+    info["evidence"] = evidence.of(host_y, guest_y, [x] if x is not None else [], per_value)
+    info["file"] = filefacts.of(it.artifact, it.base.get("format", ""))
 
 
 def items_from_targets(targets, work: Path) -> list[Item]:
@@ -208,14 +242,17 @@ def items_from_targets(targets, work: Path) -> list[Item]:
     file's input shape, or of --shape, written to `work` and named by content)."""
     out = []
     for t in targets:
-        if t.format not in RUNTIME_OF_FORMAT:
+        if t.format not in RUNTIME_OF_FORMAT and t.format not in NOT_ON_DEVICE:
             continue
         if t.export is not None:
             e = t.export
             base = dict(model=e.model, source=e.source, path=e.path, format=e.format, framework=e.framework,
                         quantization=e.quantization, artifact=e.artifact, artifact_sha256=e.artifact_sha256)
             if t.eval_npz is not None and Path(t.eval_npz).exists():
-                out.append(Item(base, Path(t.artifact), Path(t.eval_npz), e.quantization))
+                out.append(Item(base, Path(t.artifact), Path(t.eval_npz), e.quantization,
+                                NOT_ON_DEVICE.get(t.format, ("", ""))[1]))
+            continue
+        if t.format in NOT_ON_DEVICE:
             continue
         base = dict(model=str(t.artifact), path="user", format=t.format, artifact=str(t.artifact),
                     artifact_sha256=fsutil.sha256_file(t.artifact))

@@ -29,14 +29,14 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline import fsutil, progress, runtimes, workers
+from pipeline import fsutil, progress, runtimes, sandbox, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
 from pipeline.schema import Record, first_line, read_record_file
 
 HERE = Path(__file__).parent
-DATA = sorted((HERE / "data").glob("*"))      # the one-op models the worker times beside each artifact
+DATA = sorted(f for f in (HERE / "data").rglob("*") if f.is_file())   # the one-op models the worker times beside each artifact
 
 
 # export facts a bench record of an artifact that runs elsewhere (Apple only) carries (coreml_paths.py writes them)
@@ -101,12 +101,18 @@ def _identity(t: Target) -> dict:
                 artifact_sha256=fsutil.sha256_file(t.artifact))
 
 
-def _quality(t: Target, outputs: np.ndarray) -> dict[str, float]:
+def _quality(t: Target, outputs: np.ndarray) -> tuple[dict[str, float], dict]:
+    """Metrics on the eval set, and where the outputs differ from the reference (`pipeline/explain`:
+    bound-free, since the verdict is made later, by `_apply_parity`)."""
+    from pipeline.explain import evidence
     with np.load(t.eval_npz) as z:
         ref = z[f"ref_{t.export.source}"][:len(outputs)]
         y = z["y"][:len(outputs)]
         x = z["x"][:len(outputs)]
     m = agreement(outputs, ref)
+    # the inputs as the artifact saw them (a Keras artifact takes NHWC): element-wise maps need its layout
+    seen = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if t.layout == "nhwc" and x.ndim == 4 else x
+    ev = evidence.of_outputs(ref, outputs, [seen])
     if t.task == "classification":
         m["accuracy"] = float((outputs.argmax(-1) == y).mean())
         m["reference_accuracy"] = float((ref.argmax(-1) == y).mean())
@@ -114,7 +120,7 @@ def _quality(t: Target, outputs: np.ndarray) -> dict[str, float]:
         m["reconstruction_mse"] = float(((outputs - x.reshape(len(x), -1)) ** 2).mean())
         m["reference_reconstruction_mse"] = float(((ref.reshape(len(ref), -1) - x.reshape(len(x), -1)) ** 2).mean())
     m["eval_samples"] = float(len(outputs))
-    return m
+    return m, ev
 
 
 def _job(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, want_outputs: bool,
@@ -217,8 +223,12 @@ def measure(ms: list[Measurement], cfg: profiles.BenchConfig, cache_dir: Path,
                 rec = _record(ms[i], cfg, job_of[i], result, facts)
                 fsutil.write_atomic(cache_of[i], rec.to_json())
                 done(i, Outcome(rec))
-            workers.run(worker_job(jobs, runtimes.get(rt).python(), cfg.timeout_s,
-                                   "fail_rest" if user_file else "resume"), on_result=keep)
+            job = worker_job(jobs, runtimes.get(rt).python(), cfg.timeout_s, "fail_rest" if user_file else "resume")
+            if user_file:   # a user's own file: its runtime opens it in the OS sandbox (pipeline/sandbox.py)
+                job = dataclasses.replace(job, sandbox=sandbox.Sandbox(
+                    reads=(user_file, *[f for j in jobs for f in j["input_files"].values()],
+                           *[j["eval"] for j in jobs if j.get("eval")]), writes=(tmp,)))
+            workers.run(job, on_result=keep)
     return out
 
 
@@ -274,7 +284,10 @@ def _record(m: Measurement, cfg: profiles.BenchConfig, job: dict, result: dict, 
     info = result["info"]
     if job["outputs"] and Path(job["outputs"]).exists():
         t0 = time.perf_counter()
-        metrics.update(_quality(t, np.load(job["outputs"])))
+        quality, ev = _quality(t, np.load(job["outputs"]))
+        metrics.update(quality)
+        if ev.get("differ"):
+            info["evidence"] = ev
         # the eval set ran in the worker; agreement and accuracy are computed here
         metrics["time_quality_s"] = metrics.get("time_quality_s", 0.0) + time.perf_counter() - t0
     if t.export is not None:
@@ -391,13 +404,28 @@ def _apply_parity(t: Target, recs: list[Record]):
     for r in recs:
         if parity.ran(r.status):
             r.status, r.error = v.status, v.reason
+    if v.status == "mismatch":
+        explain_mismatch(t, recs, judged[0].info.get("evidence"))
     return v
+
+
+def explain_mismatch(t: Target, recs: list[Record], ev: dict | None) -> None:
+    """Every profile's mismatch record carries the evidence of the profile that ran the eval set, and
+    what the file computes (`pipeline/explain`), read once per artifact."""
+    from pipeline.explain import filefacts
+    facts = filefacts.of(t.artifact, t.format)
+    for r in recs:
+        if r.status == "mismatch":
+            r.info.update({"file": facts, **({"evidence": ev} if ev else {})})
 
 
 def byom_target(path: Path, shapes: tuple = (), input_files: tuple = ()) -> Target:
     """A user's own file: the format comes from the file's bytes, checked (once, in a child process under
     a memory and time limit) before any runtime sees it."""
+    from pipeline.filecheck.savedmodel import folder_files
     from pipeline.filecheck.validate import check_isolated
+    if Path(path).is_dir():
+        folder_files(Path(path))     # a .mlpackage folder: a link out of it is refused, never hashed or read
     fmt = check_isolated(path)
     return Target(artifact=path.resolve(), format=fmt, runtimes=tuple(runtimes.for_format(fmt)), shapes=shapes,
                   prechecked=True, input_files=tuple(input_files))

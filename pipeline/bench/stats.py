@@ -47,7 +47,8 @@ def agreement(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         raise ValueError(f"outputs {out.shape} and reference {ref.shape} differ in shape")
     diff = np.abs(out - ref)
     noise = ((out - ref) ** 2).sum()
-    sqnr = 10 * np.log10((ref ** 2).sum() / noise) if noise > 0 else float("inf")
+    # a NaN output is no signal at all: its SQNR is NaN, never the 200 dB cap of a perfect match
+    sqnr = 10 * np.log10((ref ** 2).sum() / noise) if noise > 0 else float("inf") if noise == 0 else float("nan")
     same = out.argmax(-1) == ref.argmax(-1)
     decisive = _decisive(ref, float(np.sqrt(((out - ref) ** 2).mean())))
     m = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),

@@ -263,11 +263,17 @@ def check_pte_header(data) -> None:
             raise Corrupt(f"segments end at byte {seg_base + seg_size} but the file has {b.n}: truncated")
 
 
-def _pte_root(data) -> "_Table":
+def root(data, what: str) -> "_Table":
+    """The root table of any flatbuffer, read with the same bounds checks (for readers that walk a
+    file's graph: `pipeline/explain/filefacts.py` on .tflite, .pte and XNNPACK payloads)."""
     b = _Buf(data)
+    return _Table(b, b.u32(0, "root offset"), what)
+
+
+def _pte_root(data) -> "_Table":
     if bytes(data[4:6]) != b"ET":
         raise Corrupt("not an ExecuTorch program (no ET identifier)")
-    return _Table(b, b.u32(0, "root offset"), "program")
+    return root(data, "program")
 
 
 def pte_program(data) -> list[dict]:

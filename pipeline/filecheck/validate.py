@@ -1,5 +1,6 @@
 """Checks before a file reaches a native runtime: identifier, size, zip and flatbuffer structure; for a
-Core ML `.mlpackage` (a directory) its manifest and model spec (`pipeline/filecheck/coreml.py`).
+Core ML `.mlpackage` (a directory) its manifest and model spec (`pipeline/filecheck/coreml.py`); for a
+Core AI `.aimodel` (a directory) its members, hash and program summary (`pipeline/filecheck/coreai.py`).
 
     python -m pipeline.filecheck.validate model.tflite     # prints the format, or one line + exit 2
 
@@ -14,6 +15,7 @@ import errno
 import mmap
 import os
 import resource
+import stat
 import struct
 import subprocess
 import sys
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from pipeline.filecheck import flatbuf as flatcheck
 
-EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx", ".mlpackage": "mlpackage"}
+EXTENSIONS = {".tflite": "tflite", ".pte": "pte", ".ptl": "ptl", ".onnx": "onnx", ".mlpackage": "mlpackage",
+              ".aimodel": "aimodel"}
 
 
 class BadModelFile(ValueError):
@@ -48,7 +51,7 @@ def _check_flatbuffer(path: Path, data_len: int, head: bytes, what: str) -> None
 
 
 def check_model_file(path: Path) -> str:
-    """Return the file's format ('tflite' | 'pte' | 'ptl' | 'onnx' | 'mlpackage') or raise BadModelFile."""
+    """Return the file's format ('tflite' | 'pte' | 'ptl' | 'onnx' | 'mlpackage' | 'aimodel') or raise BadModelFile."""
     path = Path(path)
     try:
         path.stat()
@@ -61,6 +64,9 @@ def check_model_file(path: Path) -> str:
     if path.suffix.lower() == ".mlpackage":
         _check_mlpackage(path)
         return "mlpackage"
+    if path.suffix.lower() == ".aimodel":
+        _check_aimodel(path)
+        return "aimodel"
     if not path.is_file():
         raise BadModelFile(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
@@ -142,19 +148,34 @@ def _check_mlpackage(path: Path) -> None:
         raise BadModelFile(f"{path}: cannot read: {type(e).__name__}: {e}") from None
 
 
+def _check_aimodel(path: Path) -> None:
+    from pipeline.filecheck import coreai
+    try:
+        coreai.inspect(path)
+    except coreai.Invalid as e:
+        raise BadModelFile(f"{path}: not a valid Core AI asset: {e}") from None
+    except OSError as e:
+        raise BadModelFile(f"{path}: cannot read: {type(e).__name__}: {e}") from None
+
+
 # the isolated check's limits: a fixed allowance plus a share per MB of the file (the walk is linear)
 CHECK_BASE_MB, CHECK_MB_PER_MB, CHECK_BASE_S, CHECK_S_PER_MB = 256, 3, 10.0, 1.0
+# a Core AI folder is read by coreai-core's native reader, whose libraries alone map ~400 MB (256 MB:
+# "failed to map segment from shared object"): its base allowance is larger
+CHECK_BASE_MB_OF = {".aimodel": 1024}
+# ... and its import (~3 s idle, over 10 s on a loaded 2-core machine) is paid inside the time limit
+CHECK_BASE_S_OF = {".aimodel": 60.0}
 
 
 def check_isolated(path: Path) -> str:
     """`check_model_file` in a child process under RLIMIT_AS and a timeout bounded by the file size."""
     path = Path(path)
     try:
-        mb = path.stat().st_size / 2**20
+        mb = (_folder_bytes(path) if path.is_dir() else path.stat().st_size) / 2**20
     except OSError:
         return check_model_file(path)        # missing, loop, no permission: the same one line, here
-    limit_mb = int(CHECK_BASE_MB + CHECK_MB_PER_MB * mb)
-    timeout = CHECK_BASE_S + CHECK_S_PER_MB * mb
+    limit_mb = int(CHECK_BASE_MB_OF.get(path.suffix.lower(), CHECK_BASE_MB) + CHECK_MB_PER_MB * mb)
+    timeout = CHECK_BASE_S_OF.get(path.suffix.lower(), CHECK_BASE_S) + CHECK_S_PER_MB * mb
     root = str(Path(__file__).resolve().parents[2])
     try:
         # the child sets its own limit (no preexec_fn: unsafe in a threaded parent)
@@ -173,6 +194,12 @@ def check_isolated(path: Path) -> str:
     if "MemoryError" in proc.stderr:
         why = f"needed more than {limit_mb} MB"
     raise BadModelFile(f"{path}: its structure check failed ({why}): refused as hostile or broken")
+
+
+def _folder_bytes(folder: Path) -> int:
+    """A directory artifact's size for the check's limits: its regular files, links not followed."""
+    return sum(st.st_size for dirpath, _, names in os.walk(folder)
+               for st in (os.lstat(os.path.join(dirpath, n)) for n in names) if stat.S_ISREG(st.st_mode))
 
 
 def main(argv=None) -> int:

@@ -19,6 +19,7 @@ def write(out_dir: Path, name: str, files: dict[str, Path], texts: dict[str, str
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / name
     tmp = Path(tempfile.mkdtemp(prefix=f"{fsutil.TMP_PREFIX}{name}.", dir=out_dir))
+    os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes it 0700: the bundle gets the user's usual mode
     try:
         for rel, src in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -36,9 +37,32 @@ def write(out_dir: Path, name: str, files: dict[str, Path], texts: dict[str, str
         os.replace(tmp, dest)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:   # a full or read-only disk: name the bundle, not a temp file inside it
+        raise OSError(e.errno, e.strerror, str(dest)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_out(out_dir: Path) -> None:
+    """--out must be a folder this user can write, found before any work (not after an hour of it)."""
+    from pipeline.package.sources import BadInput
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=f"{fsutil.TMP_PREFIX}probe.", dir=out_dir) as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise BadInput(f"--out {out_dir}: cannot write there ({e.strerror or e})") from None
 
 
 def clean_stale(out_dir: Path, name: str) -> None:
@@ -70,6 +94,18 @@ try interpreter.allocateTensors()
 try interpreter.copy(inputData, toInputAt: 0)     // int8 inputs: quantize first (see Inputs)
 try interpreter.invoke(); let y = try interpreter.output(at: 0)
 ```""",
+    ("ios", "aimodel"): """Core AI (Swift, `import CoreAI`, iOS/macOS {min_os}; add the `.aimodel` folder to the app target):
+```swift
+let url = Bundle.main.url(forResource: "{stem}", withExtension: "aimodel")!
+let model = try await AIModel(contentsOf: url)          // specializes for this device on first load (cached)
+guard let main = try model.loadFunction(named: "main") else {{ fatalError("no function main") }}
+let x = NDArray(scalars: input as [{scalar}], shape: [{shape}])   // {scalar} input: see Inputs
+var outputs = try await main.run(inputs: ["{input}": x])
+let y = outputs.remove("{output}")?.ndArray             // an NDArray of {out_scalar}
+```
+API names as in Apple's Core AI documentation (`AIModel(contentsOf:options:)`, `loadFunction(named:)`,
+`NDArray(scalars:shape:)`, `run(inputs:states:outputViews:)`, `Outputs.remove(_:)`,
+`InferenceValue.ndArray`); not compiled here (no Xcode on Linux): unverified Swift.""",
     ("ios", "pte"): """ExecuTorch (Swift package `executorch`, link the `backend_xnnpack` and `kernels_optimized` products):
 ```swift
 let module = Module(filePath: Bundle.main.path(forResource: "{stem}", ofType: "pte")!)
@@ -95,7 +131,14 @@ def readme(platform: str, man: dict) -> str:
     a = man["artifact"]
     fname = a["file"]
     shape = ", ".join(str(d) for d in (man["inputs"][0]["shape"] if man["inputs"] else []))
-    load = _LOAD[(platform, a["format"])].format(file=fname, stem=Path(fname).stem, shape=shape)
+    swift = {"float16": "Float16", "float32": "Float", "int32": "Int32"}
+    first_in, first_out = (man["inputs"] or [{}])[0], (man["outputs"] or [{}])[0]
+    load = _LOAD[(platform, a["format"])].format(
+        file=fname, stem=Path(fname).stem, shape=shape,
+        min_os=man["runtime"]["minimum"].get("compatibility_version", ""),
+        scalar=swift.get(first_in.get("dtype", ""), "Float"),
+        out_scalar=swift.get(first_out.get("dtype", ""), "Float"),
+        input=first_in.get("name", "input"), output=first_out.get("name", "output"))
     rows = []
     for t in man["inputs"]:
         q = t.get("quantization")
@@ -112,10 +155,24 @@ def readme(platform: str, man: dict) -> str:
     if a["format"] == "tflite":
         need = (f"LiteRT / TFLite runtime >= {minimum.get('min_runtime_version') or '(not recorded)'}; operators: "
                 + ", ".join(f"{o['op']} v{o['version']}" for o in minimum.get("operators", [])))
+    elif a["format"] == "aimodel":
+        share = minimum.get("compressed_weight_share")
+        need = (f"Core AI, {minimum.get('minimum_os') or 'minimum OS not recorded'} (the framework ships with the OS: "
+                f"nothing to link); inputs and outputs are {minimum.get('io_dtype', 'float32')}"
+                + (f"; {share:.0%} of the weight bytes compressed ({minimum['compression'].get('preset', '')})"
+                   if share else "")
+                + ". Verified here with Core AI's Linux CPU runtime (coreai-core "
+                f"{minimum.get('coreai_core_version')}); on the device Core AI may run it on the Neural Engine or GPU, which this host has not checked")
     else:
         need = (f"ExecuTorch {minimum.get('executorch_version')}; delegates: {', '.join(minimum.get('delegates') or ['none'])}; "
                 f"operators outside the delegate: {', '.join(minimum.get('operators') or ['none'])} "
                 f"(selective build: `{minimum.get('selective_build')}`)")
+    mm = rt.get("measured_minimum") or {}
+    need += (f".\nOn released runtimes it {mm['sentence']}" if mm.get("measured") else
+             f".\nReleased runtimes: {mm.get('reason', 'not measured')}")
+    if mm.get("declared_but_fails_on"):
+        need += (f".\n**Warning**: the file declares min_runtime_version {mm['declared_min_runtime_version']}, but "
+                 + ", ".join(r["label"] for r in mm["declared_but_fails_on"]) + " cannot run it")
     loads = "; ".join(f"{k} {v['version']}: {'loads' if v['loads'] else 'does NOT load it'}"
                       + (f" ({v['error']})" if v.get("error") and not v["loads"] else "")
                       for k, v in rt["loads_here"].items())
@@ -157,6 +214,7 @@ def report_html(name: str, cands, choices, profile: str, notes: list[str]) -> st
     rows = []
     for c in cands:
         checks = "<br>".join(f"{rt}: {ch.get('status')}" + (f" ({e(ch['error'])})" if ch.get("error") else "")
+                             + (f"; cause: {e(ch['cause'])}" if ch.get("cause") else "")
                              + "".join(f", {k} {ch['metrics'][k]:.4g}" for k in ("sqnr_db", "top1_agreement",
                                                                                  "max_abs_diff", "accuracy")
                                        if k in ch.get("metrics", {}))

@@ -7,6 +7,14 @@ and its parity status in that format's runtime is `ok`. Rules (`--prefer`):
   balanced (default)  the smallest whose p50 is within SPEED_SLACK of the fastest eligible p50
   size                the smallest;  speed  the fastest p50;  accuracy  the highest SQNR vs the source
                       (eval accuracy first when --eval was given)
+
+Platform's own framework first (NATIVE_FIRST): on iOS a verified Core AI `.aimodel` (parity `ok` in Core
+AI's own runtime) is chosen before any LiteRT/ExecuTorch file, and `--prefer` chooses among the `.aimodel`
+files alone. The timings here are host CPU timings: Core AI's Linux CPU runtime and LiteRT on this x86
+host, not an iPhone, where Core AI specializes the model for the Neural Engine/GPU/CPU and LiteRT runs on
+the CPU. Across those two runtimes a host ratio says nothing about the phone, so the rule never compares
+them; within one runtime it is the only timing there is. Only when no `.aimodel` is verified does the
+choice fall to LiteRT/ExecuTorch, and the reason says why (each `.aimodel`'s status).
 """
 from __future__ import annotations
 
@@ -19,8 +27,10 @@ from pipeline.schema import Record
 # platform -> {format: the runtime the app embeds for it}: what can be verified here and chosen
 PLATFORMS: dict[str, dict[str, str]] = {
     "android": {"tflite": "litert", "pte": "executorch"},
-    "ios": {"tflite": "litert", "pte": "executorch"},
+    "ios": {"aimodel": "coreai", "tflite": "litert", "pte": "executorch"},
 }
+# the platform's own framework, chosen first when one of its files is verified (see the rule above)
+NATIVE_FIRST: dict[str, tuple[str, ...]] = {"ios": ("aimodel",)}
 # offered beside the choice, not verified here: Core ML (.mlpackage; .pte with the Core ML delegate)
 UNVERIFIED_FORMATS: dict[str, tuple[str, ...]] = {"ios": ("mlpackage", "pte")}
 PREFER = ("balanced", "size", "speed", "accuracy")
@@ -89,6 +99,7 @@ def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profil
                 for c in cands if c.export.format in formats]
         return Choice(platform, None, "", f"no {'/'.join(formats)} artifact is `ok` with a timing on "
                                           f"{profile} ({'; '.join(seen) or 'none exported'})")
+    ok, tier = _native_first(cands, ok, platform)
     fastest = min(ok, key=lambda cr: cr[0].p50(cr[1], profile))
     f50 = fastest[0].p50(fastest[1], profile)
     if prefer == "balanced":
@@ -110,4 +121,28 @@ def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profil
         why = f"the highest accuracy/SQNR vs the source among {len(ok)} `ok` artifact(s) (--prefer accuracy)"
     others = [_describe(o, ort, profile) for o, ort in ok if o is not c]
     return Choice(platform, c, rt, f"{_describe(c, rt, profile)}: {why}"
-                  + (f". Other candidates: {'; '.join(others)}" if others else ""))
+                  + (f". Other candidates: {'; '.join(others)}" if others else "") + tier)
+
+
+def _native_first(cands: list[Candidate], ok: list, platform: str) -> tuple[list, str]:
+    """The eligible (candidate, runtime) pairs the rule chooses among, and the sentence that says why:
+    the platform's own format alone when one of its files is `ok` (host timings are never compared across
+    runtimes), else every eligible pair with each native file's status."""
+    native = NATIVE_FIRST.get(platform, ())
+    if not native:
+        return ok, ""
+    mine = [cr for cr in ok if cr[0].export.format in native]
+    fmts = "/".join(f".{f}" for f in native)
+    if mine:
+        rest = len(ok) - len(mine)
+        return mine, (f". {fmts} first: the platform's own framework, verified here by its own runtime"
+                      + (f"; {rest} verified LiteRT/ExecuTorch file(s) not compared, as host timings of "
+                         "different runtimes say nothing about the phone" if rest else ""))
+    seen = []
+    for c in cands:
+        if c.export.format in native:
+            ch = c.checks.get(PLATFORMS[platform][c.export.format], {})
+            why = ch.get("error") or c.export.error
+            seen.append(f"{c.name}: {ch.get('status', c.export.status)}" + (f" ({why})" if why else ""))
+    return ok, (f". No {fmts} is verified here, so the choice falls to LiteRT/ExecuTorch ("
+                + ("; ".join(seen) if seen else f"no {fmts} was exported") + ")")

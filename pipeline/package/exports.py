@@ -79,14 +79,27 @@ def run_all(src, framework: str, name: str, root: Path, calib_npz: Path, model_k
     return out
 
 
+def _sandbox(job: dict):
+    """The export worker opens the user's model: it reads the source and the calibration samples and
+    writes only this package's work folder (pipeline/sandbox.py)."""
+    from pipeline import sandbox
+    sandbox.require()
+    src = Path(job["source"]["path"])
+    reads = [src.parent if job["source"]["kind"] == "factory" else src, job["calib"]] + \
+        ([job["weights"]] if job["weights"] else [])
+    return sandbox.Sandbox(reads=tuple(reads), writes=(Path(job["root"]) / job["name"],))
+
+
 def _run_worker(job: dict, log) -> tuple[int, str]:
     with tempfile.TemporaryDirectory(prefix="mb-package-") as tmp:
         job_file = Path(tmp) / "job.json"
         job_file.write_text(json.dumps(job))
         env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.package.exports", str(job_file)], cwd=fsutil.ROOT,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", start_new_session=True)
+        cmd = [sys.executable, "-m", "pipeline.package.exports", str(job_file)]
+        box = _sandbox(job)
+        cmd, env = box.wrap(cmd, Path(tmp)), box.env(env, Path(tmp))
+        proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
         # the worker's lines carry the count; the time left is added here
         steps = progress.Progress(len(job["items"]), count=False)
         try:

@@ -2,6 +2,7 @@
 
     facts = manifest.tflite_facts(path)             # min_runtime_version + operator codes with versions
     facts = manifest.pte_facts(path, yaml_out)       # operators (gen_oplist) + delegates + ExecuTorch version
+    facts = manifest.format_facts(cand, work)        # the one above for the candidate's format (.aimodel too)
     doc = manifest.build(...)                        # the whole manifest (a dict)
 
 Operator lists are read from the file itself: .tflite through LiteRT's own flatbuffer schema
@@ -66,6 +67,30 @@ def pte_facts(path: Path, yaml_out: Path) -> dict:
             "executorch_version": pkg_version("executorch"), "selective_build": Path(yaml_out).name}
 
 
+def aimodel_facts(cand) -> dict:
+    """A Core AI .aimodel as the app sees it (from its export record's inspection,
+    `pipeline/filecheck/coreai.py`): minimum OS, functions, weight storage and compression."""
+    exp = cand.export
+    ai = exp.info.get("coreai") or {}
+    return {"minimum_os": ai.get("minimum_os", ""), "compatibility_version": ai.get("compatibility_version", ""),
+            "function": "main", "functions": sorted(ai.get("functions", {})),
+            "io_dtype": exp.info.get("io_dtype", "float32"),
+            "weight_storage_bytes": ai.get("storage_bytes", {}),
+            "compressed_weight_share": ai.get("compressed_weight_share"),
+            "compression": exp.info.get("compression", {}), "coreai_core_version": _version("coreai-core"),
+            "producer": (ai.get("metadata") or {}).get("producer", "")}
+
+
+def format_facts(cand, work: Path) -> dict:
+    """The runtime requirements of the shipped file, read from the file (or its inspection record)."""
+    fmt = cand.export.format
+    if fmt == "tflite":
+        return tflite_facts(cand.artifact)
+    if fmt == "aimodel":
+        return aimodel_facts(cand)
+    return pte_facts(cand.artifact, work / "selected_operators.yaml")
+
+
 def layout(framework: str, shape: list) -> str:
     """The input layout the artifact expects: the source model's own (nothing is transposed)."""
     if len(shape) == 4:
@@ -90,7 +115,8 @@ def tensors(specs: list[dict], framework: str, with_layout: bool) -> list[dict]:
 
 def build(*, name: str, platform: str, src, source_sha256: str, framework: str, calibration: str,
           samples: dict, cand, runtime: str, file_name: str, format_facts: dict, thresholds: dict,
-          profiles: list[str], choice_reason: str, prefer: str, command: str) -> dict:
+          profiles: list[str], choice_reason: str, prefer: str, command: str,
+          measured_minimum: dict | None = None) -> dict:
     exp = cand.export
     check = cand.checks[runtime]
     desc = check.get("describe") or {}
@@ -116,14 +142,16 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
         "inputs": tensors(desc.get("inputs", []), framework, True),
         "outputs": tensors(desc.get("outputs", []), framework, False),
         "runtime": {"verified_with": {"name": runtime, "version": check.get("version", "")},
-                    "loads_here": loads, "minimum": format_facts},
+                    "loads_here": loads, "minimum": format_facts,
+                    "measured_minimum": measured_minimum or {"measured": False, "reason": "not run"}},
         "parity": {"status": check.get("status"), "reason": check.get("error", ""),
                    "thresholds": thresholds, "metrics": check.get("metrics", {})},
         "measured": measured, "bench_profiles": profiles,
         "choice": {"prefer": prefer, "reason": choice_reason},
         "command": command,
+        "sandbox": _sandbox_status(),   # the workers that opened the model: bubblewrap, or "off" (--no-sandbox)
         "tool_versions": {p: _version(p) for p in ("torch", "executorch", "tensorflow-cpu", "ai-edge-litert",
-                                                   "litert-torch")},
+                                                   "litert-torch", "coreai-core", "coreai-torch", "coreai-opt")},
     }
 
 
@@ -140,6 +168,11 @@ def unverified(cand, file_name: str) -> dict:
             "compute_precision": ml.get("compute_precision", ""), "int8_weight_share": ml.get("weights_int8_share"),
             "delegates": sorted({d.get("id", "") for d in info.get("pte_delegates", [])}),
             "cpu_operators": info.get("cpu_operators", [])}
+
+
+def _sandbox_status() -> dict:
+    from pipeline import sandbox
+    return sandbox.status()
 
 
 def _version(pkg: str) -> str:

@@ -6,13 +6,18 @@
 Kinds: `pt2` (torch.export.save; no user code runs), `keras` (Keras 3 file, safe_mode=True),
 `savedmodel` (a TF SavedModel folder, one signature), `factory` (`file.py:function` returning
 `(torch.nn.Module, example_inputs)` or a `keras.Model`; this runs the user's code).
+A `.pt2` and a SavedModel are checked before torch/TensorFlow read them (`pipeline/filecheck/pt2.py`,
+`savedmodel.py`: nothing in them may run code or touch files); `load` runs in a sandboxed worker
+(pipeline/sandbox.py) in the package flow.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import logging
+import os
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -47,9 +52,15 @@ class Source:
         return self.path.stem if self.kind != "savedmodel" else self.path.resolve().name
 
     def sha256(self) -> str:
-        """Content hash of the source (a SavedModel: every file in the folder, with its relative name)."""
+        """Content hash of the source (a SavedModel: every file in the folder, with its relative name; a
+        link out of the folder is refused, never followed)."""
         if self.path.is_dir():
-            files = sorted(f for f in self.path.rglob("*") if f.is_file())
+            from pipeline.filecheck.savedmodel import folder_files
+            from pipeline.filecheck.validate import BadModelFile
+            try:
+                files = folder_files(self.path)
+            except BadModelFile as e:
+                raise BadInput(str(e)) from None
             return fsutil.sha256_text(*[f"{f.relative_to(self.path)}:{fsutil.sha256_file(f)}" for f in files])
         return fsutil.sha256_file(self.path)
 
@@ -117,9 +128,17 @@ def detect(text: str, signature: str = "serving_default") -> Source:
     p = Path(text)
     if not p.exists():
         raise BadInput(f"{p}: no such file or folder")
+    if not p.is_dir() and not p.is_file():
+        raise BadInput(f"{p}: not a regular file (a device, pipe or socket)")
     if p.is_dir():
         if not (p / "saved_model.pb").exists():
             raise BadInput(f"{p}: a folder but not a TensorFlow SavedModel (no saved_model.pb in it)")
+        from pipeline.filecheck.savedmodel import folder_files
+        from pipeline.filecheck.validate import BadModelFile
+        try:
+            folder_files(p)     # a link out of the folder: refused by name, before anything reads it
+        except BadModelFile as e:
+            raise BadInput(str(e)) from None
         return Source("savedmodel", p, signature=signature)
     if p.suffix == ".pt2":
         return Source("pt2", p)
@@ -129,6 +148,11 @@ def detect(text: str, signature: str = "serving_default") -> Source:
         if p.suffix in (".tflite", ".pte", ".ptl", ".onnx") else ""
     raise BadInput(f"{p}: unknown source kind {p.suffix or '(no extension)'!r}; expected a .pt2 "
                    f"(torch.export.save), a .keras file, a SavedModel folder or file.py:function{hint}")
+
+
+def framework_of(src: Source) -> str:
+    """The export paths' input kind, known before loading ("" for a factory: it may return either)."""
+    return {"pt2": "torch", "keras": "keras", "savedmodel": "keras"}.get(src.kind, "")
 
 
 def load(src: Source) -> Loaded:
@@ -150,15 +174,23 @@ def pt2_torch_version(path: Path) -> str:
 
 def _load_pt2(src: Source) -> Loaded:
     import torch
-    if not zipfile.is_zipfile(src.path):
-        raise BadInput(f"{src.path}: not a torch.export archive (not a zip file); write it with torch.export.save")
+    from pipeline.filecheck import pt2
+    from pipeline.filecheck.validate import BadModelFile
+    try:
+        pt2.check(src.path)      # before torch reads a byte: nothing in the archive may run code
+    except BadModelFile as e:
+        raise BadInput(str(e)) from None
     written = pt2_torch_version(src.path)
     here = torch.__version__
     logger = logging.getLogger("torch.export")
     level = logger.level
     logger.setLevel(logging.CRITICAL)   # torch logs the whole traceback before raising; we say it in one line
     try:
-        ep = torch.export.load(str(src.path))
+        _sample_inputs_weights_only(src.path)
+        with _env(TORCH_FORCE_WEIGHTS_ONLY_LOAD="1"):   # torch's own weights_only=False calls become safe
+            ep = torch.export.load(str(src.path))
+    except BadInput:
+        raise
     except Exception as e:  # noqa: BLE001 - any deserialisation failure is the user's file
         other = f"written by torch {written}, this is torch {here}: " if written and written != here else ""
         raise BadInput(f"{src.path}: torch.export.load cannot read it ({other}{first_line(e)})") from None
@@ -172,6 +204,40 @@ def _load_pt2(src: Source) -> Loaded:
     inputs = [TensorSpec(n, tuple(int(d) for d in a.shape), str(a.dtype).replace("torch.", ""))
               for n, a in zip(names, args)]
     return Loaded(_Unlifted(ep.module()), "torch", inputs, {"torch_version_written": written})
+
+
+def _sample_inputs_weights_only(path: Path) -> None:
+    """The archive's sample inputs loaded with weights_only=True (torch.export.load would retry a failure
+    with weights_only=False): anything but tensors in (args, kwargs) is refused."""
+    import io
+
+    import torch
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if "/data/sample_inputs/" in n]
+        for n in names:
+            try:
+                value = torch.load(io.BytesIO(z.read(n)), weights_only=True)
+            except Exception as e:  # noqa: BLE001
+                raise BadInput(f"{path}: its sample inputs ({n}) are not plain tensors ({first_line(e)[:150]}); "
+                               "refused (torch would unpickle them with weights_only=False)") from None
+            flat = list(value[0]) + list(value[1].values()) if isinstance(value, tuple) and len(value) == 2 and \
+                isinstance(value[0], (tuple, list)) and isinstance(value[1], dict) else None
+            if flat is None or not all(isinstance(t, torch.Tensor) for t in flat):
+                raise BadInput(f"{path}: its sample inputs ({n}) are not a tuple of tensors; refused")
+
+
+@contextlib.contextmanager
+def _env(**values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _unlifted_cls():
@@ -213,6 +279,12 @@ def _keras_inputs(model) -> list[TensorSpec]:
 
 
 def _load_savedmodel(src: Source) -> Loaded:
+    from pipeline.filecheck import savedmodel
+    from pipeline.filecheck.validate import BadModelFile
+    try:
+        savedmodel.check(src.path)   # before TensorFlow loads it: only pure ops, no links out of the folder
+    except BadModelFile as e:
+        raise BadInput(str(e)) from None
     try:
         fn = SavedModelFn(src.path, src.signature)
     except BadInput:

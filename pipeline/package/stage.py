@@ -2,7 +2,8 @@
 
     load + check inputs -> every matching export path (registry) -> parity of every artifact in every
     runtime (verify.py, judged by pipeline/parity.py) -> bench (pipeline/bench/harness.py) -> choice per
-    platform (choose.py) -> DIR/<name>/ written atomically (bundle.py) with manifest.json (manifest.py)
+    platform (choose.py) -> DIR/<name>/ written atomically (bundle.py) with manifest.json (manifest.py);
+    the candidates also run on a ladder of released runtime versions (pipeline/compat/package.py)
 
 Work (artifacts, sidecars, bench cache) lives in `<artifacts>/package/<name>/`, keyed by content
 hashes: a re-run after Ctrl-C or with the same inputs redoes only what is missing or stale.
@@ -20,10 +21,11 @@ import numpy as np
 from pipeline import fsutil, parity
 from pipeline.artifact import resolve
 from pipeline.bench import harness, profiles
-from pipeline.package import bundle, choose, exports, manifest, samples, sources, verify
+from pipeline.compat import package as compat_package
+from pipeline.explain import evidence, filefacts, rules
+from pipeline.package import bundle, choose, exports, manifest, reference, sources, verify
 from pipeline.package.sources import BadInput
 from pipeline.schema import Record
-
 
 
 def verify_code_key(runtime: str) -> str:
@@ -51,16 +53,7 @@ class Options:
     bench: profiles.BenchConfig = profiles.BenchConfig(op_profile=False, peer=False)
     work_root: Path = Path("artifacts") / "package"
     command: str = ""
-
-
-def _save_inputs(path: Path, arrays: list[np.ndarray]) -> str:
-    fsutil.save_npz(path, **{f"in_{i}": a for i, a in enumerate(arrays)})
-    return fsutil.sha256_text(*[a.tobytes() + str(a.shape).encode() + str(a.dtype).encode() for a in arrays])
-
-
-def _reference(loaded, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    per = [loaded.run([a[i:i + 1] for a in arrays]) for i in range(len(arrays[0]))]
-    return [np.concatenate([p[k] for p in per]) for k in range(len(per[0]))]
+    ladder: str = "default"      # runtime-version ladder of the candidates (pipeline/compat; "none" = off)
 
 
 def run(o: Options, log=print) -> int:
@@ -73,51 +66,46 @@ def run(o: Options, log=print) -> int:
     thresholds = parity.with_overrides(parity.DEFAULTS, list(o.tolerances))
     if o.labels is not None and not o.labels.is_file():
         raise BadInput(f"{o.labels}: no such file (--labels)")
-    loaded = sources.load(src)
-    fw = loaded.framework
+    if sources.framework_of(src):
+        _paths(o, sources.framework_of(src))    # a --paths that takes no such model: said before any work
+    bundle.check_out(o.out)
+    work = o.work_root / name
+    # the scratch folder is every worker's TMPDIR (Core AI compiles each loaded model to a temp .aimodelx):
+    # a killed run leaves it inside `work`, removed by the next run's lock
+    with fsutil.run_lock(work, "package"), fsutil.scratch(work):
+        bundle.clean_stale(o.out, name)
+        # the model is opened only in a sandboxed worker: pre-checks, samples against its inputs, references
+        prep = reference.prepare(src, o.samples, o.calib, o.eval, work)
+        return _run_locked(o, src, prep, name, work, thresholds, log)
+
+
+def _paths(o: Options, fw: str) -> list:
     paths = exports.matching_paths(fw, list(o.paths))
     if not paths:
         raise BadInput(f"--paths {','.join(o.paths)}: none of them takes a {fw} model")
+    return paths
+
+
+def _run_locked(o, src, prep, name, work, thresholds, log) -> int:
+    fw = prep.framework
+    paths = _paths(o, fw)
     notes = []
-    if o.samples:
-        xs = samples.read(o.samples, loaded.inputs)
-        calibration = "user"
-    else:
-        xs = samples.random(loaded.inputs)
-        calibration = "random"
-        warn = (f"no --samples: calibrating and checking parity on {len(xs[0])} seeded standard-normal samples; "
+    if prep.calibration == "random":
+        warn = (f"no --samples: calibrating and checking parity on {prep.n_samples} seeded standard-normal samples; "
                 "int8 artifacts calibrated on noise may be far off on real data (manifest: calibration \"random\")")
         log(f"warning: {warn}")
         notes.append(warn)
-    calib = samples.read(o.calib, loaded.inputs) if o.calib else xs
-    ev, y = None, None
-    if o.eval:
-        ev = samples.read(o.eval, loaded.inputs, extra=("y",))
-        y = samples.labels(o.eval, len(ev[0]))
-    work = o.work_root / name
-    with fsutil.run_lock(work, "package"):
-        bundle.clean_stale(o.out, name)
-        return _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibration, thresholds, notes, log)
-
-
-def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibration, thresholds, notes, log) -> int:
     inputs_dir = work / "inputs"
-    samples_sha = _save_inputs(inputs_dir / "samples.npz", xs)
-    calib_sha = _save_inputs(inputs_dir / "calib.npz", calib)
-    eval_sha = _save_inputs(inputs_dir / "eval.npz", ev) if ev is not None else ""
+    samples_sha, calib_sha, eval_sha, calibration = prep.samples_sha, prep.calib_sha, prep.eval_sha, prep.calibration
     source_sha = src.sha256()
-    model_key = fsutil.sha256_text(source_sha, sources.weights_sha256(loaded) if src.kind == "factory" else "",
-                                   calib_sha, src.signature if src.kind == "savedmodel" else "")
+    model_key = fsutil.sha256_text(source_sha, prep.weights_sha, calib_sha,
+                                   src.signature if src.kind == "savedmodel" else "")
     log(f"[package] {src.text}: {src.kind} ({fw}), inputs "
-        + ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in loaded.inputs)
-        + f"; {len(xs[0])} samples; {len(paths)} export paths")
-    refs = _reference(loaded, xs)
-    ref_eval = _reference(loaded, ev) if ev is not None else None
+        + ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in prep.inputs)
+        + f"; {prep.n_samples} samples; {len(paths)} export paths")
+    refs, ref_eval, y = prep.refs, prep.ref_eval, prep.labels
 
-    weights = None
-    if src.kind == "factory":
-        weights = inputs_dir / "weights.npz"
-        sources.save_weights(loaded, weights)
+    weights = inputs_dir / "weights.npz" if src.kind == "factory" else None
     recs = exports.run_all(src, fw, name, o.work_root, inputs_dir / "calib.npz", model_key, paths, log=log,
                            weights=weights)
     cands = [choose.Candidate(r, resolve(r.artifact) if r.status == "ok" else None) for r in recs]
@@ -140,14 +128,16 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
             c.checks = {rt: {"status": away, "error": why} for rt in c.export.info.get("runtimes", [])}
             continue
         pairs += [(c, rt) for rt in c.export.info.get("runtimes", [])]
-    for (c, rt), res in zip(pairs, _checks(pairs, work, inputs_dir, ev is not None, samples_sha + eval_sha + ref_sha,
-                                           refs, ref_eval, y, thresholds, log)):
+    for (c, rt), res in zip(pairs, _checks(pairs, work, inputs_dir, ref_eval is not None,
+                                           samples_sha + eval_sha + ref_sha, refs, ref_eval, y, thresholds, log)):
         c.checks[rt] = res
+    ladder_recs = compat_package.run(cands, inputs_dir / "samples.npz", refs, samples_sha + ref_sha, thresholds,
+                                     o.ladder, work / "compat-cache", log)
 
     cfg = o.bench
     targets = [harness.Target(artifact=c.artifact, format=c.export.format,
                               runtimes=tuple(rt for rt, ch in c.checks.items() if parity.ran(ch["status"])),
-                              export=c.export, shapes=tuple((1, *a.shape[1:]) for a in xs))   # batch 1, as checked
+                              export=c.export, shapes=tuple((1, *sh[1:]) for sh in prep.shapes))   # batch 1, as checked
                for c in cands if c.artifact]
     bench_recs = harness.run([t for t in targets if t.runtimes], cfg, work / "bench-cache", log=log)
     by_path = {c.name: c for c in cands}
@@ -159,6 +149,7 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
             r.metrics.update(check.get("metrics", {}))
         if r.status == "ok" and check["status"] == "mismatch":
             r.status, r.error = "mismatch", check["error"]
+            r.info.update({k: check[k] for k in ("evidence", "file") if check.get(k)})
         c.bench.append(r)
 
     choices = [choose.pick(cands, p, o.prefer, first) for p in choose.PLATFORMS]
@@ -176,8 +167,8 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
                framework=c.export.framework, quantization=c.export.quantization, status=ch["status"],
                error=ch["error"], artifact=c.export.artifact, artifact_sha256=c.export.artifact_sha256)
         for c in cands for rt, ch in c.checks.items() if ch["status"] in ("failed", *parity.ELSEWHERE_STATUSES)]
-    texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records)
-    samples_info = {"count": int(len(xs[0])), "sha256": samples_sha,
+    texts["records.jsonl"] = "".join(r.to_json() + "\n" for r in all_records + ladder_recs)
+    samples_info = {"count": prep.n_samples, "sha256": samples_sha,
                     "file": str(o.samples) if o.samples else "random (standard normal, seed 0)",
                     "calibration_file": str(o.calib or o.samples or "")}
     for ch in choices:
@@ -186,15 +177,16 @@ def _run_locked(o, src, loaded, fw, name, work, paths, xs, calib, ev, y, calibra
         c, plat = ch.candidate, ch.platform
         fname = f"{name}.{c.export.format}"
         files[f"{plat}/{fname}"] = c.artifact
-        facts = (manifest.tflite_facts(c.artifact) if c.export.format == "tflite"
-                 else manifest.pte_facts(c.artifact, work / "selected_operators.yaml"))
+        facts = manifest.format_facts(c, work)
         if c.export.format == "pte":
             texts[f"{plat}/selected_operators.yaml"] = (work / "selected_operators.yaml").read_text()
         man = manifest.build(name=name, platform=plat, src=src, source_sha256=source_sha, framework=fw,
                              calibration=calibration, samples=samples_info, cand=c, runtime=ch.runtime,
                              file_name=fname, format_facts=facts,
                              thresholds=dataclasses.asdict(thresholds[c.export.quantization]),
-                             profiles=list(cfg.profiles), choice_reason=ch.reason, prefer=o.prefer, command=o.command)
+                             profiles=list(cfg.profiles), choice_reason=ch.reason, prefer=o.prefer, command=o.command,
+                             measured_minimum=compat_package.manifest_entry(
+                                 [r for r in ladder_recs if r.path == c.name], c.export.format, o.ladder))
         texts[f"{plat}/manifest.json"] = json.dumps(man, indent=1, default=str)
         texts[f"{plat}/README.md"] = bundle.readme(plat, man)
         if o.labels:
@@ -234,12 +226,16 @@ def _checks(pairs, work, inputs_dir, has_eval, inputs_key, refs, ref_eval, y, th
         except ValueError:
             results.append(None)
     todo = [i for i, r in enumerate(results) if r is None]
+    with np.load(inputs_dir / "samples.npz") as z:
+        xs = [z[f"in_{i}"] for i in range(len(z.files))]
     raws = verify.run_many([(pairs[i][0].artifact, pairs[i][1]) for i in todo], inputs_dir / "samples.npz",
                            inputs_dir / "eval.npz" if has_eval else None, work) if todo else []
     for i, raw in zip(todo, raws):
         res = {k: v for k, v in raw.items() if k not in ("outputs", "eval_outputs")}
         if raw["status"] == "ok":
             res["metrics"] = parity.compare(raw["outputs"], refs)
+            # where they differ, bound-free (a --tolerance given next time judges the same cached result)
+            res["evidence"] = evidence.of_worst(raw["outputs"], refs, xs)
             if has_eval and raw.get("eval_outputs"):
                 res["metrics"]["accuracy"] = float((raw["eval_outputs"][0].reshape(len(y), -1).argmax(-1) == y).mean())
                 res["metrics"]["reference_accuracy"] = float((ref_eval[0].reshape(len(y), -1).argmax(-1) == y).mean())
@@ -254,7 +250,11 @@ def _judged(c, rt, res: dict, thresholds, log) -> dict:
     if res["status"] == "ok":
         v = parity.judge(res["metrics"], c.export.quantization, thresholds[c.export.quantization])
         res, figures = {**res, "status": v.status, "error": v.reason}, v.figures
+    if res["status"] == "mismatch":   # what the file computes, and the cause the rules see in the evidence
+        res["file"] = filefacts.of(c.artifact, c.export.format)
+        res["cause"] = rules.explain(res.get("evidence"), res["file"], c.export.quantization).cause
     # the figures judged, each with its bound (the decisive samples' top-1, not the raw one)
     log(f"[package parity] {c.name} on {rt}: {res['status']}" + (f", {figures}" if figures else "")
-        + (f": {res['error']}" if res.get("error") else ""))
+        + (f": {res['error']}" if res.get("error") else "")
+        + (f"; cause: {res['cause']}" if res.get("cause") else ""))
     return res

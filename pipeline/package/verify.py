@@ -64,7 +64,7 @@ def run_many(jobs: list[tuple[Path, str]], samples_npz: Path, eval_npz: Path | N
     """`run` for several (artifact, runtime) pairs, in their order: the artifacts of one runtime share
     one worker (its import paid once), and a crash or hang costs only the artifact it happened on (the
     worker protocol's "resume": a fresh worker goes on with the rest)."""
-    from pipeline import runtimes, workers
+    from pipeline import fsutil, runtimes, sandbox, workers
     out: list[dict | None] = [None] * len(jobs)
     by_rt: dict[str, list[int]] = {}
     for i, (_, runtime) in enumerate(jobs):
@@ -76,13 +76,16 @@ def run_many(jobs: list[tuple[Path, str]], samples_npz: Path, eval_npz: Path | N
     if not by_rt:
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mb-verify-", dir=out_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{fsutil.TMP_PREFIX}verify-", dir=out_dir) as tmp:   # a kill leaves it to run_lock
         for runtime, idx in by_rt.items():
             items = tuple({"id": i, "artifact": str(jobs[i][0]), "runtime": runtime, "samples": str(samples_npz),
                            "eval": str(eval_npz) if eval_npz else "", "outputs": str(Path(tmp) / f"out-{i}.npz")}
                           for i in idx)
+            # the artifacts are made from the user's model: each runtime opens them in the OS sandbox
+            box = sandbox.Sandbox(reads=tuple({str(jobs[i][0]) for i in idx}) + tuple(
+                str(p) for p in (samples_npz, eval_npz) if p), writes=(tmp,))
             results = workers.run(workers.Job("pipeline.package.verify", items, python=runtimes.get(runtime).python(),
-                                              timeout_s=TIMEOUT_S, after_death="resume"))
+                                              timeout_s=TIMEOUT_S, after_death="resume", sandbox=box))
             for item in items:
                 res = results[item["id"]]
                 if res.get("status") != "ok" and "death" in res:

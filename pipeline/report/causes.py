@@ -15,13 +15,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pipeline.compat import lacks
 from pipeline.schema import Record
 
 # pattern in the (cleaned) error text -> short name. One entry per known cause; the first match wins.
 KNOWN: tuple[tuple[str, str], ...] = (
     (r"XNNPACK is not enabled", "optimize_for_mobile: this torch build has no XNNPACK"),
-    (r"Didn't find op for builtin opcode '(\w+)' version '(\d+)'",
-     r"runtime too old: no \1 version \2"),
     (r"guest runtime (\w+) not installed on the emulated", r"\1 not installed on the emulated device (opt-in)"),
     (r"max abs diff [\d.]+ quantization steps > 1", "outside one quantization step"),
     (r"max abs diff \S+ > [\d.e-]+ x output scale", "outside the fp32 tolerance"),
@@ -63,6 +62,10 @@ def _generalise(text: str, r: Record) -> str:
 
 def cause(r: Record) -> Cause:
     text = clean(r.error or r.status)
+    lack = lacks.parse(text)    # what a runtime says it lacks: one reading of its error (pipeline/compat/lacks.py)
+    if lack:
+        short = f"runtime too old: no {lacks.describe(lack)}"
+        return Cause(short, short, text)
     for pattern, name in KNOWN:
         m = re.search(pattern, text)
         if m:

@@ -33,7 +33,8 @@ def findings(view: View) -> list[str]:
         return []
     lines = [f"## {TITLE}", "", "Generated from the records of this report: each line links to the section it "
              "summarises and to its record ids (the Records appendix).", ""]
-    for part in (support, failures, skew, int8, ship):
+    from pipeline.report.compat import findings as versions
+    for part in (support, failures, skew, versions, int8, ship):
         lines += part(view)
     return lines
 

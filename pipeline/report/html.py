@@ -4,8 +4,9 @@
 
 It opens from disk with no server and no network. The converter handles the Markdown subset the
 report writes: headings (with GitHub's ids, `links.slug`), pipe tables, "- " lists, images, paragraphs,
-`code`, **bold**, links inside the report `[text](#id)`, record anchors `<a id="..."></a>`, fenced code
-blocks, and folded text (`<details>`, `<summary>` lines).
+`code`, **bold**, links inside the report `[text](#id)`, record anchors `<a id="..."></a>`, status cells
+(`table.status_cell`: `<span class="st-<status>" title="...">text</span>`), fenced code blocks, and folded
+text (`<details>`, `<summary>` lines).
 """
 from __future__ import annotations
 
@@ -31,11 +32,19 @@ details { margin: 0.3em 0 0.6em 1.5em; } summary { cursor: pointer; color: #555;
 pre { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; font-size: 0.85em; }
 """
 
+
+def _status_css() -> str:
+    from pipeline.parity import STATUS_COLOR
+    return "".join(f".st-{s} {{ background: {c}; padding: 0 4px; border-radius: 3px; }} "
+                   for s, c in STATUS_COLOR.items())
+
+
 _IMG = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)]+)\)\s*$")
 
 
 _LINK = re.compile(r"\[([^\]]+)\]\((#[\w\-]+)\)")
 _ANCHOR = re.compile(r'<a id="([\w\-]+)"></a>')
+_STATUS = re.compile(r'<span class="st-([\w]+)" title="([^"<>]*)">([^<]*)</span>')
 _FOLD = re.compile(r"^\s*(<details>|</details>|<summary>.*</summary>)\s*$")
 
 
@@ -43,9 +52,13 @@ def _inline(text: str) -> str:
     """Escape, then in-report links and anchors, `code` and **bold** (code spans are protected from
     the bold rule)."""
     out = []
-    for part in re.split(r"(\[[^\]]+\]\(#[\w\-]+\)|<a id=\"[\w\-]+\"></a>)", text):
+    for part in re.split(r"(\[[^\]]+\]\(#[\w\-]+\)|<a id=\"[\w\-]+\"></a>|<span class=\"st-\w+\" "
+                         r"title=\"[^\"<>]*\">[^<]*</span>)", text):
         if m := _LINK.fullmatch(part):
             out.append(f'<a href="{m.group(2)}">{_inline(m.group(1))}</a>')
+        elif m := _STATUS.fullmatch(part):
+            out.append(f'<span class="st-{m.group(1)}" title="{html.escape(m.group(2))}">'
+                       f"{_code_bold(m.group(3))}</span>")
         elif m := _ANCHOR.fullmatch(part):
             out.append(f'<a id="{m.group(1)}"></a>')
         else:
@@ -71,7 +84,8 @@ def _fold(line: str) -> str:
 
 
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """A table line's cells: split at the pipes that are not escaped (`\\|` is a pipe inside a cell)."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def _image(alt: str, src: str, base: Path) -> str:
@@ -86,7 +100,7 @@ def _image(alt: str, src: str, base: Path) -> str:
 def to_html(markdown: str, base: Path, title: str = "report") -> str:
     lines = markdown.splitlines()
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{CSS}</style></head><body>"]
+           f"<style>{CSS}{_status_css()}</style></head><body>"]
     i = 0
     para: list[str] = []
     ids: dict[str, int] = {}

@@ -12,7 +12,7 @@ from pipeline import provenance
 from pipeline.artifact import ArtifactId
 from pipeline.parity import COUNT_LABEL, MEANING, SEVERITY, STATUS_MARK
 from pipeline.provenance import record_id
-from pipeline.report import links
+from pipeline.report import links, mismatches
 from pipeline.report.causes import cause
 from pipeline.report.device import TITLE as DEVICE_TITLE
 from pipeline.report.table import fmt, grid, kib, table
@@ -29,7 +29,7 @@ DEVICE_COLUMN = "ARM64 {core}"     # the emulated device as a runtime column
 def _cause_cell(view: View, r: Record) -> str:
     """A grid cell's note: the cause's number and short name, linked to its entry in "Errors by cause"."""
     n = view.cause_number(r)
-    return links.cause(n, f"c{n} {cause(r).short}")
+    return mismatches.with_link(links.cause(n, f"c{n} {cause(r).short}"), r)
 
 
 def support_matrix(view: View) -> list[str]:
@@ -86,8 +86,8 @@ def runtime_matrix(view: View) -> list[str]:
         for m, r in sorted(got.items()):
             if r.status != "ok":
                 bad[view.cause_number(r)].append(m)
-        parts += [f"{STATUS_MARK[got[ms[0]].status]} {links.cause(n)}: {', '.join(ms)}"
-                  for n, ms in sorted(bad.items())]
+        parts += [f"{STATUS_MARK[got[ms[0]].status]} {links.cause(n)}: "
+                  f"{', '.join(mismatches.with_link(m, got[m]) for m in ms)}" for n, ms in sorted(bad.items())]
         return "; ".join(parts)
     rows = grid(sorted({s for s, _ in per}), columns, per, counts)
     text = ("Per runtime: `k/n ok` = of the n models with this artifact, k ran there ok (host: on every "
@@ -129,7 +129,7 @@ def arm_cell(view: View, r: Record, core: str):
         return None
     if d.status == "ok":
         return d.metrics.get(ARM_METRIC, f"{fmt(d.metrics.get('guest_instructions_per_inference'))} gross")
-    return f"{STATUS_MARK[d.status]} {links.cause(view.cause_number(d))}"
+    return mismatches.with_link(f"{STATUS_MARK[d.status]} {links.cause(view.cause_number(d))}", d)
 
 
 def model_section(view: View, model: str, plots: dict[str, str] | None = None) -> list[str]:
@@ -200,7 +200,9 @@ PLOT_CAPTIONS = [("latency_vs_size", "latency vs size, Pareto front dashed"),
 # Adding a section = one file with one function + one line here.
 SECTIONS: list[str] = ["pipeline.report.int8:section", "pipeline.report.stacks:section",
                        "pipeline.report.rigor:sections", "probes.report:matrix", "pipeline.report.quant:section",
-                       "pipeline.report.device:section", "pipeline.report.timeprofile:section"]
+                       "pipeline.report.device:section", "pipeline.report.timeprofile:section",
+                       "pipeline.report.mismatches:section", "pipeline.report.ios:section",
+                       "pipeline.report.compat:section"]
 
 
 def _extra_sections(view: View) -> list[str]:

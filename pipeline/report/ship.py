@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pipeline import parity
 from pipeline.artifact import ArtifactId
+from pipeline.package.choose import NATIVE_FIRST
 from pipeline.provenance import record_id
 from pipeline.report.table import table
 from pipeline.report.view import ARM_JUDGE_CORE, Quality, View
@@ -71,7 +72,8 @@ def _picks(view: View, model: str) -> tuple[str, list[tuple[str, Record]], list[
     prof = view.first_profile(model)
     if not prof:
         return "", [], [], None
-    rs = [r for r in view.timed(model, prof) if "size_bytes" in r.metrics]
+    # an iOS-only file (Core AI .aimodel) is answered by "What to ship on iOS" (pipeline/report/ios.py)
+    rs = [r for r in view.timed(model, prof) if "size_bytes" in r.metrics and r.format not in NATIVE_FIRST["ios"]]
     ref = best_reference(view, rs)
     good = [r for r in rs if within_reference(view, r, ref)]
     if not good:

@@ -18,12 +18,20 @@ def fmt(v, digits: int = 3) -> str:
     return str(v)
 
 
+def status_cell(status: str, text: str, title: str = "") -> str:
+    """A cell coloured by its status in report.html (its CSS class `st-<status>`, colours from
+    parity.STATUS_COLOR) with `title` shown on hover; report.md shows the same markup, GitHub the text."""
+    clean = title.replace('"', "'").replace("|", "/").replace("<", "(").replace(">", ")")
+    return f'<span class="st-{status}" title="{clean}">{text.replace("|", "/").replace("<", "(")}</span>'
+
+
 def kib(b) -> str:
     return f"{b / 1024:.1f}" if b else "–"
 
 
 def row(cells: list) -> str:
-    return "|" + "|".join(f" {c} " if c != "" else " " for c in cells) + "|"
+    """One table line; a "|" inside a cell (`|x| == FLT_MAX`) is escaped, so it cannot split the cell."""
+    return "|" + "|".join(f" {str(c).replace('|', chr(92) + '|')} " if c != "" else " " for c in cells) + "|"
 
 
 def grid(rows: list, cols: list, cells: dict, cell) -> list[list]:

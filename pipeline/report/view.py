@@ -154,8 +154,10 @@ class View:
         rs = self.timed(model, profile or self.first_profile(model))
         by = {(r.source, r.path, r.format, r.runtime): r for r in rs}
         out = []
+        from pipeline.parity import WEIGHT_ONLY
         for q in rs:
-            if "int8" not in q.quantization:
+            # weight-only int8 (Core AI/Core ML w8) computes in float: the int8 targets (speed) are not its own
+            if "int8" not in q.quantization or q.quantization in WEIGHT_ONLY:
                 continue
             f = by.get((q.source, fp32_sibling(q.path), q.format, q.runtime))
             if f is not None and f.quantization == "fp32":

@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "lite_interpreter": "pipeline.runtimes.lite_interpreter",
     "onnxruntime": "pipeline.runtimes.onnxruntime_rt",
     "coreml": "pipeline.runtimes.coreml_rt",
+    "coreai": "pipeline.runtimes.coreai_rt",
 }
 
 

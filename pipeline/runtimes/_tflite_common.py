@@ -23,6 +23,15 @@ class TFLiteInterpreter(Runtime):
         allocate(it, path)
         return it
 
+    def load_without_delegates(self, path, threads: int = 1):
+        """The built-in kernels only: XNNPACK, applied by default, is not (is it the delegate?)."""
+        import sys
+        cls = self.interpreter_class()
+        off = sys.modules[cls.__module__].OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        it = cls(model_path=str(path), num_threads=int(threads), experimental_op_resolver_type=off)
+        allocate(it, path)
+        return it
+
     def run(self, it, inputs: list) -> list:
         _set_inputs(it, inputs)
         it.invoke()

@@ -49,6 +49,11 @@ class Runtime:
         """-> a handle; may raise (the worker turns that into a record)."""
         raise NotImplementedError
 
+    def load_without_delegates(self, path, threads: int = 1):
+        """-> a handle whose operators all run on the runtime's own kernels (its default delegate off),
+        or None when the runtime has no such switch (ExecuTorch: the delegation is in the file)."""
+        return None
+
     def run(self, handle, inputs: list) -> list:
         """float32 numpy in, float32 numpy out."""
         raise NotImplementedError

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import fsutil, runtimes, workers
+from pipeline import fsutil, runtimes, sandbox, workers
 from pipeline.tools import fuzz_tflite
 from pipeline.filecheck.validate import EXTENSIONS, BadModelFile, check_model_file
 
@@ -105,8 +105,10 @@ def measure_mutants(jobs: list[dict], python: str, per_job_timeout: float = 20.0
     """Run jobs in batch workers (`pipeline/workers.py`); every job gets a result dict, whatever the worker
     does: a crash or hang is charged to the job it happened on (status worker_crashed / worker_hung) and
     a fresh worker resumes after it. A worker that cannot start at all is the harness's failure: raises."""
+    box = sandbox.Sandbox(reads=tuple({str(Path(j["artifact"]).parent) for j in jobs}))   # mutants: hostile files
     res = workers.run(workers.Job("pipeline.tools.fuzz_worker", tuple({**j, "id": i} for i, j in enumerate(jobs)),
-                                  python=python, timeout_s=per_job_timeout, first_timeout_s=startup_timeout))
+                                  python=python, timeout_s=per_job_timeout, first_timeout_s=startup_timeout,
+                                  sandbox=box))
     out = []
     for r in res.values():
         death = r.get("death")

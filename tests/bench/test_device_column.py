@@ -73,3 +73,32 @@ def test_no_device_and_unbuildable_device(tmp_path):
                         *common, "--no-device"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert p.returncode == 0
     assert not [r for r in read_records(tmp_path / "r2" / "results.jsonl") if r.kind == "device"]
+
+
+def test_aimodel_is_skipped_with_its_reason(digits_exports, tmp_path):
+    """Core AI files get device records `skipped` on every core, with the reason (built device or not)."""
+    from conftest import TEST_ARTIFACTS
+    items = device.items_from_targets(harness.targets_from_exports([digits_exports[("torch", "coreai_fp32")]],
+                                                                   TEST_ARTIFACTS), TEST_ARTIFACTS)
+    assert [it.skip for it in items] == [device.NOT_ON_DEVICE["aimodel"][1]]
+    recs = device.run(items, tmp_path, log=lambda m: pytest.fail(f"the guest ran a Core AI file: {m}"))
+    assert {r.profile for r in recs} == set(device.CORES)
+    assert all(r.status == "skipped" and r.runtime == "coreai" and "Core AI" in r.error for r in recs), recs
+
+
+def test_a_device_mismatch_carries_its_evidence(tmp_path):
+    """The guest differing from the host: where, by the bound the device judges with, and the file's facts
+    (no guest needed: the comparison and the explanation run on the host)."""
+    import numpy as np
+    x = np.linspace(-2, 2, 16, dtype=np.float32).reshape(16, 1)
+    np.savez(tmp_path / "in.npz", x=x)
+    it = device.Item({"format": "tflite"}, TRIVIAL, tmp_path / "in.npz", "fp32")
+    host, guest = x + 1, x + 1
+    guest[[3, 12]] += 0.5
+    metrics, failed = device.compare({"y": host}, {}, {"y": guest}, "fp32")
+    assert failed
+    info = {}
+    device._explain(info, it, host, guest, metrics)
+    ev = info["evidence"]
+    assert ev["differ"] == 2 and ev["map"] == "element" and [p["at"] for p in ev["pairs"]] == [[3, 0], [12, 0]]
+    assert info["file"]["operators"] == ["ADD"], info["file"]

@@ -1,6 +1,7 @@
 """The benchmark harness: real runtimes in isolated workers; crashes and hangs become records."""
 from __future__ import annotations
 
+import dataclasses
 import stat
 import sys
 
@@ -38,6 +39,16 @@ def test_measure_real_runtime(digits_exports, fast_cfg, tmp_path, source, path, 
     assert m["top1_agreement"] >= 0.97, m["top1_agreement"]
     assert m["accuracy"] > 0.9
     assert m["eval_samples"] == 360  # the whole digits test split
+    # where the outputs differ, computed with the outputs (bound-free: judged later): samples whose
+    # top-1 flips when some do, else the largest errors; a mismatch verdict adds what the file computes
+    ev = r.info["evidence"]
+    assert ev["rule"] in ("top-1 differs", "largest errors (half the squared error)") and ev["differ"] > 0, ev
+    assert ev["compared"] == 3600 and ev["map"] == "unit" and ev["pairs"], ev
+    judged = dataclasses.replace(r, status="mismatch", error="planted", info=dict(r.info))
+    bench.explain_mismatch(t, [judged], ev)
+    facts = judged.info["file"]
+    assert judged.info["evidence"] == ev
+    assert facts["operators"] if t.format in ("tflite", "pte") else facts["error"].startswith("no reader"), facts
     # a second call is served from the content-hash cache
     assert bench.measure_one(t, runtime, profiles.get("big-core"), fast_cfg, tmp_path, True).cached
 

@@ -31,6 +31,11 @@ def test_path_exports_and_matches_reference(digits_exports, digits_eval, source,
         # this torch build has no XNNPACK: the optimizer's failure is a recorded finding
         assert rec.status == "unsupported" and "XNNPACK" in rec.error, rec
         return
+    if path == "et_coreai_fp16":
+        # ExecuTorch 1.5.1's Core AI delegate calls AIProgram.get_graph, which coreai-core 1.0.0b3 made
+        # private: a toolchain skew recorded with its error (this fails once the stack agrees again)
+        assert rec.status == "failed" and "get_graph" in rec.error, rec
+        return
     assert rec.status == "ok", f"{source}__{path}: {rec.error}"
     assert rec.metrics["size_bytes"] > 1000
     from conftest import ROOT

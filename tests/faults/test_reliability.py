@@ -94,9 +94,10 @@ def test_hostile_file_through_the_cli_is_one_line(tmp_path):
     f = tmp_path / "hostile.tflite"
     f.write_bytes(repeated_operator_refs(TRIVIAL.read_bytes(), 1_000_000))
     p = _cli("--results", str(tmp_path / "r"), "bench", str(f), *FAST)
-    assert p.returncode == 1 and "Traceback" not in p.stderr + p.stdout
-    assert any("hostile.tflite: corrupt tflite file:" in ln and "repeated reference" in ln
-               for ln in p.stdout.splitlines()), p.stdout
+    # a bad input: exit 2, one line naming it, nothing measured (no empty table)
+    assert p.returncode == 2 and "Traceback" not in p.stderr + p.stdout and "| artifact" not in p.stdout
+    errs = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(errs) == 1 and "hostile.tflite: corrupt tflite file:" in errs[0] and "repeated reference" in errs[0], errs
 
 
 # 2 ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import fsutil
-from tests.package.usermodels import manifest, package, user_models  # noqa: F401 - a fixture
+from tests.package.usermodels import TWO_RELEASES, manifest, package, user_models  # noqa: F401 - a fixture
 
 
 def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
@@ -18,7 +18,7 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
     assert man["manifest_version"] == 1
     art = bundle / platform / man["artifact"]["file"]
     assert fsutil.sha256_file(art) == man["artifact"]["sha256"]
-    assert art.stat().st_size == man["artifact"]["bytes"]
+    assert fsutil.size_bytes(art) == man["artifact"]["bytes"]
     assert man["parity"]["status"] == "ok", man["parity"]
     assert man["runtime"]["loads_here"][man["runtime"]["verified_with"]["name"]]["loads"]
     assert man["measured"]["profiles"]["big-core"]["p50"] > 0
@@ -35,6 +35,24 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
         assert {o["op"] for o in man["runtime"]["minimum"]["operators"]} == in_file
         assert all(o["version"] >= 1 for o in man["runtime"]["minimum"]["operators"])
         assert man["runtime"]["minimum"]["min_runtime_version"]
+        mm = man["runtime"]["measured_minimum"]
+        if mm["measured"]:      # the two-release ladder of test_pt2
+            assert mm["releases_measured"] == 2 and [r["label"] for r in mm["releases"]] == ["TFLite 2.14.0",
+                                                                                              "LiteRT 2.3.0"]
+            assert mm["sentence"].startswith("loads and matches on ") and "(measured on 2 releases" in mm["sentence"]
+            assert mm["declared_min_runtime_version"] == man["runtime"]["minimum"]["min_runtime_version"]
+            assert f"On released runtimes it {mm['sentence']}" in (bundle / platform / "README.md").read_text()
+        else:
+            assert mm["reason"] == "the version ladder was not run (--ladder none)"
+    elif man["artifact"]["format"] == "aimodel":
+        from pipeline.filecheck import coreai
+        fn = coreai.inspect(art)["functions"]["main"]
+        for got, want in ((fn["inputs"], man["inputs"]), (fn["outputs"], man["outputs"])):
+            assert [(t["name"], t["shape"], t["dtype"]) for t in got] == [(t["name"], t["shape"], t["dtype"])
+                                                                         for t in want]
+        assert man["inputs"][0]["shape"] == [1, *sample_shape]
+        assert man["runtime"]["minimum"]["minimum_os"].endswith("27.0")
+        assert "AIModel(contentsOf:" in (bundle / platform / "README.md").read_text()
     else:
         from executorch.exir._serialize._program import deserialize_pte_binary
         from executorch.runtime import Runtime
@@ -50,6 +68,8 @@ def check_manifest(bundle, platform: str, sample_shape: tuple) -> dict:
         assert sorted(f"{o.name}.{o.overload}" for o in plan.operators) == man["runtime"]["minimum"]["operators"]
         assert sorted({d.id for d in plan.delegates}) == man["runtime"]["minimum"]["delegates"]
         assert (bundle / platform / "selected_operators.yaml").exists()
+        assert not man["runtime"]["measured_minimum"]["measured"]
+        assert "ExecuTorch runtime wheel" in man["runtime"]["measured_minimum"]["reason"]
     return man
 
 
@@ -68,7 +88,8 @@ def test_pt2_all_torch_paths(user_models, tmp_path):
 
 
 def _pt2(user_models, tmp_path, extra: list):
-    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), *extra) == 0
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), *extra,
+                   ladder=TWO_RELEASES) == 0
     bundle = tmp_path / "dist" / "cnn"
     for plat in ("android", "ios"):
         man = check_manifest(bundle, plat, (3, 16, 16))
@@ -84,6 +105,10 @@ def _pt2(user_models, tmp_path, extra: list):
                         else set(PT2_PATHS.split(",")))
     assert (bundle / "report.html").read_text().count("<tr>") > len(exported)
     assert not list((tmp_path / "dist").glob(".tmp-*"))
+    # the version ladder ran every .tflite candidate on both releases, its records beside the others
+    ladder = {(r["path"], r["runtime"]) for r in records if r["kind"] == "compat"}
+    tflite = {r["path"] for r in records if r["kind"] == "export" and r["format"] == "tflite"}
+    assert tflite and ladder == {(p, rt) for p in tflite for rt in ("tflite-runtime==2.14.0", "ai-edge-litert==2.3.0")}
     # iOS also offers the Core ML candidates, exported and checked as files, never verified here
     ios = json.loads((bundle / "ios" / "manifest.json").read_text())
     offered = {c["format"]: c for c in ios["unverified_candidates"]}
@@ -150,6 +175,11 @@ def test_planted_int8_mismatch(user_models, tmp_path):
     assert int8 and all(r["status"] == "mismatch" for r in int8), int8
     assert "SQNR" in int8[0]["error"]
     assert int8[0]["metrics"]["sqnr_db"] < 15
+    # the explanation names the planted cause from the evidence and the file: inputs beyond the int8 range
+    from pipeline.explain import rules
+    e = rules.explain(int8[0]["info"]["evidence"], int8[0]["info"]["file"], "int8")
+    assert e.rule == "input_range", e
+    assert "the inputs overflow the file's quantized input range" in e.cause, e.cause
     assert manifest(bundle, "android")["artifact"]["export_path"] == "tflite_fp32"
 
 
@@ -173,7 +203,7 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
     cmd = [sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "art"), "--results", str(tmp_path / "results"),
            "package", str(user_models["keras"]),
            "--samples", str(user_models["ksamples"]), "--paths", "tflite_fp32,tflite_int8", "--out", str(tmp_path / "dist"),
-           *BENCH]
+           *BENCH, "--ladder", "none"]
     # SIGINT as a terminal delivers it (whatever disposition the test process holds)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -189,3 +219,38 @@ def test_ctrl_c_leaves_no_bundle_and_rerun_reuses_exports(user_models, tmp_path)
     assert again.returncode == 0, again.stdout[-2000:]
     assert again.stdout.count(": up to date") == 2, again.stdout
     assert (tmp_path / "dist" / "small" / "android" / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_pt2_ios_ships_a_verified_aimodel(user_models, tmp_path):
+    """Core AI next to LiteRT: the iOS bundle ships the .aimodel Core AI's runtime verified, says why
+    (host timings of different runtimes are not compared), and the compressed path that cannot compress a
+    .pt2's unlifted graph is `unsupported`, not an fp32 file under a w8 name."""
+    paths = "litert_torch_fp32,coreai_fp32,coreai_fp16,coreai_w8"
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]), "--paths", paths) == 0
+    bundle = tmp_path / "dist" / "cnn"
+    ios = check_manifest(bundle, "ios", (3, 16, 16))
+    assert ios["artifact"]["format"] == "aimodel" and ios["artifact"]["export_path"] in ("coreai_fp32", "coreai_fp16")
+    assert ".aimodel first" in ios["choice"]["reason"]
+    assert check_manifest(bundle, "android", (3, 16, 16))["artifact"]["format"] == "tflite"
+    records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
+    w8 = next(r for r in records if r["kind"] == "export" and r["path"] == "coreai_w8")
+    assert w8["status"] == "unsupported" and "compressed no weight" in w8["error"]
+    assert not list((tmp_path / "art").rglob("*.aimodelx"))
+
+
+@pytest.mark.slow   # ExecuTorch and ONNX exports of a .pt2 (7 min 42 s under load ~14)
+def test_planted_int8_mismatch_is_explained_for_pte_and_onnx(user_models, tmp_path):
+    """The same planted calibration (1/100 of the samples' range) on the PyTorch int8 paths: the ranges
+    come from the XNNPACK payload's quantized values and from ONNX's QuantizeLinear."""
+    from pipeline.explain import rules
+    with np.load(user_models["samples"]) as z:
+        np.savez(tmp_path / "calib.npz", z["arr_0"] / 100)
+    assert package(tmp_path, str(user_models["pt2"]), "--samples", str(user_models["samples"]),
+                   "--calib", str(tmp_path / "calib.npz"), "--paths", "et_portable_fp32,et_xnnpack_int8,onnx_int8") == 0
+    records = [json.loads(line) for line in (tmp_path / "dist" / "cnn" / "records.jsonl").read_text().splitlines()]
+    for path in ("et_xnnpack_int8", "onnx_int8"):
+        rs = [r for r in records if r["kind"] == "bench" and r["path"] == path and r["status"] == "mismatch"]
+        assert rs, (path, [(r["path"], r["status"]) for r in records])
+        e = rules.explain(rs[0]["info"]["evidence"], rs[0]["info"]["file"], "int8")
+        assert e.rule == "input_range", (path, e)

@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 
 BENCH = ["--profiles", "big-core", "--min-runs", "5", "--min-seconds", "0", "--ci-pct", "0", "--repeats", "1"]
+# two releases of the version ladder, both in the project's own venvs (the default ladder builds an
+# environment per release on first use: tests/compat, `make test-slow`)
+TWO_RELEASES = "tflite-runtime==2.14.0,ai-edge-litert==2.3.0"
 
 
-def package(tmp: Path, *args: str) -> int:
+def package(tmp: Path, *args: str, ladder: str = "none") -> int:
     from pipeline import cli
     return cli.main(["--artifacts", str(tmp / "art"), "--results", str(tmp / "results"), "package", *args,
-                     "--out", str(tmp / "dist"), *BENCH])
+                     "--out", str(tmp / "dist"), *BENCH, "--ladder", ladder])
 
 
 def manifest(bundle: Path, platform: str) -> dict:

@@ -34,8 +34,9 @@ def test_bench_bad_file_is_one_line_error(tmp_path):
     f = tmp_path / "broken.tflite"
     f.write_bytes(b"\x00" * 3)
     p = _cli("--results", str(tmp_path / "r"), "bench", str(f), "--no-device")
-    assert p.returncode == 1
-    assert f"error: {f}: not a TFLite flatbuffer" in p.stdout
+    assert p.returncode == 2 and "| artifact" not in p.stdout     # a bad input: exit 2, nothing measured
+    errs = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(errs) == 1 and f"error: {f}: not a TFLite flatbuffer" in errs[0], errs
 
 
 BAD_CONFIGS = [
@@ -76,8 +77,9 @@ def test_torn_results_file_is_one_line_exit_2(tmp_path):
 @pytest.mark.parametrize("name", ["missing.tflite", "missing.pte", "missing.ptl"])
 def test_bench_missing_file(tmp_path, name):
     p = _cli("--results", str(tmp_path / "r"), "bench", str(tmp_path / name))
-    assert p.returncode == 1 and "Traceback" not in p.stderr + p.stdout
-    assert f"error: {tmp_path / name}: no such file" in p.stdout
+    assert p.returncode == 2 and "Traceback" not in p.stderr + p.stdout
+    errs = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(errs) == 1 and f"error: {tmp_path / name}: no such file" in errs[0], errs
 
 
 def test_ctrl_c_inside_string_compiled_code_exits_130(tmp_path):

@@ -64,12 +64,12 @@ def _records():
 def test_one_cause_per_failure_with_paths_relative_to_the_project():
     recs = _records()
     c = [cause(r) for r in recs if r.kind == "bench" and r.status == "failed"]
-    assert len({x.key for x in c}) == 1 and c[0].short == "runtime too old: no FULLY_CONNECTED version 12"
+    assert len({x.key for x in c}) == 1 and c[0].short == "runtime too old: no FULLY_CONNECTED v12"
     assert "/work/other-tree" not in c[0].text and "artifacts/a/keras__tflite_dynamic_int8.tflite" in c[0].text
     assert clean("at /tmp/x/y/results/cache/z.json") == "at results/cache/z.json"
     groups = build(recs).causes()
     assert [(g[0].short, sorted({r.model for r in g[1]})) for g in groups] == [
-        ("runtime too old: no FULLY_CONNECTED version 12", ["a", "b"]),
+        ("runtime too old: no FULLY_CONNECTED v12", ["a", "b"]),
         ("outside one quantization step", ["a", "b"]),
         ("optimize_for_mobile: this torch build has no XNNPACK", ["a", "b"])]
 
@@ -115,7 +115,10 @@ def test_arm_column_beside_p50_and_ship_ranks_by_arm_cost():
     assert dict(chosen)["cheapest on ARM64"].path == "tflite_int8"   # fastest on the host is fp32
     assert dict(chosen)["fastest"].path == "tflite_fp32"
     grid = "\n".join(report.runtime_matrix(v))
-    assert "| ARM64 neoverse-n1 | ARM64 cortex-a53 |" in grid and "0/2 ok; MISMATCH [c2](#cause-2): a, b" in grid
+    assert "| ARM64 neoverse-n1 | ARM64 cortex-a53 |" in grid
+    # each mismatched model links to its explanation ("Mismatches explained")
+    why = r"\(\[why\]\(#m-\w{8}\)\)"
+    assert re.search(rf"0/2 ok; MISMATCH \[c2\]\(#cause-2\): a {why}, b {why}", grid), grid
 
 
 def test_reconstruction_rows_show_sqnr_not_top1():

@@ -1,4 +1,5 @@
-"""Fuzzing the loaders with mutants of the real digits artifacts (pipeline/tools/fuzz.py).
+"""Fuzzing the loaders with mutants of the real digits artifacts (pipeline/tools/fuzz.py), and the package
+sources (.pt2, SavedModel) with mutants of the digits twins (pipeline/tools/fuzz_sources.py).
 
     .venv/bin/python -m pytest -q tests/faults/test_fuzz.py            # 50 mutants per format
     make fuzz                                                           # 1000 per format (marker fuzz)
@@ -58,3 +59,29 @@ def test_fuzz_long(digits_exports, tmp_path, fmt):
         from pathlib import Path
         from pipeline.fsutil import write_json_atomic
         write_json_atomic(Path(out) / f"fuzz-{fmt}.json", t.summary())
+
+
+def _check_sources(t, n: int) -> None:
+    s = t.summary()
+    print(json.dumps({k: v for k, v in s.items() if k != "examples"}))
+    assert s["tried"] == n and sum(s[k] for k in fuzz.OUTCOMES) == n, s
+    # harness_crashed includes any mutant whose payload ran (its marker file written): must be 0
+    assert s["harness_crashed"] == 0, s["examples"].get("harness_crashed")
+    assert s["unclear_error"] == 0, s["examples"].get("unclear_error")
+    assert 0 < s["rejected_by_validator"] < n, s
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["pt2", "savedmodel"])
+def test_fuzz_sources_short(tmp_path, kind):
+    from pipeline.tools import fuzz_sources
+    _check_sources(fuzz_sources.fuzz_kind(kind, fuzz_sources.seeds(tmp_path)[kind], 30, tmp_path, 1), 30)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("kind", ["pt2", "savedmodel"])
+def test_fuzz_sources_long(tmp_path, kind):
+    """`make fuzz`: .pt2 and SavedModel mutants through the pre-checks and a sandboxed sources.load."""
+    from pipeline.tools import fuzz_sources
+    n = int(os.environ.get("FUZZ_PER_KIND", "300"))
+    _check_sources(fuzz_sources.fuzz_kind(kind, fuzz_sources.seeds(tmp_path)[kind], n, tmp_path, 2), n)
