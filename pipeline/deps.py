@@ -22,6 +22,8 @@ from pipeline import fsutil
 
 ROOT = fsutil.ROOT
 PACKAGES = ("pipeline", "export", "models", "probes")     # the project's top-level packages
+# folders the project puts on sys.path to import a script by its bare name (bench/device.py: `import device`)
+SCRIPT_DIRS = (ROOT / "device_tests",)
 # the judging modules (pipeline/policy.py, pipeline/parity.py): a stage whose cached result holds no
 # figure computed with their values, and whose verdict is applied after the result is read (training's
 # transfer check, export), keys without them (`judging=False`): a changed bound re-judges, it does not
@@ -40,6 +42,9 @@ def _imports(f: Path, mtime: float) -> tuple[tuple[Path, ...], tuple[str, ...]]:
     """(project files, other top-level modules) one file imports, anywhere in it."""
     del mtime   # part of the cache key only: an edited file is read again
     files, others = set(), set()
+    # only a script (a file outside any package) imports its folder's modules by their bare name: inside a
+    # package `import coreai` is the library even beside pipeline/filecheck/coreai.py
+    script = not (f.parent / "__init__.py").is_file()
     for node in ast.walk(ast.parse(f.read_text(), str(f))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -51,8 +56,9 @@ def _imports(f: Path, mtime: float) -> tuple[tuple[Path, ...], tuple[str, ...]]:
             top = name.split(".")[0]
             if top in PACKAGES:
                 files.update(_module_files(name))
-            elif (f.parent / f"{top}.py").is_file():      # a script's neighbour (device_tests/device.py)
-                files.add(f.parent / f"{top}.py")
+            elif near := next((d / f"{top}.py" for d in [f.parent] * script + list(SCRIPT_DIRS)
+                               if (d / f"{top}.py").is_file()), None):
+                files.add(near)             # a script's neighbour, or a script on SCRIPT_DIRS
             elif top not in sys.stdlib_module_names and top != "__future__":
                 others.add(top)
     return tuple(sorted(files)), tuple(sorted(others))

@@ -24,6 +24,10 @@ def test_closure_follows_project_imports_and_names_libraries():
     libs = deps.libraries([ROOT / "export" / "coreml_paths.py"])
     assert {"coremltools", "executorch", "torch"} <= set(libs), libs
     assert not {"json", "os", "pipeline", "export"} & set(libs)
+    # a package module named like the library it imports is not its own import (`import coreai` in
+    # pipeline/filecheck/coreai.py is coreai-core); a script imported by its bare name is a file
+    assert deps.libraries([ROOT / "pipeline" / "filecheck" / "coreai.py"]) == ("coreai-core",)
+    assert ROOT / "device_tests" / "device.py" in deps.files([ROOT / "pipeline" / "bench" / "device.py"])
 
 
 def test_every_library_the_project_imports_resolves_to_a_distribution():
@@ -75,6 +79,25 @@ def test_train_and_export_keys_change_with_a_library_version(monkeypatch):
     real = deps._version.__wrapped__
     monkeypatch.setattr(deps, "_version", lambda d, site: "0.0.1" if d.startswith("tensorflow") else real(d, site))
     assert cache_key(spec) != t0 and export_key(spec, p, "w") != e0
+
+
+@pytest.mark.parametrize("lib", ["coreai-core", "coreai-torch", "coreai-opt"])
+def test_a_core_ai_export_key_has_the_core_ai_versions(lib, monkeypatch):
+    """Every Core AI path's export key changes with each library of the stack it calls: coreai-torch
+    converts, coreai-opt compresses, coreai-core writes and checks the asset (imported by
+    pipeline/filecheck/coreai.py, whose name is the library's: not a neighbour module)."""
+    from export import registry
+    from export.run import export_key
+    spec = models.get("digits_cnn")
+    names = [n for n in registry.all_paths() if n.startswith("coreai_")]
+    assert {"coreai_fp32", "coreai_w8", "coreai_w4", "coreai_pal4"} <= set(names)
+    before = {n: export_key(spec, registry.get(n), "w") for n in names}
+    real = deps._version.__wrapped__
+
+    def bumped(d, site):
+        return "99.0" if d.lower().replace("_", "-") == lib else real(d, site)
+    monkeypatch.setattr(deps, "_version", bumped)
+    assert all(export_key(spec, registry.get(n), "w") != before[n] for n in names)
 
 
 def test_weights_hash_of_unreadable_training_is_an_error(tmp_path):
