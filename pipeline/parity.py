@@ -17,13 +17,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from pipeline.policy import (CELL_STATUSES, COUNT_LABEL, DEFAULTS, DEVICE, ELSEWHERE,  # noqa: F401 (re-exported)
-                             ELSEWHERE_STATUSES, EPS, INT8_KERNEL_GAIN, INT8_MIN_SPEEDUP, INT8_SIZE_TARGET,
+                             ELSEWHERE_STATUSES, EVIDENCE, EPS, INT8_KERNEL_GAIN, INT8_MIN_SPEEDUP, INT8_SIZE_TARGET,
                              MEANING, MIN_DECISIVE, MIN_DECISIVE_SHARE, PACKAGE_SPEED_SLACK, PEER_AGREEMENT,
                              PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL, PROXY_BAND, QUANTIZATIONS, RAN,
-                             REGRESSION_GATE,
-                             SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES, TIE_SIGMAS, WEIGHT_ONLY,
-                             DeviceRule, Elsewhere, ProbeRule, Thresholds, Tolerances, elsewhere, num, ran,
-                             runs_elsewhere)
+                             REGRESSION_GATE, SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES,
+                             TIE_SIGMAS, WEIGHT_ONLY, DeviceRule, Elsewhere, EvidenceRule, ProbeRule, Thresholds,
+                             Tolerances, elsewhere, num, ran, runs_elsewhere)
 
 TOP1_KEYS = ("top1_agreement", "top1_agreement_decisive", "top1_decisive_samples", "top1_decisive_share")
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # measurement runs (BenchConfig's ci_pct, min_runs), are not judgements)
 THRESHOLD_WORDS = re.compile(r"(?i)(tol\b|tolerance|ratio|target|band\b|slack|eps\b|epsilon|thresh|sqnr|"
                              r"steps?\b|sigmas?\b|percent|bound\b|agree|atol|rtol|_db\b|allowance|"
-                             r"speedup|margin|growth_pct|slowdown|drop)")
+                             r"speedup|margin|growth_pct|slowdown|drop|share\b|min_pattern)")
 
 
 def _numeric(node) -> bool:
