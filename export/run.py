@@ -129,8 +129,10 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
                  log=print) -> list[Record]:
     spec = models.get(name)
     train(spec, artifacts, force=False, log=log)
-    paths = registry.all_paths()
-    selected = [registry.get(n) for n in path_names] if path_names else list(paths.values())
+    paths = registry.paths_for(spec.task)   # a named path of another task is not this model's to run
+    for n in path_names or []:
+        registry.get(n)   # an unknown name fails here, listing the valid ones
+    selected = [paths[n] for n in path_names if n in paths] if path_names else list(paths.values())
     data = load_eval(spec, artifacts)
     weights = weights_hash(artifacts, spec)
     records, loaded = [], {}
@@ -150,7 +152,7 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
         else:
             if source not in loaded:   # the twin and what its paths share (one exported program)
                 loaded[source] = (load_torch(spec, artifacts) if source == "torch"
-                                  else load_keras(spec, artifacts, source)), {}
+                                  else load_keras(spec, artifacts, source)), _shared(spec, artifacts)
             model, shared = loaded[source]
             rec = run_path(spec, source, p, model, data, artifacts, shared)
         write_sidecar(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights), rec)
@@ -158,6 +160,15 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
             + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))
         records.append(rec)
     return records
+
+
+def _shared(spec, artifacts: Path) -> dict:
+    """What a twin's paths start from besides the model: a generative model's Hugging Face folder (its
+    tokenizer beside it), which litert-torch's exporter reads and every LM record names."""
+    if spec.task != "generation":
+        return {}
+    from pipeline.train_lm import hf_dir
+    return {"hf_folder": hf_dir(artifacts, spec.name)}
 
 
 DONE = "DONE"   # the long-lived worker's end-of-job line (not a progress line: the parent keeps it)

@@ -8,6 +8,9 @@ Layout contract: datasets are numpy float32 in the *PyTorch* layout (NCHW for im
 sequences). `keras_layout` says how the Keras twin sees the same tensor ("nhwc": transposed from
 NCHW; "same": unchanged). Both twins output logits (classification), the reconstruction, or for
 "detection" one vector of the detector's heads concatenated (no labels are scored: parity only).
+"generation" models (decoder-only LMs) carry an `LMConfig` (`models/lm_config.py`) in `ModelSpec.lm`:
+their data are token windows, their twins train in `pipeline/train_lm.py`, and only the export paths
+that declare the task (`export/registry.py`: `ExportPath.tasks`) export them.
 """
 from __future__ import annotations
 
@@ -20,11 +23,12 @@ from models.transfer import transfer_by_name
 # a model's parity bounds and quality allowance: defaults in the one policy, overridden per model
 from pipeline.policy import Tolerances  # noqa: F401 (re-exported)
 
-TASKS = ("classification", "reconstruction", "detection")
+TASKS = ("classification", "reconstruction", "detection", "generation")
 LAYOUTS = ("nhwc", "same")
 # size tiers: `toy` models make up the default zoo (`make bench-mobile`); `phone` models are the sizes
-# phones run (millions of parameters), selected with `--models tier:phone` (see `models.select`)
-TIERS = ("toy", "phone")
+# phones run (millions of parameters), selected with `--models tier:phone` (see `models.select`);
+# `llm` is the generative tier (a small decoder LM trained here), opt-in with `--models tier:llm`
+TIERS = ("toy", "phone", "llm")
 # where the weights come from, and what that makes meaningful in the report
 WEIGHTS = {
     "trained": "trained natively in each framework on the model's data",
@@ -83,7 +87,8 @@ class ModelSpec:
     description: str
     input_shape: tuple[int, ...]          # one sample, PyTorch layout, no batch dim
     num_outputs: int                      # classes, or features for reconstruction
-    load_data: Callable[[int], Dataset]   # seed -> Dataset (generated or shipped by a package)
+    load_data: Callable[[int], Any]       # seed -> Dataset (generated or shipped by a package);
+                                          #    generation: seed -> models.lm_text.TokenData
     build_torch: Callable[[], Any]        # -> torch.nn.Module (untrained, deterministic given the seed;
                                           #    weights="pretrained": with the shipped weights loaded)
     build_keras: Callable[[], Any]        # -> keras.Model with layers named like the torch modules
@@ -99,6 +104,7 @@ class ModelSpec:
     build_cost_s: float = 60.0
     tier: str = "toy"                     # one of TIERS
     weights: str = "trained"              # a key of WEIGHTS
+    lm: Any = None                        # models.lm_config.LMConfig: required iff task == "generation"
 
     @classmethod
     def of(cls, module: str, description: str, **fields) -> "ModelSpec":
@@ -121,6 +127,8 @@ class ModelSpec:
             raise ValueError(f"{self.name}: weights {self.weights!r} not in {tuple(WEIGHTS)}")
         if self.keras_layout not in LAYOUTS:
             raise ValueError(f"{self.name}: keras_layout {self.keras_layout!r} not in {LAYOUTS}")
+        if (self.task == "generation") != (self.lm is not None):
+            raise ValueError(f"{self.name}: an LMConfig (lm=...) is required for task 'generation' and only there")
         if not self.name.isidentifier():
             raise ValueError(f"model name {self.name!r} must be an identifier")
 

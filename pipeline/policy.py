@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 EPS = 1e-9     # bounds are compared with this slack, never exactly at their edge
 # weight-only schemes: Core ML/Core AI int8 weights, Core AI int4 weights and 4-bit palettes (float compute)
 WEIGHT_ONLY = ("int8_weights", "int4_weights", "palette4_weights")
-QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8") + WEIGHT_ONLY
+# 8da4w: int8 dynamic activations, int4 weights per group (torchao; the generative .pte paths)
+QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8") + WEIGHT_ONLY + ("8da4w",)
 
 
 def num(v: float) -> str:

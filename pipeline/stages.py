@@ -83,7 +83,7 @@ def export(names: list[str], artifacts: Path, paths: list[str], force: bool, job
     env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
            "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads, **procutil.child_env()}
     # one step per model x path x source twin: the count and time left of the whole stage
-    steps = progress.Progress(len(names) * _steps_per_model(paths), count=len(names) > 1)
+    steps = progress.Progress(sum(_steps_per_model(n, paths) for n in names), count=len(names) > 1)
 
     def say(line: str) -> None:
         log(steps.tag(line) if line.startswith("[export ") else line)
@@ -224,16 +224,17 @@ def _ours(line: str) -> bool:
     return line.startswith(("[export", "[train", "  ["))
 
 
-def _steps_per_model(paths: list[str]) -> int:
+def _steps_per_model(name: str, paths: list[str]) -> int:
     from export import registry
-    return sum(len(p.sources) for p in registry.all_paths().values() if not paths or p.name in paths)
+    return sum(len(p.sources) for p in registry.paths_for(models.get(name).task).values()
+               if not paths or p.name in paths)
 
 
 def _missing_as_failed(name, artifacts, paths, records, why: str) -> list[Record]:
     from export import registry
     have = {(r.source, r.path) for r in records if r.model == name and r.kind == "export"}
     out = []
-    for p in registry.all_paths().values():
+    for p in registry.paths_for(models.get(name).task).values():
         if paths and p.name not in paths:
             continue
         for src in p.sources:

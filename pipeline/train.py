@@ -259,6 +259,9 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # TensorFlow was already initialised in this process; it keeps its pools
+    if spec.task == "generation":   # token windows, perplexity, a Hugging Face folder: its own trainer
+        from pipeline.train_lm import train_lm
+        return train_lm(spec, artifacts, log)
     t0 = time.perf_counter()
     times: dict[str, float] = {}   # phase -> seconds: the record's time_<phase>_s metrics
 
@@ -335,6 +338,9 @@ def judged(rec: Record) -> Record:
 
 
 def load_torch(spec: ModelSpec, artifacts: Path):
+    if spec.task == "generation":
+        from pipeline.train_lm import load_torch as load_lm
+        return load_lm(spec, artifacts)
     import torch
     model = spec.build_torch()
     ckpt = torch.load(train_dir(artifacts, spec.name) / "torch.pt", weights_only=True)

@@ -32,7 +32,7 @@ TIMEOUT_S = 3600.0
 def matching_paths(framework: str, only: list[str] | None = None) -> list:
     """Registered paths that take this framework's model (`only` restricts them by name)."""
     from export import registry
-    paths = [p for p in registry.all_paths().values() if p.input_kind == framework]
+    paths = [p for p in registry.paths_for("classification").values() if p.input_kind == framework]
     if only:
         for n in only:
             registry.get(n)   # unknown names fail here, listing the valid ones

@@ -14,7 +14,7 @@ from pipeline import parity, runtimes
 from pipeline.bench.stats import agreement
 
 SPEC = models.get("digits_cnn")
-CASES = [(src, name) for name, p in registry.all_paths().items() for src in p.sources]
+CASES = [(src, name) for name, p in registry.paths_for(SPEC.task).items() for src in p.sources]
 EVAL_N = 120
 
 
