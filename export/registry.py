@@ -77,6 +77,7 @@ class ExportContext:
     # that twin the same dict (e.g. the one torch.export'ed program); a lone context gets its own
     shared: dict = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)   # phase -> seconds, see `phase`
+    etrecord: Path | None = None  # a .pte path writes its lowering's ETRecord here (`export --etrecord`)
 
     @contextmanager
     def phase(self, name: str):

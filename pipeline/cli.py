@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--jobs", type=_positive_int, default=2, help="models exported in parallel")
     e.add_argument("--profile", action="store_true",
                    help="end with a table of where the seconds went (per model: training; per path: phases)")
+    e.add_argument("--etrecord", action="store_true",
+                   help="the .pte paths also write their ETRecord beside the artifact, from the same lowering "
+                   "(the bench's operator profile then names each event's aten ops)")
 
     b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
     b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage/.aimodel files of your own")
@@ -219,9 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _absolute(args: argparse.Namespace) -> None:
+    """Every path argument resolved once, here, against the folder the command was given in: the workers
+    run in the project root, so a relative path handed on would name another file there."""
+    for k, v in vars(args).items():
+        if isinstance(v, Path):
+            setattr(args, k, v.absolute())
+        elif isinstance(v, list) and v and all(isinstance(x, Path) for x in v):
+            setattr(args, k, [x.absolute() for x in v])
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
+    _absolute(args)
     if getattr(args, "no_sandbox", False):
         from pipeline import sandbox
         os.environ[sandbox.ENV_SWITCH] = "off"    # the workers inherit the user's choice
@@ -314,7 +328,7 @@ def _dispatch(args) -> int:
             return 0 if all(r.status == "ok" for r in recs) else 1
         if args.cmd == "export":
             recs = stages.export(_names(args.models), args.artifacts, _paths(args.paths), args.force,
-                                 args.jobs, log=log)
+                                 args.jobs, log=log, etrecord=args.etrecord)
             stages.save_records(args.results, recs)
             if args.profile:
                 from pipeline.report.export_profile import export_profile
