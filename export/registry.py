@@ -164,25 +164,22 @@ def fp32_sibling(name: str) -> str | None:
     return max(cands, key=lambda q: (shared(q.name, name), q.name)).name
 
 
-def code_files(p: ExportPath) -> list[Path]:
-    """The export code a path's artifact depends on: its module and every `export/` module it imports,
-    transitively (a shared helper such as `pt2e_quantize` changes every path that calls it)."""
-    import ast
+def module_file(p: ExportPath) -> Path:
     import sys
-    here = Path(__file__).parent
-    todo, seen = [Path(sys.modules[p.fn.__module__].__file__)], set()
-    while todo:
-        f = todo.pop()
-        if f in seen or not f.exists():
-            continue
-        seen.add(f)
-        if f.name == "registry.py":
-            continue   # it imports every path module only to register them
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "export":
-                mods = [node.module] if node.module != "export" else [f"export.{a.name}" for a in node.names]
-                todo += [here / f"{m.split('.', 1)[1]}.py" for m in mods if "." in m]
-            elif isinstance(node, ast.Import):
-                todo += [here / f"{a.name.split('.', 1)[1]}.py" for a in node.names
-                         if a.name.startswith("export.")]
-    return sorted(seen)
+    return Path(sys.modules[p.fn.__module__].__file__)
+
+
+def code_files(p: ExportPath) -> list[Path]:
+    """The code a path's artifact depends on: its module and every project module it imports,
+    transitively (not only export/: the Core ML paths use pipeline/filecheck/coreml.py; a shared helper
+    such as `pt2e_quantize` changes every path that calls it). The policy is not among them: an export
+    holds no verdict (`deps.JUDGING`)."""
+    from pipeline import deps
+    return deps.files([module_file(p)], judging=False)
+
+
+def code_key(p: ExportPath, *drivers: Path) -> str:
+    """`code_files` of the path and of the driver modules that run it, with the versions of the libraries
+    they import (torch, executorch, tensorflow, coremltools, ...): one key (`deps.key`)."""
+    from pipeline import deps
+    return deps.key([module_file(p), *drivers], judging=False)

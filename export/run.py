@@ -38,21 +38,21 @@ EXPORT_CODE = [Path(__file__)]
 
 
 def weights_hash(artifacts: Path, spec) -> str:
-    """Content hash of the trained files (weights, eval/calibration data): retraining invalidates exports."""
+    """Content hash of the trained files (weights, eval/calibration data): retraining invalidates exports.
+    Files that cannot be read raise (OSError, ValueError): a cache must miss then, never match on a
+    hash of nothing."""
     from pipeline.train import train_dir
     d = train_dir(artifacts, spec.name)
-    try:
-        files = json.loads((d / "meta.json").read_text()).get("files", [])
-        return fsutil.sha256_text(*[fsutil.sha256_file(d / f) for f in files])
-    except (OSError, ValueError):
-        return ""
+    files = json.loads((d / "meta.json").read_text()).get("files", [])
+    if not files:
+        raise ValueError(f"{d / 'meta.json'}: names no trained files")
+    return fsutil.sha256_text(*[fsutil.sha256_file(d / f) for f in files])
 
 
 def export_key(spec, p: registry.ExportPath, weights: str = "") -> str:
-    """Training config + weights + the export code this path runs (its module and every `export/`
-    module it imports, `registry.code_files`) + the path's name."""
-    return fsutil.sha256_text(train_key(spec), weights, fsutil.source_hash(EXPORT_CODE + registry.code_files(p)),
-                              p.name)
+    """Training (its key: code, library versions, config) + weights + the export code this path runs
+    with the versions of the libraries it imports (`registry.code_key`) + the path's name."""
+    return fsutil.sha256_text(train_key(spec), weights, registry.code_key(p, *EXPORT_CODE), p.name)
 
 
 def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath, weights: str = "") -> Record | None:

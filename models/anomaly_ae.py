@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from models.data_audio import MACHINE_FRAMES, MACHINE_MELS, make_machine_dataset
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 FEATURES = MACHINE_FRAMES * MACHINE_MELS  # 640
 HIDDEN = (128, 128, 8, 128, 128)
@@ -68,18 +67,7 @@ def build_keras():
     return keras.Model(inp, out, name="anomaly_ae")
 
 
-SPEC = ModelSpec(
-    name="anomaly_ae",
-    description="dense autoencoder 640-128-128-8-128-128-640 (BN+ReLU) on generated machine-sound "
-                "log-mel frames (reconstruction; anomalies in the test set)",
-    task="reconstruction",
-    input_shape=(FEATURES,),
-    num_outputs=FEATURES,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="same",
-    train=TrainConfig(epochs=20, batch_size=64, lr=1e-3),
-    build_cost_s=50,
-)
+SPEC = ModelSpec.of(__name__, "dense autoencoder 640-128-128-8-128-128-640 (BN+ReLU) on generated machine-sound "
+                    "log-mel frames (reconstruction; anomalies in the test set)",
+                    task="reconstruction", input_shape=(FEATURES,), num_outputs=FEATURES, keras_layout="same",
+                    train=TrainConfig(epochs=20, batch_size=64, lr=1e-3), build_cost_s=50)

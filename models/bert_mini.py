@@ -26,7 +26,6 @@ from __future__ import annotations
 from models.data_tokens import NUM_CLASSES, make_dataset
 from models.layers import keras_layers, torch_layers
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 LENGTH, DIM, HEADS, FFN, DEPTH = 128, 256, 4, 1024, 4
 INPUT = (LENGTH, DIM)
@@ -94,21 +93,8 @@ def build_keras():
     return keras.Model(inp, out, name="bert_mini")
 
 
-SPEC = ModelSpec(
-    name="bert_mini",
-    description="BERT-Mini-style post-LN encoder (4 layers, hidden 256, 4 heads, FFN 1024) on 128 "
-                "generated token vectors (128x256, 9 classes), seeded weights",
-    task="classification",
-    input_shape=INPUT,
-    num_outputs=NUM_CLASSES,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="same",
-    train=TrainConfig(epochs=1, batch_size=32),   # calibrated: nothing trains (see the docstring)
-    calibration_samples=128,
-    tier="phone",
-    weights="calibrated",
-    build_cost_s=195,
-)
+# calibrated: nothing trains (see the docstring)
+SPEC = ModelSpec.of(__name__, "BERT-Mini-style post-LN encoder (4 layers, hidden 256, 4 heads, FFN 1024) on 128 "
+                    "generated token vectors (128x256, 9 classes), seeded weights",
+                    keras_layout="same", train=TrainConfig(epochs=1, batch_size=32), calibration_samples=128,
+                    tier="phone", weights="calibrated", build_cost_s=195)

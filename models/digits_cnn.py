@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 CHANNELS = (16, 32, 48)
 BN_EPS = 1e-3  # Keras' default; torch's BatchNorm is told the same so the twins compute one function
@@ -71,17 +70,6 @@ def build_keras():
     return keras.Model(inp, out, name="digits_cnn")
 
 
-SPEC = ModelSpec(
-    name="digits_cnn",
-    description="conv-bn-relu image classifier on scikit-learn digits (8x8x1, 10 classes)",
-    task="classification",
-    input_shape=(1, 8, 8),
-    num_outputs=10,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="nhwc",
-    train=TrainConfig(epochs=12, batch_size=32, lr=3e-3),
-    build_cost_s=40,
-)
+SPEC = ModelSpec.of(__name__, "conv-bn-relu image classifier on scikit-learn digits (8x8x1, 10 classes)",
+                    input_shape=(1, 8, 8), num_outputs=10, keras_layout="nhwc",
+                    train=TrainConfig(epochs=12, batch_size=32, lr=3e-3), build_cost_s=40)

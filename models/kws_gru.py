@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from models.data_audio import KWS_CLASSES, make_kws_dataset
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 INPUT = (49, 10)
 STACK = 3                               # frames per GRU step
@@ -63,18 +62,6 @@ def build_keras():
     return keras.Model(inp, out, name="kws_gru")
 
 
-SPEC = ModelSpec(
-    name="kws_gru",
-    description="GRU(64) keyword spotter over generated audio MFCC sequences (49x10, stacked to 16 steps "
-                "of 3 frames, 10 classes)",
-    task="classification",
-    input_shape=INPUT,
-    num_outputs=NUM_CLASSES,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="same",
-    train=TrainConfig(epochs=7, batch_size=64, lr=5e-3),
-    build_cost_s=160,
-)
+SPEC = ModelSpec.of(__name__, "GRU(64) keyword spotter over generated audio MFCC sequences (49x10, stacked to "
+                    "16 steps of 3 frames, 10 classes)",
+                    keras_layout="same", train=TrainConfig(epochs=7, batch_size=64, lr=5e-3), build_cost_s=160)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from models import mobilenet_v2_arch as arch
 from models.data_images import make_dataset
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 INPUT = (3, 96, 96)
 NUM_CLASSES = 10
@@ -33,18 +32,6 @@ def build_keras():
     return arch.build_keras(ARCH)
 
 
-SPEC = ModelSpec(
-    name="mobilenet_v2",
-    description="MobileNetV2-style (width 0.35, 7 inverted residual blocks) on procedural shapes "
-                "(3x96x96, 10 classes)",
-    task="classification",
-    input_shape=INPUT,
-    num_outputs=NUM_CLASSES,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="nhwc",
-    train=TrainConfig(epochs=6, batch_size=32, lr=3e-3),
-    build_cost_s=360,
-)
+SPEC = ModelSpec.of(__name__, "MobileNetV2-style (width 0.35, 7 inverted residual blocks) on procedural shapes "
+                    "(3x96x96, 10 classes)",
+                    keras_layout="nhwc", train=TrainConfig(epochs=6, batch_size=32, lr=3e-3), build_cost_s=360)

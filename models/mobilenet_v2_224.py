@@ -14,7 +14,6 @@ from dataclasses import replace
 from models import mobilenet_v2_arch as arch
 from models.data_images import make_dataset
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 INPUT = (3, 224, 224)
 NUM_CLASSES = 10
@@ -36,20 +35,7 @@ def build_keras(num_classes: int = NUM_CLASSES):
     return arch.build_keras(replace(ARCH, num_classes=num_classes))
 
 
-SPEC = ModelSpec(
-    name="mobilenet_v2_224",
-    description="MobileNetV2 1.0 at 224x224 (paper table, 17 blocks), calibrated weights, 10 classes",
-    task="classification",
-    input_shape=INPUT,
-    num_outputs=NUM_CLASSES,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="nhwc",
-    train=TrainConfig(epochs=1, batch_size=32),   # calibrated: one pass of BN re-estimation
-    calibration_samples=128,
-    tier="phone",
-    weights="calibrated",
-    build_cost_s=375,
-)
+# calibrated: one pass of BN re-estimation
+SPEC = ModelSpec.of(__name__, "MobileNetV2 1.0 at 224x224 (paper table, 17 blocks), calibrated weights, 10 classes",
+                    keras_layout="nhwc", train=TrainConfig(epochs=1, batch_size=32), calibration_samples=128,
+                    tier="phone", weights="calibrated", build_cost_s=375)

@@ -23,7 +23,6 @@ from __future__ import annotations
 from models.data_images import make_dataset
 from models.mobilenet_v2_arch import make_divisible
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 INPUT = (3, 224, 224)
 NUM_CLASSES = 10
@@ -145,20 +144,8 @@ def build_keras(num_classes: int = NUM_CLASSES):
     return keras.Model(inp, out, name="mobilenet_v3_small")
 
 
-SPEC = ModelSpec(
-    name="mobilenet_v3_small",
-    description="MobileNetV3-Small at 224x224 (hard-swish, squeeze-excite), calibrated weights, 10 classes",
-    task="classification",
-    input_shape=INPUT,
-    num_outputs=NUM_CLASSES,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="nhwc",
-    train=TrainConfig(epochs=1, batch_size=32),   # calibrated: one pass of BN re-estimation
-    calibration_samples=128,
-    tier="phone",
-    weights="calibrated",
-    build_cost_s=260,
-)
+# calibrated: one pass of BN re-estimation
+SPEC = ModelSpec.of(__name__, "MobileNetV3-Small at 224x224 (hard-swish, squeeze-excite), calibrated weights, "
+                    "10 classes",
+                    keras_layout="nhwc", train=TrainConfig(epochs=1, batch_size=32), calibration_samples=128,
+                    tier="phone", weights="calibrated", build_cost_s=260)

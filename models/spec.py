@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from models.transfer import transfer_by_name
 # a model's parity bounds and quality allowance: defaults in the one policy, overridden per model
 from pipeline.policy import Tolerances  # noqa: F401 (re-exported)
 
@@ -89,7 +90,6 @@ class TrainConfig:
 class ModelSpec:
     name: str
     description: str
-    task: str
     input_shape: tuple[int, ...]          # one sample, PyTorch layout, no batch dim
     num_outputs: int                      # classes, or features for reconstruction
     load_data: Callable[[int], Any]       # seed -> Dataset (generated or shipped by a package);
@@ -97,7 +97,8 @@ class ModelSpec:
     build_torch: Callable[[], Any]        # -> torch.nn.Module (untrained, deterministic given the seed;
                                           #    weights="pretrained": with the shipped weights loaded)
     build_keras: Callable[[], Any]        # -> keras.Model with layers named like the torch modules
-    transfer: Callable[[Any, Any], None]  # copy torch weights into the Keras twin, in place
+    task: str = "classification"
+    transfer: Callable[[Any, Any], None] = transfer_by_name  # copy torch weights into the Keras twin, in place
     keras_layout: str = "nhwc"
     train: TrainConfig = field(default_factory=TrainConfig)
     tolerances: Tolerances = field(default_factory=Tolerances)
@@ -109,6 +110,18 @@ class ModelSpec:
     tier: str = "toy"                     # one of TIERS
     weights: str = "trained"              # a key of WEIGHTS
     lm: Any = None                        # models.lm_config.LMConfig: required iff task == "generation"
+
+    @classmethod
+    def of(cls, module: str, description: str, **fields) -> "ModelSpec":
+        """A model module's SPEC from the names every model module defines (`load_data`, `build_torch`,
+        `build_keras`; `INPUT` and `NUM_CLASSES` where it has them): `SPEC = ModelSpec.of(__name__,
+        "what it is", keras_layout=..., train=...)`. The name is the module's; `fields` give the rest."""
+        import sys
+        m = sys.modules[module]
+        own = {k: getattr(m, v) for k, v in (("input_shape", "INPUT"), ("num_outputs", "NUM_CLASSES"))
+               if hasattr(m, v)}
+        return cls(name=module.rsplit(".", 1)[-1], description=description, load_data=m.load_data,
+                   build_torch=m.build_torch, build_keras=m.build_keras, **{**own, **fields})
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -25,7 +25,6 @@ from __future__ import annotations
 from models.data_tokens import FEAT, LENGTH, NUM_CLASSES, make_dataset
 from models.layers import keras_layers, torch_layers
 from models.spec import Dataset, ModelSpec, TrainConfig
-from models.transfer import transfer_by_name
 
 INPUT = (LENGTH, FEAT)
 DIM, HEADS, MLP, DEPTH = 32, 4, 64, 2
@@ -95,18 +94,6 @@ def build_keras():
     return keras.Model(inp, out, name="tiny_transformer")
 
 
-SPEC = ModelSpec(
-    name="tiny_transformer",
-    description="2-block pre-LN Transformer encoder (dim 32, 4 heads, GELU MLP 64) on generated "
-                "token-feature sequences (24x32, 9 classes)",
-    task="classification",
-    input_shape=INPUT,
-    num_outputs=NUM_CLASSES,
-    load_data=load_data,
-    build_torch=build_torch,
-    build_keras=build_keras,
-    transfer=transfer_by_name,
-    keras_layout="same",
-    train=TrainConfig(epochs=12, batch_size=64, lr=2e-3),
-    build_cost_s=140,
-)
+SPEC = ModelSpec.of(__name__, "2-block pre-LN Transformer encoder (dim 32, 4 heads, GELU MLP 64) on generated "
+                    "token-feature sequences (24x32, 9 classes)",
+                    keras_layout="same", train=TrainConfig(epochs=12, batch_size=64, lr=2e-3), build_cost_s=140)

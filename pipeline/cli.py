@@ -58,24 +58,23 @@ def _ladder(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, cast, kind: str, must: str, ok) -> int | float:
+    """`text` as `cast`, or one line: "expected <kind>, got 'x'" / "must be <must>, got x"."""
     try:
-        v = int(text)
+        v = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"must be {must}, got {text.strip()}")
     return v
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, "a whole number >= 1", ">= 1", lambda v: v >= 1)
 
 
 def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return v
+    return _number(text, float, "a number", "a finite number >= 0", lambda v: 0 <= v < float("inf"))
 
 
 def _positive_float(text: str) -> float:

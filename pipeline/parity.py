@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 from pipeline.policy import (BOUND_OUTCOMES, CELL_STATUSES, COUNT_LABEL, DEFAULTS, DEVICE,  # noqa: F401 (re-exported)
                              ELSEWHERE, GENERATIVE, PAST_BOUND_MARGIN_DB, SAFE_BOUND_OUTCOMES,
-                             ELSEWHERE_STATUSES, EPS, INT8_KERNEL_GAIN, INT8_MIN_SPEEDUP, INT8_SIZE_TARGET,
+                             ELSEWHERE_STATUSES, EVIDENCE, EPS, INT8_KERNEL_GAIN, INT8_MIN_SPEEDUP, INT8_SIZE_TARGET,
                              MEANING, MIN_DECISIVE, MIN_DECISIVE_SHARE, PACKAGE_SPEED_SLACK, PEER_AGREEMENT,
                              PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL, PROXY_BAND, QUANTIZATIONS, RAN,
-                             REGRESSION_GATE,
-                             SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES, TIE_SIGMAS, WEIGHT_ONLY,
-                             DeviceRule, Elsewhere, ProbeRule, Thresholds, Tolerances, elsewhere, num, ran,
-                             runs_elsewhere)
+                             REGRESSION_GATE, SAME_SIZE_RATIO, SEVERITY, STATUS_COLOR, STATUS_MARK, STATUSES,
+                             TIE_SIGMAS, WEIGHT_ONLY, DeviceRule, Elsewhere, EvidenceRule, ProbeRule, Thresholds,
+                             Tolerances, elsewhere, num, ran, runs_elsewhere)
 
 TOP1_KEYS = ("top1_agreement", "top1_agreement_decisive", "top1_decisive_samples", "top1_decisive_share")
 
@@ -218,6 +217,13 @@ def quality_ok(metric: str, value: float, reference: float, tol: Tolerances) -> 
 def allowance_prose(tol: Tolerances) -> str:
     return (f"within {tol.accuracy_drop_points:g} top-1 point of the float accuracy (reconstruction MSE at most "
             f"{tol.mse_increase_pct:g}% above it for models without labels)")
+
+
+def judge_transfer(max_abs_diff: float, tol: Tolerances) -> str:
+    """The weight-transfer twin (Keras with the PyTorch weights) vs PyTorch: "" or the miss and its size."""
+    if max_abs_diff <= tol.transfer_atol + EPS:
+        return ""
+    return f"weight transfer max abs diff {max_abs_diff:.3g} > {tol.transfer_atol}"
 
 
 # ---------------------------------------------------------------- the emulated device, the probes

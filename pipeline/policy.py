@@ -275,8 +275,20 @@ class ProbeRule:
                 f">= {num(self.int8_sqnr_db)} dB; indices and masks: exact")
 
 
+@dataclass(frozen=True)
+class EvidenceRule:
+    """When a mismatch's evidence names a pattern of the differing values (`pipeline/explain/evidence.py`):
+    the explanation a report gives, not the verdict (that is `judge`, `judge_device`, `judge_probe_output`)."""
+    min_pattern: int = 3          # fewer differing values than this never make a position/magnitude pattern
+    # an input value class (NaN, inf, zero, ...) "explains" the differing positions when every differing
+    # position is in it and the class is at most this share of the inputs (else "all at positive inputs" says nothing)
+    rare_share: float = 0.5
+    extreme_share: float = 0.25   # "at the largest |x|": the differing values are at most this share of the inputs
+
+
 DEVICE = DeviceRule()
 PROBE = ProbeRule()
+EVIDENCE = EvidenceRule()
 
 
 # ---------------------------------------------------------------- targets and other bounds

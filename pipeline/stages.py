@@ -57,7 +57,9 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
 
     def sources_of(path: str):
         return paths[path].sources if path in paths else None
-    return [r for name in names for r in export_records(artifacts, name, sources_of)]
+    from pipeline.train import judged     # the train record's verdict by today's bound
+    return [judged(r) if r.kind == "train" else r
+            for name in names for r in export_records(artifacts, name, sources_of)]
 
 
 EXPORT_TIMEOUT_S = 1800.0   # a worker that prints no progress line (a training epoch, a path) for this long hangs

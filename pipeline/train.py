@@ -11,6 +11,7 @@ re-estimated: phone-size models that do not train on 2 cores) or "pretrained" (s
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,30 +23,22 @@ import numpy as np
 import models
 from models import datacache
 from models.spec import ModelSpec
-from pipeline import fsutil
+from pipeline import deps, fsutil, parity
 from pipeline.schema import Record, time_metric
 
 SOURCES = ("torch", "keras", "keras_tw")
-TRAIN_CODE = [Path(__file__), Path(models.__file__).parent / "spec.py",
-              Path(models.__file__).parent / "transfer.py"]
 
 
 def train_dir(artifacts: Path, name: str) -> Path:
     return artifacts / name / "train"
 
 
-def _shared_model_code() -> list[Path]:
-    """models/*.py that are not a registered model (spec, transfer, layers, data generators): any model
-    may import them, so they key every model's cache."""
-    d = Path(models.__file__).parent
-    model_files = {d / (mod.rsplit(".", 1)[-1] + ".py") for mod in models.REGISTRY.values()}
-    return [p for p in sorted(d.glob("*.py")) if p not in model_files and p.name != "__init__.py"]
-
-
 def cache_key(spec: ModelSpec) -> str:
-    code = set(TRAIN_CODE + _shared_model_code() + [models.source_file(spec.name)]
-               + ([Path(__file__).parent / "train_lm.py"] if spec.task == "generation" else []))
-    return fsutil.sha256_text(fsutil.source_hash(code),
+    """This code and the model's module, with every project module they import (a model built from
+    another's layers: models/layers.py, ds_cnn_kws) and the versions of the libraries they import
+    (torch, tensorflow, keras, numpy: `deps.key`), and the model's training settings. The policy is
+    left out (`judging=False`): the transfer check is judged when the record is read (`judged`)."""
+    return fsutil.sha256_text(deps.key([Path(__file__), models.source_file(spec.name)], judging=False),
                               repr(spec.train), repr(spec.calibration_samples), repr(spec.eval_samples))
 
 
@@ -254,7 +247,7 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     d = train_dir(artifacts, spec.name)
     if not force and is_fresh(spec, artifacts):
         log(f"[train] {spec.name}: up to date, reusing {d}")
-        return Record.from_dict(json.loads((d / "meta.json").read_text())["record"])
+        return judged(Record.from_dict(json.loads((d / "meta.json").read_text())["record"]))
     import torch
     # parallel export workers share the cores: each trains on its share, never oversubscribed
     # (an OpenMP barrier waiting on a descheduled thread makes training many times slower)
@@ -313,12 +306,9 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     for src, out in refs.items():
         for k, v in quality(spec, out, sub).items():
             metrics[f"{src}_{k}"] = v
-    status = "ok" if transfer_diff <= spec.tolerances.transfer_atol else "failed"
-    rec = Record(kind="train", model=spec.name, status=status, framework="both", metrics=metrics,
-                 error="" if status == "ok" else
-                 f"weight transfer max abs diff {transfer_diff:.3g} > {spec.tolerances.transfer_atol}",
-                 info={"transferred_layers": transferred, "calibration_indices": calib_idx.tolist(),
-                       "tier": spec.tier, "weights": spec.weights, "sources": list(spec.sources)})
+    rec = judged(Record(kind="train", model=spec.name, status="ok", framework="both", metrics=metrics,
+                               info={"transferred_layers": transferred, "calibration_indices": calib_idx.tolist(),
+                                     "tier": spec.tier, "weights": spec.weights, "sources": list(spec.sources)}))
 
     # meta.json marks the folder fresh: drop it first, so a run killed while rewriting the files below
     # leaves a folder that is retrained, never a mix of old and new weights that looks fresh
@@ -335,6 +325,17 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
         "files": ["torch.pt"] + [f"{src}.weights.h5" for src in spec.sources if src != "torch"] + ["eval.npz"]})
     log(f"[train] {spec.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return rec
+
+
+def judged(rec: Record) -> Record:
+    """The train record with the weight-transfer verdict of the policy (`parity.judge_transfer`), made
+    whenever the record is read: a changed bound re-judges the stored training, it does not retrain."""
+    try:
+        tol = models.get(rec.model).tolerances
+    except KeyError:          # a model no longer registered keeps the verdict it was stored with
+        return rec
+    miss = parity.judge_transfer(rec.metrics["transfer_max_abs_diff"], tol)
+    return dataclasses.replace(rec, status="failed" if miss else "ok", error=miss)
 
 
 def load_torch(spec: ModelSpec, artifacts: Path):

@@ -28,11 +28,6 @@ DELEGATED_PATHS = ("et_xnnpack_fp32", "et_xnnpack_int8")
 # ExecuTorch graph bookkeeping that is never a kernel: not counted as "left outside XNNPACK"
 ET_NOT_OPS = {"getitem", "output", "placeholder"}
 HERE = Path(__file__).parent
-PROBE_CODE = sorted(HERE.glob("*.py"))
-EXPORT_CODE = sorted((HERE.parent / "export").glob("*.py"))
-RUN_CODE = [HERE / "run_worker.py", HERE / "harness.py", HERE.parent / "pipeline" / "workers.py"] + \
-    sorted((HERE.parent / "pipeline" / "runtimes").glob("*.py")) + \
-    sorted((HERE.parent / "pipeline" / "explain").glob("*.py"))   # the evidence and file facts cached with it
 
 
 def selected_paths(names: list[str] | None = None) -> list[registry.ExportPath]:
@@ -46,8 +41,12 @@ def _source(p: registry.ExportPath) -> str:
 
 
 def _export_key(probe: str, path: str) -> str:
-    return fsutil.sha256_text(fsutil.source_hash([HERE / "__init__.py", HERE / "ops.py", HERE / "export_worker.py"]
-                                                 + EXPORT_CODE), probe, path)
+    """The probe's and the export worker's code, the path's export code (none for the reference), every
+    project module they import and the versions of the libraries they import (`deps.key`)."""
+    from pipeline import deps
+    roots = [HERE / "__init__.py", HERE / "ops.py", HERE / "export_worker.py"]
+    return fsutil.sha256_text(deps.key(roots + ([registry.module_file(registry.get(path))] if path else []),
+                                       judging=False), probe, path)
 
 
 def _sidecar(folder: Path, probe: str, source: str, path: str) -> Path:
@@ -214,8 +213,13 @@ def compare(outs: list[np.ndarray], refs: list[np.ndarray], checks: tuple[str, .
 # ---------------------------------------------------------------- runtime
 
 def _run_key(art_sha: str, runtime: str, ref: Path, probe: probes.Probe, quant: str) -> str:
+    """The artifact, reference and runtime, and the code of the run worker, the runtime's adapter and
+    this module (the cell's verdict is cached: the policy's probe rule included), with the versions of
+    the libraries they import as installed for the adapter's interpreter (`deps.key`)."""
+    from pipeline import deps
     return fsutil.sha256_text(art_sha, runtime, fsutil.sha256_file(ref), repr(probe.outputs), quant,
-                              fsutil.source_hash(RUN_CODE))
+                              deps.key([HERE / "run_worker.py", Path(__file__), runtimes.module_file(runtime)],
+                                       python=runtimes.get(runtime).python()))
 
 
 def run_all(cells: list[tuple], folder: Path, cache: Path, jobs: int, log) -> list[Record]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pipeline.parity import ELSEWHERE, ELSEWHERE_STATUSES, PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL as LABEL, ran
-from pipeline.report.table import table
+from pipeline.report.table import grid as rows_of, table
 from pipeline.report.view import View
 from pipeline.schema import Record
 from probes import explained
@@ -68,24 +68,16 @@ def matrix(view: View) -> list[str]:
                        "so neither ok nor failed. " for e in ELSEWHERE)
              + "Where runtimes differ, each is named.", ""]
     notes: dict[str, int] = {}
-    rows = []
-    for op in ops:
-        row = [op]
-        for p in paths:
-            rs = grid.get((op, p))
-            if not rs:
-                row.append(None)
-                continue
-            worst, text = _summarize(rs)
-            refs = []
-            for r in rs:
-                if r.error:
-                    note = f"`{op}` / `{p}`{' on `' + r.runtime + '`' if r.runtime else ''}: {r.error}"
-                    notes.setdefault(note, len(notes) + 1)
-                    refs.append(str(notes[note]))
-            row.append(text + (f" [{','.join(refs)}]" if refs else "") + explained.cell_links(rs))
-        rows.append(row)
-    lines += table(["operator", *paths], rows)
+
+    def cell(op: str, p: str, rs: list[Record]) -> str:
+        refs = []
+        for r in rs:
+            if r.error:
+                note = f"`{op}` / `{p}`{' on `' + r.runtime + '`' if r.runtime else ''}: {r.error}"
+                notes.setdefault(note, len(notes) + 1)
+                refs.append(str(notes[note]))
+        return _summarize(rs)[1] + (f" [{','.join(refs)}]" if refs else "") + explained.cell_links(rs)
+    lines += table(["operator", *paths], rows_of(ops, paths, grid, cell))
     lines += ["Errors (first line of the toolchain's or runtime's own message, or the size of the mismatch):", ""]
     lines += [f"{n}. {text}" for text, n in notes.items()]
     lines += [""] + explained.causes(ops, paths, grid)

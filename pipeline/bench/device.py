@@ -96,9 +96,12 @@ def _device_module():
 
 
 def code_hash() -> str:
-    return fsutil.source_hash([HERE, DEVICE_TESTS / "runner.py", DEVICE_TESTS / "device.py",
-                               DEVICE_TESTS / "plugin" / "insn_count.c", TRIVIAL] +
-                              sorted((HERE.parent.parent / "explain").glob("*.py")))   # a mismatch's evidence
+    """This code (its verdict is in the cached record: the policy's device rule included), the guest
+    runner and host handle, every project module they import and the host libraries' versions (the host
+    outputs are the reference), the instruction-count plugin and the one-op model."""
+    from pipeline import deps
+    return fsutil.sha256_text(deps.key([HERE, DEVICE_TESTS / "runner.py", DEVICE_TESTS / "device.py"]),
+                              fsutil.source_hash([DEVICE_TESTS / "plugin" / "insn_count.c", TRIVIAL]))
 
 
 def _key(item: Item, core: str, recipe: str) -> str:

@@ -36,10 +36,7 @@ from pipeline.bench.stats import agreement
 from pipeline.schema import Record, first_line, read_record_file
 
 HERE = Path(__file__).parent
-WORKER_CODE = [HERE / f for f in ("worker.py", "stats.py", "harness.py", "opprofile.py", "peer.py", "cost.py",
-                                  "anatomy.py")] + [HERE.parent / "workers.py"] + \
-    [HERE.parent / "explain" / "evidence.py"] + sorted((HERE.parent / "runtimes").glob("*.py")) + \
-    sorted(f for f in (HERE / "data").rglob("*") if f.is_file())
+DATA = sorted(f for f in (HERE / "data").rglob("*") if f.is_file())   # the one-op models the worker times beside each artifact
 
 
 # export facts a bench record of an artifact that runs elsewhere (Apple only) carries (coreml_paths.py writes them)
@@ -67,6 +64,16 @@ class Outcome:
     cached: bool = False
 
 
+def code_key(runtime: str) -> str:
+    """The code a measurement depends on: the worker, this harness (quality and cost are computed
+    here), the runtime's adapter and every project module they import (`deps.key`), the versions of the
+    libraries they import as installed for the adapter's interpreter (another venv for an old runtime),
+    and the one-op models."""
+    from pipeline import deps
+    return fsutil.sha256_text(deps.key([HERE / "worker.py", Path(__file__), runtimes.module_file(runtime)],
+                                       python=runtimes.get(runtime).python()), fsutil.source_hash(DATA))
+
+
 def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchConfig, eval_sha: str,
              want_outputs: bool) -> str:
     sidecar = t.artifact.with_suffix(".etrecord")   # names the operators in the profile (opprofile.py)
@@ -74,7 +81,7 @@ def _job_key(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.Benc
                               fsutil.sha256_file(sidecar) if sidecar.exists() else "",
                               eval_sha, t.layout, repr(t.shapes), str(want_outputs),
                               *[f"{n}={fsutil.sha256_file(Path(f))}" for n, f in t.input_files],
-                              fsutil.source_hash(WORKER_CODE))
+                              code_key(runtime))
 
 
 def worker_job(jobs: list[dict], python: str, timeout_s: float, after_death: str = "fail_rest") -> workers.Job:

@@ -8,11 +8,12 @@ release rejects costs only that one measurement (`pipeline/workers.py`, "resume"
 `compare(item, outputs) -> metrics` is the caller's: the zoo and `package` each compare with their own
 references (parity.py judges the metrics afterwards, so a changed tolerance applies without running
 again). Each result is cached as soon as it is in, keyed by the artifact's bytes, the samples and
-references, the release and the versions in its environment, and this code.
+references, the release and the versions in its environment, and the code (`code_key`).
 """
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -29,8 +30,6 @@ from pipeline.compat.ladder import Rung
 from pipeline.schema import first_line
 
 HERE = Path(__file__).parent
-CODE = [HERE / "worker.py", HERE / "lacks.py", HERE / "measure.py", HERE.parent / "workers.py",
-        HERE.parent / "parity.py", HERE.parent / "bench" / "stats.py"] + sorted((HERE.parent / "runtimes").glob("*.py"))
 BUILD_JOBS = 4             # environments built at once: a build waits on pip's index lookups, not the CPU
 TIMEOUT_S = 300.0          # one artifact making no progress this long: killed, recorded as a hang
 FIRST_TIMEOUT_S = 300.0    # a fresh worker's first artifact includes the runtime's import (TensorFlow: ~10 s)
@@ -61,6 +60,18 @@ class Result:
     cached: bool = False
 
 
+def code_key(rung: Rung, compare: Callable, python: str | None = None) -> str:
+    """The code a cached result depends on (`deps.key`): the worker and the release's runtime adapter, with
+    the versions of the libraries they import as installed in the release's environment (`python`); this
+    module and the module of the caller's `compare` (its metrics are cached: bench.stats, parity.compare),
+    with every project module they import."""
+    from pipeline import deps
+    adapter = deps.ROOT.joinpath(*rung.adapter.split(".")).with_suffix(".py")
+    caller = getattr(sys.modules.get(compare.__module__), "__file__", None)     # None: typed in a session
+    return fsutil.sha256_text(deps.key([HERE / "worker.py", adapter], python=python),
+                              deps.key([Path(__file__), *([Path(caller)] if caller else [])]))
+
+
 def _key(item: Item, env: envs.Env, code: str) -> str:
     return fsutil.sha256_text(item.sha256, item.refs_key, env.rung.id, env.fingerprint, code)
 
@@ -71,7 +82,6 @@ def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], ca
     """Every item on every rung of its format in `which` (ladder.select), `jobs` releases at a time.
     `sandboxed`: the items are made from a user's model (package): each worker runs in the OS sandbox
     (pipeline/sandbox.py), reading its release's environment, the items and their samples only."""
-    code = fsutil.source_hash(CODE)
     plan = [(r, [it for it in items if it.format == fmt]) for fmt in ladder.formats()
             for r in ladder.select(fmt, which)]
     plan = [(r, its) for r, its in plan if its]
@@ -98,7 +108,7 @@ def run(items: list[Item], which: str, compare: Callable[[Item, list], dict], ca
             for it in its:
                 out[(it.id, rung.id)] = Result(it.id, rung.id, "skipped", "env", f"no environment: {env.error}")
             return
-        todo = []
+        todo, code = [], code_key(rung, compare, env.python)
         for it in its:
             hit = _read(cache_dir / f"{_key(it, env, code)}.json")
             if hit is not None:

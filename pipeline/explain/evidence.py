@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.parity import EVIDENCE     # when differing values make a pattern (min_pattern, rare/extreme share)
+
 MAX_PAIRS = 5
-MIN_PATTERN = 3            # fewer differing values than this never make a position/magnitude pattern
 FLT_MAX = float(np.finfo(np.float32).max)
 FLT_TINY = float(np.finfo(np.float32).tiny)
 FP16_MAX = float(np.finfo(np.float16).max)     # 65504
-# an input value class (NaN, inf, zero, ...) "explains" the differing positions when every differing
-# position is in it and the class is this rare among the inputs (else "all at positive inputs" says nothing)
-RARE_SHARE = 0.5
-EXTREME_SHARE = 0.25       # "at the largest |x|": the differing values are at most this share of the inputs
 
 
 def num(v) -> float | str:
@@ -212,14 +209,14 @@ def _positions(mask: np.ndarray, unit: str = "value") -> dict:
     if k == n:
         return {"kind": "everywhere", "text": f"every {unit} differs ({n})"}
     base = f"{k} of {n} {unit}s differ" if k > 1 else f"1 of {n} {unit}s differs"
-    if k < MIN_PATTERN and mask.ndim > 1:
+    if k < EVIDENCE.min_pattern and mask.ndim > 1:
         at = "; ".join(str(tuple(int(i) for i in p)) for p in np.argwhere(mask))
         return {"kind": "few", "text": f"{base}: at {at}"}
     if mask.ndim == 1 and unit != "value":
         idx = np.flatnonzero(mask)
         shown = ", ".join(str(int(i)) for i in idx[:8]) + (", ..." if k > 8 else "")
         return {"kind": "scattered", "text": f"{base}: {unit} {shown}"}
-    if k >= MIN_PATTERN:
+    if k >= EVIDENCE.min_pattern:
         where = np.argwhere(mask)
         for a, size in enumerate(mask.shape):
             vals = np.unique(where[:, a])
@@ -288,23 +285,23 @@ def _value_pattern(x: np.ndarray, mask: np.ndarray, name: str) -> dict:
                                                            (inf_at, inf_total, "±inf")) if t]
     nonfinite_at = inf_at + at["nan"]
     share = lambda c: total[c] / n  # noqa: E731
-    if inf_at == k and inf_total / n <= RARE_SHARE:
+    if inf_at == k and inf_total / n <= EVIDENCE.rare_share:
         sign = "+inf" if at["neginf"] == 0 else "-inf" if at["posinf"] == 0 else "±inf"
         tag = {"+inf": "posinf", "-inf": "neginf"}.get(sign, "inf")
         return {"tag": tag, "text": _all_at(k, inf_total, sign, name), "notes": notes}
-    if at["nan"] == k and share("nan") <= RARE_SHARE:
+    if at["nan"] == k and share("nan") <= EVIDENCE.rare_share:
         return {"tag": "nan", "text": _all_at(k, total["nan"], "NaN", name), "notes": notes}
-    if nonfinite_at == k and (inf_total + total["nan"]) / n <= RARE_SHARE:
+    if nonfinite_at == k and (inf_total + total["nan"]) / n <= EVIDENCE.rare_share:
         return {"tag": "nonfinite", "text": f"all {k} at non-finite {name}s ({at['nan']} NaN, {inf_at} ±inf)",
                 "notes": notes}
     for c in ("zero", "denormal"):
-        if at[c] == k and share(c) <= RARE_SHARE:
+        if at[c] == k and share(c) <= EVIDENCE.rare_share:
             return {"tag": c, "text": f"all {k} at {c} {name}s", "notes": notes}
     finite = np.isfinite(x)
-    if nonfinite_at == 0 and k >= MIN_PATTERN and finite.sum() > k:
+    if nonfinite_at == 0 and k >= EVIDENCE.min_pattern and finite.sum() > k:
         a = np.abs(x[finite])
         ad = np.abs(x[mask])
-        if k <= EXTREME_SHARE * a.size:
+        if k <= EVIDENCE.extreme_share * a.size:
             hi = np.quantile(a, 1 - 2 * k / a.size)
             lo = np.quantile(a, 2 * k / a.size)
             if ad.min() >= hi and ad.min() > 0:
@@ -314,10 +311,10 @@ def _value_pattern(x: np.ndarray, mask: np.ndarray, name: str) -> dict:
                 return {"tag": "smallest", "text": f"all {k} at the smallest |{name}| (|x| <= {ad.max():.4g})",
                         "notes": notes}
         neg = x[finite] < 0
-        if (x[mask] < 0).all() and neg.mean() < 1 - EXTREME_SHARE:
+        if (x[mask] < 0).all() and neg.mean() < 1 - EVIDENCE.extreme_share:
             return {"tag": "negative", "text": f"all {k} at negative {name}s ({neg.mean():.0%} of them are)",
                     "notes": notes}
-        if (x[mask] > 0).all() and (~neg).mean() < 1 - EXTREME_SHARE:
+        if (x[mask] > 0).all() and (~neg).mean() < 1 - EVIDENCE.extreme_share:
             return {"tag": "positive", "text": f"all {k} at positive {name}s ({(~neg).mean():.0%} of them are)",
                     "notes": notes}
     return {"tag": "none", "text": "", "notes": notes}
@@ -355,10 +352,10 @@ def _unit_inputs(xs: list[np.ndarray], units: np.ndarray, lead: int) -> dict:
     note = f"{nf_total} {unit}s hold non-finite inputs, {nf_at} of them differ" if nf_total else ""
     base = {"tag": "none", "text": f"no element-wise map (per {unit}); no input pattern at the {k} differing "
             f"{unit}s" + (f"; {note}" if note else "")}
-    if nf_at == k and nf_total / flat_units.size <= RARE_SHARE:
+    if nf_at == k and nf_total / flat_units.size <= EVIDENCE.rare_share:
         return {"tag": "nonfinite_units", "text": f"no element-wise map (per {unit}); all {k} differing {unit}s "
                 f"are those holding non-finite inputs ({note})"}
-    if k >= MIN_PATTERN and k <= EXTREME_SHARE * flat_units.size:
+    if k >= EVIDENCE.min_pattern and k <= EVIDENCE.extreme_share * flat_units.size:
         if peak[flat_units].min() >= np.quantile(peak, 1 - 2 * k / flat_units.size):
             return {"tag": "largest", "text": f"no element-wise map (per {unit}); all {k} differing {unit}s have "
                     f"the largest input |x| (>= {peak[flat_units].min():.4g})"}
@@ -403,11 +400,11 @@ def _outputs(r: np.ndarray, o: np.ndarray, mask: np.ndarray) -> dict:
     if len(ur) == 1 and len(uo) == 1:
         tags.append("constant")
         parts.append(f"expected {fmt(ur[0])}, got {fmt(uo[0])}" + (f" at all {k}" if k > 1 else ""))
-    elif len(uo) == 1 and k >= MIN_PATTERN:
+    elif len(uo) == 1 and k >= EVIDENCE.min_pattern:
         tags.append("got_constant")
         parts.append(f"got {fmt(uo[0])} at all {k}")
     fo = o[np.isfinite(o)]
-    if fo.size and k >= MIN_PATTERN and np.isfinite(od).all():
+    if fo.size and k >= EVIDENCE.min_pattern and np.isfinite(od).all():
         top, bottom = fo.max(), fo.min()
         at_edge = (od == top) & (rd > top) | (od == bottom) & (rd < bottom)
         if at_edge.all() and top > bottom:

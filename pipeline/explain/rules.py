@@ -188,32 +188,38 @@ def _beyond(spread: dict, rng: list) -> bool:
     return bool(spread) and (spread["p01"] < lo or spread["p99"] > hi)
 
 
+def _span(lo, hi) -> str:
+    return f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def _ranged_inputs(c: Case, per_input: list):
+    """(index, input, its quantized range, `per_input`'s entry) of each input the file quantizes."""
+    for k, (io, value) in enumerate(zip(c.file.get("inputs", []), per_input)):
+        if io.get("quantized_range"):
+            yield k, io, io["quantized_range"], value
+
+
 def input_range(c: Case) -> str | None:
     """An integer input range (fixed by the calibration set) that the inputs overflow: clipped before
     any operator runs."""
-    for i, (io, spread) in enumerate(zip(c.file.get("inputs", []), c.evidence.get("input_ranges", []))):
-        rng = io.get("quantized_range")
-        if rng and _beyond(spread, rng):
+    for _, io, rng, spread in _ranged_inputs(c, c.evidence.get("input_ranges", [])):
+        if _beyond(spread, rng):
             return (f"the inputs overflow the file's quantized input range: `{io['name']}` carries "
-                    f"[{fmt(rng[0])}, {fmt(rng[1])}] (fixed by the calibration data), the inputs span "
-                    f"[{fmt(spread['min'])}, {fmt(spread['max'])}] (1st-99th percentile [{fmt(spread['p01'])}, "
-                    f"{fmt(spread['p99'])}]), so they are clipped before any operator runs")
+                    f"{_span(*rng)} (fixed by the calibration data), the inputs span "
+                    f"{_span(spread['min'], spread['max'])} (1st-99th percentile "
+                    f"{_span(spread['p01'], spread['p99'])}), so they are clipped before any operator runs")
     return None
 
 
 def quantized_to_zero(c: Case) -> str | None:
     """An integer file whose differing values are all at inputs within half a quantization step of zero:
     they quantize to 0, so a comparison or a sign test there (where, relu, sign) decides the other way."""
-    at = c.evidence.get("inputs", {}).get("absmax_at") or []
-    for k, (io, peak) in enumerate(zip(c.file.get("inputs", []), at)):
-        rng = io.get("quantized_range")
-        if not rng or not isinstance(peak, (int, float)):
-            continue
+    for k, io, rng, peak in _ranged_inputs(c, c.evidence.get("inputs", {}).get("absmax_at") or []):
         step = (rng[1] - rng[0]) / 255
-        if peak < step / 2:
+        if isinstance(peak, (int, float)) and peak < step / 2:
             return (f"the differing values are at inputs that quantize to zero: input {k} is within "
                     f"{fmt(peak)} of 0 there, under half the file's int8 step {fmt(step)} (`{io['name']}` carries "
-                    f"[{fmt(rng[0])}, {fmt(rng[1])}]), so a comparison with 0 or a sign test in {c.ops()} "
+                    f"{_span(*rng)}), so a comparison with 0 or a sign test in {c.ops()} "
                     f"decides the other way ({c.evidence.get('outputs', {}).get('text', '')})")
     return None
 
@@ -227,8 +233,8 @@ def output_range(c: Case) -> str | None:
     if not rng or not _beyond(spread, rng):
         return None
     return (f"the reference's outputs overflow the file's quantized output range: `{outs[k]['name']}` carries "
-            f"[{fmt(rng[0])}, {fmt(rng[1])}] (fixed by the calibration data), the reference spans "
-            f"[{fmt(spread['min'])}, {fmt(spread['max'])}]")
+            f"{_span(*rng)} (fixed by the calibration data), the reference spans "
+            f"{_span(spread['min'], spread['max'])}")
 
 
 def clipped(c: Case) -> str | None:

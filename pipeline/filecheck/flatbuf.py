@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from functools import partialmethod
 
 MAX_TENSOR_TYPE = 31       # TensorType enum (schema v3c has 0..20); leave room for newer types
 MAX_RANK = 16
@@ -41,25 +42,16 @@ class _Buf:
         if pos < 0 or pos + size > self.n:
             raise Corrupt(f"{what} at byte {pos} (+{size}) lies outside the file ({self.n} bytes)")
 
-    def u8(self, pos, what):
-        self._need(pos, 1, what)
-        return self.d[pos]
+    def _scalar(self, fmt: str, pos: int, what: str):
+        """One little-endian scalar (struct format `fmt`) at `pos`, bounds-checked."""
+        self._need(pos, struct.calcsize(fmt), what)
+        return struct.unpack_from(fmt, self.d, pos)[0]
 
-    def u16(self, pos, what):
-        self._need(pos, 2, what)
-        return struct.unpack_from("<H", self.d, pos)[0]
-
-    def u32(self, pos, what):
-        self._need(pos, 4, what)
-        return struct.unpack_from("<I", self.d, pos)[0]
-
-    def i32(self, pos, what):
-        self._need(pos, 4, what)
-        return struct.unpack_from("<i", self.d, pos)[0]
-
-    def u64(self, pos, what):
-        self._need(pos, 8, what)
-        return struct.unpack_from("<Q", self.d, pos)[0]
+    u8 = partialmethod(_scalar, "<B")
+    u16 = partialmethod(_scalar, "<H")
+    u32 = partialmethod(_scalar, "<I")
+    i32 = partialmethod(_scalar, "<i")
+    u64 = partialmethod(_scalar, "<Q")
 
 
 class _Table:

@@ -61,12 +61,9 @@ def check_model_file(path: Path) -> str:
         if e.errno == errno.EACCES:
             raise BadModelFile(f"{path}: not readable (permission denied)") from None
         raise BadModelFile(f"{path}: no such file") from None
-    if path.suffix.lower() == ".mlpackage":
-        _check_mlpackage(path)
-        return "mlpackage"
-    if path.suffix.lower() == ".aimodel":
-        _check_aimodel(path)
-        return "aimodel"
+    if path.suffix.lower() in (".mlpackage", ".aimodel"):
+        _check_package(path)
+        return path.suffix.lower()[1:]
     if not path.is_file():
         raise BadModelFile(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
@@ -138,22 +135,15 @@ def _check_onnx(path: Path, head: bytes, found: str) -> None:
         raise BadModelFile(f"{path}: not an ONNX model (no ir_version field at the start)")
 
 
-def _check_mlpackage(path: Path) -> None:
-    from pipeline.filecheck import coreml
+def _check_package(path: Path) -> None:
+    """A model folder (.mlpackage, .aimodel): its format's own checker reads it."""
+    from pipeline.filecheck import coreai, coreml
+    module, inspect, what = {".mlpackage": (coreml, coreml.inspect_mlpackage, "Core ML package"),
+                             ".aimodel": (coreai, coreai.inspect, "Core AI asset")}[path.suffix.lower()]
     try:
-        coreml.inspect_mlpackage(path)
-    except coreml.Invalid as e:
-        raise BadModelFile(f"{path}: not a valid Core ML package: {e}") from None
-    except OSError as e:
-        raise BadModelFile(f"{path}: cannot read: {type(e).__name__}: {e}") from None
-
-
-def _check_aimodel(path: Path) -> None:
-    from pipeline.filecheck import coreai
-    try:
-        coreai.inspect(path)
-    except coreai.Invalid as e:
-        raise BadModelFile(f"{path}: not a valid Core AI asset: {e}") from None
+        inspect(path)
+    except module.Invalid as e:
+        raise BadModelFile(f"{path}: not a valid {what}: {e}") from None
     except OSError as e:
         raise BadModelFile(f"{path}: cannot read: {type(e).__name__}: {e}") from None
 

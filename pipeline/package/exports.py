@@ -42,7 +42,7 @@ def matching_paths(framework: str, only: list[str] | None = None) -> list:
 def path_key(model_key: str, p) -> str:
     from export import registry
     from export.run import EXPORT_CODE
-    return fsutil.sha256_text(model_key, fsutil.source_hash(EXPORT_CODE + registry.code_files(p)), p.name)
+    return fsutil.sha256_text(model_key, registry.code_key(p, *EXPORT_CODE), p.name)
 
 
 def cached(root: Path, name: str, framework: str, p, key: str) -> Record | None:

@@ -28,8 +28,14 @@ from pipeline.package import bundle, choose, exports, manifest, page, reference,
 from pipeline.package.sources import BadInput
 from pipeline.schema import Record
 
-VERIFY_CODE = [Path(verify.__file__), Path(parity.__file__), Path(__file__).parent.parent / "bench" / "stats.py",
-               Path(__file__).parent.parent / "explain" / "evidence.py"]
+
+def verify_code_key(runtime: str) -> str:
+    """What a cached parity result depends on: the verify worker, the runtime's adapter, parity.compare
+    and this module (accuracy is computed here), every project module they import and the versions of
+    the libraries they import, as installed for the adapter's interpreter (`deps.key`)."""
+    from pipeline import deps, runtimes
+    return deps.key([Path(verify.__file__), Path(parity.__file__), Path(__file__), runtimes.module_file(runtime)],
+                    python=runtimes.get(runtime).python())
 
 
 @dataclass(frozen=True)
@@ -286,10 +292,11 @@ def _checks(run: Run, pairs: list, log) -> list[choose.Check]:
     the pairs not cached run together, one worker per runtime (`verify.run_many`)."""
     prep, inputs = run.prep, run.inputs
     has_eval = prep.ref_eval is not None
-    inputs_key = prep.samples_sha + prep.eval_sha + run.refs_key
+    labels = prep.labels.tobytes() if prep.labels is not None else b""     # the eval labels score the cached accuracy
+    inputs_key = fsutil.sha256_text(prep.samples_sha, prep.eval_sha, run.refs_key, labels)
     caches, results = [], []
     for c, rt in pairs:
-        key = fsutil.sha256_text(c.export.artifact_sha256, rt, inputs_key, fsutil.source_hash(VERIFY_CODE))
+        key = fsutil.sha256_text(c.export.artifact_sha256, rt, inputs_key, verify_code_key(rt))
         caches.append(run.work / "verify-cache" / f"{key}.json")
         try:
             results.append(json.loads(caches[-1].read_text()) if caches[-1].exists() else None)

@@ -253,22 +253,22 @@ def _int8_artifacts(spec, artifacts: Path) -> list[tuple[str, str, object, Recor
 
 
 def cache_key(spec, artifacts: Path, samples: int, plans: bool) -> str:
-    """Trained weights + eval data, the int8/fp32 artifacts measured, this code and the libraries:
-    any change recomputes, anything else reuses the stored result."""
-    from importlib.metadata import version
+    """Trained weights + eval data, the int8/fp32 artifacts measured, this code, the model's and every
+    project module they import, and the versions of the libraries they import (`deps.key`): any change
+    recomputes, anything else reuses the stored result."""
     from export.run import weights_hash
+    from pipeline import deps
     arts = sorted(f"{pn}:{src}:{rec.artifact_sha256 if rec else '-'}"
                   for pn, src, _, rec in _int8_artifacts(spec, artifacts))
     fp32 = []
     for pn, src, _, rec in _int8_artifacts(spec, artifacts):
         f = _fp32_twin(spec, artifacts, pn, src)
         fp32.append(f"{pn}:{src}:{f.artifact_sha256 if f else '-'}")
-    libs = [f"{m}=={version(m)}" for m in ("tensorflow-cpu", "executorch", "torchao", "ai-edge-litert", "torch")]
     model_src = Path(__import__(spec.build_torch.__module__, fromlist=["_"]).__file__)
     from export import registry
-    code = CODE + [model_src] + [f for p in DEBUGGED_PATHS for f in registry.code_files(registry.get(p))]
-    return fsutil.sha256_text(weights_hash(artifacts, spec), fsutil.source_hash(sorted(set(code))),
-                              *arts, *sorted(fp32), *libs, str(samples), str(plans))
+    roots = CODE + [model_src] + [registry.module_file(registry.get(p)) for p in DEBUGGED_PATHS]
+    return fsutil.sha256_text(weights_hash(artifacts, spec), deps.key(roots),
+                              *arts, *sorted(fp32), str(samples), str(plans))
 
 
 def _fp32_twin(spec, artifacts: Path, pname: str, src: str) -> Record | None:

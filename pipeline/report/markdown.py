@@ -15,7 +15,7 @@ from pipeline.provenance import record_id
 from pipeline.report import links, mismatches
 from pipeline.report.causes import cause
 from pipeline.report.device import TITLE as DEVICE_TITLE
-from pipeline.report.table import fmt, kib, table
+from pipeline.report.table import fmt, grid, kib, table
 from pipeline.report.view import ARM_METRIC, DEVICE_COLUMN, View, build, generative, label
 from pipeline.runtimes import names as runtime_names
 from pipeline.schema import Record
@@ -54,10 +54,8 @@ def support_matrix(view: View) -> list[str]:
              "Per export path (grouped by framework) and model: `ok` = exported and ran in every host runtime that "
              "should run it; `partial` = some runtime did not; otherwise the export's status. `cN` = the cause, "
              f"named in its tooltip and told once under {links.section(ERRORS_TITLE)}.", ""]
-    rows = []
-    for col in cols:
-        rows.append([frameworks[col], col] + [support_cell(view, view.support[(col, m)]) if (col, m) in view.support
-                                              else None for m in models])
+    rows = [[frameworks[r[0]], *r]
+            for r in grid(cols, models, view.support, lambda _col, _model, cell: support_cell(view, cell))]
     return lines + table(["framework", "path", *models], rows) + support_counts(view) + runtime_matrix(view)
 
 
@@ -83,25 +81,17 @@ def runtime_matrix(view: View) -> list[str]:
         return []
     per = view.outcomes()
     columns = ["export", *rts, *(DEVICE_COLUMN.format(core=c) for c in cores)]
-    rows = []
-    for stem in sorted({s for s, _ in per}):
-        row = [stem]
-        for col in columns:
-            got = per.get((stem, col))
-            if not got:
-                row.append(None)
-                continue
-            ok = sum(r.status == "ok" for r in got.values())
-            parts = [f"{ok}/{len(got)} ok"]
-            bad: dict[int, list[str]] = defaultdict(list)
-            for m, r in sorted(got.items()):
-                if r.status != "ok":
-                    bad[view.cause_number(r)].append(m)
-            for n, ms in sorted(bad.items()):
-                st = STATUS_MARK[got[ms[0]].status]
-                parts.append(f"{st} {cause_ref(view, got[ms[0]])}: {', '.join(mismatches.with_link(m, got[m]) for m in ms)}")
-            row.append("; ".join(parts))
-        rows.append(row)
+
+    def counts(_stem, _col, got: dict[str, Record]) -> str:
+        parts = [f"{sum(r.status == 'ok' for r in got.values())}/{len(got)} ok"]
+        bad: dict[int, list[str]] = defaultdict(list)
+        for m, r in sorted(got.items()):
+            if r.status != "ok":
+                bad[view.cause_number(r)].append(m)
+        parts += [f"{STATUS_MARK[got[ms[0]].status]} {cause_ref(view, got[ms[0]])}: "
+                  f"{', '.join(mismatches.with_link(m, got[m]) for m in ms)}" for _, ms in sorted(bad.items())]
+        return "; ".join(parts)
+    rows = grid(sorted({s for s, _ in per}), columns, per, counts)
     text = ("Per runtime: `k/n ok` = of the n models with this artifact, k ran there ok (host: on every "
             "profile; ARM64: parity with the host outputs on the emulated core, `runs on ARM64` below); "
             "the rest by status and cause.")

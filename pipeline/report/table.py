@@ -34,6 +34,12 @@ def row(cells: list) -> str:
     return "|" + "|".join(f" {str(c).replace('|', chr(92) + '|')} " if c != "" else " " for c in cells) + "|"
 
 
+def grid(rows: list, cols: list, cells: dict, cell) -> list[list]:
+    """The rows of a two-key table (support matrices): each row's key, then per column
+    `cell(row, col, cells[(row, col)])`, or None ("–") where `cells` has nothing for the pair."""
+    return [[r, *(cell(r, c, cells[(r, c)]) if cells.get((r, c)) else None for c in cols)] for r in rows]
+
+
 def table(header: list[str], rows: list[list]) -> list[str]:
     """Header, separator, one line per row (cells through `fmt`), then a blank line."""
     return [row(header), "|" + "|".join("---" for _ in header) + "|"] + [row([fmt(c) for c in r]) for r in rows] + [""]

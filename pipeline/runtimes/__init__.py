@@ -12,6 +12,7 @@ Adapters import only numpy and their runtime, so the benchmark worker can run th
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from pipeline.runtimes.base import Runtime
 
@@ -34,6 +35,11 @@ def get(name: str) -> Runtime:
     if name not in REGISTRY:
         raise KeyError(f"unknown runtime {name!r}; valid runtimes: {', '.join(REGISTRY)}")
     return importlib.import_module(REGISTRY[name]).ADAPTER
+
+
+def module_file(name: str) -> Path:
+    """The adapter's source file, not imported (a cache key hashes it)."""
+    return Path(__file__).parent / f"{REGISTRY[name].rsplit('.', 1)[1]}.py"
 
 
 def for_format(fmt: str) -> list[str]:

@@ -146,3 +146,24 @@ def test_stopped_builds_kill_their_processes_and_record_no_failure(tmp_path, mon
     env = envs.ensure(ladder.by_id("ai-edge-litert==1.2.0"), tmp_path, log=lambda m: None, builds=builds)
     assert time.monotonic() - t0 < 30 and not env.python
     assert not list(tmp_path.glob("*.failed.json")) and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_library_version_change_measures_again(tmp_path, monkeypatch):
+    """The compat cache key has the versions installed in the release's environment and the code that
+    runs there (`measure.code_key`): a changed version string re-runs the worker, an unchanged one reads
+    the cache."""
+    from pipeline import deps
+    trivial = ROOT / "pipeline" / "bench" / "data" / "trivial.tflite"     # one ADD, input x of shape [1]
+    np.savez(tmp_path / "in.npz", in_0=np.ones(2, np.float32))            # two samples of shape [1]
+    item = measure.Item("trivial", trivial, "tflite", fsutil.sha256_file(trivial), tmp_path / "in.npz", "k")
+
+    def rows(it, outs):
+        return {"rows": float(len(outs[0]))}
+    first = measure.run([item], "ai-edge-litert==2.3.0", rows, tmp_path / "cache", log=lambda m: None)
+    assert [(r.status, r.cached, r.metrics) for r in first] == [("ok", False, {"rows": 2.0})], first[0].error
+    assert [r.cached for r in measure.run([item], "ai-edge-litert==2.3.0", rows, tmp_path / "cache")] == [True]
+    real = deps._version.__wrapped__
+    monkeypatch.setattr(deps, "_version", lambda d, site: "2.3.1" if d.replace("_", "-") == "ai-edge-litert"
+                        else real(d, site))
+    again = measure.run([item], "ai-edge-litert==2.3.0", rows, tmp_path / "cache", log=lambda m: None)
+    assert [(r.status, r.cached) for r in again] == [("ok", False)]

@@ -67,10 +67,11 @@ def test_export_key_changes_when_a_shared_helper_changes(monkeypatch):
     import models
     from export import run
     spec, p = models.get("digits_cnn"), registry.get("litert_torch_int8")
+    from pipeline import deps
     before = run.export_key(spec, p)
-    real = fsutil.source_hash
-    monkeypatch.setattr(fsutil, "source_hash", lambda files: real(files) + (
-        "edited" if any(Path(f).name == "executorch_paths.py" for f in files) else ""))
+    real = deps._digest.__wrapped__
+    monkeypatch.setattr(deps, "_digest", lambda f, mtime: real(f, mtime) + (
+        "edited" if f.name == "executorch_paths.py" else ""))
     assert run.export_key(spec, p) != before
 
 

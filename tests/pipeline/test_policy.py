@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # measurement runs (BenchConfig's ci_pct, min_runs), are not judgements)
 THRESHOLD_WORDS = re.compile(r"(?i)(tol\b|tolerance|ratio|target|band\b|slack|eps\b|epsilon|thresh|sqnr|"
                              r"steps?\b|sigmas?\b|percent|bound\b|agree|atol|rtol|_db\b|allowance|"
-                             r"speedup|margin|growth_pct|slowdown|drop)")
+                             r"speedup|margin|growth_pct|slowdown|drop|share\b|min_pattern)")
 
 
 def _numeric(node) -> bool:
@@ -39,7 +39,7 @@ def _thresholds_outside_policy(files) -> list[str]:
     out = []
     for f in files:
         for node in ast.walk(ast.parse(f.read_text())):
-            where = f"{f.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            where = f"{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f.name}:{getattr(node, 'lineno', 0)}"
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 names = [t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
                          if isinstance(t, ast.Name)]
@@ -69,13 +69,10 @@ def test_no_threshold_is_defined_outside_the_policy():
 
 def test_the_scan_finds_a_threshold(tmp_path):
     """The scan above can fail: a constant, a dict key and a default argument, each a threshold."""
-    f = ROOT / "pipeline" / ".tmp_scan_probe.py"
-    try:
-        f.write_text("MSE_RATIO = 1.05\nGATE = {'max_growth_pct': 5.0, 'runs': 3}\n"
-                     "def ok(x, tol=1e-4, runs=3):\n    return x\nTIMEOUT_S = 900.0\n")
-        found = _thresholds_outside_policy([f])
-    finally:
-        f.unlink()
+    f = tmp_path / "probe.py"
+    f.write_text("MSE_RATIO = 1.05\nGATE = {'max_growth_pct': 5.0, 'runs': 3}\n"
+                 "def ok(x, tol=1e-4, runs=3):\n    return x\nTIMEOUT_S = 900.0\n")
+    found = _thresholds_outside_policy([f])
     assert [s.split(": ", 1)[1] for s in found] == ["MSE_RATIO", "'max_growth_pct'", "def ok(tol=...)"], found
 
 
