@@ -78,3 +78,13 @@ def tflite_signatures(path: Path) -> dict:
         out[name] = {"inputs": {k: spec(d) for k, d in sorted(r.get_input_details().items())},
                      "outputs": {k: spec(d) for k, d in sorted(r.get_output_details().items())}}
     return out
+
+
+def quantized_from_fp32(ctx: ExportContext, suffix: str, write_fp32, quantize) -> None:
+    """A post-training quantizer that reads an fp32 file: `write_fp32(path)` writes it in a temporary folder
+    (gone on success and on failure alike), `quantize(fp32_path, out_path)` writes the artifact."""
+    with tempfile.TemporaryDirectory(prefix="llm-q-") as tmp:
+        fp32 = Path(tmp) / f"fp32{suffix}"
+        write_fp32(fp32)
+        with ctx.phase("quantize"):
+            quantize(fp32, Path(ctx.out))

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from export.llm_common import generation_info, hf_folder, tflite_signatures
+from export.llm_common import generation_info, hf_folder, quantized_from_fp32, tflite_signatures
 from export.registry import GENERATIVE_TASKS, ExportContext, Unsupported, register
 
 RECIPE = "dynamic_wi8_afp32"
@@ -63,9 +63,6 @@ def litert_llm_fp32(ctx: ExportContext) -> dict:
 def litert_llm_dynamic_int8(ctx: ExportContext) -> dict:
     """litert-torch generative export_hf's dynamic_wi8_afp32 recipe (int8 weights, hybrid kernels)."""
     from litert_torch.generative.export_hf.core.export_lib import quantize_model
-    with tempfile.TemporaryDirectory(prefix="litert-q-") as tmp:
-        fp32 = Path(tmp) / "model.tflite"
-        fp32.write_bytes(_fp32_bytes(ctx))
-        with ctx.phase("quantize"):
-            shutil.move(quantize_model(str(fp32), RECIPE), ctx.out)
+    quantized_from_fp32(ctx, ".tflite", lambda fp32: fp32.write_bytes(_fp32_bytes(ctx)),
+                        lambda fp32, out: shutil.move(quantize_model(str(fp32), RECIPE), out))
     return _info(ctx, quantization=f"litert-torch recipe {RECIPE}")

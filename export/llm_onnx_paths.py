@@ -15,10 +15,9 @@ depend on the prompt and the position, so calibration on a few windows fits none
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from export.llm_common import generation_info, tensor
+from export.llm_common import generation_info, quantized_from_fp32, tensor
 from export.registry import GENERATIVE_TASKS, ExportContext, register
 
 
@@ -27,7 +26,7 @@ def _names(layers: int) -> tuple[list[str], list[str]]:
     return ["input_ids", *past], ["logits", *[p.replace("past_", "present_") for p in past]]
 
 
-def _wrapper(model, layers: int):
+def past_present_module(model, layers: int):
     import torch
     from models.lm_hf import transformers
     DynamicCache = transformers().DynamicCache
@@ -60,7 +59,7 @@ def _export_fp32(ctx: ExportContext, dest: Path) -> None:
         kv = [torch.zeros(1, lm.kv_heads, 3, lm.dim) for _ in range(2 * lm.layers)]
         inputs, outputs = _names(lm.layers)
         with torch.no_grad():
-            torch.onnx.export(_wrapper(ctx.model, lm.layers), (ids, *kv), str(dest), dynamo=True,
+            torch.onnx.export(past_present_module(ctx.model, lm.layers), (ids, *kv), str(dest), dynamo=True,
                               external_data=False, input_names=inputs, output_names=outputs,
                               dynamic_shapes={"input_ids": {1: seq}, "past": ({2: past},) * (2 * lm.layers)},
                               verbose=False)
@@ -93,10 +92,11 @@ def onnx_llm_fp32(ctx: ExportContext) -> dict:
 def onnx_llm_dynamic_int8(ctx: ExportContext) -> dict:
     """ONNX Runtime dynamic quantization (int8 weights, int8 activations computed per call)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    with tempfile.TemporaryDirectory(prefix="onnx-llm-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
+
+    def write_fp32(fp32: Path) -> None:
         with ctx.phase("export"):
             _export_fp32(ctx, fp32)
-        with ctx.phase("quantize"):
-            quantize_dynamic(str(fp32), str(ctx.out), weight_type=QuantType.QInt8)
+
+    quantized_from_fp32(ctx, ".onnx", write_fp32,
+                        lambda fp32, out: quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8))
     return _info(ctx, quantization="onnxruntime quantize_dynamic, QInt8 weights")

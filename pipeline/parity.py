@@ -35,6 +35,14 @@ class Verdict:
     figures: str = ""  # the figures judged, each against its bound: what a log line prints
 
 
+def _bound(figures: list, misses: list, value: float, bound: float, floor: bool, shown: str, missed: str) -> None:
+    """One bound judged: its figure always printed beside the bound, the miss when the value is past it
+    (a floor for SQNR/agreement, a ceiling for errors; EPS of slack either way). NaN is caught by judge."""
+    figures.append(shown)
+    if (value < bound - EPS) if floor else (value > bound + EPS):
+        misses.append(missed)
+
+
 def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
     """ok when every bound whose metric is present holds; else mismatch naming each miss and its size."""
     if metrics.get("output_count_mismatch"):
@@ -43,29 +51,27 @@ def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
     misses, figures = [], []
     sqnr = metrics.get("sqnr_db")
     if t.min_sqnr_db is not None and sqnr is not None:
-        figures.append(f"SQNR {sqnr:.1f} dB (>= {t.min_sqnr_db:g})")
-        if sqnr < t.min_sqnr_db - EPS:
-            misses.append(f"SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB")
+        _bound(figures, misses, sqnr, t.min_sqnr_db, True, f"SQNR {sqnr:.1f} dB (>= {t.min_sqnr_db:g})",
+               f"SQNR {sqnr:.1f} dB < {t.min_sqnr_db:g} dB")
     agree, on = _top1(metrics)
     if t.min_top1_agreement is not None and agree is not None:
-        figures.append(f"top-1 agreement {agree:.3f}{_on_short(metrics, on)} (>= {t.min_top1_agreement:g})")
-        if agree < t.min_top1_agreement - EPS:
-            misses.append(f"top-1 agreement {agree:.3f} < {t.min_top1_agreement:g}{on}")
+        _bound(figures, misses, agree, t.min_top1_agreement, True,
+               f"top-1 agreement {agree:.3f}{_on_short(metrics, on)} (>= {t.min_top1_agreement:g})",
+               f"top-1 agreement {agree:.3f} < {t.min_top1_agreement:g}{on}")
     diff = metrics.get("max_abs_diff")
     if t.max_abs_diff is not None and diff is not None:
-        figures.append(f"max abs diff {diff:.3g} (<= {num(t.max_abs_diff)})")
-        if diff > t.max_abs_diff + EPS:
-            misses.append(f"max abs diff {diff:.3g} > {t.max_abs_diff:g}")
+        _bound(figures, misses, diff, t.max_abs_diff, False, f"max abs diff {diff:.3g} (<= {num(t.max_abs_diff)})",
+               f"max abs diff {diff:.3g} > {t.max_abs_diff:g}")
     if t.max_rel_diff is not None and diff is not None:
         rel = diff / max(1.0, float(metrics.get("ref_absmax", 1.0)))
-        figures.append(f"max abs diff {rel:.3g} of the output range (<= {num(t.max_rel_diff)})")
-        if rel > t.max_rel_diff + EPS:
-            misses.append(f"max abs diff {diff:.3g} is {rel:.3g} of the output range > {t.max_rel_diff:g}")
+        _bound(figures, misses, rel, t.max_rel_diff, False,
+               f"max abs diff {rel:.3g} of the output range (<= {num(t.max_rel_diff)})",
+               f"max abs diff {diff:.3g} is {rel:.3g} of the output range > {t.max_rel_diff:g}")
     ppl = metrics.get("perplexity_increase_pct")
     if t.max_perplexity_increase_pct is not None and ppl is not None:
-        figures.append(f"held-out perplexity {ppl:+.2f} % (<= +{num(t.max_perplexity_increase_pct)} %)")
-        if ppl > t.max_perplexity_increase_pct + EPS:
-            misses.append(f"held-out perplexity {ppl:+.2f} % vs the reference > +{t.max_perplexity_increase_pct:g} %")
+        _bound(figures, misses, ppl, t.max_perplexity_increase_pct, False,
+               f"held-out perplexity {ppl:+.2f} % (<= +{num(t.max_perplexity_increase_pct)} %)",
+               f"held-out perplexity {ppl:+.2f} % vs the reference > +{t.max_perplexity_increase_pct:g} %")
     if any(v != v for v in (sqnr, agree, diff, ppl) if v is not None):   # NaN outputs never pass
         misses.append("outputs contain NaN")
     shown = ", ".join(figures) or "no bound to judge"

@@ -71,10 +71,12 @@ class Candidate:
         """Its parity status in `runtime` ("" when it was not checked there)."""
         return self.checks[runtime].status if runtime in self.checks else ""
 
+    SPEED_METRIC = "latency_p50_ms"   # the timing the choice compares (a generative candidate: per decoded token)
+
     def p50(self, runtime: str, profile: str) -> float | None:
         for r in self.bench:
             if r.runtime == runtime and r.profile == profile and r.status == "ok":
-                return r.metrics.get("latency_p50_ms")
+                return r.metrics.get(self.SPEED_METRIC)
         return None
 
     def speed(self, runtime: str, profile: str) -> str:

@@ -18,11 +18,7 @@ class LMCandidate(choose.Candidate):
     """A generative artifact as a package candidate: its speed is the time per decoded token (the
     median of the decode steps from the second on), what `choose.pick` compares."""
 
-    def p50(self, runtime: str, profile: str) -> float | None:
-        for r in self.bench:
-            if r.runtime == runtime and r.profile == profile and r.status == "ok":
-                return r.metrics.get("decode_ms_per_token")
-        return None
+    SPEED_METRIC = "decode_ms_per_token"
 
     def speed(self, runtime: str, profile: str) -> str:
         r = next(r for r in self.bench if r.runtime == runtime and r.profile == profile)

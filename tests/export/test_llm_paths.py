@@ -129,16 +129,26 @@ def check_greedy(path: Path, last, prompt, atol: float, convention: str = "cache
     assert got == want and diff <= atol, f"{path.name}: tokens {got} vs {want}, max |logit diff| {diff:.3g}"
 
 
-def test_keras_cache_tflite_decodes_like_the_torch_model(tmp_path):
+def _window() -> np.ndarray:
+    return np.random.default_rng(0).integers(3, SPEC.lm.vocab, (2, SPEC.lm.context)).astype(np.int32)
+
+
+def _export_one(path: str, source: str, model, window: np.ndarray, out):
+    """One registered generative path on the seeded model, through export.run as the stage runs it; must be ok."""
     from export.run import export_to
-    tmodel, ktw = SPEC.build_torch(), SPEC.build_keras()
-    SPEC.transfer(tmodel, ktw)
-    window = np.random.default_rng(0).integers(3, SPEC.lm.vocab, (2, SPEC.lm.context)).astype(np.int32)
-    p = registry.get("tflite_llm_fp32")
-    ctx = registry.ExportContext(SPEC, "keras_tw", ktw, window[:1], window, tmp_path / "m.tflite", tmp_path)
-    rec = export_to(p, ctx, dict(kind="export", model=SPEC.name, source="keras_tw", path=p.name, format=p.format,
+    p = registry.get(path)
+    ctx = registry.ExportContext(SPEC, source, model, window[:1], window, out, out.parent)
+    rec = export_to(p, ctx, dict(kind="export", model=SPEC.name, source=source, path=p.name, format=p.format,
                                  quantization=p.quantization))
     assert rec.status == "ok", rec.error
+    return rec
+
+
+def test_keras_cache_tflite_decodes_like_the_torch_model(tmp_path):
+    tmodel, ktw = SPEC.build_torch(), SPEC.build_keras()
+    SPEC.transfer(tmodel, ktw)
+    window = _window()
+    rec = _export_one("tflite_llm_fp32", "keras_tw", ktw, window, tmp_path / "m.tflite")
     gen = rec.info["generation"]
     assert CONTRACT_KEYS <= set(gen) and gen["convention"] == "cache_io"
     assert gen["entry_points"] == {"prefill": ["prefill_32"], "decode": "decode"}
@@ -153,14 +163,9 @@ def test_keras_cache_tflite_decodes_like_the_torch_model(tmp_path):
 def test_coreai_lm_decodes_like_the_torch_model(tmp_path):
     """Core AI's state-carrying .aimodel (seeded tiny_lm) on Core AI's Linux CPU runtime: prefill + decode
     give the PyTorch model's greedy tokens and logits; the record reads its functions and states back."""
-    from export.run import export_to
     tmodel = SPEC.build_torch()
-    window = np.random.default_rng(0).integers(3, SPEC.lm.vocab, (2, SPEC.lm.context)).astype(np.int32)
-    p = registry.get("coreai_llm_fp32")
-    ctx = registry.ExportContext(SPEC, "torch", tmodel, window[:1], window, tmp_path / "m.aimodel", tmp_path)
-    rec = export_to(p, ctx, dict(kind="export", model=SPEC.name, source="torch", path=p.name, format=p.format,
-                                 quantization=p.quantization))
-    assert rec.status == "ok", rec.error
+    window = _window()
+    rec = _export_one("coreai_llm_fp32", "torch", tmodel, window, tmp_path / "m.aimodel")
     gen = rec.info["generation"]
     assert CONTRACT_KEYS <= set(gen) and gen["convention"] == "coreai_state"
     assert gen["entry_points"] == {"prefill": ["prefill_32"], "decode": "decode"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.generative import tiny_lm
+from tests.generative.tiny_lm import lm_folder, other_lm_folder, lm_onnx  # noqa: F401 (fixtures; a conftest.py here would shadow tests/conftest.py)
 from pipeline.bench import profiles
 from pipeline.generative import bench
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.generative import tiny_lm
+from tests.generative.tiny_lm import lm_folder  # noqa: F401 (fixtures; a conftest.py here would shadow tests/conftest.py)
 from pipeline.bench import profiles
 from pipeline.bench.device import CORES, _device_module
 from pipeline.generative import bench

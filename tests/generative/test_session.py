@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.generative import tiny_lm
+from tests.generative.tiny_lm import lm_folder, lm_onnx, lm_reference  # noqa: F401 (fixtures; a conftest.py here would shadow tests/conftest.py)
 from pipeline.generative import generate, open_session
 from pipeline.generative.session import BoundError, LMFacts
 

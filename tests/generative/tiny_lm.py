@@ -78,26 +78,14 @@ def onnx_file(folder: Path) -> Path:
     def make(tmp: Path) -> None:
         import torch
         from transformers import AutoModelForCausalLM
-        from transformers.cache_utils import DynamicCache
+
+        from export.llm_onnx_paths import past_present_module   # the zoo path's wrapper, exported with TorchScript
         m = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True).eval()
         L, kv, d = CONFIG["num_hidden_layers"], CONFIG["num_key_value_heads"], CONFIG["hidden_size"] // CONFIG["num_attention_heads"]
-
-        class PastPresent(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.m = m
-
-            def forward(self, input_ids, *past):
-                cache = DynamicCache(config=self.m.config)
-                for i in range(L):
-                    cache.update(past[2 * i], past[2 * i + 1], i)
-                out = self.m(input_ids=input_ids, past_key_values=cache, use_cache=True)
-                return (out.logits, *[t for i in range(L) for t in (out.past_key_values.layers[i].keys,
-                                                                    out.past_key_values.layers[i].values)])
         names = [f"past_{k}_{i}" for i in range(L) for k in ("key", "value")]
         outs = ["logits", *[n.replace("past_", "present_") for n in names]]
         with torch.no_grad():
-            torch.onnx.export(PastPresent().eval(), (torch.zeros(1, 4, dtype=torch.long),
+            torch.onnx.export(past_present_module(m, L), (torch.zeros(1, 4, dtype=torch.long),
                                                      *[torch.zeros(1, kv, 3, d) for _ in names]),
                               str(tmp / "model.onnx"), dynamo=False, input_names=["input_ids", *names],
                               output_names=outs, dynamic_axes={"input_ids": {1: "seq"}, "logits": {1: "seq"},
@@ -158,7 +146,8 @@ def export_record(artifact: Path, convention: str, folder: Path, model: str = "t
                   artifact_sha256=fsutil.sha256_file(artifact), info={"generation": gen})
 
 
-# fixtures (registered by tests/generative/conftest.py)
+# fixtures: imported by the test modules that use them (a conftest.py in tests/generative/ would shadow
+# the top-level tests/conftest.py that other tests import as `conftest`)
 @pytest.fixture(scope="session")
 def lm_folder() -> Path:
     return hf_folder(seed=0)
