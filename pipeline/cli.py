@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "recorded in the manifest. Only for files you trust")
     for cmd in (t, e, b, cp, pr, q, pk):     # the commands that run the libraries
         _verbose_flag(cmd)
-    sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
+    rp = sub.add_parser("report", help="write results/report.md, report.html and plots from the records")
+    rp.add_argument("--table", action="store_true", help="print every measurement as one table before the answer")
     x = sub.add_parser("explore", help="open one artifact's graph in Model Explorer with per-operator time "
                        "and int8 error overlays (pipeline/explore/)")
     x.add_argument("model", help="registered model name")
@@ -267,7 +268,10 @@ def _dispatch(args) -> int:
         print("profiles:", ", ".join(profiles.PROFILES))
         return 0
     if args.cmd == "report":
-        return stages.report(args.results, log=_log)
+        code = stages.report(args.results, log=_log)
+        if code == 0:
+            stages.answer(args.results, log=_log, full_table=args.table)
+        return code
     if args.cmd == "check":
         from pipeline.bench import check
         from pipeline.schema import read_records

@@ -1,7 +1,7 @@
 """The one results schema: every stage (train, export, bench, probe, device) emits `Record`s.
 
 A record is one artifact x one measurement. Fixed identity fields say *what* was measured;
-`metrics` holds the numbers (names documented in README "Results schema"); `info` holds
+`metrics` holds the numbers (names documented in docs/schema.md); `info` holds
 non-numeric facts (delegation summary, warnings, package versions). Nothing re-parses logs:
 the report reads these records only.
 """

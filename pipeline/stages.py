@@ -286,10 +286,10 @@ def bench(args, log=print) -> int:
     t1 = time.perf_counter()
     report(args.results, log=log)
     walls["report"] = time.perf_counter() - t1
-    log(summary_table(records))
     _say_kept(kept, log)
     if getattr(args, "profile", False):
         log(_profile(records, started, walls))
+    answer(args.results, log=log)      # the last lines: the picks, the counts, the causes, the report's path
     return 0
 
 
@@ -346,6 +346,18 @@ def report_key(records: list[Record]) -> str:
     code = [p for d in REPORT_CODE_DIRS for p in (fsutil.ROOT / d).rglob("*.py")]
     return fsutil.sha256_text(fsutil.source_hash(code), version("matplotlib"),
                               *sorted(r.to_json() for r in records))
+
+
+def answer(results: Path, log=print, full_table: bool = False) -> None:
+    """The run's answer at a glance (`pipeline/report/glance.py`); `full_table`: every bench record of the
+    results as one table before it (`python -m pipeline report --table`)."""
+    from pipeline.report import glance
+    from pipeline.report.markdown import summary_table
+    from pipeline.report.view import build
+    records = all_records(results)
+    if full_table:
+        log(summary_table(records))
+    log("\n".join(glance.end_lines(build(records), results / "report.md", table_hint=not full_table)))
 
 
 def report(results: Path, log=print) -> int:

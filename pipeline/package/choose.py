@@ -87,6 +87,15 @@ def unverified(cands: list[Candidate], platform: str) -> list[Candidate]:
     return out
 
 
+def balanced(items: list, size, cost) -> tuple:
+    """The default rule over any cost (host p50 here; the report also ranks on the emulated ARM core):
+    the smallest item whose cost is within SPEED_SLACK of the lowest, ties to the cheaper. Returns
+    (chosen, the items within the slack)."""
+    low = min(cost(x) for x in items)
+    near = [x for x in items if cost(x) <= low * (1 + SPEED_SLACK)]
+    return min(near, key=lambda x: (size(x), cost(x))), near
+
+
 def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profile: str = "big-core") -> Choice:
     if prefer not in PREFER:
         raise ValueError(f"--prefer {prefer!r}: expected one of {', '.join(PREFER)}")
@@ -101,10 +110,8 @@ def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profil
                                           f"{profile} ({'; '.join(seen) or 'none exported'})")
     ok, tier = _native_first(cands, ok, platform)
     fastest = min(ok, key=lambda cr: cr[0].p50(cr[1], profile))
-    f50 = fastest[0].p50(fastest[1], profile)
     if prefer == "balanced":
-        near = [cr for cr in ok if cr[0].p50(cr[1], profile) <= f50 * (1 + SPEED_SLACK)]
-        c, rt = min(near, key=lambda cr: (cr[0].size, cr[0].p50(cr[1], profile)))
+        (c, rt), near = balanced(ok, lambda cr: cr[0].size, lambda cr: cr[0].p50(cr[1], profile))
         why = (f"the smallest of the {len(near)} `ok` artifact(s) whose p50 is within {SPEED_SLACK:.0%} of the "
                f"fastest, {_describe(*fastest, profile)}")
     elif prefer == "size":

@@ -13,9 +13,9 @@ Then what was exported but cannot be verified here (Core ML: runs on Apple devic
 from __future__ import annotations
 
 from pipeline.artifact import ArtifactId
-from pipeline.package.choose import NATIVE_FIRST, PLATFORMS
+from pipeline.package.choose import NATIVE_FIRST
 from pipeline.provenance import record_id
-from pipeline.report.ship import best_reference, within_reference
+from pipeline.report.picks import candidates
 from pipeline.report.table import table
 from pipeline.report.view import View
 
@@ -23,14 +23,10 @@ TITLE = "What to ship on iOS"
 PLATFORM = "ios"
 
 
-def _rows(view: View, model: str, prof: str) -> tuple[list[list], int]:
-    formats = PLATFORMS[PLATFORM]
-    rs = [r for r in view.timed(model, prof) if formats.get(r.format) == r.runtime and "size_bytes" in r.metrics]
-    ref = best_reference(view, view.timed(model, prof))
-    good = [r for r in rs if within_reference(view, r, ref)]
-    native = [r for r in good if r.format in NATIVE_FIRST[PLATFORM]]
+def _rows(view: View, model: str) -> tuple[list[list], int]:
+    native, other = candidates(view, model, PLATFORM)    # the eligible files, as "At a glance" picks among
     rows = []
-    for tier, group in (("Core AI", native), ("fallback", [r for r in good if r not in native])):
+    for tier, group in (("Core AI", native), ("fallback", other)):
         if not group:
             continue
         smallest = min(group, key=lambda r: (r.metrics["size_bytes"], r.metrics["latency_p50_ms"]))
@@ -64,7 +60,7 @@ def section(view: View) -> list[str]:
         prof = view.first_profile(model)
         if not prof:
             continue
-        rows, n_native = _rows(view, model, prof)
+        rows, n_native = _rows(view, model)
         exported = [r for r in view.kind("export") if r.model == model and r.format in NATIVE_FIRST[PLATFORM]]
         # the "runs elsewhere" family (`<device>_only`): exported, nothing ran it here
         apple = sorted({ArtifactId.of(r).stem for r in view.kind("bench")

@@ -4,6 +4,7 @@ appendix) and to an error cause. One anchor rule for report.md (GitHub's heading
 
     section("int8 vs fp32")         # [int8 vs fp32](#int8-vs-fp32)
     record(r)                       # [`1a2b3c4d`](#r-1a2b3c4d)
+    cause(3, title="runtime too old")  # [c3](#cause-3 "runtime too old"): the title is the tooltip
 """
 from __future__ import annotations
 
@@ -55,5 +56,12 @@ def cause_anchor(n: int) -> str:
     return f'<a id="{cause_anchor_id(n)}"></a>'
 
 
-def cause(n: int, text: str | None = None) -> str:
-    return f"[{_text(text or f'c{n}')}](#{cause_anchor_id(n)})"
+def cause(n: int, text: str | None = None, title: str = "") -> str:
+    """A link to cause n; `title` (the cause's name) is the tooltip a reader sees over it (GitHub and html.py)."""
+    tip = f' "{title_text(title)}"' if title else ""
+    return f"[{_text(text or f'c{n}')}](#{cause_anchor_id(n)}{tip})"
+
+
+def title_text(t: str) -> str:
+    """A link title that cannot end the title or the link early, or split a table cell."""
+    return t.replace('"', "'").replace("|", "/").replace("\n", " ")

@@ -10,50 +10,55 @@ from pathlib import Path
 
 from pipeline import provenance
 from pipeline.artifact import ArtifactId
-from pipeline.parity import COUNT_LABEL, MEANING, SEVERITY, STATUS_MARK
+from pipeline.parity import COUNT_LABEL, MEANING, STATUS_MARK
 from pipeline.provenance import record_id
 from pipeline.report import links, mismatches
 from pipeline.report.causes import cause
 from pipeline.report.device import TITLE as DEVICE_TITLE
 from pipeline.report.table import fmt, kib, table
-from pipeline.report.view import ARM_METRIC, View, build, label
+from pipeline.report.view import ARM_METRIC, DEVICE_COLUMN, View, build, label
 from pipeline.runtimes import names as runtime_names
 from pipeline.schema import Record
 
 
 SUPPORT_TITLE = "Support matrix (model x export path)"
 ERRORS_TITLE = "Errors by cause"
-DEVICE_COLUMN = "ARM64 {core}"     # the emulated device as a runtime column
 
 
-def _cause_cell(view: View, r: Record) -> str:
-    """A grid cell's note: the cause's number and short name, linked to its entry in "Errors by cause"."""
+def cause_ref(view: View, r: Record, text: str | None = None) -> str:
+    """`cN`, linked to its entry in "Errors by cause", the cause's name as its tooltip."""
     n = view.cause_number(r)
-    return mismatches.with_link(links.cause(n, f"c{n} {cause(r).short}"), r)
+    return links.cause(n, text, title=f"c{n}: {cause(r).short}")
+
+
+def support_cell(view: View, cell) -> str:
+    """A status word and the causes' ids (each with its name as the tooltip); a mismatch links its
+    explanation. The word colours the cell in report.html (`html.py`, the policy's status colours)."""
+    bad = [cell.export] if cell.export.status != "ok" else cell.not_ok()
+    refs: dict[int, str] = {}
+    for r in bad:
+        n = view.cause_number(r)
+        where = "export" if r.kind == "export" else r.runtime
+        refs.setdefault(n, links.cause(n, title=f"c{n} {where} {STATUS_MARK[r.status]}: {cause(r).short}"))
+    why = next((mismatches.link(r) for r in bad if mismatches.link(r)), "")
+    return " ".join([STATUS_MARK[cell.status], *(refs[n] for n in sorted(refs))] + ([f"({why})"] if why else []))
 
 
 def support_matrix(view: View) -> list[str]:
+    from pipeline.report.findings import FRAMEWORK_NAME
     models = view.models("export")
-    cols = sorted({stem for stem, _ in view.support})
+    frameworks = {stem: FRAMEWORK_NAME.get(c.export.framework, c.export.framework or "other")
+                  for (stem, _), c in view.support.items()}
+    cols = sorted(frameworks, key=lambda stem: (frameworks[stem], stem))
     lines = [f"## {SUPPORT_TITLE}", "",
-             "`ok` = exported and ran in every host runtime that should run it; otherwise the status and the "
-             f"cause's short name (`cN`, its full text under {links.section(ERRORS_TITLE)}).", ""]
+             "Per export path (grouped by framework) and model: `ok` = exported and ran in every host runtime that "
+             "should run it; `partial` = some runtime did not; otherwise the export's status. `cN` = the cause, "
+             f"named in its tooltip and told once under {links.section(ERRORS_TITLE)}.", ""]
     rows = []
     for col in cols:
-        row = [col]
-        for m in models:
-            cell = view.support.get((col, m))
-            if cell is None:
-                row.append(None)
-                continue
-            e = cell.export
-            if e.status != "ok":
-                row.append(f"export {STATUS_MARK[e.status]}: {_cause_cell(view, e)}")
-                continue
-            marks = [f"{b.runtime} {STATUS_MARK[b.status]}: {_cause_cell(view, b)}" for b in cell.not_ok()]
-            row.append("ok; " + ", ".join(marks) if marks else "ok")
-        rows.append(row)
-    return lines + table(["path", *models], rows) + support_counts(view) + runtime_matrix(view)
+        rows.append([frameworks[col], col] + [support_cell(view, view.support[(col, m)]) if (col, m) in view.support
+                                              else None for m in models])
+    return lines + table(["framework", "path", *models], rows) + support_counts(view) + runtime_matrix(view)
 
 
 def support_counts(view: View) -> list[str]:
@@ -76,15 +81,7 @@ def runtime_matrix(view: View) -> list[str]:
     cores = view.cores()
     if not rts and not cores:
         return []
-    per: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)   # (stem, column) -> {model: record}
-    for e in view.kind("export"):
-        per[(ArtifactId.of(e).stem, "export")][e.model] = e
-    for b in view.kind("bench"):
-        cur = per[(ArtifactId.of(b).stem, b.runtime)].get(b.model)
-        if cur is None or SEVERITY[b.status] > SEVERITY[cur.status]:   # the worst profile counts
-            per[(ArtifactId.of(b).stem, b.runtime)][b.model] = b
-    for d in view.kind("device"):
-        per[(ArtifactId.of(d).stem, DEVICE_COLUMN.format(core=d.profile))][d.model] = d
+    per = view.outcomes()
     columns = ["export", *rts, *(DEVICE_COLUMN.format(core=c) for c in cores)]
     rows = []
     for stem in sorted({s for s, _ in per}):
@@ -102,7 +99,7 @@ def runtime_matrix(view: View) -> list[str]:
                     bad[view.cause_number(r)].append(m)
             for n, ms in sorted(bad.items()):
                 st = STATUS_MARK[got[ms[0]].status]
-                parts.append(f"{st} {links.cause(n)}: {', '.join(mismatches.with_link(m, got[m]) for m in ms)}")
+                parts.append(f"{st} {cause_ref(view, got[ms[0]])}: {', '.join(mismatches.with_link(m, got[m]) for m in ms)}")
             row.append("; ".join(parts))
         rows.append(row)
     text = ("Per runtime: `k/n ok` = of the n models with this artifact, k ran there ok (host: on every "
@@ -144,7 +141,7 @@ def arm_cell(view: View, r: Record, core: str):
         return None
     if d.status == "ok":
         return d.metrics.get(ARM_METRIC, f"{fmt(d.metrics.get('guest_instructions_per_inference'))} gross")
-    return mismatches.with_link(f"{STATUS_MARK[d.status]} {links.cause(view.cause_number(d))}", d)
+    return mismatches.with_link(f"{STATUS_MARK[d.status]} {cause_ref(view, d)}", d)
 
 
 def model_section(view: View, model: str, plots: dict[str, str] | None = None) -> list[str]:
@@ -247,11 +244,16 @@ def provenance_lines(view: View) -> list[str]:
             f"Device profiles: {profs}.", "", f"(Machine, packages and profiles {where}.)", ""]
 
 
+MEASURED_TITLE = "How this was measured"
+
+
 def render(view: View, plots: dict[str, str] | None = None) -> str:
     from pipeline.report.findings import findings
+    from pipeline.report.glance import headline
     plots = plots or {}
     byom = sorted({r.model for r in view.kind("bench") if r.path == "user"})
-    lines = ["# mobilebench report", ""] + findings(view) + provenance_lines(view) + [
+    lines = ["# mobilebench report", ""] + headline(view, plots) + findings(view) + [
+        f"## {MEASURED_TITLE}", ""] + provenance_lines(view) + [
              "Host measurements under device profiles (CPU affinity, thread "
              "count, memory limit): these are not phone timings.", "",
              "Latency: steady-state percentiles after warm-up, measured in worker processes (our artifacts "

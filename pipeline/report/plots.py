@@ -29,7 +29,7 @@ from pipeline.report.view import View  # noqa: E402
 from pipeline.schema import Record  # noqa: E402
 
 RUNTIME_MARKERS = {"litert": "o", "tflite_runtime": "s", "executorch": "^", "lite_interpreter": "D",
-                   "onnxruntime": "P"}
+                   "onnxruntime": "P", "coreai": "*", "coreml": "h"}
 SOURCE_COLORS = {"torch": "#1f77b4", "keras": "#d62728", "keras_tw": "#ff7f0e"}
 FRAMEWORK_COLORS = {"pytorch": "#1f77b4", "tensorflow": "#d62728"}
 DPI = 110
@@ -53,9 +53,9 @@ def _path_colors(names: list[str]) -> dict[str, tuple]:
     return {n: cmap(i % 20) for i, n in enumerate(sorted(set(names)))}
 
 
-def _log_axes(ax, which: str) -> None:
-    """Log scale with plain tick labels (0.05, 2, 40 rather than 5x10^-2); minor ticks are labelled
-    too, all of them when the axis spans less than ~1.3 decades, else only 2x and 5x."""
+def _log_axes(ax, which: str, text=lambda v: f"{v:g}") -> None:
+    """Log scale with plain tick labels (0.05, 2, 40 rather than 5x10^-2; `text` formats a value); minor
+    ticks are labelled too, all of them when the axis spans less than ~1.3 decades, else only 2x and 5x."""
     for axis, setter in (("x", ax.set_xscale), ("y", ax.set_yscale)):
         if axis not in which:
             continue
@@ -65,8 +65,8 @@ def _log_axes(ax, which: str) -> None:
         def minor(v, _, a=a):
             lo, hi = sorted(a.get_view_interval())
             narrow = lo > 0 and np.log10(hi / lo) < 1.3
-            return f"{v:g}" if narrow or f"{v:.0e}"[0] in "25" else ""
-        a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            return text(v) if narrow or f"{v:.0e}"[0] in "25" else ""
+        a.set_major_formatter(FuncFormatter(lambda v, _: text(v)))
         a.set_minor_formatter(FuncFormatter(minor))
 
 
@@ -102,6 +102,121 @@ def latency_vs_size_figure(view: View, model: str):
     axes[0][-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8,
                        title="artifact (color) / runtime (marker)", title_fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+FRAMEWORK_LABEL = {"pytorch": "PyTorch", "tensorflow": "TensorFlow/Keras"}
+PICK_STYLE = {"android": ("#2e7d32", "Android pick"), "ios": ("#111111", "iOS pick")}
+
+
+def _off_arm_reason(view: View, model: str, stem: str) -> str:
+    """Why an exported artifact has no ARM64 figure: its device record's cause, the "runs elsewhere" label
+    of its host runs, or that nothing ran it there."""
+    from pipeline.parity import elsewhere
+    from pipeline.report.causes import cause
+    dev = [d for d in view.kind("device") if d.model == model and ArtifactId.of(d).stem == stem]
+    bad = [d for d in dev if d.status != "ok"]
+    if bad:
+        return cause(bad[0]).short
+    bench = [b for b in view.kind("bench") if b.model == model and ArtifactId.of(b).stem == stem]
+    away = next((elsewhere(b.status) for b in bench if elsewhere(b.status)), None)
+    if away:
+        return f"{away.label}: runs on {away.systems} only"
+    if bench and not any(b.status == "ok" for b in bench):
+        return f"no host runtime ran it ok ({bench[0].status})"
+    return f"no .{bench[0].format if bench else '?'} runtime on the emulated device"
+
+
+def tradeoff_figure(view: View, model: str):
+    """The report's first picture per model: size against cost on the emulated ARM64 judge core (net
+    instructions per inference), every artifact a point coloured by framework (marker: runtime), the
+    Pareto front, and the Android/iOS picks (`picks.pick`) labelled. Artifacts without an ARM64 figure sit
+    in a strip above at their size, with the reason; with no ARM64 figure at all, the host p50 is the cost."""
+    from pipeline.report.picks import PLATFORM_NAME, picks
+    from pipeline.report.view import ARM_JUDGE_CORE
+    prof = view.first_profile(model)
+    timed = view.timed(model, prof)
+    if not timed:
+        return None
+    arm = {(ArtifactId.of(r).stem, r.runtime): (r, view.arm_cost(r, ARM_JUDGE_CORE)) for r in timed}
+    on_arm = any(c is not None for _, c in arm.values())
+    pts = [(r, c if on_arm else r.metrics["latency_p50_ms"]) for r, c in arm.values()
+           if (c is not None or not on_arm) and "size_bytes" in r.metrics]
+    placed = {ArtifactId.of(r).stem for r, _ in pts}
+    off = [(e, _off_arm_reason(view, model, ArtifactId.of(e).stem)) for e in view.kind("export")
+           if e.model == model and e.status == "ok" and "size_bytes" in e.metrics and ArtifactId.of(e).stem not in placed]
+    fig = plt.figure(figsize=(7.6, 4.9 if off else 4.3))
+    grid = fig.add_gridspec(2 if off else 1, 1, height_ratios=[1, 6] if off else [1], hspace=0.06)
+    ax = fig.add_subplot(grid[-1])
+    strip = fig.add_subplot(grid[0], sharex=ax) if off else None
+    for r, y in pts:
+        ax.scatter(r.metrics["size_bytes"] / 1024, y, color=FRAMEWORK_COLORS.get(r.framework, "grey"),
+                   marker=RUNTIME_MARKERS.get(r.runtime, "X"), s=46, edgecolor="black", linewidth=0.5, zorder=3,
+                   alpha=0.85)
+    xy = [(r.metrics["size_bytes"] / 1024, y) for r, y in pts]
+    if xy:
+        front = pareto_front(xy)
+        fx, fy = [xy[i][0] for i in front], [xy[i][1] for i in front]
+        ax.step(fx + [max(x for x, _ in xy) * 1.08], fy + [fy[-1]], where="post", color="black", linestyle="--",
+                linewidth=1, zorder=2)
+    reasons: dict[str, int] = defaultdict(int)
+    if strip is not None:
+        for e, why in off:
+            strip.scatter(e.metrics["size_bytes"] / 1024, 0, facecolor="none", linewidth=1.2, s=40, zorder=3,
+                          edgecolor=FRAMEWORK_COLORS.get(e.framework, "grey"),
+                          marker=RUNTIME_MARKERS.get(next((b.runtime for b in view.kind("bench") if b.model == model
+                                                            and ArtifactId.of(b).stem == ArtifactId.of(e).stem), ""), "X"))
+            reasons[why] += 1
+        strip.set_yticks([0], ["no ARM64\nfigure" if on_arm else "not timed"], fontsize=7)
+        strip.set_ylim(-1, 1)
+        strip.tick_params(axis="x", which="both", labelbottom=False)
+        strip.grid(True, axis="x", which="both", alpha=0.3)
+    chosen: dict[int, list] = {}          # one ring and one label per file, naming every platform that picked it
+    for p in picks(view, model):
+        if p.record is not None:
+            chosen.setdefault(id(p.record), [p.record, []])[1].append(p)
+    shown = defaultdict(int)
+    for r, ps in chosen.values():
+        color = PICK_STYLE.get(ps[0].platform, ("black", ""))[0]
+        x = r.metrics["size_bytes"] / 1024
+        y = ps[0].cost if (ps[0].on_arm or not on_arm) else None
+        if y is None and strip is None:
+            continue
+        target, y = (ax, y) if y is not None else (strip, 0)
+        target.scatter(x, y, s=190, facecolor="none", edgecolor=color, linewidth=2, zorder=4)
+        lo, hi = (np.log10(v) for v in sorted(target.get_xlim()))
+        left = np.log10(x) > (lo + hi) / 2      # a label right of a point on the right half would leave the axes
+        names = " + ".join(PLATFORM_NAME.get(p.platform, p.platform) for p in ps)
+        target.annotate(f"{names} pick: {ArtifactId.of(r).stem}", (x, y),
+                        xytext=(-9 if left else 9, 7 + 13 * shown[target]), ha="right" if left else "left",
+                        textcoords="offset points", fontsize=8, color=color, fontweight="bold", zorder=5,
+                        annotation_clip=False,
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+        shown[target] += 1
+    _log_axes(ax, "xy")
+    ax.set_xlabel("artifact size (KiB, log scale)")
+    ax.set_ylabel(f"ARM64 net instructions / inference\n({ARM_JUDGE_CORE}, log scale)" if on_arm
+                  else f"host latency p50 (ms, {prof}, log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(f"{model}: size vs cost " + ("on the emulated ARM64 core" if on_arm else "on the host") +
+                 " (ringed: the picks)", fontsize=10, y=0.99)
+    frameworks = sorted({r.framework for r, _ in pts} | {e.framework for e, _ in off})
+    handles = [Patch(color=FRAMEWORK_COLORS.get(f, "grey"), label=FRAMEWORK_LABEL.get(f, f)) for f in frameworks]
+    rts = sorted({r.runtime for r, _ in pts} | {b.runtime for b in view.kind("bench") if b.model == model
+                                                 and ArtifactId.of(b).stem in {ArtifactId.of(e).stem for e, _ in off}})
+    handles += [Line2D([], [], marker=RUNTIME_MARKERS.get(rt, "X"), linestyle="", color="grey", markeredgecolor="black",
+                       label=rt) for rt in rts]
+    handles.append(Line2D([], [], color="black", linestyle="--", label="Pareto front"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=min(len(handles), 5),
+              fontsize=7, frameon=False)
+    if on_arm:
+        from pipeline.report.picks import short_count
+        _log_axes(ax, "y", short_count)
+    if reasons:
+        fig.text(0.01, 0.005, textwrap.fill("no ARM64 figure: " + "; ".join(
+            f"{n} {why}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])), 160), fontsize=6.5,
+            color="#444", va="bottom")
+    fig.subplots_adjust(left=0.13, right=0.98, top=0.92, bottom=0.27 if reasons else 0.22)
     return fig
 
 
@@ -286,7 +401,7 @@ def probe_cells(view: View) -> tuple[list[str], list[str], dict]:
 
 def write_all(view: View, out_dir: Path) -> dict[str, Path]:
     """Draw every plot that has data; returns {name: png path}. Names: support_matrix, probe_matrix,
-    <model>__latency_vs_size, <model>__quality_vs_size, <model>__int8_vs_fp32, <model>__latency_dist."""
+    <model>__tradeoff, <model>__latency_vs_size, <model>__quality_vs_size, <model>__int8_vs_fp32, <model>__latency_dist."""
     out_dir.mkdir(parents=True, exist_ok=True)
     # build, save and close one figure at a time: holding all of them open costs memory for nothing
     makers = {}
@@ -300,6 +415,7 @@ def write_all(view: View, out_dir: Path) -> dict[str, Path]:
                                                         "operator", "export path")
     models = sorted({r.model for r in view.kind("bench") if r.path != "user"})
     for m in models:
+        makers[f"{m}__tradeoff"] = lambda m=m: tradeoff_figure(view, m)
         makers[f"{m}__latency_vs_size"] = lambda m=m: latency_vs_size_figure(view, m)
         makers[f"{m}__quality_vs_size"] = lambda m=m: quality_vs_size_figure(view, m)
         makers[f"{m}__int8_vs_fp32"] = lambda m=m: int8_speedup_figure(view, m)

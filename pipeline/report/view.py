@@ -33,6 +33,7 @@ ARM_METRIC = "net_instructions_per_inference"
 # the core the int8 speed target and "what should I ship?" are judged on: the one with dotprod (a phone
 # big core); the others are shown beside it
 ARM_JUDGE_CORE = CORES[0]
+DEVICE_COLUMN = "ARM64 {core}"     # the emulated device as a runtime column
 # kinds whose not-ok records the report names by cause (support grid, findings, errors by cause)
 CAUSE_KINDS = ("export", "bench", "device")
 
@@ -90,6 +91,7 @@ class View:
     _tolerances: dict[str, Tolerances] = field(default_factory=dict)
     _tasks: dict[str, str | None] = field(default_factory=dict)
     _cause_no: dict[str, int] = field(default_factory=dict)
+    _outcomes: dict | None = None
 
     def kind(self, kind: str) -> list[Record]:
         return self.by_kind.get(kind, [])
@@ -180,6 +182,22 @@ class View:
         """Net guest instructions per inference of r's artifact on `core`, when it ran there with parity."""
         d = self.on_device(r, core)
         return d.metrics.get(ARM_METRIC) if d is not None and d.status == "ok" else None
+
+    def outcomes(self) -> dict[tuple[str, str], dict[str, Record]]:
+        """(artifact stem, column) -> {model: record}, the columns "export", each host runtime (the worst
+        profile counts) and each emulated core (`DEVICE_COLUMN`): the per-runtime matrix and a run's counts."""
+        if self._outcomes is None:
+            per: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)
+            for e in self.kind("export"):
+                per[(ArtifactId.of(e).stem, "export")][e.model] = e
+            for b in self.kind("bench"):
+                cur = per[(ArtifactId.of(b).stem, b.runtime)].get(b.model)
+                if cur is None or SEVERITY[b.status] > SEVERITY[cur.status]:
+                    per[(ArtifactId.of(b).stem, b.runtime)][b.model] = b
+            for d in self.kind("device"):
+                per[(ArtifactId.of(d).stem, DEVICE_COLUMN.format(core=d.profile))][d.model] = d
+            self._outcomes = dict(per)
+        return self._outcomes
 
     def causes(self) -> list[tuple[Cause, list[Record]]]:
         """Every not-ok export/bench/device record grouped by its cause (causes.cause), worst status

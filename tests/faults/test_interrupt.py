@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from answer import check_answer
 from pipeline import fsutil
 from pipeline.schema import Record, read_records
 from pipeline.filecheck.validate import check_model_file
@@ -187,6 +188,7 @@ def _resume_bench(tree: Path, cached_before: int) -> None:
     assert _tmp_dirs(tree) == []
     recs = read_records(tree / "results" / "results.jsonl")
     assert sum(r.kind == "bench" for r in recs) == N_BENCH
+    check_answer(run.lines, tree / "results")     # the run ends with the picks and the report's path
 
 
 def test_export_and_bench_interrupted_then_resumed(tree):

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+from answer import check_answer
 from conftest import ROOT
 
 # an absl/glog line ("W1206 06:12:25.356000 10854 file.py:630] ...") or the torchao kernels it cannot load
@@ -35,12 +36,12 @@ def test_export_terminal_holds_our_lines_and_the_log_the_libraries(tmp_path, dig
     assert lines and all(ln.startswith(("[export", "[train")) for ln in lines), p.stdout
     exports = [ln for ln in lines if ln.startswith("[export digits_cnn")]
     assert len(exports) == 3, lines                     # keras + keras_tw tflite, torch pte
-    assert re.match(r"\[export digits_cnn 1/3, ~\d+s left\] keras__tflite_fp32: ok", exports[0]), exports
+    assert re.match(r"\[export digits_cnn 1/3, ~(\d+m)?\d+s left\] keras__tflite_fp32: ok", exports[0]), exports
     logs = list((tmp_path / "results" / "logs").glob("export-*.log"))
     assert len(logs) == 1, logs
     text = logs[0].read_text()
     assert "Saved artifact at" in text                  # the Keras export's endpoint dump
-    assert "export.run digits_cnn| " in text            # tagged with the worker that wrote it
+    assert "export.run digits_cnn export| " in text     # tagged with the worker and the job it was on
     assert not any(LIBRARY_LINE.search(ln) for ln in lines)
 
     b = subprocess.run([sys.executable, "-m", "pipeline", "--artifacts", str(tmp_path / "artifacts"), "--results",
@@ -50,9 +51,10 @@ def test_export_terminal_holds_our_lines_and_the_log_the_libraries(tmp_path, dig
     assert b.returncode == 0 and b.stderr == "", b.stderr[-2000:]
     assert not any(LIBRARY_LINE.search(ln) for ln in b.stdout.splitlines()), b.stdout
     benches = [ln for ln in b.stdout.splitlines() if ln.startswith("[bench ")]
-    assert re.match(r"\[bench 1/\d+, ~\d+s left\] digits_cnn/", benches[0]), benches
+    assert re.match(r"\[bench 1/\d+, ~(\d+m)?\d+s left\] digits_cnn/", benches[0]), benches
     (blog,) = (tmp_path / "results" / "logs").glob("bench-*.log")
     assert "pipeline.bench.worker " in blog.read_text()      # the workers' output, followed as it came
+    check_answer(b.stdout.splitlines(), tmp_path / "results")  # it ends with the picks and the report's path
 
     v = _export(tmp_path, "--force", "-v")
     assert v.returncode == 0, v.stderr[-2000:]

@@ -74,25 +74,46 @@ def test_one_cause_per_failure_with_paths_relative_to_the_project():
         ("optimize_for_mobile: this torch build has no XNNPACK", ["a", "b"])]
 
 
-def test_findings_come_first_and_count_from_the_records():
+def test_the_answer_then_short_findings_count_from_the_records():
     md = report.render(build(_records()))
     heads = re.findall(r"^## (.+)$", md, re.M)
-    assert heads[0] == "Findings" and heads.index("Errors by cause") < heads.index("a")
+    assert heads[:2] == ["At a glance", "Findings"] and heads.index("Errors by cause") < heads.index("a")
     top = md.split("## Support matrix")[0]
+    findings = top.split("## Findings")[1]
+    bullets = [ln for ln in findings.splitlines() if ln.startswith("- ")]
+    short = bullets[:bullets.index(next(b for b in bullets if "of 2 models x" in b))]   # before the folded detail
+    assert short and all(len(b) < 260 for b in short), [b for b in short if len(b) >= 260]
+    assert "- **TensorFlow/Keras**: 6/6 artifacts exported, 6/8 ran ok on the host, 8/10 on the emulated ARM64 cores." \
+        in findings
+    # the detail, folded: per runtime with its version, per core
     assert "`litert` 2.3.0 6/6" in top and "`tflite_runtime` 2.14.0 0/2" in top
     assert "emulated ARM64 `neoverse-n1`: 4/6 ok, 2 MISMATCH" in top
-    # each cause once, with the models it hits, linked to its entry
+    # each cause once (short, with the models it hits), its detail folded
+    assert top.count("[c3](#cause-3) unsupported: optimize_for_mobile: this torch build has no XNNPACK (a, b)") == 1
     assert top.count("optimize_for_mobile: this torch build has no XNNPACK — 2 models (a, b)") == 1
     assert "`tflite_runtime` 2.14.0 cannot run 2 artifacts that `litert` 2.3.0 runs" in top
     # int8: slower on the host, judged on the dotprod core where it is 215000/65000 = 3.31x cheaper
     assert "1 judged on `neoverse-n1`: fp32/int8 net instructions 3.31-3.31x; host p50 0.83-0.91x" in top
+    assert top.count("<details>") == top.count("</details>") >= 4
     # every in-report link has its target
     targets = set(re.findall(r'<a id="([\w-]+)"></a>', md))
     from pipeline.report.links import slug
     targets |= {slug(h) for h in re.findall(r"^#+ (.+)$", md, re.M)}
-    missing = {t for t in re.findall(r"\]\(#([\w-]+)\)", md)} - targets
+    missing = {t for t in re.findall(r'\]\(#([\w-]+)(?: "[^"]*")?\)', md)} - targets
     assert not missing, missing
     assert "/work/other-tree" not in md
+
+
+def test_the_support_matrix_cells_are_a_status_word_and_cause_ids():
+    v = build(_records())
+    grid = "\n".join(report.support_matrix(v)).split("### Support per runtime")[0]
+    assert "| TensorFlow/Keras | keras__tflite_dynamic_int8 | partial [c1](#cause-1 \"c1 tflite_runtime FAILED: " \
+        "runtime too old: no FULLY_CONNECTED v12\") |" in grid
+    assert "| PyTorch | torch__ptl_mobile_optimized | unsupported [c3](#cause-3 \"c3 export unsupported: " in grid
+    rows = [ln for ln in grid.splitlines() if ln.startswith("| PyTorch") or ln.startswith("| TensorFlow")]
+    assert [r.split(" | ")[0] for r in rows] == sorted(r.split(" | ")[0] for r in rows)   # grouped by framework
+    # the cause's text is told once, in its section, not in the cells
+    assert "INTERNAL ASSERT" not in grid
 
 
 def test_int8_judged_on_the_dotprod_core_and_host_shown_beside():
@@ -118,7 +139,8 @@ def test_arm_column_beside_p50_and_ship_ranks_by_arm_cost():
     assert "| ARM64 neoverse-n1 | ARM64 cortex-a53 |" in grid
     # each mismatched model links to its explanation ("Mismatches explained")
     why = r"\(\[why\]\(#m-\w{8}\)\)"
-    assert re.search(rf"0/2 ok; MISMATCH \[c2\]\(#cause-2\): a {why}, b {why}", grid), grid
+    assert re.search(rf'0/2 ok; MISMATCH \[c2\]\(#cause-2 "c2: outside one quantization step"\): a {why}, b {why}',
+                     grid), grid
 
 
 def test_reconstruction_rows_show_sqnr_not_top1():

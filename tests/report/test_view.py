@@ -135,9 +135,11 @@ def test_mismatch_and_apple_only_in_the_support_matrix(tmp_path):
     assert st == {"torch__et_xnnpack_fp32": "mismatch", "torch__et_portable_fp32": "partial",
                   "torch__coreml_fp32": "apple_only"}
     text = "\n".join(report.support_matrix(v))
-    # each cell carries its cause's number and short name, linked to "Errors by cause"
-    assert "| torch__coreml_fp32 | export Apple only: [c2 AppleOnly: needs Core ML](#cause-2) |" in text, text
-    assert "ok; executorch MISMATCH: [c1 E: x](#cause-1)" in text and "ok; other MISMATCH: [c1" in text, text
+    # each cell: a status word and its causes' ids, linked to "Errors by cause", the cause's name the tooltip
+    assert '| PyTorch | torch__coreml_fp32 | Apple only [c2](#cause-2 "c2 export Apple only: AppleOnly: needs ' \
+        'Core ML") |' in text, text
+    assert '| torch__et_xnnpack_fp32 | MISMATCH [c1](#cause-1 "c1 executorch MISMATCH: E: x") ([why](#m-' in text
+    assert '| torch__et_portable_fp32 | partial [c1](#cause-1 "c1 other MISMATCH: E: x") ([why](#m-' in text
     fig = plots.status_grid_figure(*plots.support_cells(v), "t")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["partial", "mismatch", "apple_only"], labels
