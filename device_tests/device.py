@@ -86,23 +86,20 @@ class Device:
             raise r
         return r
 
-    def run_many(self, jobs: list[tuple[Path, Path, Path]], cpu: str, count_runs: int = 5, limit: int = 16,
-                 timeout: float = 3600, box=None) -> list["GuestRun | Exception"]:
-        """Run (artifact, inputs, outputs) jobs of one runtime in ONE guest process on core `cpu`; `box`: a
-        `pipeline.sandbox.Sandbox` for a user's file (the outputs' folder is its scratch)."""
-        runtimes = {RUNTIME_OF_EXT[Path(a).suffix] for a, _, _ in jobs}
-        assert len(runtimes) == 1, f"one runtime per guest process, got {runtimes}"
-        first_out = Path(jobs[0][2])
-        counts = first_out.with_suffix(".counts.txt")
-        job_file = first_out.with_suffix(".jobs.json")
-        job_file.write_text(json.dumps([{"artifact": str(a), "inputs": str(i), "outputs": str(o),
-                                         "limit": limit, "count_runs": count_runs} for a, i, o in jobs]))
+    def run_args(self, args: list[str], cpu: str, runtime: str, counts: Path, timeout: float = 3600,
+                 pythonpath: tuple[str, ...] = (), box=None, scratch: Path | None = None
+                 ) -> tuple[subprocess.CompletedProcess, dict, int, int, float]:
+        """The guest Python with `args` on core `cpu`, instructions counted -> (the process, marker id ->
+        instruction count, total instructions, guest threads, emulated wall seconds). `pythonpath`:
+        folders put before the runtime's site (the project, for a module of ours); `box`: a
+        `pipeline.sandbox.Sandbox` for a user's file (`scratch`: its writable folder)."""
         cmd = [self.qemu, "-cpu", cpu, "-L", self.info["cpus"][cpu]["root"],
-               "-plugin", f"{self.info['plugin']},out={counts}",
-               self.info["guest_python"], str(RUNNER), "--jobs", str(job_file)]
-        env = self.env(runtimes.pop())
+               "-plugin", f"{self.info['plugin']},out={counts}", self.info["guest_python"], *args]
+        env = self.env(runtime)
+        if pythonpath:
+            env["PYTHONPATH"] = ":".join([*pythonpath, env["PYTHONPATH"]])
         if box is not None:
-            cmd, env = box.wrap(cmd, first_out.parent), box.env(env, first_out.parent)
+            cmd, env = box.wrap(cmd, scratch or counts.parent), box.env(env, scratch or counts.parent)
         t0 = time.time()
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         wall = time.time() - t0
@@ -114,6 +111,22 @@ class Device:
                     markers[int(parts[1])] = int(parts[2])
                 elif parts[0] == "exit":
                     total, vcpus = int(parts[1]), int(parts[3])
+        return p, markers, total, vcpus, wall
+
+    def run_many(self, jobs: list[tuple[Path, Path, Path]], cpu: str, count_runs: int = 5, limit: int = 16,
+                 timeout: float = 3600, box=None) -> list["GuestRun | Exception"]:
+        """Run (artifact, inputs, outputs) jobs of one runtime in ONE guest process on core `cpu`; `box`: a
+        `pipeline.sandbox.Sandbox` for a user's file (the outputs' folder is its scratch)."""
+        runtimes = {RUNTIME_OF_EXT[Path(a).suffix] for a, _, _ in jobs}
+        assert len(runtimes) == 1, f"one runtime per guest process, got {runtimes}"
+        first_out = Path(jobs[0][2])
+        counts = first_out.with_suffix(".counts.txt")
+        job_file = first_out.with_suffix(".jobs.json")
+        job_file.write_text(json.dumps([{"artifact": str(a), "inputs": str(i), "outputs": str(o),
+                                         "limit": limit, "count_runs": count_runs} for a, i, o in jobs]))
+        p, markers, total, vcpus, wall = self.run_args([str(RUNNER), "--jobs", str(job_file)], cpu,
+                                                       runtimes.pop(), counts, timeout, box=box,
+                                                       scratch=first_out.parent)
         tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-15:])
         results: list = []
         for a, _, o in jobs:

@@ -4,6 +4,11 @@ timing, atomic write, the record, and turning any exception into a `failed` reco
 A path function takes an `ExportContext` and writes `ctx.out` (a temporary file, or directory, that becomes the
 artifact only if the function returns). It returns a dict of facts for the record's `info`
 (delegation summary, operator list, warnings). Raise `Unsupported` for what the toolchain cannot do.
+
+A path declares the model tasks it exports (`tasks`): the classic paths take one input batch and give
+one output (classification, reconstruction, detection); the generative paths (`export/llm_*.py`) take a
+decoder LM and write prefill/decode entry points with a KV cache. `paths_for(task)` is what the drivers
+iterate, so no classic path ever tries an LM, and no generative path a classifier.
 """
 from __future__ import annotations
 
@@ -16,6 +21,10 @@ from typing import Any, Callable
 import numpy as np
 
 from models.spec import ModelSpec
+
+
+CLASSIC_TASKS = ("classification", "reconstruction", "detection")
+GENERATIVE_TASKS = ("generation",)
 
 
 class Unsupported(Exception):
@@ -31,6 +40,7 @@ class ExportPath:
     quantization: str        # fp32 | fp16 | dynamic_int8 | int8 | int8_weights (weights only, fp16 compute)
     description: str = ""
     only_sources: tuple[str, ...] = ()   # () = every twin of input_kind
+    tasks: tuple[str, ...] = CLASSIC_TASKS   # model tasks (models/spec.py TASKS) this path exports
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -67,6 +77,7 @@ class ExportContext:
     # that twin the same dict (e.g. the one torch.export'ed program); a lone context gets its own
     shared: dict = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)   # phase -> seconds, see `phase`
+    etrecord: Path | None = None  # a .pte path writes its lowering's ETRecord here (`export --etrecord`)
 
     @contextmanager
     def phase(self, name: str):
@@ -95,12 +106,12 @@ PATHS: dict[str, ExportPath] = {}
 
 
 def register(name: str, *, input_kind: str, format: str, quantization: str, description: str = "",
-             sources: tuple[str, ...] = ()):
+             sources: tuple[str, ...] = (), tasks: tuple[str, ...] = CLASSIC_TASKS):
     def deco(fn):
         if name in PATHS:
             raise ValueError(f"export path {name!r} registered twice")
         PATHS[name] = ExportPath(name, fn, input_kind, format, quantization,
-                                 description or (fn.__doc__ or "").strip().splitlines()[0], sources)
+                                 description or (fn.__doc__ or "").strip().splitlines()[0], sources, tasks)
         return fn
     return deco
 
@@ -119,6 +130,11 @@ def all_paths() -> dict[str, ExportPath]:
     return PATHS
 
 
+def paths_for(task: str) -> dict[str, ExportPath]:
+    """The registered paths that export models of this task (in registration order)."""
+    return {n: p for n, p in all_paths().items() if task in p.tasks}
+
+
 def get(name: str) -> ExportPath:
     paths = all_paths()
     if name not in paths:
@@ -135,8 +151,8 @@ def fp32_sibling(name: str) -> str | None:
     p = paths.get(name)
     if p is None or p.quantization == "fp32":
         return None
-    cands = [q for q in paths.values()
-             if q.quantization == "fp32" and q.format == p.format and q.input_kind == p.input_kind]
+    cands = [q for q in paths.values() if q.quantization == "fp32" and q.format == p.format
+             and q.input_kind == p.input_kind and q.tasks == p.tasks]
     if not cands:
         return None
 

@@ -1,11 +1,12 @@
-"""Run export paths for one model (train first if needed). Runs inside a worker process:
+"""Run export paths for one model (train first if needed), in the export stage's worker processes:
 
-    python -m export.run --model digits_cnn --artifacts artifacts [--paths tflite_int8,...] [--force]
-    python -m export.run --artifacts artifacts      # long-lived: jobs on stdin (`<model> train`, `<model>`)
+    records = export_model("digits_cnn", Path("artifacts"), ["tflite_int8"])    # in this process
+    python -m export.run JOB.json      # a long-lived worker (`pipeline/workers.py`: jobs `<model> train`,
+                                       # `<model> export`), started by `pipeline/stages.py: export`
 
-The long-lived form is what `pipeline/stages.py` runs, one per parallel slot: the toolchains' imports
-(ExecuTorch's alone ~27 s on a loaded 2-core machine) and their per-process setup (XNNPACK's pattern
-graphs) are paid once per slot, not once per model. After each job it prints `DONE <job> <rc>`.
+The stage runs one worker per parallel slot: the toolchains' imports (ExecuTorch's alone ~27 s on a
+loaded 2-core machine) and their per-process setup (XNNPACK's pattern graphs) are paid once per slot,
+not once per model.
 The artifacts are those of a process per model (the .pte, .tflite and .onnx bytes are equal), except
 that TorchScript numbers the classes it compiles per process (`___torch_mangle_N` in a .ptl): a .ptl's
 bytes, not its code or outputs, depend on the models its worker exported before.
@@ -16,11 +17,11 @@ key still matches the code and the trained weights is reused; one failed path ne
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -28,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import models  # noqa: E402
 from export import registry, toolchain  # noqa: E402
-from pipeline import fsutil  # noqa: E402
+from pipeline import fsutil, workers  # noqa: E402
 from pipeline.artifact import fresh_record, stored, write_sidecar  # noqa: E402
 from pipeline.schema import Record, first_line, time_metric  # noqa: E402
 from pipeline.train import cache_key as train_key, load_eval, load_keras, load_torch, train  # noqa: E402
@@ -59,8 +60,9 @@ def cached_record(artifacts: Path, spec, source: str, p: registry.ExportPath, we
 
 
 def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artifacts: Path,
-             shared: dict | None = None) -> Record:
-    """`shared`: what this twin's paths share (`ExportContext.shared`); None = nothing."""
+             shared: dict | None = None, etrecord: bool = False) -> Record:
+    """`shared`: what this twin's paths share (`ExportContext.shared`); None = nothing. `etrecord`: a
+    .pte path also writes the ETRecord of its lowering beside the artifact (`etrecord_file`)."""
     aid = p.artifact(spec.name, source)
     art = aid.file(artifacts, p.format)
     example = data["x"][:1] if p.input_kind == "torch" else spec.to_keras(data["x"][:1])
@@ -68,8 +70,14 @@ def run_path(spec, source: str, p: registry.ExportPath, model, data: dict, artif
     base = dict(kind="export", model=spec.name, source=source, path=p.name, format=p.format,
                 framework=aid.framework, quantization=p.quantization)
     ctx = registry.ExportContext(spec, source, model, example, calib, art, art.parent,
-                                 shared={} if shared is None else shared)
+                                 shared={} if shared is None else shared,
+                                 etrecord=etrecord_file(artifacts, aid) if etrecord and p.format == "pte" else None)
     return export_to(p, ctx, base)
+
+
+def etrecord_file(artifacts: Path, aid) -> Path:
+    """Where a .pte's ETRecord goes: beside it (`pipeline/bench/opprofile.py` looks there)."""
+    return aid.file(artifacts, "etrecord")
 
 
 def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -> Record:
@@ -130,11 +138,15 @@ def _warning_lines(caught) -> list[str]:
 
 
 def export_model(name: str, artifacts: Path, path_names: list[str] | None = None, force: bool = False,
-                 log=print) -> list[Record]:
+                 log=print, etrecord: bool = False) -> list[Record]:
+    """Each selected path x source twin, reusing what is up to date. `etrecord`: the .pte paths also
+    write their ETRecord, from the same lowering call (an up-to-date .pte without one is made again)."""
     spec = models.get(name)
     train(spec, artifacts, force=False, log=log)
-    paths = registry.all_paths()
-    selected = [registry.get(n) for n in path_names] if path_names else list(paths.values())
+    paths = registry.paths_for(spec.task)   # a named path of another task is not this model's to run
+    for n in path_names or []:
+        registry.get(n)   # an unknown name fails here, listing the valid ones
+    selected = [paths[n] for n in path_names if n in paths] if path_names else list(paths.values())
     data = load_eval(spec, artifacts)
     weights = weights_hash(artifacts, spec)
     records, loaded = [], {}
@@ -142,6 +154,9 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
     for i, (source, p) in enumerate(jobs, 1):
         tag = f"[export {spec.name} {i}/{len(jobs)}] {p.artifact(spec.name, source).stem}"
         rec = None if force else cached_record(artifacts, spec, source, p, weights)
+        if rec is not None and etrecord and p.format == "pte" and rec.status == "ok" and \
+                not etrecord_file(artifacts, p.artifact(spec.name, source)).exists():
+            rec = None
         if rec is not None:
             log(f"{tag}: up to date ({rec.status})")
             records.append(rec)
@@ -154,9 +169,9 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
         else:
             if source not in loaded:   # the twin and what its paths share (one exported program)
                 loaded[source] = (load_torch(spec, artifacts) if source == "torch"
-                                  else load_keras(spec, artifacts, source)), {}
+                                  else load_keras(spec, artifacts, source)), _shared(spec, artifacts)
             model, shared = loaded[source]
-            rec = run_path(spec, source, p, model, data, artifacts, shared)
+            rec = run_path(spec, source, p, model, data, artifacts, shared, etrecord)
         write_sidecar(artifacts, p.artifact(spec.name, source), export_key(spec, p, weights), rec)
         log(f"{tag}: {rec.status} in {rec.metrics.get('export_seconds', 0):.1f}s"
             + (f" ({rec.metrics['size_bytes'] / 1024:.1f} KiB)" if rec.status == "ok" else f": {rec.error}"))
@@ -164,32 +179,34 @@ def export_model(name: str, artifacts: Path, path_names: list[str] | None = None
     return records
 
 
-DONE = "DONE"   # the long-lived worker's end-of-job line (not a progress line: the parent keeps it)
+def _shared(spec, artifacts: Path) -> dict:
+    """What a twin's paths start from besides the model: a generative model's Hugging Face folder (its
+    tokenizer beside it), which litert-torch's exporter reads and every LM record names."""
+    if spec.task != "generation":
+        return {}
+    from pipeline.train_lm import hf_dir
+    return {"hf_folder": hf_dir(artifacts, spec.name)}
 
 
-def serve(lines, artifacts: Path, paths: list[str], force: bool, log) -> None:
-    """Do each job named in `lines`, in turn, in this process: `<model> train` trains the model (or
-    finds it trained); `<model>` or `<model> export` trains it if needed, then runs its paths. A Python
-    exception ends that job only (its traceback goes to the output, its unfinished paths are the
-    parent's to record); a native crash ends the process, and the parent starts a fresh one for the
-    jobs still to do."""
-    import traceback
-    for line in lines:
-        job = line.strip()
-        if not job:
-            continue
-        name, _, step = job.partition(" ")
-        rc = 0
-        try:
-            if step == "train":
-                train(models.get(name), artifacts, force=False, log=log)
-            else:
-                export_model(name, artifacts, paths, force, log=log)
-        except Exception:  # noqa: BLE001 - one model's failure must not end the others'
-            traceback.print_exc(file=sys.stdout)
-            rc = 1
+def handle(item: dict, params: dict, say) -> dict:
+    """One job of the export stage's long-lived worker (`pipeline/stages.py` through `workers.run_queue`):
+    step "train" trains the model (or finds it trained); "export" trains it if needed, then runs its
+    paths. Progress lines go to `say`. A Python exception ends that job only (its traceback to the
+    output, the run log; its unfinished paths are the parent's to record); a native crash ends the
+    process, and the parent starts a fresh one for the jobs still to do."""
+    artifacts = Path(params["artifacts"])
+    try:
+        if item["step"] == "train":
+            train(models.get(item["model"]), artifacts, force=False, log=say)
+        else:
+            export_model(item["model"], artifacts, params["paths"], params["force"], log=say,
+                         etrecord=params.get("etrecord", False))
+    except Exception as e:  # noqa: BLE001 - one model's failure must not end the others'
+        traceback.print_exc(file=sys.stdout)
+        return {"status": "failed", "error": workers.describe_error(e)}
+    finally:
         _fresh_keras_session()
-        log(f"{DONE} {job} {rc}")
+    return {"status": "ok"}
 
 
 def _fresh_keras_session() -> None:
@@ -199,23 +216,5 @@ def _fresh_keras_session() -> None:
         sys.modules["keras"].backend.clear_session()
 
 
-def main(argv=None) -> int:
-    from pipeline.procutil import die_with_parent
-    die_with_parent()
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="", help="one model (default: read model names from stdin)")
-    ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
-    ap.add_argument("--paths", default="", help="comma-separated export path names (default: all)")
-    ap.add_argument("--force", action="store_true", help="ignore cached artifacts and records")
-    args = ap.parse_args(argv)
-    paths = [p for p in args.paths.split(",") if p]
-    log = lambda m: print(m, flush=True)  # noqa: E731
-    if args.model:
-        export_model(args.model, args.artifacts, paths, args.force, log=log)
-    else:
-        serve(sys.stdin, args.artifacts, paths, args.force, log)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(workers.serve(handle, say=True))

@@ -52,15 +52,35 @@ def representative(ctx: ExportContext):
     return gen
 
 
-@register("tflite_int8", input_kind="keras", format="tflite", quantization="int8")
-def tflite_int8(ctx: ExportContext) -> dict:
-    """Full-integer int8 (int8 input and output), calibrated on training samples."""
+def int8_converter(ctx: ExportContext, activations: str = "int8"):
+    """The `tflite_int8` path's converter, set up but not run: full-integer quantization calibrated on
+    `ctx.calib`, with quantized input and output. The one home of these settings: quant-debug hands this
+    same converter to TFLite's QuantizationDebugger. `activations="int16"`: the 16x8 variant (int16
+    activations, input and output; int8 weights)."""
     tf, conv = _converter(ctx)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative(ctx)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    info = _write(ctx, conv)
+    if activations == "int16":
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        io = tf.int16
+    elif activations == "int8":
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        io = tf.int8
+    else:
+        raise ValueError(f"activations must be 'int8' or 'int16', got {activations!r}")
+    conv.inference_input_type = io
+    conv.inference_output_type = io
+    return conv
+
+
+def full_integer(ctx: ExportContext, activations: str = "int8") -> dict:
+    """Write `int8_converter(ctx, activations)`'s model (quant-debug's int16x8 plan is this with "int16")."""
+    info = _write(ctx, int8_converter(ctx, activations))
     info["calibration_samples"] = len(as_inputs(ctx.calib)[0])
     return info
+
+
+@register("tflite_int8", input_kind="keras", format="tflite", quantization="int8")
+def tflite_int8(ctx: ExportContext) -> dict:
+    """Full-integer int8 (int8 input and output), calibrated on training samples."""
+    return full_integer(ctx)

@@ -30,6 +30,9 @@ REGISTRY: dict[str, str] = {
     "mtcnn_onet": "models.mtcnn_onet",
     "mtcnn_rnet_prelu_rewrite": "models.mtcnn_rnet_prelu_rewrite",
     "mtcnn_onet_prelu_rewrite": "models.mtcnn_onet_prelu_rewrite",
+    "phone_lm": "models.phone_lm",
+    # generative tier (`tier:llm`): a decoder LM with a KV cache, exported with prefill/decode entry points
+    "tiny_lm": "models.tiny_lm",
 }
 
 # what a run without a model selection covers: the toy zoo fits the cold export budget (6-10 min on

@@ -8,6 +8,9 @@ Layout contract: datasets are numpy float32 in the *PyTorch* layout (NCHW for im
 sequences). `keras_layout` says how the Keras twin sees the same tensor ("nhwc": transposed from
 NCHW; "same": unchanged). Both twins output logits (classification), the reconstruction, or for
 "detection" one vector of the detector's heads concatenated (no labels are scored: parity only).
+"generation" models (decoder-only LMs) carry an `LMConfig` (`models/lm_config.py`) in `ModelSpec.lm`:
+their data are token windows, their twins train in `pipeline/train_lm.py`, and only the export paths
+that declare the task (`export/registry.py`: `ExportPath.tasks`) export them.
 """
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ import numpy as np
 # a model's parity bounds and quality allowance: defaults in the one policy, overridden per model
 from pipeline.policy import Tolerances  # noqa: F401 (re-exported)
 
-TASKS = ("classification", "reconstruction", "detection")
+TASKS = ("classification", "reconstruction", "detection", "generation")
 LAYOUTS = ("nhwc", "same")
 # size tiers: `toy` models make up the default zoo (`make bench-mobile`); `phone` models are the sizes
-# phones run (millions of parameters), selected with `--models tier:phone` (see `models.select`)
-TIERS = ("toy", "phone")
+# phones run (millions of parameters), selected with `--models tier:phone` (see `models.select`);
+# `llm` is the generative tier (a small decoder LM trained here), opt-in with `--models tier:llm`
+TIERS = ("toy", "phone", "llm")
 # where the weights come from, and what that makes meaningful in the report
 WEIGHTS = {
     "trained": "trained natively in each framework on the model's data",
@@ -60,12 +64,17 @@ class TrainConfig:
     # on its own curve (the train record says how many epochs each ran).
     plateau: float = 0.005
     patience: int = 2
+    # at most this many threads (0 = every core the run gives it). A small model's per-step work is too
+    # short to split: tiny_lm's step measured 0.19 CPU-s / 0.39 s wall at 1 thread vs 1.14 / 1.85 at 2
+    # (side by side, load ~4): OpenMP barriers cost more than they save. Not in repr: the train cache key
+    # is repr(spec.train), and how many threads ran does not make other weights (seeded; same losses).
+    threads: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"TrainConfig: epochs, batch_size and lr must be positive: {self}")
-        if self.plateau < 0 or self.patience < 1:
-            raise ValueError(f"TrainConfig: plateau must be >= 0 and patience >= 1: {self}")
+        if self.plateau < 0 or self.patience < 1 or self.threads < 0:
+            raise ValueError(f"TrainConfig: plateau and threads must be >= 0 and patience >= 1: {self}")
 
     def plateaued(self, losses: list[float]) -> bool:
         """THE early-stop rule, for both frameworks: the last `patience` epochs each improved on the
@@ -83,7 +92,8 @@ class ModelSpec:
     task: str
     input_shape: tuple[int, ...]          # one sample, PyTorch layout, no batch dim
     num_outputs: int                      # classes, or features for reconstruction
-    load_data: Callable[[int], Dataset]   # seed -> Dataset (generated or shipped by a package)
+    load_data: Callable[[int], Any]       # seed -> Dataset (generated or shipped by a package);
+                                          #    generation: seed -> models.lm_text.TokenData
     build_torch: Callable[[], Any]        # -> torch.nn.Module (untrained, deterministic given the seed;
                                           #    weights="pretrained": with the shipped weights loaded)
     build_keras: Callable[[], Any]        # -> keras.Model with layers named like the torch modules
@@ -98,6 +108,7 @@ class ModelSpec:
     build_cost_s: float = 60.0
     tier: str = "toy"                     # one of TIERS
     weights: str = "trained"              # a key of WEIGHTS
+    lm: Any = None                        # models.lm_config.LMConfig: required iff task == "generation"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -108,6 +119,8 @@ class ModelSpec:
             raise ValueError(f"{self.name}: weights {self.weights!r} not in {tuple(WEIGHTS)}")
         if self.keras_layout not in LAYOUTS:
             raise ValueError(f"{self.name}: keras_layout {self.keras_layout!r} not in {LAYOUTS}")
+        if (self.task == "generation") != (self.lm is not None):
+            raise ValueError(f"{self.name}: an LMConfig (lm=...) is required for task 'generation' and only there")
         if not self.name.isidentifier():
             raise ValueError(f"model name {self.name!r} must be an identifier")
 

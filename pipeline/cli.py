@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--jobs", type=_positive_int, default=2, help="models exported in parallel")
     e.add_argument("--profile", action="store_true",
                    help="end with a table of where the seconds went (per model: training; per path: phases)")
+    e.add_argument("--etrecord", action="store_true",
+                   help="the .pte paths also write their ETRecord beside the artifact, from the same lowering "
+                   "(the bench's operator profile then names each event's aten ops)")
 
     b = sub.add_parser("bench", help="benchmark artifacts (ours, or the files you name)")
     b.add_argument("files", nargs="*", type=Path, help=".tflite/.pte/.ptl/.onnx/.mlpackage/.aimodel files of your own")
@@ -167,9 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "it (parity), benchmark, choose per platform and write DIR/NAME/. A file.py:function "
                         "source RUNS YOUR CODE (as your own training script would); .pt2, .keras (safe_mode) "
                         "and SavedModel sources run none.")
-    pk.add_argument("source", help="model.pt2 | model.keras | saved_model_dir/ | file.py:function")
+    pk.add_argument("source", help="model.pt2 | model.keras | saved_model_dir/ | file.py:function | "
+                    "lm_folder/ (Hugging Face: config.json + safetensors + tokenizer.json; docs/generative.md)")
     pk.add_argument("--samples", type=Path, help=".npz, one array per input (by name or arr_0..), batch first: "
                     "calibration and parity set (default: seeded random, with a warning)")
+    pk.add_argument("--prompts", type=Path, help="a language model folder: prompts, one per line (parity, timing, "
+                    "perplexity; default: seeded random token ids, with a warning)")
+    pk.add_argument("--context", type=_positive_int, default=0, help="a language model folder: the KV cache "
+                    "length (default: 512, at most the model's max_position_embeddings)")
     pk.add_argument("--calib", type=Path, help="separate calibration .npz for the int8 paths (default: --samples)")
     pk.add_argument("--eval", type=Path, help=".npz with the inputs and 'y' labels: adds accuracy")
     pk.add_argument("--labels", type=Path, help="labels file, copied into the bundle")
@@ -220,9 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _absolute(args: argparse.Namespace) -> None:
+    """Every path argument resolved once, here, against the folder the command was given in: the workers
+    run in the project root, so a relative path handed on would name another file there."""
+    for k, v in vars(args).items():
+        if isinstance(v, Path):
+            setattr(args, k, v.absolute())
+        elif isinstance(v, list) and v and all(isinstance(x, Path) for x in v):
+            setattr(args, k, [x.absolute() for x in v])
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
+    _absolute(args)
     if getattr(args, "no_sandbox", False):
         from pipeline import sandbox
         os.environ[sandbox.ENV_SWITCH] = "off"    # the workers inherit the user's choice
@@ -315,7 +334,7 @@ def _dispatch(args) -> int:
             return 0 if all(r.status == "ok" for r in recs) else 1
         if args.cmd == "export":
             recs = stages.export(_names(args.models), args.artifacts, _paths(args.paths), args.force,
-                                 args.jobs, log=log)
+                                 args.jobs, log=log, etrecord=args.etrecord)
             stages.save_records(args.results, recs)
             if args.profile:
                 from pipeline.report.export_profile import export_profile
@@ -370,6 +389,7 @@ def _package(args) -> int:
     opts = stage.Options(source=args.source, out=args.out, name=args.name, samples=args.samples, calib=args.calib,
                          eval=args.eval, labels=args.labels, prefer=args.prefer, signature=args.signature,
                          paths=tuple(p for p in args.paths.split(",") if p), tolerances=tuple(args.tolerance),
+                         prompts=args.prompts, context=args.context,
                          bench=cfg, work_root=args.artifacts / "package", ladder=args.ladder,
                          command="python -m pipeline " + shlex.join(sys.argv[1:] if args.argv is None else args.argv))
     with runlog.session(args.results, "package", args.verbose) as log:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pipeline.policy import (CELL_STATUSES, COUNT_LABEL, DEFAULTS, DEVICE, ELSEWHERE,  # noqa: F401 (re-exported)
+from pipeline.policy import (BOUND_OUTCOMES, CELL_STATUSES, COUNT_LABEL, DEFAULTS, DEVICE,  # noqa: F401 (re-exported)
+                             ELSEWHERE, GENERATIVE, PAST_BOUND_MARGIN_DB, SAFE_BOUND_OUTCOMES,
                              ELSEWHERE_STATUSES, EPS, INT8_KERNEL_GAIN, INT8_MIN_SPEEDUP, INT8_SIZE_TARGET,
                              MEANING, MIN_DECISIVE, MIN_DECISIVE_SHARE, PACKAGE_SPEED_SLACK, PEER_AGREEMENT,
                              PROBE, PROBE_CELLS, PROBE_GOOD, PROBE_LABEL, PROXY_BAND, QUANTIZATIONS, RAN,
@@ -61,7 +62,12 @@ def judge(metrics: dict, quantization: str, t: Thresholds) -> Verdict:
         figures.append(f"max abs diff {rel:.3g} of the output range (<= {num(t.max_rel_diff)})")
         if rel > t.max_rel_diff + EPS:
             misses.append(f"max abs diff {diff:.3g} is {rel:.3g} of the output range > {t.max_rel_diff:g}")
-    if any(v != v for v in (sqnr, agree, diff) if v is not None):   # NaN outputs never pass
+    ppl = metrics.get("perplexity_increase_pct")
+    if t.max_perplexity_increase_pct is not None and ppl is not None:
+        figures.append(f"held-out perplexity {ppl:+.2f} % (<= +{num(t.max_perplexity_increase_pct)} %)")
+        if ppl > t.max_perplexity_increase_pct + EPS:
+            misses.append(f"held-out perplexity {ppl:+.2f} % vs the reference > +{t.max_perplexity_increase_pct:g} %")
+    if any(v != v for v in (sqnr, agree, diff, ppl) if v is not None):   # NaN outputs never pass
         misses.append("outputs contain NaN")
     shown = ", ".join(figures) or "no bound to judge"
     if not misses:
@@ -90,6 +96,29 @@ def _on_short(metrics: dict, on: str) -> str:
 def top1_judged(metrics: dict) -> float | None:
     """The top-1 agreement the verdict judges (decisive samples when there are enough): the one to show."""
     return _top1(metrics)[0]
+
+
+def for_generation(quantization: str) -> Thresholds:
+    """The bounds of a generative artifact's quantization (GENERATIVE); an unknown one: int8's."""
+    return GENERATIVE.get(quantization, GENERATIVE["dynamic_int8"])
+
+
+def judge_bound(within: bool, runs: bool, sqnr_db: float | None, quantization: str,
+                own_sqnr_db: float | None = None, died: bool = False) -> str:
+    """One bound probe's outcome (a key of BOUND_OUTCOMES): `runs` = the runtime returned an output;
+    `own_sqnr_db`: the artifact's worst step SQNR inside its bounds (what an output past them must come
+    close to); `died`: the runtime's process died on it."""
+    if died:
+        return "crashed"
+    if not runs:
+        return "refused_valid" if within else "refused"
+    floor = for_generation(quantization).min_sqnr_db or 0.0
+    if not within and own_sqnr_db is not None and own_sqnr_db == own_sqnr_db:
+        floor = max(floor, own_sqnr_db - PAST_BOUND_MARGIN_DB)
+    right = sqnr_db is not None and sqnr_db == sqnr_db and sqnr_db >= floor - EPS
+    if within:
+        return "ok" if right else "wrong"
+    return "accepted" if right else "silent_wrong"
 
 
 def for_zoo(spec, quantization: str) -> Thresholds:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 EPS = 1e-9     # bounds are compared with this slack, never exactly at their edge
 # weight-only schemes: Core ML/Core AI int8 weights, Core AI int4 weights and 4-bit palettes (float compute)
 WEIGHT_ONLY = ("int8_weights", "int4_weights", "palette4_weights")
-QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8") + WEIGHT_ONLY
+# 8da4w: int8 dynamic activations, int4 weights per group (torchao; the generative .pte paths)
+QUANTIZATIONS = ("fp32", "fp16", "dynamic_int8", "int8") + WEIGHT_ONLY + ("8da4w",)
 
 
 def num(v: float) -> str:
@@ -160,6 +161,7 @@ class Thresholds:
     min_top1_agreement: float | None = None   # share of samples whose top-1 equals the reference's
     max_rel_diff: float | None = None         # max abs diff / max(1, |reference| max)
     max_abs_diff: float | None = None         # absolute bound (the zoo's Tolerances use this)
+    max_perplexity_increase_pct: float | None = None   # generative: held-out perplexity above the reference's
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -183,6 +185,40 @@ DEFAULTS: dict[str, Thresholds] = {
     # bounds them (loose: digits_cnn's Core AI w4 kept 98.1 % top-1, w8 99.7 %)
     **{q: _INT8 for q in WEIGHT_ONLY},
 }
+
+# Generative artifacts (issue 26, pipeline/generative/): judged on the logits of every decode step of
+# every prompt, teacher-forced along the reference's greedy tokens (stats.agreement over [steps, vocab]),
+# and on the held-out perplexity. Top-1 agreement on the decisive steps is "greedy tokens identical to
+# the reference" wherever the reference's pick is not a near-tie the artifact's own noise can flip
+# (TIE_SIGMAS): fp32 must pick every decisive token the reference picks. Quantized: 8da4w (int4 weights
+# in groups of 32, int8 activations) and int8 weights cost logit precision that the greedy tokens and
+# the perplexity then show (docs/generative.md).
+GENERATIVE: dict[str, Thresholds] = {
+    "fp32": Thresholds(min_sqnr_db=60.0, min_top1_agreement=1.0, max_perplexity_increase_pct=0.1),
+    "dynamic_int8": Thresholds(min_sqnr_db=20.0, min_top1_agreement=0.9, max_perplexity_increase_pct=5.0),
+    "8da4w": Thresholds(min_sqnr_db=10.0, min_top1_agreement=0.8, max_perplexity_increase_pct=15.0),
+    # weight-only (Core AI LM paths: dequantized at load, float compute): the bounds of their dynamic kin
+    "int8_weights": Thresholds(min_sqnr_db=20.0, min_top1_agreement=0.9, max_perplexity_increase_pct=5.0),
+    "int4_weights": Thresholds(min_sqnr_db=10.0, min_top1_agreement=0.8, max_perplexity_increase_pct=15.0),
+}
+
+# What a runtime did with an input at or past a generative artifact's declared bound (the bound probe,
+# pipeline/generative/generate.py; executorch#20546: bounds not enforced at run time). Past a bound only
+# a refusal is safe. An output within the bound is judged by its quantization's SQNR floor; one past it
+# must also come within PAST_BOUND_MARGIN_DB of the artifact's own worst step inside its bounds (an
+# int8 file's noise must not hide a clamped cache write: 31 dB past the cache vs 36 dB inside, measured
+# on a litert-torch int8 file), so "accepted" means it ran AND matched a model without that bound.
+BOUND_OUTCOMES = {
+    "ok": "within the bound: ran and matched the reference",
+    "wrong": "within the bound: ran but computed something else",
+    "refused_valid": "within the bound, yet refused",
+    "refused": "past the bound: refused with an error",
+    "accepted": "past the bound: ran, and matched the reference (the bound is not enforced)",
+    "silent_wrong": "past the bound: ran and returned a wrong output without an error",
+    "crashed": "the runtime's process died on it (a native crash, a hang or the memory ceiling)",
+}
+SAFE_BOUND_OUTCOMES = ("ok", "refused", "accepted")
+PAST_BOUND_MARGIN_DB = 3.0
 
 # top-1 agreement is judged on the decisive samples: those whose reference top-1 leads the runner-up
 # by more than TIE_SIGMAS x the artifact's output noise (a near tie can flip under int8 noise at 47 dB

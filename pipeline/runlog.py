@@ -4,13 +4,12 @@ terminal keeps our progress lines.
     with runlog.session(results, "export", verbose=False) as say:   # the CLI, around one stage
         say("[export ...] ...")                  # ours: the terminal
         # torch/TF/ExecuTorch writing to fd 1 or 2, natively or from Python: the log
-    tail = runlog.relay(proc.stdout, say, ours, tag)       # a child's merged output pipe, line by line
     follow = runlog.Follower(out_file, tag); follow()      # a child's output file, copied as it grows
 
 Inside a session this process's fd 1 and fd 2 point at the log, so the libraries it imports (quant-debug
 and train run them in-process) and any child started with inherited output write there natively; our
-lines go to a duplicate of the terminal's fd 1 taken first. A child whose output the parent reads (a pipe,
-or a file for its last line) has the rest copied to the log, or with -v to the terminal (`ENV` tells
+lines go to a duplicate of the terminal's fd 1 taken first. A worker (`pipeline/workers.py`) writes its
+output to a file the parent follows, and that is copied to the log, or with -v to the terminal (`ENV` tells
 which; outside a session, in tools and tests, it is not copied). Several processes append to one file
 (O_APPEND), each child's lines tagged with who wrote them. A step that failed (`failed_line`) gets the
 log named once, at the end.
@@ -24,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 KEEP = 10                   # logs kept per stage: older ones are removed when a run starts
 # set by a session, inherited by its workers: the log's path, or "-" when the terminal takes the output (-v)
@@ -185,19 +184,6 @@ def to_stderr(lines: Iterable[str], tag: str) -> None:
             sys.stderr.flush()
         else:
             os.write(2, text.encode(errors="replace"))
-
-
-def relay(stream: Iterable[str], say: Callable[[str], None], ours: Callable[[str], bool], tag: str) -> str:
-    """Read a child's merged stdout+stderr (text lines) until it closes: our lines (`ours`) to `say`, the
-    rest to stderr. Returns the child's last other non-empty line (a death's 'last output')."""
-    last = ""
-    for line in stream:
-        if ours(line):
-            say(line.rstrip())
-        else:
-            to_stderr([line], tag)
-            last = line.strip() or last
-    return last[:200]
 
 
 @dataclass

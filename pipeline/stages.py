@@ -7,19 +7,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import models
-from pipeline import fsutil, procutil, progress, runlog
+from pipeline import fsutil, progress, runlog, workers
 from pipeline.artifact import export_records
 from pipeline.schema import Record, keep_last_good, merge, read_records
-from pipeline.workers import describe_exit
 
 
 def results_file(results: Path) -> Path:
@@ -66,91 +60,54 @@ def collect_export_records(artifacts: Path, names: list[str]) -> list[Record]:
     return [r for name in names for r in export_records(artifacts, name, sources_of)]
 
 
-def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print) -> list[Record]:
-    """`jobs` long-lived worker processes take the work in turn (`_ExportJobs`: each model's training,
-    then its paths): the toolchains' imports are paid once per worker, not once per model
-    (`export/run.py`). A converter that crashes natively takes down only its worker: the paths its model
-    had not finished are recorded as failed, and a fresh worker goes on with the jobs still to do."""
+EXPORT_TIMEOUT_S = 1800.0   # a worker that prints no progress line (a training epoch, a path) for this long hangs
+STOP_GRACE_S = 10.0         # an interrupted stage: each worker's time to remove its temp folders
+
+
+def export(names: list[str], artifacts: Path, paths: list[str], force: bool, jobs: int, log=print,
+           etrecord: bool = False) -> list[Record]:
+    """`jobs` long-lived worker processes (`workers.run_queue` over `export/run.py`) take the work in turn
+    (`_ExportJobs`: each model's training, then its paths): the toolchains' imports are paid once per
+    worker, not once per model. A converter that crashes natively takes down only its worker: the paths
+    its model had not finished are recorded as failed, and a fresh worker goes on with the jobs still to do."""
     slots = max(1, min(jobs, len(names)))
     threads = str(max(1, (os.cpu_count() or 1) // slots))
-    cmd = [sys.executable, "-m", "export.run", "--artifacts", str(artifacts)]
-    if paths:
-        cmd += ["--paths", ",".join(paths)]
-    if force:
-        cmd.append("--force")
-    env = {**os.environ, "PYTHONPATH": str(fsutil.ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads, **procutil.child_env()}
     # one step per model x path x source twin: the count and time left of the whole stage
-    steps = progress.Progress(len(names) * _steps_per_model(paths), count=len(names) > 1)
+    steps = progress.Progress(sum(_steps_per_model(n, paths) for n in names), count=len(names) > 1)
+    queue = _ExportJobs(names)
+    unfinished: list[tuple[str, str, str]] = []   # (model, why for its records, what the terminal says)
+
+    def take():
+        job = queue.take()
+        if job is None or job == workers.WAIT:
+            return job
+        name, step = job
+        if step == "export":
+            steps.restart_clock()   # once: the first path's clock starts with the exports
+        return {"id": f"{name} {step}", "model": name, "step": step}
+
+    def finished(i: str, result: dict) -> None:
+        name, step = i.split(" ")
+        if result["status"] != "ok" and "death" in result:
+            unfinished.append((name, f"export worker died ({result['why']})", f"export worker died: {result['error']}"))
+        elif result["status"] != "ok":
+            why = (f"the model's {'training' if step == 'train' else 'export'} raised {result['error']} "
+                   "(traceback in the log)")
+            unfinished.append((name, why, why))
+        queue.finished((name, step), ok=result["status"] == "ok")
 
     def say(line: str) -> None:
         log(steps.tag(line) if line.startswith("[export ") else line)
 
-    jobs = _ExportJobs(names)
-    procs: list[subprocess.Popen] = []
-    stopping = threading.Event()
-    lock = threading.Lock()
-    unfinished: list[tuple[str, str, str]] = []   # (model, why, the worker's last output)
-
-    def start() -> subprocess.Popen | None:
-        with lock:   # no new worker once an interrupt has signalled the running ones
-            if stopping.is_set():
-                return None
-            proc = subprocess.Popen(cmd, cwd=fsutil.ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace")
-            procs.append(proc)
-            return proc
-
-    def slot() -> None:
-        proc = None
-        while not stopping.is_set():
-            job = jobs.take()
-            if job is None:
-                break
-            name, step = job
-            if step == "export":
-                steps.restart_clock()   # once: the first path's clock starts with the exports
-            if proc is not None and proc.poll() is not None:
-                proc = None   # it died on its way out of the last job (recorded then)
-            proc = proc or start()
-            if proc is None:
-                jobs.finished(job, ok=False)
-                break
-            rc, tail = _export_one(proc, f"{name} {step}", say)
-            if proc.poll() is not None:
-                unfinished.append((name, f"export worker died ({describe_exit(proc.returncode)})", tail))
-                proc = None   # the next job gets a fresh worker
-            elif rc:
-                unfinished.append((name, f"the model's {'training' if step == 'train' else 'export'} raised "
-                                         "(traceback in the log)", tail))
-            jobs.finished(job, ok=not rc and proc is not None)
-        if proc is not None:
-            proc.stdin.close()
-            proc.wait()
-
+    job = workers.Job("export.run", params={"artifacts": str(artifacts), "paths": paths, "force": force,
+                                            "etrecord": etrecord},
+                      env={"MOBILEBENCH_THREADS": threads, "OMP_NUM_THREADS": threads},
+                      timeout_s=EXPORT_TIMEOUT_S, stop_grace_s=STOP_GRACE_S)
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=slots) as pool:
-        try:
-            for f in [pool.submit(slot) for _ in range(slots)]:
-                f.result()
-        except BaseException:
-            # Ctrl-C/kill of the CLI: stop the export workers now. SIGINT first, so each removes its
-            # temp folder on the way out; SIGKILL whoever is stuck in native code (the next run cleans up)
-            with lock:
-                stopping.set()
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGINT)
-            deadline = time.monotonic() + 10
-            for p in procs:
-                try:
-                    p.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            raise
+    workers.run_queue(job, take, slots, on_result=finished, on_line=say)
     records = collect_export_records(artifacts, names)
-    for name, why, tail in unfinished:
-        log(f"[export] {name}: {why}" + (f"; last output: {tail}" if tail else ""))
+    for name, why, said in unfinished:
+        log(f"[export] {name}: {said}")
         records += _missing_as_failed(name, artifacts, paths, records, why)
     log(f"[export] {len(names)} model(s) in {time.perf_counter() - t0:.1f}s")
     return records
@@ -168,70 +125,36 @@ class _ExportJobs:
         self._rank = {n: i for i, n in enumerate(order)}
         self._ready = [(n, "train") for n in order]
         self._running = 0
-        self._cond = threading.Condition()
 
-    def take(self) -> tuple[str, str] | None:
-        """The next job (a training before any export; then the costliest model), waiting while a
-        running training may still queue one; None when nothing is left."""
-        with self._cond:
-            while not self._ready and self._running:
-                self._cond.wait()
-            if not self._ready:
-                return None
-            job = min(self._ready, key=lambda j: (j[1] != "train", self._rank[j[0]]))
-            self._ready.remove(job)
-            self._running += 1
-            return job
+    def take(self) -> tuple[str, str] | str | None:
+        """The next job (a training before any export; then the costliest model); `workers.WAIT` while
+        none is ready but a running training may still queue one; None when nothing is left."""
+        if not self._ready:
+            return workers.WAIT if self._running else None
+        job = min(self._ready, key=lambda j: (j[1] != "train", self._rank[j[0]]))
+        self._ready.remove(job)
+        self._running += 1
+        return job
 
     def finished(self, job: tuple[str, str], ok: bool) -> None:
         """A training that ended well queues its model's export; one that did not leaves the model's
         paths to be recorded as failed (`_missing_as_failed`)."""
-        with self._cond:
-            self._running -= 1
-            if ok and job[1] == "train":
-                self._ready.append((job[0], "export"))
-            self._cond.notify_all()
+        self._running -= 1
+        if ok and job[1] == "train":
+            self._ready.append((job[0], "export"))
 
 
-def _export_one(proc: subprocess.Popen, name: str, say) -> tuple[int, str]:
-    """Hand `name` to a long-lived export worker and relay its output (`runlog.relay`: progress lines
-    to `say`, the libraries' to stderr) until it says DONE -> (its DONE code: 0 = finished, 1 = raised;
-    or the exit code of a worker that died, its last other line)."""
-    try:
-        proc.stdin.write(name + "\n")
-        proc.stdin.flush()
-    except OSError:   # it died after its last model
-        return proc.wait() or 1, ""
-    done: list[int] = []
-    tail = runlog.relay(_until_done(proc.stdout, name, done), say, _ours, f"export.run {name}")
-    return (done[0], tail) if done else (proc.wait() or 1, tail)
-
-
-def _until_done(stream, name: str, done: list[int]):
-    """The worker's lines up to its `DONE <name> <rc>` line, whose code goes into `done`."""
-    from export.run import DONE
-    for line in stream:
-        if line.startswith(f"{DONE} {name} "):
-            done.append(int(line.split()[-1]))
-            return
-        yield line
-
-
-def _ours(line: str) -> bool:
-    """The export worker's progress lines (the rest of its output is the libraries')."""
-    return line.startswith(("[export", "[train", "  ["))
-
-
-def _steps_per_model(paths: list[str]) -> int:
+def _steps_per_model(name: str, paths: list[str]) -> int:
     from export import registry
-    return sum(len(p.sources) for p in registry.all_paths().values() if not paths or p.name in paths)
+    return sum(len(p.sources) for p in registry.paths_for(models.get(name).task).values()
+               if not paths or p.name in paths)
 
 
 def _missing_as_failed(name, artifacts, paths, records, why: str) -> list[Record]:
     from export import registry
     have = {(r.source, r.path) for r in records if r.model == name and r.kind == "export"}
     out = []
-    for p in registry.all_paths().values():
+    for p in registry.paths_for(models.get(name).task).values():
         if paths and p.name not in paths:
             continue
         for src in p.sources:
@@ -271,7 +194,7 @@ def bench(args, log=print) -> int:
     names = _models.select(args.models)  # unknown names: one line listing the valid ones (exit 2)
     exports = collect_export_records(args.artifacts, names)
     if not any(r.kind == "export" for r in exports):
-        log(f"no exported artifacts under {args.artifacts}: run `make export` first")
+        log(f"no exported artifacts under {runlog.shown(args.artifacts)}: run `make export` first")
         return 1
     t0, started = time.perf_counter(), time.time()
     targets = bench_mod.targets_from_exports(exports, args.artifacts)
@@ -279,6 +202,8 @@ def bench(args, log=print) -> int:
     walls = {"bench": time.perf_counter() - t0}
     records += _device_column(args, targets, log)
     walls["device column"] = time.perf_counter() - t0 - walls["bench"]
+    records += _generation(args, exports, cfg, log)
+    walls["generation"] = time.perf_counter() - t0 - walls["bench"] - walls["device column"]
     stored = read_records(results_file(args.results))
     records = as_stored(stored, records)   # a skip made again is the stored one: not a measurement of this run
     kept = save_records(args.results, exports + records + [_run_record(stored, cfg, records, started)])
@@ -329,6 +254,19 @@ def _device_column(args, targets, log) -> list[Record]:
     return recs
 
 
+def _generation(args, exports: list[Record], cfg, log) -> list[Record]:
+    """The generative artifacts (export records with info["generation"]): pipeline/generative/bench.py,
+    with the emulated ARM64 cores unless --no-device."""
+    from pipeline.generative import bench as gen_bench
+    targets, skipped = gen_bench.targets(exports, args.artifacts)
+    if not targets:
+        return skipped
+    t0 = time.perf_counter()
+    recs = gen_bench.run(targets, cfg, args.results / "cache" / "generate", device=getattr(args, "device", True), log=log)
+    log(f"[generate] {len(recs)} records in {time.perf_counter() - t0:.1f}s")
+    return skipped + recs
+
+
 def all_records(results: Path) -> list[Record]:
     """The results file and, merged in, the device tests' own file (they run in their own pytest
     session): what the report and the graph view read."""
@@ -373,16 +311,18 @@ def report(results: Path, log=print) -> int:
     try:
         saved = json.loads(stamp.read_text())
         if saved["key"] == key and all((results / f).exists() for f in saved["files"]):
-            log(f"[report] up to date: {results / 'report.md'} and {results / 'report.html'} "
+            log(f"[report] up to date: {runlog.shown(results / 'report.md')} and "
+                f"{runlog.shown(results / 'report.html')} "
                 "(records and code unchanged)")
             return 0
     except (OSError, ValueError, KeyError, TypeError):
         pass
     stamp.unlink(missing_ok=True)     # outputs being rewritten are not up to date until all are
     written = report_mod.write(records, results / "report.md")
-    log(f"[report] wrote {written[0]}, {written[1]} and {len(written) - 2} plot(s) in {results / 'plots'}")
+    log(f"[report] wrote {runlog.shown(written[0])}, {runlog.shown(written[1])} and {len(written) - 2} plot(s) in "
+        f"{runlog.shown(results / 'plots')}")
     built = nodedata.write(records, results)
-    log(f"[report] wrote {len(built.overlays)} Model Explorer overlay(s) in {results / nodedata.FOLDER} "
+    log(f"[report] wrote {len(built.overlays)} Model Explorer overlay(s) in {runlog.shown(results / nodedata.FOLDER)} "
         f"(`make explore MODEL=... ARTIFACT=...`)")
     files = [str(Path(f).relative_to(results)) for f in [*written, *(o.file(results) for o in built.overlays)]]
     fsutil.write_json_atomic(stamp, {"key": key, "files": files})

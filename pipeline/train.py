@@ -43,7 +43,8 @@ def _shared_model_code() -> list[Path]:
 
 
 def cache_key(spec: ModelSpec) -> str:
-    code = set(TRAIN_CODE + _shared_model_code() + [models.source_file(spec.name)])
+    code = set(TRAIN_CODE + _shared_model_code() + [models.source_file(spec.name)]
+               + ([Path(__file__).parent / "train_lm.py"] if spec.task == "generation" else []))
     return fsutil.sha256_text(fsutil.source_hash(code),
                               repr(spec.train), repr(spec.calibration_samples), repr(spec.eval_samples))
 
@@ -258,6 +259,7 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
     # parallel export workers share the cores: each trains on its share, never oversubscribed
     # (an OpenMP barrier waiting on a descheduled thread makes training many times slower)
     threads = int(os.environ.get("MOBILEBENCH_THREADS", os.cpu_count() or 1))
+    threads = min(threads, spec.train.threads or threads)   # a small model trains faster on fewer
     torch.set_num_threads(threads)
     import tensorflow as tf
     try:
@@ -265,6 +267,9 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # TensorFlow was already initialised in this process; it keeps its pools
+    if spec.task == "generation":   # token windows, perplexity, a Hugging Face folder: its own trainer
+        from pipeline.train_lm import train_lm
+        return train_lm(spec, artifacts, log)
     t0 = time.perf_counter()
     times: dict[str, float] = {}   # phase -> seconds: the record's time_<phase>_s metrics
 
@@ -333,6 +338,9 @@ def train(spec: ModelSpec, artifacts: Path, force: bool = False, log=print) -> R
 
 
 def load_torch(spec: ModelSpec, artifacts: Path):
+    if spec.task == "generation":
+        from pipeline.train_lm import load_torch as load_lm
+        return load_lm(spec, artifacts)
     import torch
     model = spec.build_torch()
     ckpt = torch.load(train_dir(artifacts, spec.name) / "torch.pt", weights_only=True)

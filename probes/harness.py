@@ -36,7 +36,7 @@ RUN_CODE = [HERE / "run_worker.py", HERE / "harness.py", HERE.parent / "pipeline
 
 
 def selected_paths(names: list[str] | None = None) -> list[registry.ExportPath]:
-    paths = registry.all_paths()
+    paths = registry.paths_for("classification")   # a probe is one operator's classic model
     chosen = [registry.get(n) for n in names] if names else [p for p in paths.values() if p.name not in SKIP_PATHS]
     return chosen
 

@@ -328,15 +328,17 @@ def _peer(metrics: dict, info: dict, res: dict) -> None:
 
 def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[Target]:
     import models
+    from pipeline.generative import is_generative
+    from pipeline.train import train_dir
     out = []
     for r in export_records:
-        if r.kind != "export" or r.status != "ok":
+        if r.kind != "export" or r.status != "ok" or is_generative(r):   # measured by pipeline/generative/
             continue
         spec = models.get(r.model)
         layout = "nhwc" if r.info.get("input_layout") == "nhwc" else "same"
         out.append(Target(artifact=resolve(r.artifact), format=r.format,
                           runtimes=tuple(r.info.get("runtimes", runtimes.for_format(r.format))),
-                          export=r, eval_npz=artifacts / r.model / "train" / "eval.npz",
+                          export=r, eval_npz=train_dir(artifacts, r.model) / "eval.npz",
                           layout=layout, task=spec.task))
     return out
 

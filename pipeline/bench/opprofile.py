@@ -6,7 +6,7 @@
   `enable_etdump=True`, write the ETDump, read it with `executorch.devtools.Inspector`. XNNPACK
   delegates report their internal operators ("Convolution (NHWC, F32) IGEMM #1"); portable kernels
   report "native_call_<op>". When an ETRecord sidecar sits next to the .pte
-  (`python -m export.etrecord_sidecar`), Inspector also maps each event to its aten op types.
+  (`python -m pipeline export --etrecord`), Inspector also maps each event to its aten op types.
 - `.ptl` (lite_interpreter): `torch.profiler` around the lite-interpreter call (self CPU time of aten ops).
 - `.tflite` (litert): the LiteRT Python interpreter has no per-operator timer and the peer benchmark
   (`litert-benchmark`, CompiledModel API) has no `--enable_op_profiling`. So each operator is cut out
@@ -79,7 +79,7 @@ def etdump_inspector(path, threads: int, inputs: list, runs: int, etrecord: str 
 
 
 def _executorch(path, threads, inputs, runs) -> dict:
-    sidecar = os.path.splitext(str(path))[0] + ".etrecord"   # export/etrecord_sidecar.py
+    sidecar = os.path.splitext(str(path))[0] + ".etrecord"   # export/run.py: etrecord_file
     inspector, named = etdump_inspector(path, threads, inputs, runs, etrecord=sidecar)
     method = "ExecuTorch ETDump + Inspector (p50 per event)" + (" + ETRecord sidecar (aten op types)" if named else "")
     totals: dict[str, float] = {}

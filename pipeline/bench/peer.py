@@ -1,7 +1,11 @@
 """Peer check: LiteRT's own benchmark tool on the same .tflite, threads and CPU affinity as ours.
 
-    .venv/bin/python -m pipeline.bench.peer MODEL.tflite CPUS MEM_MB --num_threads=1 --num_runs=500
-    # e.g. CPUS "0" (or "" = all), MEM_MB 0 = no limit; then the tool's own flags; results unrounded
+    peer.run_peer(Path("model.tflite"), threads=1, cpus=(0,), mem_limit_mb=0, runs=500)   # one run
+    with peer.Server(mem_limit_mb, timeout_s) as s: s.run(path, threads, cpus)           # many, one process
+    # -> the tool's result dict, latency in ms unrounded, or {"error": first line}
+
+The tool runs in a worker of `pipeline/workers.py` (`python -m pipeline.bench.peer JOB.json`): its own
+process, under the profile's memory limit, killed after `timeout_s` without a result.
 
 ai-edge-litert ships `litert-benchmark` (ai_edge_litert/tools/benchmark_litert_model.py; there is no
 C++ `benchmark_model` binary in the wheel). It runs the model through the CompiledModel API with
@@ -20,37 +24,19 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
-import time
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline import procutil
 from pipeline.policy import PEER_AGREEMENT
-
 
 
 def run_peer(artifact: Path, threads: int, cpus: tuple = (), mem_limit_mb: int = 0, runs: int = 300,
              warmup: int = 10, timeout_s: float = 120.0) -> dict:
-    """The tool's result dict (latency in ms, unrounded), or {"error": first line}."""
-    with tempfile.TemporaryDirectory(prefix="mb-peer-") as tmp:
-        out = Path(tmp) / "peer.json"
-        # the profile's limits are applied by the child itself (no preexec_fn: unsafe in threaded parents)
-        cmd = [sys.executable, "-m", "pipeline.bench.peer", str(artifact), ",".join(map(str, cpus)), str(int(mem_limit_mb)),
-               f"--num_threads={threads}",
-               f"--num_runs={runs}", f"--warmup_runs={warmup}", f"--result_json={out}"]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "2",
-               **procutil.child_env()}   # it dies with the harness, like the workers
-        try:
-            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return {"error": f"litert-benchmark timed out after {timeout_s:.0f}s"}
-        if p.returncode != 0 or not out.exists():
-            tail = [ln for ln in (p.stdout + p.stderr).splitlines() if "ERROR" in ln or "Error" in ln][-1:]
-            return {"error": f"litert-benchmark exited with {p.returncode}" + (f": {tail[0][:200]}" if tail else "")}
-        return json.loads(out.read_text())
+    """The tool's result dict (latency in ms, unrounded), or {"error": first line}: one run, in a worker."""
+    with Server(mem_limit_mb, timeout_s) as server:
+        return server.run(artifact, threads, cpus, runs, warmup)
 
 
 TRIVIAL = Path(__file__).resolve().parent / "data" / "trivial.tflite"
@@ -81,53 +67,28 @@ def compare(ours_ms: float, peer: dict, ours_trivial_ms: float = float("nan"),
     return out
 
 
-DONE = "mobilebench-peer-done"
-
-
 class Server:
-    """One tool process for many models: `python -m pipeline.bench.peer --serve MEM_MB` reads one
-    request per line on its stdin and runs the tool's own, unchanged `main()` for each (as `_main`
-    does once). Its Python start and LiteRT import (~3 s on a busy 2-core machine) are paid once per
-    bench worker, not per model. The caller runs it between its own timings, never beside them."""
+    """One tool process for many models (a `workers.Session`): its Python start and LiteRT import (~3 s on a
+    busy 2-core machine) are paid once per bench worker, not per model; the tool's own, unchanged `main()`
+    runs for each request (`_one`). The caller runs it between its own timings, never beside them."""
 
-    def __init__(self, mem_limit_mb: int = 0) -> None:
-        self.mem_limit_mb = int(mem_limit_mb)
-        self.proc: subprocess.Popen | None = None
+    def __init__(self, mem_limit_mb: int = 0, timeout_s: float = 120.0) -> None:
+        from pipeline import workers
+        self.mem_limit_mb, self.timeout_s = int(mem_limit_mb), float(timeout_s)
+        self._session = workers.Session(workers.Job("pipeline.bench.peer", params={"mem_limit_mb": self.mem_limit_mb},
+                                                    timeout_s=self.timeout_s))
         self._trivial: dict[tuple, float] = {}
+        self._n = 0
 
-    def run(self, artifact, threads: int, cpus: tuple = (), runs: int = 300, warmup: int = 10,
-            timeout_s: float = 120.0) -> dict:
+    def run(self, artifact, threads: int, cpus: tuple = (), runs: int = 300, warmup: int = 10) -> dict:
         """As `run_peer`: the tool's result dict (ms, unrounded), or {"error": first line}."""
-        import select
-        if self.proc is None or self.proc.poll() is not None:
-            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-                   "TF_CPP_MIN_LOG_LEVEL": "2", **procutil.child_env()}
-            # unbuffered bytes: a buffered reader would hold lines that select() no longer sees
-            self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.bench.peer", "--serve", str(self.mem_limit_mb)],
-                                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, bufsize=0)
-        with tempfile.TemporaryDirectory(prefix="mb-peer-") as tmp:
-            out = Path(tmp) / "peer.json"
-            req = {"cpus": list(cpus), "args": [f"--model={artifact}", f"--num_threads={threads}", f"--num_runs={runs}",
-                                                f"--warmup_runs={warmup}", f"--result_json={out}"]}
-            self.proc.stdin.write((json.dumps(req) + "\n").encode())
-            deadline, got = time.monotonic() + timeout_s, b""
-            marker = ("\n" + DONE).encode()
-            while marker not in got or not got.endswith(b"\n"):   # the tool's table, then our line
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                    self.close()
-                    return {"error": f"litert-benchmark timed out after {timeout_s:.0f}s"}
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    rc = self.proc.wait()
-                    self.proc = None
-                    return {"error": f"litert-benchmark exited with {rc}"}
-                got += chunk
-            error = got.rsplit(marker, 1)[1].decode(errors="replace").strip()
-            if error or not out.exists():
-                return {"error": f"litert-benchmark failed: {error[:200] or 'no result written'}"}
-            return json.loads(out.read_text())
+        self._n += 1
+        res = self._session.call({"id": self._n, "cpus": list(cpus),
+                                  "args": [f"--model={artifact}", f"--num_threads={threads}", f"--num_runs={runs}",
+                                           f"--warmup_runs={warmup}"]})
+        if res.get("status") != "ok":
+            return {"error": f"litert-benchmark failed: {res.get('error', '?')[:200]}"}
+        return res["result"]
 
     def trivial_median_ms(self, threads: int, cpus: tuple = ()) -> float:
         """`trivial_median_ms` in this process (once per threads and CPUs)."""
@@ -137,48 +98,44 @@ class Server:
         return self._trivial[(threads, cpus)]
 
     def close(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+        self._session.close()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _serve(mem_mb: str) -> int:
-    """`Server`'s process: one tool run per request line, then a DONE line (with the error, if any)."""
-    procutil.die_with_parent()
-    if int(mem_mb):
-        resource.setrlimit(resource.RLIMIT_AS, (int(mem_mb) << 20, int(mem_mb) << 20))
-    from ai_edge_litert.tools import benchmark_litert_model as tool
-    tool.round = lambda x, ndigits=None: x   # as in _main
-    every_cpu = os.sched_getaffinity(0)
-    for line in sys.stdin:
-        req = json.loads(line)
-        os.sched_setaffinity(0, set(req["cpus"]) or every_cpu)
-        sys.argv = ["litert-benchmark", *req["args"]]
-        error = ""
+_tool: list = []      # the worker's imported tool module, once
+
+
+def _one(item: dict, params: dict) -> dict:
+    """The worker's item: the tool's `main()` on one model, its table kept off the run log, its JSON read back."""
+    import contextlib
+    import io
+    if not _tool:
+        mem = int(params["mem_limit_mb"])
+        if mem:
+            resource.setrlimit(resource.RLIMIT_AS, (mem << 20, mem << 20))
+        from ai_edge_litert.tools import benchmark_litert_model as tool
+        tool.round = lambda x, ndigits=None: x   # keep full precision in its JSON (module global shadows builtin)
+        _tool.append((tool, os.sched_getaffinity(0)))
+    tool, every_cpu = _tool[0]
+    os.sched_setaffinity(0, set(item["cpus"]) or every_cpu)
+    with tempfile.TemporaryDirectory(prefix="mb-peer-") as tmp:
+        out = Path(tmp) / "peer.json"
+        sys.argv = ["litert-benchmark", *item["args"], f"--result_json={out}"]
         try:
-            tool.main()
+            with contextlib.redirect_stdout(io.StringIO()):
+                tool.main()
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a model the tool refuses: its error, next request
-            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        print(f"\n{DONE} {error}", flush=True)
-    return 0
-
-
-def _main(argv: list[str]) -> int:
-    if argv[:1] == ["--serve"]:
-        return _serve(argv[1])
-    procutil.die_with_parent()
-    model, cpus, mem_mb, *rest = argv
-    if cpus:
-        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
-    if int(mem_mb):
-        resource.setrlimit(resource.RLIMIT_AS, (int(mem_mb) << 20, int(mem_mb) << 20))
-    from ai_edge_litert.tools import benchmark_litert_model as tool
-    tool.round = lambda x, ndigits=None: x   # keep full precision in its JSON (module global shadows builtin)
-    sys.argv = ["litert-benchmark", f"--model={model}", *rest]
-    tool.main()
-    return 0
+            return {"status": "failed", "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        if not out.exists():
+            return {"status": "failed", "error": "no result written"}
+        return {"status": "ok", "result": json.loads(out.read_text())}
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    from pipeline import workers
+    sys.exit(workers.serve(_one))

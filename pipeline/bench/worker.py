@@ -322,12 +322,12 @@ def _peer(job: dict, runs_per_repeat: float, proc: Process) -> dict:
     timing, so it never runs beside it."""
     from pipeline.bench import peer
     cpus, mem = tuple(job.get("cpus") or ()), int(job.get("mem_limit_mb") or 0)
-    if proc.peer is None or proc.peer.mem_limit_mb != mem:
+    if proc.peer is None or (proc.peer.mem_limit_mb, proc.peer.timeout_s) != (mem, job["peer_timeout_s"]):
         if proc.peer is not None:
             proc.peer.close()
-        proc.peer = peer.Server(mem)
+        proc.peer = peer.Server(mem, job["peer_timeout_s"])
     res = proc.peer.run(job["artifact"], job["threads"], cpus, runs=int(min(max(runs_per_repeat, 100), 5000)),
-                        warmup=job["warmup"], timeout_s=job["peer_timeout_s"])
+                        warmup=job["warmup"])
     if "error" not in res:
         res["trivial_median_ms"] = proc.peer.trivial_median_ms(job["threads"], cpus)
     return res

@@ -18,7 +18,7 @@ from pipeline.schema import Record
 def run(cands, samples_npz: Path, refs: list, refs_key: str, thresholds: dict, which: str, cache_dir: Path,
         log=print) -> list[Record]:
     exports = [c.export for c in cands if c.artifact is not None and c.export.format in ladder.formats()
-               and any(ch.get("status") == "ok" for ch in c.checks.values())]
+               and any(ch.status == "ok" for ch in c.checks.values())]
     if not exports or which == "none":
         return []
 

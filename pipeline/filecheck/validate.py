@@ -2,7 +2,8 @@
 Core ML `.mlpackage` (a directory) its manifest and model spec (`pipeline/filecheck/coreml.py`); for a
 Core AI `.aimodel` (a directory) its members, hash and program summary (`pipeline/filecheck/coreai.py`).
 
-    python -m pipeline.filecheck.validate model.tflite     # prints the format, or one line + exit 2
+    validate.check_model_file(Path("model.tflite"))   # -> "tflite", or a one-line BadModelFile
+    validate.check_isolated(Path("model.tflite"))     # the same in a worker (pipeline/workers.py) under limits
 
 Each failure is a one-line `BadModelFile` naming the file and what is wrong. What still crashes a
 runtime after these checks is caught by the isolated worker. A user's file is checked by
@@ -17,7 +18,6 @@ import os
 import resource
 import stat
 import struct
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -176,23 +176,18 @@ def check_isolated(path: Path) -> str:
         return check_model_file(path)        # missing, loop, no permission: the same one line, here
     limit_mb = int(CHECK_BASE_MB_OF.get(path.suffix.lower(), CHECK_BASE_MB) + CHECK_MB_PER_MB * mb)
     timeout = CHECK_BASE_S_OF.get(path.suffix.lower(), CHECK_BASE_S) + CHECK_S_PER_MB * mb
-    root = str(Path(__file__).resolve().parents[2])
-    try:
-        # the child sets its own limit (no preexec_fn: unsafe in a threaded parent)
-        proc = subprocess.run([sys.executable, "-m", "pipeline.filecheck.validate", str(path), str(limit_mb)],
-                              cwd=root, env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
+    from pipeline import workers
+    # the worker sets its own limit (no preexec_fn: unsafe in a threaded parent)
+    item = {"id": 0, "path": str(path), "cwd": os.getcwd(), "limit_mb": limit_mb}   # its lines name the file as given
+    res = workers.run(workers.Job("pipeline.filecheck.validate", (item,), timeout_s=timeout))[0]
+    if res["status"] == "ok":
+        return res["format"]
+    if res["status"] == "bad":
+        raise BadModelFile(res["error"])
+    if res.get("death") == "hang" or "timed out" in res.get("why", ""):   # also before it began ("startup")
         raise BadModelFile(f"{path}: its structure check took over {timeout:.0f}s (a {mb:.1f} MB file): "
-                           "refused as hostile or broken") from None
-    out = proc.stdout.strip().splitlines()
-    if proc.returncode == 0 and out:
-        return out[-1]
-    if proc.returncode == 2 and out:
-        raise BadModelFile(out[-1])
-    why = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}")
-    if "MemoryError" in proc.stderr:
-        why = f"needed more than {limit_mb} MB"
+                           "refused as hostile or broken")
+    why = f"needed more than {limit_mb} MB" if "MemoryError" in res["error"] else res.get("why", res["error"])
     raise BadModelFile(f"{path}: its structure check failed ({why}): refused as hostile or broken")
 
 
@@ -202,17 +197,16 @@ def _folder_bytes(folder: Path) -> int:
                for st in (os.lstat(os.path.join(dirpath, n)) for n in names) if stat.S_ISREG(st.st_mode))
 
 
-def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1:   # memory ceiling in MB, set by check_isolated
-        resource.setrlimit(resource.RLIMIT_AS, (int(args[1]) * 2**20, int(args[1]) * 2**20))
+def _isolated(item: dict, params: dict) -> dict:
+    """`check_isolated`'s worker item: the check under the memory ceiling; a bad file is a result, not a death."""
+    resource.setrlimit(resource.RLIMIT_AS, (item["limit_mb"] * 2**20, item["limit_mb"] * 2**20))
+    os.chdir(item["cwd"])
     try:
-        print(check_model_file(Path(args[0])))
+        return {"status": "ok", "format": check_model_file(Path(item["path"]))}
     except BadModelFile as e:
-        print(str(e).splitlines()[0])
-        return 2
-    return 0
+        return {"status": "bad", "error": str(e).splitlines()[0]}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline import workers
+    sys.exit(workers.serve(_isolated))

@@ -1,12 +1,11 @@
 """Write `DIR/<name>/` in one step: everything goes to a hidden temporary folder beside it, which is
 renamed into place at the end (an interrupted run leaves no half-written bundle; a stale temp folder
-is removed by the next run). Also the app developer's README and the candidates' report.html.
+is removed by the next run). Also the app developer's README (the candidates' report.html: page.py).
 
     bundle.write(out_dir, name, files={"android/model.tflite": path, ...}, texts={"report.html": html, ...})
 """
 from __future__ import annotations
 
-import html
 import os
 import shutil
 import tempfile
@@ -206,32 +205,4 @@ Parity vs the source model on {man['samples']['count']} samples ({man['calibrati
 {man['parity']['status']}; SQNR {m.get('sqnr_db', float('nan')):.1f} dB, max abs diff {m.get('max_abs_diff', float('nan')):.3g}
 {f"top-1 agreement {m['top1_agreement']:.3f}" if 'top1_agreement' in m else ''}{f", accuracy {m['accuracy']:.4f} (source model {m.get('reference_accuracy', float('nan')):.4f})" if 'accuracy' in m else ''}.
 Host timings (not a phone): {figures}. Everything else: `manifest.json` (schema: docs/manifest.md in mobilebench).
-"""
-
-
-def report_html(name: str, cands, choices, profile: str, notes: list[str]) -> str:
-    e = html.escape
-    rows = []
-    for c in cands:
-        checks = "<br>".join(f"{rt}: {ch.get('status')}" + (f" ({e(ch['error'])})" if ch.get("error") else "")
-                             + (f"; cause: {e(ch['cause'])}" if ch.get("cause") else "")
-                             + "".join(f", {k} {ch['metrics'][k]:.4g}" for k in ("sqnr_db", "top1_agreement",
-                                                                                 "max_abs_diff", "accuracy")
-                                       if k in ch.get("metrics", {}))
-                             for rt, ch in c.checks.items())
-        times = "<br>".join(f"{r.runtime} {r.profile}: {r.metrics['latency_p50_ms']:.3f} ms"
-                            for r in c.bench if "latency_p50_ms" in r.metrics)
-        rows.append(f"<tr><td>{e(c.name)}</td><td>{e(c.export.format)}</td><td>{e(c.export.quantization)}</td>"
-                    f"<td>{e(c.export.status)}{(': ' + e(c.export.error)) if c.export.error else ''}</td>"
-                    f"<td>{c.size / 1024:.1f}</td><td>{checks}</td><td>{times}</td></tr>")
-    picks = "".join(f"<li><b>{e(ch.platform)}</b>: {e(ch.reason)}</li>" for ch in choices)
-    note = "".join(f"<li>{e(n)}</li>" for n in notes)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(name)}: package report</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}
-table{{border-collapse:collapse}}</style></head><body>
-<h1>{e(name)}</h1><h2>Choice</h2><ul>{picks}</ul>{f'<h2>Notes</h2><ul>{note}</ul>' if note else ''}
-<h2>Every candidate</h2><p>Parity: each artifact in each runtime vs the source model (status <code>mismatch</code>:
-it ran but computes something else). Timings: host CPU under device profiles, p50 on {e(profile)} first.</p>
-<table><tr><th>export path</th><th>format</th><th>quantization</th><th>export</th><th>KiB</th>
-<th>parity per runtime</th><th>p50</th></tr>{''.join(rows)}</table></body></html>
 """

@@ -36,12 +36,28 @@ UNVERIFIED_FORMATS: dict[str, tuple[str, ...]] = {"ios": ("mlpackage", "pte")}
 PREFER = ("balanced", "size", "speed", "accuracy")
 
 
-@dataclass
+@dataclass(frozen=True)
+class Check:
+    """One artifact's parity in one runtime: what the verify worker saw (package/verify.py), judged by
+    pipeline.parity (`status`, `error`, the `figures` judged), and for a mismatch what the file computes and
+    the likely cause (pipeline/explain)."""
+    status: str                     # a parity.STATUSES entry: ok, mismatch, failed, skipped, or a runs-elsewhere one
+    error: str = ""
+    metrics: dict = field(default_factory=dict)
+    version: str = ""               # the runtime's
+    describe: dict = field(default_factory=dict)     # the artifact's inputs/outputs as the runtime reads them
+    evidence: dict | None = None
+    file: dict | None = None
+    cause: str = ""
+    figures: str = ""
+
+
+@dataclass(frozen=True)
 class Candidate:
     export: Record                                   # the export record (status ok/failed/unsupported)
     artifact: Path | None = None
-    checks: dict[str, dict] = field(default_factory=dict)   # runtime -> parity result (status, metrics, ...)
-    bench: list[Record] = field(default_factory=list)        # bench records of every runtime x profile
+    checks: dict[str, Check] = field(default_factory=dict)  # runtime -> its parity
+    bench: tuple[Record, ...] = ()                   # bench records of every runtime x profile, with their verdicts
 
     @property
     def name(self) -> str:
@@ -51,11 +67,19 @@ class Candidate:
     def size(self) -> float:
         return float(self.export.metrics.get("size_bytes", 0))
 
+    def status(self, runtime: str) -> str:
+        """Its parity status in `runtime` ("" when it was not checked there)."""
+        return self.checks[runtime].status if runtime in self.checks else ""
+
     def p50(self, runtime: str, profile: str) -> float | None:
         for r in self.bench:
             if r.runtime == runtime and r.profile == profile and r.status == "ok":
                 return r.metrics.get("latency_p50_ms")
         return None
+
+    def speed(self, runtime: str, profile: str) -> str:
+        """The timing the choice compares, as its reason says it."""
+        return f"p50 {self.p50(runtime, profile):.3f} ms on {runtime} {profile}"
 
 
 @dataclass(frozen=True)
@@ -67,10 +91,10 @@ class Choice:
 
 
 def _describe(c: Candidate, rt: str, profile: str) -> str:
-    m = c.checks.get(rt, {}).get("metrics", {})
+    m = c.checks[rt].metrics if rt in c.checks else {}
     sq = m.get("sqnr_db")
-    return (f"{c.name} ({c.export.quantization}, {c.size / 1024:.1f} KiB, p50 {c.p50(rt, profile):.3f} ms on "
-            f"{rt} {profile}" + (f", SQNR {sq:.1f} dB" if sq is not None else "") + ")")
+    return (f"{c.name} ({c.export.quantization}, {c.size / 1024:.1f} KiB, {c.speed(rt, profile)}"
+            + (f", SQNR {sq:.1f} dB" if sq is not None else "") + ")")
 
 
 def unverified(cands: list[Candidate], platform: str) -> list[Candidate]:
@@ -81,7 +105,7 @@ def unverified(cands: list[Candidate], platform: str) -> list[Candidate]:
     out = []
     for fmt in UNVERIFIED_FORMATS.get(platform, ()):
         apple = [c for c in cands if c.artifact is not None and c.export.format == fmt and c.checks
-                 and all(ch.get("status") in away for ch in c.checks.values())]
+                 and all(ch.status in away for ch in c.checks.values())]
         if apple:
             out.append(min(apple, key=lambda c: c.size))
     return out
@@ -101,10 +125,10 @@ def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profil
         raise ValueError(f"--prefer {prefer!r}: expected one of {', '.join(PREFER)}")
     formats = PLATFORMS[platform]
     ok = [(c, formats[c.export.format]) for c in cands if c.export.format in formats
-          and c.checks.get(formats[c.export.format], {}).get("status") == "ok"
+          and c.status(formats[c.export.format]) == "ok"
           and c.p50(formats[c.export.format], profile) is not None]
     if not ok:
-        seen = [f"{c.name}: {c.checks.get(formats[c.export.format], {}).get('status', c.export.status)}"
+        seen = [f"{c.name}: {c.status(formats[c.export.format]) or c.export.status}"
                 for c in cands if c.export.format in formats]
         return Choice(platform, None, "", f"no {'/'.join(formats)} artifact is `ok` with a timing on "
                                           f"{profile} ({'; '.join(seen) or 'none exported'})")
@@ -122,7 +146,7 @@ def pick(cands: list[Candidate], platform: str, prefer: str = "balanced", profil
         why = f"the fastest p50 of {len(ok)} `ok` artifact(s) (--prefer speed)"
     else:
         def score(cr):
-            m = cr[0].checks[cr[1]].get("metrics", {})
+            m = cr[0].checks[cr[1]].metrics
             return (m.get("accuracy", 0.0), m.get("sqnr_db", 0.0), -cr[0].p50(cr[1], profile))
         c, rt = max(ok, key=score)
         why = f"the highest accuracy/SQNR vs the source among {len(ok)} `ok` artifact(s) (--prefer accuracy)"
@@ -148,8 +172,8 @@ def _native_first(cands: list[Candidate], ok: list, platform: str) -> tuple[list
     seen = []
     for c in cands:
         if c.export.format in native:
-            ch = c.checks.get(PLATFORMS[platform][c.export.format], {})
-            why = ch.get("error") or c.export.error
-            seen.append(f"{c.name}: {ch.get('status', c.export.status)}" + (f" ({why})" if why else ""))
+            ch = c.checks.get(PLATFORMS[platform][c.export.format])
+            why = (ch.error if ch else "") or c.export.error
+            seen.append(f"{c.name}: {ch.status if ch else c.export.status}" + (f" ({why})" if why else ""))
     return ok, (f". No {fmts} is verified here, so the choice falls to LiteRT/ExecuTorch ("
                 + ("; ".join(seen) if seen else f"no {fmts} was exported") + ")")

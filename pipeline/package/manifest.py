@@ -119,9 +119,9 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
           measured_minimum: dict | None = None) -> dict:
     exp = cand.export
     check = cand.checks[runtime]
-    desc = check.get("describe") or {}
-    loads = {rt: {"loads": parity.ran(c.get("status")), "status": c.get("status"),
-                  "version": c.get("version", ""), **({"error": c["error"]} if c.get("error") else {})}
+    desc = check.describe
+    loads = {rt: {"loads": parity.ran(c.status), "status": c.status,
+                  "version": c.version, **({"error": c.error} if c.error else {})}
              for rt, c in cand.checks.items()}
     measured: dict = {"size_bytes": int(exp.metrics.get("size_bytes", 0)), "profiles": {}}
     for r in cand.bench:
@@ -130,8 +130,8 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
             measured["profiles"][r.profile] = {k: r.metrics.get(f"latency_{k}_ms") for k in ("p50", "p90", "p99")} | \
                 {"threads": r.threads, "peak_rss_mb": r.metrics.get("peak_rss_mb")}
     for k in ("sqnr_db", "top1_agreement", "max_abs_diff", "accuracy", "reference_accuracy"):
-        if k in check.get("metrics", {}):
-            measured[k] = check["metrics"][k]
+        if k in check.metrics:
+            measured[k] = check.metrics[k]
     return {
         "manifest_version": MANIFEST_VERSION,
         "name": name, "platform": platform,
@@ -141,11 +141,11 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
                      "format": exp.format, "export_path": exp.path, "quantization": exp.quantization},
         "inputs": tensors(desc.get("inputs", []), framework, True),
         "outputs": tensors(desc.get("outputs", []), framework, False),
-        "runtime": {"verified_with": {"name": runtime, "version": check.get("version", "")},
+        "runtime": {"verified_with": {"name": runtime, "version": check.version},
                     "loads_here": loads, "minimum": format_facts,
                     "measured_minimum": measured_minimum or {"measured": False, "reason": "not run"}},
-        "parity": {"status": check.get("status"), "reason": check.get("error", ""),
-                   "thresholds": thresholds, "metrics": check.get("metrics", {})},
+        "parity": {"status": check.status, "reason": check.error,
+                   "thresholds": thresholds, "metrics": check.metrics},
         "measured": measured, "bench_profiles": profiles,
         "choice": {"prefer": prefer, "reason": choice_reason},
         "command": command,
@@ -158,12 +158,13 @@ def build(*, name: str, platform: str, src, source_sha256: str, framework: str, 
 def unverified(cand, file_name: str) -> dict:
     """A Core ML candidate in the iOS manifest: what it is and what Linux could check, never verified."""
     exp, info = cand.export, cand.export.info
+    first = next(iter(cand.checks.values()), None)
     ml = info.get("coreml") or {}
     ml = (ml[0] if ml else {}) if isinstance(ml, list) else ml     # a .pte carries the package(s) it wraps
     return {"file": file_name, "export_path": exp.path, "format": exp.format, "quantization": exp.quantization,
             "sha256": exp.artifact_sha256, "bytes": int(exp.metrics.get("size_bytes", 0)),
-            "verified": False, "status": next(iter(cand.checks.values()), {}).get("status", "apple_only"),
-            "reason": next(iter(cand.checks.values()), {}).get("error", "runs on Apple devices only"),
+            "verified": False, "status": first.status if first else "apple_only",
+            "reason": first.error if first else "runs on Apple devices only",
             "minimum_deployment_target": ml.get("minimum_deployment_target", ""),
             "compute_precision": ml.get("compute_precision", ""), "int8_weight_share": ml.get("weights_int8_share"),
             "delegates": sorted({d.get("id", "") for d in info.get("pte_delegates", [])}),

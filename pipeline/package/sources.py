@@ -5,7 +5,8 @@
 
 Kinds: `pt2` (torch.export.save; no user code runs), `keras` (Keras 3 file, safe_mode=True),
 `savedmodel` (a TF SavedModel folder, one signature), `factory` (`file.py:function` returning
-`(torch.nn.Module, example_inputs)` or a `keras.Model`; this runs the user's code).
+`(torch.nn.Module, example_inputs)` or a `keras.Model`; this runs the user's code), `hf_lm` (a Hugging
+Face-style language model folder: config.json + safetensors + tokenizer.json; its own flow, package/lm.py).
 A `.pt2` and a SavedModel are checked before torch/TensorFlow read them (`pipeline/filecheck/pt2.py`,
 `savedmodel.py`: nothing in them may run code or touch files); `load` runs in a sandboxed worker
 (pipeline/sandbox.py) in the package flow.
@@ -29,7 +30,7 @@ import numpy as np
 from pipeline import fsutil
 from pipeline.schema import first_line
 
-KINDS = ("pt2", "keras", "savedmodel", "factory")
+KINDS = ("pt2", "keras", "savedmodel", "factory", "hf_lm")
 
 
 class BadInput(ValueError):
@@ -131,8 +132,12 @@ def detect(text: str, signature: str = "serving_default") -> Source:
     if not p.is_dir() and not p.is_file():
         raise BadInput(f"{p}: not a regular file (a device, pipe or socket)")
     if p.is_dir():
+        from pipeline.filecheck import hf_lm
+        if hf_lm.looks_like(p):
+            return Source("hf_lm", p)
         if not (p / "saved_model.pb").exists():
-            raise BadInput(f"{p}: a folder but not a TensorFlow SavedModel (no saved_model.pb in it)")
+            raise BadInput(f"{p}: a folder but not a TensorFlow SavedModel (no saved_model.pb in it) and not a "
+                           "Hugging Face language model (no config.json in it)")
         from pipeline.filecheck.savedmodel import folder_files
         from pipeline.filecheck.validate import BadModelFile
         try:

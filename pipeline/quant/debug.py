@@ -4,14 +4,15 @@
     python -m pipeline quant-debug digits_cnn --no-plans # tables only
 
 TFLite side: `tf.lite.experimental.QuantizationDebugger` on the `keras_tw` twin (the PyTorch weights),
-same converter settings and calibration set as the `tflite_int8` path. Its NumericVerify ops compare
-each quantized op's output with the float op run on the *dequantized quantized inputs*: the error a
-layer adds by itself ("local").
+given the `tflite_int8` path's own converter (`export.tflite_paths.int8_converter`) and calibration
+set. Its NumericVerify ops compare each quantized op's output with the float op run on the
+*dequantized quantized inputs*: the error a layer adds by itself ("local").
 
 ExecuTorch side: PT2E's numeric debugger (torchao.quantization.pt2e `prepare_for_propagation_comparison`,
-`extract_results_from_loggers`, `compare_results`) on the XNNPACKQuantizer-quantized graph, same config
-and calibration set as `et_xnnpack_int8`. It compares every node of the quantized (q/dq) graph with the
-fp32 graph on the same input: the error accumulated up to that layer ("propagated"). Why this and not
+`extract_results_from_loggers`, `compare_results`) on the graph the `et_xnnpack_int8` path's own functions
+quantize (`export.executorch_paths`: its export, `xnnpack_quantizer`, `pt2e_prepare`; same calibration
+set). It compares every node of the quantized (q/dq) graph with the fp32 graph on the same input:
+the error accumulated up to that layer ("propagated"). Why this and not
 `Inspector.calculate_numeric_gap`: the latter compares the runtime with the ETRecord's graph, which for an
 int8 .pte is the already-quantized graph, so it measures kernel differences, not what quantization lost.
 
@@ -20,6 +21,7 @@ carry their following batch-norm and activation, as both quantizers fuse them in
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,16 @@ def _sqnr_db(signal_power: float, noise_power: float) -> float:
     if signal_power <= 0:
         return float("-inf")
     return float(10 * np.log10(signal_power / noise_power))
+
+
+def context(model, calib, out: Path | None = None, spec=None, source: str = "torch", example=None):
+    """An `ExportContext` to run the registry's own path functions on an in-memory twin, as the export
+    does (`out`: where an artifact goes; None for a converter or quantizer that writes nothing)."""
+    from export.registry import ExportContext, as_inputs
+    if example is None:
+        example = tuple(a[:1] for a in calib) if isinstance(calib, (tuple, list)) else calib[:1]
+    out = Path(os.devnull) if out is None else out
+    return ExportContext(spec, source, model, example, calib, out, out.parent)
 
 
 # ----------------------------------------------------------------------------------------- TFLite
@@ -130,19 +142,6 @@ def layers_in_tensor_name(name: str, layer_names: list[str], scopes: dict[str, s
     return [n for n in layer_names if n in found]
 
 
-def _tflite_converter(kmodel, calib: np.ndarray, mode: str = "int8"):
-    import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(kmodel)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
-    if mode == "16x8":
-        conv.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    else:
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return conv
-
-
 def _sqnr_metric(f, q, scale, zp):
     d = (q.astype(np.float32) - zp) * scale
     return _sqnr_db(float(np.sum(np.square(f, dtype=np.float64))),
@@ -165,16 +164,19 @@ def shrink_tflite_ranges(calibrated: bytes, tensor_names: list[str], factor: flo
     return bytes(fu.convert_object_to_bytearray(model))
 
 
-def tflite_debugger(kmodel, calib: np.ndarray, x_eval: np.ndarray, denylisted_layers=(),
-                    shrink: dict[str, float] | None = None):
-    """A run QuantizationDebugger (optionally with one layer's calibration range shrunk) and the
-    Keras layer names in order."""
+def tflite_debugger(kmodel, calib, x_eval, denylisted_layers=(), shrink: dict[str, float] | None = None):
+    """A run QuantizationDebugger on the `tflite_int8` path's converter (optionally with one layer's
+    calibration range shrunk, or layers left in float) and the Keras layer names in order. `calib`,
+    `x_eval`: an array, or a tuple of one per model input."""
     import tensorflow as tf
+
+    from export.registry import calib_samples
+    from export.tflite_paths import int8_converter
     names = keras_layer_names(kmodel)
-    conv = _tflite_converter(kmodel, calib)
+    conv = int8_converter(context(kmodel, calib, source="keras_tw"))
     opts = tf.lite.experimental.QuantizationDebugOptions(
         layer_direct_compare_metrics={"sqnr_db": _sqnr_metric})
-    data = lambda: ([x_eval[i:i + 1]] for i in range(len(x_eval)))  # noqa: E731
+    data = lambda: calib_samples(x_eval)  # noqa: E731
     dbg = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=data, debug_options=opts)
     if shrink:
         tensors = _calibrated_tensors_by_layer(dbg.calibrated_model, names)
@@ -210,6 +212,21 @@ def _preserving_interpreter(dbg) -> None:
         model_content=dbg.quant_model, experimental_preserve_all_tensors=True,
         experimental_op_resolver_type=tfl.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     dbg._initialize_stats()  # noqa: SLF001 - re-reads the op map from the new interpreter
+
+
+def quantized_model(dbg, denylisted: bool = True) -> bytes:
+    """The debugger's quantized model without its NumericVerify ops, quantized as the converter it was
+    given quantizes (the `tflite_int8` path's: its input and output types; the debugger's own
+    `get_nondebug_quantized_model` gives float I/O). It computes what that converter's model computes:
+    only the runtime-version metadata the converter adds afterwards differs (checked on digits_cnn).
+    `denylisted=False`: without the layers the options keep in float."""
+    from tensorflow.lite.python import convert
+    conv, opts = dbg.converter, dbg.options
+    return convert.mlir_quantize(
+        dbg.calibrated_model, disable_per_channel=conv._experimental_disable_per_channel,  # noqa: SLF001
+        input_data_type=conv.inference_input_type, output_data_type=conv.inference_output_type,
+        denylisted_ops=opts.denylisted_ops if denylisted else None,
+        denylisted_nodes=opts.denylisted_nodes if denylisted else None)
 
 
 def _calibrated_tensors_by_layer(calibrated: bytes, names: list[str]) -> dict[str, list[str]]:
@@ -269,35 +286,6 @@ def tflite_layer_errors(dbg, names: list[str]) -> list[LayerError]:
 
 # ------------------------------------------------------------------------------------- ExecuTorch
 
-def xnnpack_quantizer(per_channel: bool = True, skip_modules=()):
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
-    q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
-    if skip_modules:
-        # leave these modules in fp32. XNNPACKQuantizer.set_module_name(name, None) asserts
-        # "quantization_config == None is not supported yet" (executorch 1.5.1); its filter
-        # function does the same job: only nodes it accepts get annotated
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_module_name_filter
-        skip = [get_module_name_filter(n) for n in skip_modules]
-        q.set_filter_function(lambda node: not any(f(node) for f in skip))
-    return q
-
-
-def _export(model, example: np.ndarray):
-    import torch
-    return torch.export.export(model, (torch.from_numpy(example[:1]),), strict=False)
-
-
-def pt2e_prepare_calibrate(model, calib: np.ndarray, quantizer, ep=None):
-    import torch
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
-    prepared = prepare_pt2e((ep or _export(model, calib)).module(), quantizer)
-    with torch.no_grad():
-        for i in range(len(calib)):
-            prepared(torch.from_numpy(calib[i:i + 1]))
-    return prepared
-
-
 def _node_module(node) -> str:
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
@@ -354,22 +342,26 @@ def shrink_observer(prepared, layer: str, groups: dict[str, str], factor: float)
     raise KeyError(f"layer {layer!r}: no observer on its output (is it quantized?)")
 
 
-def et_layer_errors(model, calib: np.ndarray, x_eval: np.ndarray, quantizer,
+def et_layer_errors(model, calib, x_eval, quantizer=None,
                     shrink: dict[str, float] | None = None) -> tuple[list[LayerError], object]:
     """PT2E numeric debugger: per node, the quantized graph vs the fp32 graph; one row per twin
-    layer (its last node). Returns the rows and the converted (q/dq) module."""
+    layer (its last node). `quantizer`: default the `et_xnnpack_int8` path's. Returns the rows and the
+    converted (q/dq) module."""
     import torch
     from torchao.quantization.pt2e import (compare_results, extract_results_from_loggers,
                                            prepare_for_propagation_comparison)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
     from torchao.quantization.pt2e.utils import _fuse_conv_bn_
 
+    from export.executorch_paths import exported, pt2e_prepare, xnnpack_quantizer
+    from export.registry import calib_samples
     weighted = weighted_modules(model)
+    ctx = context(model, calib)
     # one export for both sides: the debugger matches nodes by (source node name, graph id)
-    ep = _export(model, calib)
+    ep = exported(ctx)
     ref = ep.module()
     groups = torch_layer_groups(ref, weighted)
-    prepared = pt2e_prepare_calibrate(model, calib, quantizer, ep)
+    prepared = pt2e_prepare(ctx, quantizer if quantizer is not None else xnnpack_quantizer(model), ep.module())
     for layer, factor in (shrink or {}).items():
         shrink_observer(prepared, layer, torch_layer_groups(prepared, weighted), factor)
     converted = convert_pt2e(prepared, fold_quantize=True)
@@ -378,10 +370,10 @@ def et_layer_errors(model, calib: np.ndarray, x_eval: np.ndarray, quantizer,
     _fuse_conv_bn_(ref)
     ref_log, act_log = prepare_for_propagation_comparison(ref), prepare_for_propagation_comparison(converted)
     with torch.no_grad():
-        for i in range(len(x_eval)):
-            x = torch.from_numpy(x_eval[i:i + 1])
-            ref_log(x)
-            act_log(x)
+        for sample in calib_samples(x_eval):
+            x = [torch.from_numpy(a) for a in sample]
+            ref_log(*x)
+            act_log(*x)
     comp = compare_results(extract_results_from_loggers(ref_log), extract_results_from_loggers(act_log))
     order = {n.name: i for i, n in enumerate(ref.graph.nodes)}
     last: dict[str, tuple[int, object]] = {}

@@ -130,36 +130,46 @@ def _failed(spec, path, plan, source, e) -> Record:
 
 # ------------------------------------------------------------------------------------ TFLite
 
+def _plan_file(out_dir: Path, stem: str, fn, ctx_of) -> tuple[Path, dict]:
+    """Run a registry path function (`fn(ctx)`, or a variant of one) into `out_dir/<stem>`, atomically:
+    a plan is made as the export makes its artifact -> (the file, the function's info)."""
+    p = out_dir / stem
+    with fsutil.atomic_path(p) as tmp:
+        info = fn(ctx_of(tmp)) or {}
+    return p, info
+
+
 def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, log, k_max=3) -> list[Record]:
-    import tensorflow as tf
+    from export import tflite_paths
     recs = []
 
-    def write(name: str, blob: bytes) -> Path:
-        p = out_dir / f"keras_tw__tflite_{name}.tflite"
-        fsutil.write_atomic(p, bytes(blob))
-        return p
+    def export(name: str, fn) -> Path:
+        return _plan_file(out_dir, f"keras_tw__tflite_{name}.tflite", fn,
+                          lambda tmp: qd.context(kmodel, calib_k, tmp, spec, "keras_tw", x_k[:1]))[0]
 
-    fp32_p = write("fp32", tf.lite.TFLiteConverter.from_keras_model(kmodel).convert())
+    fp32_p = export("fp32", tflite_paths.tflite_fp32)
     fp32 = _eval_artifact(spec, "litert", fp32_p, x_k, x_t, y)
     fp32_q = _quality_of(fp32["metrics"])
     recs.append(_plan_record(spec, "tflite_int8", "fp32", "keras_tw", "litert", "tflite", "fp32", fp32,
                              "float reference (no quantization)", fp32_q))
     log(f"[quant-debug] tflite fp32: {fp32['metrics']}")
     worst = [r for r in qd.worst(qd.per_layer(tfl_rows), len(tfl_rows)) if not r.layer.startswith("(")]
-    plans = [("int8", [], "plain full-integer int8 (per-channel weights), float I/O")]
+    plans = [("int8", [], "the tflite_int8 path: full-integer int8 (per-channel weights), int8 I/O")]
     for k in range(1, min(k_max, len(worst)) + 1):
         plans.append((f"int8_denylist_worst{k}", worst[:k],
                       f"selective quantization: the {k} worst layer(s) by SQNR kept in float "
                       "(QuantizationDebugOptions.denylisted_nodes)"))
-    plain = None
     for plan, keep, desc in plans:
         try:
-            dbg, _ = qd.tflite_debugger(kmodel, calib_k, x_k[:2], denylisted_layers=[r.layer for r in keep])
-            blob = dbg.get_nondebug_quantized_model()
-            if keep and blob == plain:
-                raise RuntimeError(f"denylisting {[r.layer for r in keep]} left the model unchanged")
-            plain = plain or blob
-            p = write(plan, blob)
+            if keep:    # the path's converter, calibrated, then quantized with these layers left in float
+                dbg, _ = qd.tflite_debugger(kmodel, calib_k, x_k[:2], denylisted_layers=[r.layer for r in keep])
+                blob = qd.quantized_model(dbg)
+                if blob == qd.quantized_model(dbg, denylisted=False):
+                    raise RuntimeError(f"denylisting {[r.layer for r in keep]} left the model unchanged")
+                p = out_dir / f"keras_tw__tflite_{plan}.tflite"
+                fsutil.write_atomic(p, bytes(blob))
+            else:
+                p = export(plan, tflite_paths.tflite_int8)
             res = _eval_artifact(spec, "litert", p, x_k, x_t, y)
             recs.append(_plan_record(spec, "tflite_int8", plan, "keras_tw", "litert", "tflite", "int8", res, desc,
                                      fp32_q, {"kept_float": [r.layer for r in keep]}))
@@ -168,10 +178,10 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
             recs.append(_failed(spec, "tflite_int8", plan, "keras_tw", e))
             log(f"[quant-debug] tflite {plan}: failed: {first_line(e)}")
     try:
-        p = write("int16x8", qd._tflite_converter(kmodel, calib_k, "16x8").convert())
+        p = export("int16x8", lambda ctx: tflite_paths.full_integer(ctx, activations="int16"))
         res = _eval_artifact(spec, "litert", p, x_k, x_t, y)
         recs.append(_plan_record(spec, "tflite_int8", "int16x8", "keras_tw", "litert", "tflite", "int16x8", res,
-                                 "16-bit activations, 8-bit weights "
+                                 "16-bit activations and I/O, 8-bit weights "
                                  "(EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)", fp32_q))
         log(f"[quant-debug] tflite int16x8: {res['metrics']}")
     except Exception as e:  # noqa: BLE001
@@ -182,16 +192,6 @@ def tflite_plans(spec, kmodel, calib_k, x_k, x_t, y, tfl_rows, out_dir: Path, lo
 
 # -------------------------------------------------------------------------------- ExecuTorch
 
-def _lower(qmodel_or_model, example: np.ndarray, out: Path) -> dict:
-    from export.executorch_paths import lower_and_write
-    from export.registry import ExportContext
-    ep = qd._export(qmodel_or_model, example)
-    with fsutil.atomic_path(out) as tmp:
-        ctx = ExportContext(None, "torch", None, example, example, tmp, out.parent)
-        info = lower_and_write(ctx, ep, delegate=True)
-    return info
-
-
 def fp32_candidates(tmodel) -> dict[str, str]:
     """Candidates for "leave in fp32" (per-layer table name -> module name): the layers XNNPACKQuantizer
     quantizes (conv/linear); a layer norm or GRU is fp32 already, so skipping it would change nothing."""
@@ -201,25 +201,25 @@ def fp32_candidates(tmodel) -> dict[str, str]:
 
 
 def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, log, k_max=3) -> list[Record]:
-    from pipeline.quant.debug import pt2e_prepare_calibrate, xnnpack_quantizer
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+    from export import executorch_paths
     recs = []
     module_of = fp32_candidates(tmodel)
 
-    def time_plan(plan, model, quant, desc, fp32_q, extra=None):
-        p = out_dir / f"torch__et_xnnpack_{plan}.pte"
-        info = _lower(model, x_t[:1], p)
+    def time_plan(plan, fn, cal, quant, desc, fp32_q, extra=None):
+        p, info = _plan_file(out_dir, f"torch__et_xnnpack_{plan}.pte", fn,
+                             lambda tmp: qd.context(tmodel, cal, tmp, spec, "torch", x_t[:1]))
         res = _eval_artifact(spec, "executorch", p, x_t, x_t, y, ops=info)
         log(f"[quant-debug] executorch {plan}: {res['metrics']}")
         return _plan_record(spec, "et_xnnpack_int8", plan, "torch", "executorch", "pte", quant, res, desc,
                             fp32_q, extra)
 
-    fp32_rec = time_plan("fp32", tmodel, "fp32", "float reference (XNNPACK fp32)", {})
+    fp32_rec = time_plan("fp32", executorch_paths.et_xnnpack_fp32, calib, "fp32", "float reference (XNNPACK fp32)", {})
     fp32_q = _quality_of(fp32_rec.metrics)
     fp32_rec.metrics.update(vs_fp32(fp32_rec.metrics, fp32_q))   # drop 0 by definition, not NaN
     recs.append(fp32_rec)
     worst = [r for r in qd.worst(qd.per_layer(et_rows), len(et_rows)) if r.layer in module_of]
-    plans = [("int8", dict(per_channel=True), calib, [], "PT2E XNNPACKQuantizer, per-channel weights"),
+    plans = [("int8", dict(per_channel=True), calib, [], "the et_xnnpack_int8 path: PT2E XNNPACKQuantizer, "
+                                                          "per-channel weights"),
              ("int8_per_tensor", dict(per_channel=False), calib, [], "per-tensor weights"),
              ("int8_calib_more", dict(per_channel=True), calib_more, [],
               f"per-channel, calibrated on {len(calib_more)} training samples instead of {len(calib)}")]
@@ -227,11 +227,11 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
         plans.append((f"int8_fp32_worst{k}", dict(per_channel=True), calib, worst[:k],
                       f"the {k} worst layer(s) by SQNR left in fp32 (set_module_name(name, None))"))
     for plan, qargs, cal, keep, desc in plans:
+        skip = [module_of[r.layer] for r in keep]
         try:
-            q = xnnpack_quantizer(skip_modules=[module_of[r.layer] for r in keep], **qargs)
-            qm = convert_pt2e(pt2e_prepare_calibrate(tmodel, cal, q), fold_quantize=True)
-            recs.append(time_plan(plan, qm, "int8", desc, fp32_q, {"kept_fp32": [r.layer for r in keep],
-                                                                  "calibration_samples": len(cal)}))
+            recs.append(time_plan(plan, lambda ctx: executorch_paths.xnnpack_int8(ctx, skip_modules=skip, **qargs),
+                                  cal, "int8", desc, fp32_q, {"kept_fp32": [r.layer for r in keep],
+                                                              "calibration_samples": len(cal)}))
         except Exception as e:  # noqa: BLE001
             recs.append(_failed(spec, "et_xnnpack_int8", plan, "torch", e))
             log(f"[quant-debug] executorch {plan}: failed: {first_line(e)}")
@@ -242,6 +242,7 @@ def et_plans(spec, tmodel, calib, calib_more, x_t, y, et_rows, out_dir: Path, lo
 
 CODE = [Path(qd.__file__), Path(__file__), Path(__file__).with_name("delegation.py"),
         Path(__file__).with_name("plans.py"), Path(__file__).parents[1] / "bench" / "worker.py"]   # times the latency
+DEBUGGED_PATHS = ("tflite_int8", "et_xnnpack_int8", "tflite_fp32", "et_xnnpack_fp32")   # whose functions it runs
 
 
 def _int8_artifacts(spec, artifacts: Path) -> list[tuple[str, str, object, Record | None]]:
@@ -264,7 +265,9 @@ def cache_key(spec, artifacts: Path, samples: int, plans: bool) -> str:
         fp32.append(f"{pn}:{src}:{f.artifact_sha256 if f else '-'}")
     libs = [f"{m}=={version(m)}" for m in ("tensorflow-cpu", "executorch", "torchao", "ai-edge-litert", "torch")]
     model_src = Path(__import__(spec.build_torch.__module__, fromlist=["_"]).__file__)
-    return fsutil.sha256_text(weights_hash(artifacts, spec), fsutil.source_hash(CODE + [model_src]),
+    from export import registry
+    code = CODE + [model_src] + [f for p in DEBUGGED_PATHS for f in registry.code_files(registry.get(p))]
+    return fsutil.sha256_text(weights_hash(artifacts, spec), fsutil.source_hash(sorted(set(code))),
                               *arts, *sorted(fp32), *libs, str(samples), str(plans))
 
 
@@ -384,7 +387,7 @@ def _compute(spec, artifacts: Path, samples: int, plans: bool, log, data: dict) 
                 info = {"debugger": "tf.lite.experimental.QuantizationDebugger", "error_kind": "local",
                         "debug_samples": len(x_dbg)}
             else:
-                rows, _ = qd.et_layer_errors(load_torch(spec, artifacts), calib, x_dbg, qd.xnnpack_quantizer())
+                rows, _ = qd.et_layer_errors(load_torch(spec, artifacts), calib, x_dbg)
                 info = {"debugger": "torchao.quantization.pt2e numeric debugger", "error_kind": "propagated",
                         "debug_samples": len(x_dbg)}
             if not rows:

@@ -11,7 +11,7 @@ from pipeline.artifact import ArtifactId
 from pipeline.report import links
 from pipeline.report.table import fmt, table
 from pipeline.parity import DEVICE, PROXY_BAND, STATUS_MARK
-from pipeline.report.view import ARM_METRIC, View
+from pipeline.report.view import ARM_METRIC, View, generative
 
 TITLE = "Runs on ARM64 (emulated)"
 LIMITS = ("The cost is guest instructions per inference, counted by a QEMU plugin in user-mode emulation: "
@@ -22,8 +22,10 @@ LIMITS = ("The cost is guest instructions per inference, counted by a QEMU plugi
 
 
 def section(view: View) -> list[str]:
-    dev = view.kind("device")
+    dev = [d for d in view.kind("device") if not generative(d)]   # per decoded token: the generative section
     lines = [f"## {TITLE}", ""]
+    if not dev and view.kind("device"):
+        return []    # only generative artifacts ran there: their section shows it
     if not dev:
         return lines + ["Not run: `python -m pipeline bench` measures every `.tflite` on the emulated ARM64 "
                         "device unless `--no-device` (`make device` builds it: qemu-user, a Debian arm64 "

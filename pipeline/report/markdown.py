@@ -16,7 +16,7 @@ from pipeline.report import links, mismatches
 from pipeline.report.causes import cause
 from pipeline.report.device import TITLE as DEVICE_TITLE
 from pipeline.report.table import fmt, kib, table
-from pipeline.report.view import ARM_METRIC, DEVICE_COLUMN, View, build, label
+from pipeline.report.view import ARM_METRIC, DEVICE_COLUMN, View, build, generative, label
 from pipeline.runtimes import names as runtime_names
 from pipeline.schema import Record
 
@@ -214,7 +214,7 @@ SECTIONS: list[str] = ["pipeline.report.int8:section", "pipeline.report.stacks:s
                        "pipeline.report.rigor:sections", "probes.report:matrix", "pipeline.report.quant:section",
                        "pipeline.report.device:section", "pipeline.report.timeprofile:section",
                        "pipeline.report.mismatches:section", "pipeline.report.ios:section",
-                       "pipeline.report.compat:section"]
+                       "pipeline.report.compat:section", "pipeline.report.generative:section"]
 
 
 def _extra_sections(view: View) -> list[str]:
@@ -269,6 +269,8 @@ def render(view: View, plots: dict[str, str] | None = None) -> str:
         lines += ["## Operator support (probes)", "", "One small model per operator, exported along each "
                   "path (records of kind `probe`).", "", f"![operator x path]({plots['probe_matrix']})", ""]
     for m in view.models("train", "export"):
+        if not any(r.model == m and not generative(r) for r in view.kind("export")):
+            continue   # a generative model: its own section (pipeline/report/generative.py)
         lines += model_section(view, m, plots)
     lines += _extra_sections(view)
     if byom:

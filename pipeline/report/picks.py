@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 from pipeline.package.choose import NATIVE_FIRST, PLATFORMS, balanced
 from pipeline.report.ship import best_reference, within_reference
-from pipeline.report.view import ARM_JUDGE_CORE, View
+from pipeline.report.view import ARM_JUDGE_CORE, View, generative
 from pipeline.schema import Record
 
 PLATFORM_NAME = {"android": "Android", "ios": "iOS"}
+TOKEN_METRIC = "instructions_per_decoded_token"     # a generative artifact's ARM64 cost (generative/device.py)
 NATIVE_NAME = {"aimodel": "Core AI"}
 
 
@@ -35,10 +36,13 @@ class Pick:
     tier: str                 # "Core AI" when the platform's own framework was chosen, else ""
     candidates: int           # how many eligible files the rule chose among
     why: str                  # why there is no pick ("" when there is one)
+    per_token: bool = False   # a generative model: the cost is per decoded token
 
     def cost_text(self) -> str:
         if self.cost is None:
             return "–"
+        if self.per_token:
+            return f"{short_count(self.cost)} ARM64 instr/token" if self.on_arm else f"{self.cost:.3g} ms/token host"
         if self.on_arm:
             return f"{short_count(self.cost)} ARM64 instr"
         return f"{self.cost:.3g} ms host p50"
@@ -65,7 +69,42 @@ def candidates(view: View, model: str, platform: str) -> tuple[list[Record], lis
     return native, [r for r in good if r not in native]
 
 
+def arm_per_token(view: View, r: Record, core: str) -> float | None:
+    """Guest instructions per decoded token of a generative artifact on `core`, when it ran there."""
+    d = view.on_device(r, core)
+    return d.metrics.get(TOKEN_METRIC) if d is not None and d.status == "ok" else None
+
+
+def _generative(view: View, model: str, platform: str) -> Pick | None:
+    """A generative model (pipeline/report/generative.py): the same rule on its generation records, `ok`
+    meaning within the generative bounds (perplexity included); cost = ARM64 instructions per decoded token
+    where the files ran there, else the host time per decoded token (the LM package's speed)."""
+    gen = [r for r in view.kind("bench") if r.model == model and generative(r)]
+    if not gen:
+        return None
+    prof = sorted({r.profile for r in gen}, key=view._profile_key)[0]
+    good = [r for r in gen if r.profile == prof and r.status == "ok" and "size_bytes" in r.metrics
+            and PLATFORMS[platform].get(r.format) == r.runtime]
+    native = [r for r in good if r.format in NATIVE_FIRST.get(platform, ())]
+    group = native or good
+    if not group:
+        names = "/".join(f".{f}" for f in PLATFORMS[platform])
+        return Pick(platform, None, None, False, "", 0, f"no {names} file passed the generative parity on `{prof}`",
+                    per_token=True)
+
+    def arm(r):
+        return arm_per_token(view, r, ARM_JUDGE_CORE)
+    on_arm = [r for r in group if arm(r) is not None]
+    cost = arm if on_arm else (lambda r: r.metrics["decode_ms_per_token"])
+    chosen, _ = balanced(on_arm or group, lambda r: r.metrics["size_bytes"], cost)
+    tier = NATIVE_NAME.get(chosen.format, "") if native else ""
+    return Pick(platform, chosen, cost(chosen), bool(on_arm), tier, len(on_arm or group), "", per_token=True)
+
+
 def pick(view: View, model: str, platform: str) -> Pick:
+    gen = _generative(view, model, platform)
+    if gen is not None:
+        return gen
     native, other = candidates(view, model, platform)
     group = native or other
     tier = NATIVE_NAME.get(native[0].format, native[0].format) if native else ""

@@ -17,7 +17,7 @@ from pipeline.artifact import ArtifactId
 from pipeline.package.choose import NATIVE_FIRST
 from pipeline.provenance import record_id
 from pipeline.report.table import table
-from pipeline.report.view import ARM_JUDGE_CORE, Quality, View
+from pipeline.report.view import ARM_JUDGE_CORE, Quality, View, generative
 from pipeline.schema import Record
 
 
@@ -49,6 +49,10 @@ def within_reference(view: View, r: Record, ref: Quality | None) -> bool:
 
 
 def _quality(view: View, r: Record) -> str:
+    if generative(r):    # judged on logits and perplexity (pipeline/report/generative.py)
+        m = r.metrics
+        return (f"ppl {m['perplexity_increase_pct']:+.2f}% vs ref" if "perplexity_increase_pct" in m
+                else f"SQNR {m.get('sqnr_db', float('nan')):.1f} dB")
     q = view.quality(r)
     ref = float("nan") if q.reference is None else q.reference
     if q.metric == "accuracy":

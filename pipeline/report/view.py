@@ -75,6 +75,11 @@ class SupportCell:
         return list({b.runtime: b for b in self.bench if b.status != "ok"}.values())
 
 
+def generative(r: Record) -> bool:
+    """A record of the generation harness (pipeline/generative/): its figures are per token."""
+    return "generation" in r.info
+
+
 def label(r: Record) -> str:
     """model/stem for our artifacts; the file's name for a user's own model."""
     return ArtifactId.of(r).label if r.path != "user" else Path(r.artifact).name
@@ -97,8 +102,10 @@ class View:
         return self.by_kind.get(kind, [])
 
     def bench_ok(self, model: str | None = None, profile: str | None = None) -> list[Record]:
+        """Ok bench records of the classic (one input, one output) artifacts; the generative ones have
+        their own section (pipeline/report/generative.py)."""
         return [r for r in self.kind("bench") if r.status == "ok" and (model is None or r.model == model)
-                and (profile is None or r.profile == profile)]
+                and (profile is None or r.profile == profile) and not generative(r)]
 
     def timed(self, model: str | None = None, profile: str | None = None) -> list[Record]:
         """Bench records measured ok with a latency (what plots and comparisons read)."""

@@ -14,7 +14,7 @@ from pipeline import parity, runtimes
 from pipeline.bench.stats import agreement
 
 SPEC = models.get("digits_cnn")
-CASES = [(src, name) for name, p in registry.all_paths().items() for src in p.sources]
+CASES = [(src, name) for name, p in registry.paths_for(SPEC.task).items() for src in p.sources]
 EVAL_N = 120
 
 
@@ -128,3 +128,26 @@ def test_int8_pte_without_the_qat_patterns_is_the_same_file(digits_exports, digi
     full = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     lower_and_write(ctx, _export(pt2e_quantize(ctx, full), ctx.example), delegate=True)
     assert fsutil.sha256_file(ctx.out) == digits_exports[("torch", "et_xnnpack_int8")].artifact_sha256
+
+
+@pytest.mark.slow   # one more .pte export (~15 s); the ETRecord is an opt-in debugging by-product
+def test_etrecord_comes_from_the_same_lowering_and_names_the_profile(digits_exports, digits_eval, tmp_path):
+    """`export --etrecord`: the .pte path writes its ETRecord from the one lowering call; the program's
+    bytes are those of the plain export, and Inspector takes the ETRecord for that program."""
+    import shutil
+
+    from conftest import TEST_ARTIFACTS
+    from export.run import etrecord_file, export_model
+    from pipeline.bench import opprofile
+    from pipeline.fsutil import sha256_file
+    shutil.copytree(TEST_ARTIFACTS / "digits_cnn" / "train", tmp_path / "digits_cnn" / "train")
+    (rec,) = export_model("digits_cnn", tmp_path, ["et_portable_fp32"], log=lambda m: None, etrecord=True)
+    aid = registry.get("et_portable_fp32").artifact("digits_cnn", "torch")
+    pte, sidecar = aid.file(tmp_path, "pte"), etrecord_file(tmp_path, aid)
+    assert rec.status == "ok" and sidecar.exists(), rec
+    assert sha256_file(pte) == digits_exports[("torch", "et_portable_fp32")].artifact_sha256
+    prof = opprofile._executorch(pte, 1, [digits_eval["x"][:1]], 3)
+    assert "ETRecord" in prof["method"], prof["method"]
+    lines = []
+    export_model("digits_cnn", tmp_path, ["et_portable_fp32"], log=lines.append, etrecord=True)
+    assert "up to date" in lines[-1], lines

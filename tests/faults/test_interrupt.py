@@ -4,8 +4,10 @@ partial file; a re-run resumes and redoes only what is missing; two runs on one 
     .venv/bin/python -m pytest -q tests/faults/test_interrupt.py          # one kill of each kind
     make fuzz                                                              # + repeated random kills
 
-Real processes (`python -m pipeline ...`) on a copy of the trained digits model; the seed of each
-random moment is printed so a failure can be replayed (FAULT_SEED=...).
+Real processes (`python -m pipeline ...`) on a copy of the trained digits model, run from that copy's
+folder with relative --artifacts/--results (the workers run in the project root: artifacts and records
+must still land in the folder asked for); the seed of each random moment is printed so a failure can be
+replayed (FAULT_SEED=...).
 """
 from __future__ import annotations
 
@@ -48,16 +50,22 @@ def tree(tmp_path, digits_exports):
 
 
 def _cmd(tree: Path, *args: str, results: str = "results") -> list[str]:
-    return [sys.executable, "-m", "pipeline", "--artifacts", str(tree / "artifacts"),
-            "--results", str(tree / results), *args]
+    """The CLI with --artifacts/--results relative to `tree`, where it runs (`_env`): the workers run in
+    the project root, so every path must reach them resolved against the folder the command was given in."""
+    return [sys.executable, "-m", "pipeline", "--artifacts", "artifacts", "--results", results, *args]
+
+
+def _env() -> dict:
+    from conftest import ROOT
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 class Run:
-    """A CLI process whose output lines are collected as they come."""
+    """A CLI process (in `tree`) whose output lines are collected as they come."""
 
-    def __init__(self, cmd: list[str]) -> None:
-        from conftest import ROOT
-        self.p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, cmd: list[str], tree: Path) -> None:
+        self.p = subprocess.Popen(cmd, cwd=tree, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
         self.lines: list[str] = []
         self.err = ""
         self._t = threading.Thread(target=self._read, daemon=True)
@@ -88,16 +96,19 @@ def _tmp_dirs(tree: Path) -> list[Path]:
     return [Path(d) / n for d, dirs, _ in os.walk(tree) for n in dirs if n.startswith(fsutil.TMP_PREFIX)]
 
 
-def _orphans(tree: Path) -> list[str]:
-    """Live processes still working on this tree (a killed harness must take its workers along)."""
-    out = []
+def _orphans(run: Run) -> list[str]:
+    """Live workers of the stopped CLI (a killed harness must take its workers along): the processes it
+    started with `procutil.child_env()`, whose environment names it as their parent."""
+    out, mark = [], f"MOBILEBENCH_PARENT_PID={run.p.pid}".encode()
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
+            except (OSError, IndexError):
                 continue
-            if str(tree) in cmd and "pytest" not in cmd:
+            if mark in env and state not in ("Z", "X"):
                 out.append(f"{pid}: {cmd[:200]}")
     return out
 
@@ -136,20 +147,19 @@ def _interrupt(run: Run, sig: int, rng: random.Random, prefix: str, max_count: i
 
 
 def _export_interrupted(tree: Path, sig: int, rng: random.Random, check_lock: bool = False):
-    run = Run(_cmd(tree, "export", "--models", "digits_cnn", "--paths", PATHS))
+    run = Run(_cmd(tree, "export", "--models", "digits_cnn", "--paths", PATHS), tree)
     if check_lock:
         run.wait_for("[train")  # the lock is held from before the first line
         # a second writer on the same trees, and a bench reading the same artifacts: both refused
         for cmd in (_cmd(tree, "export", "--models", "digits_cnn", "--paths", PATHS),
                     _cmd(tree, *BENCH, results="results2")):
-            from conftest import ROOT
-            p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+            p = subprocess.run(cmd, cwd=tree, env=_env(), capture_output=True, text=True, timeout=300)
             assert p.returncode == 3, (p.returncode, p.stderr[-500:])
             assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
             assert "another run holds the lock on this tree" in p.stderr, p.stderr
     rc = _interrupt(run, sig, rng, "[export digits_cnn", N_EXPORTS)
     time.sleep(0.5)
-    assert _orphans(tree) == [], _orphans(tree)
+    assert _orphans(run) == [], _orphans(run)
     if sig == signal.SIGINT and rc != 0:
         assert rc == 130 and "interrupted" in run.err and "Traceback" not in run.err, (rc, run.err[-1000:])
         assert _tmp_dirs(tree) == [], _tmp_dirs(tree)  # SIGINT: every writer cleaned up after itself
@@ -157,7 +167,7 @@ def _export_interrupted(tree: Path, sig: int, rng: random.Random, check_lock: bo
 
 
 def _resume_export(tree: Path, done_before: set) -> None:
-    run = Run(_cmd(tree, "export", "--models", "digits_cnn", "--paths", PATHS))
+    run = Run(_cmd(tree, "export", "--models", "digits_cnn", "--paths", PATHS), tree)
     assert run.finish() == 0, run.err[-2000:]
     up_to_date = {ln.split("] ", 1)[1].split(":")[0] for ln in run.lines
                   if ln.startswith("[export digits_cnn") and "up to date" in ln}
@@ -167,10 +177,10 @@ def _resume_export(tree: Path, done_before: set) -> None:
 
 
 def _bench_interrupted(tree: Path, sig: int, rng: random.Random) -> int:
-    run = Run(_cmd(tree, *BENCH))
+    run = Run(_cmd(tree, *BENCH), tree)
     rc = _interrupt(run, sig, rng, "[bench ", N_BENCH - 1)
     time.sleep(0.5)
-    assert _orphans(tree) == [], _orphans(tree)
+    assert _orphans(run) == [], _orphans(run)
     if sig == signal.SIGINT and rc != 0:
         assert rc == 130 and "Traceback" not in run.err, (rc, run.err[-1000:])
         assert _tmp_dirs(tree) == []
@@ -180,7 +190,7 @@ def _bench_interrupted(tree: Path, sig: int, rng: random.Random) -> int:
 
 
 def _resume_bench(tree: Path, cached_before: int) -> None:
-    run = Run(_cmd(tree, *BENCH))
+    run = Run(_cmd(tree, *BENCH), tree)
     assert run.finish() == 0, run.err[-2000:]
     lines = [ln for ln in run.lines if ln.startswith("[bench ") and "/" in ln.split()[1]]
     assert len(lines) == N_BENCH, run.lines

@@ -12,9 +12,9 @@ def _cand(path, fmt, quant, size, p50, status="ok", runtime=None):
                  metrics={"size_bytes": size})
     bench = [Record(kind="bench", model="m", source="torch", path=path, format=fmt, runtime=rt, profile="big-core",
                     status="ok", metrics={"latency_p50_ms": p50})]
-    return choose.Candidate(exp, artifact=None, checks={rt: {"status": status, "metrics": {"sqnr_db": 40.0},
-                                                             "error": "" if status == "ok" else "SQNR 3 dB < 15 dB"}},
-                            bench=bench)
+    return choose.Candidate(exp, artifact=None, checks={rt: choose.Check(status, "" if status == "ok" else
+                                                                         "SQNR 3 dB < 15 dB", {"sqnr_db": 40.0})},
+                            bench=tuple(bench))
 
 
 def test_verified_aimodel_wins_over_a_faster_tflite():

@@ -104,7 +104,7 @@ def _pt2(user_models, tmp_path, extra: list):
     records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
     exported = {r["path"] for r in records if r["kind"] == "export"}
     from export import registry
-    assert exported == ({p.name for p in registry.all_paths().values() if p.input_kind == "torch"} if not extra
+    assert exported == ({p.name for p in registry.paths_for("classification").values() if p.input_kind == "torch"} if not extra
                         else set(PT2_PATHS.split(",")))
     assert (bundle / "report.html").read_text().count("<tr>") > len(exported)
     assert not list((tmp_path / "dist").glob(".tmp-*"))

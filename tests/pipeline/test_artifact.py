@@ -98,11 +98,3 @@ def test_every_runtime_format_has_a_validator(rt):
         assert fmt in EXTENSIONS.values(), f"{rt} reads .{fmt} but filecheck.validate has no check for it"
         for f in ("load", "run", "describe", "available", "version"):
             assert callable(getattr(adapter, f, None)), f"{rt} has no {f}()"
-
-
-def test_no_stage_resolves_artifacts_against_another_base():
-    """`artifacts.parent / rec.artifact` was the second base; nothing may use it again."""
-    root = fsutil.ROOT
-    hits = [str(f.relative_to(root)) for d in ("pipeline", "export", "probes") for f in (root / d).rglob("*.py")
-            if "artifacts.parent /" in f.read_text() or "ROOT / r.artifact" in f.read_text()]
-    assert not hits, hits

@@ -5,9 +5,8 @@ first; a model's export once its training is done; a training that failed queues
 """
 from __future__ import annotations
 
-import threading
-
 import models
+from pipeline import workers
 from pipeline.stages import _ExportJobs
 
 NAMES = ["digits_cnn", "mobilenet_v2", "anomaly_ae"]
@@ -43,12 +42,6 @@ def test_a_failed_training_queues_no_export():
 def test_a_free_slot_waits_for_a_running_training_then_takes_its_export():
     jobs = _ExportJobs(["digits_cnn"])
     train = jobs.take()
-    got = []
-    t = threading.Thread(target=lambda: got.append(jobs.take()))
-    t.start()
-    t.join(0.2)
-    assert t.is_alive() and not got     # nothing ready, but the training may still queue an export
+    assert jobs.take() == workers.WAIT     # nothing ready, but the training may still queue an export
     jobs.finished(train, ok=True)
-    t.join(5)
-    assert got == [("digits_cnn", "export")]
-
+    assert jobs.take() == ("digits_cnn", "export")

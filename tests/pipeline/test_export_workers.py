@@ -1,4 +1,4 @@
-"""The export stage's long-lived workers (`pipeline/stages.py: export`, `export/run.py: serve`): models
+"""The export stage's long-lived workers (`pipeline/stages.py: export`, `export/run.py: handle`): models
 go through one worker per slot in turn; a worker killed mid-model yields `failed` records for that
 model's unfinished paths, and a fresh worker exports the models still to do. Real processes.
 
@@ -66,16 +66,16 @@ def test_killed_worker_fails_its_model_and_a_fresh_one_goes_on(tmp_path, digits_
 
 @pytest.mark.slow   # ~15 s; the killed-worker test already hands a worker's models on to the next
 def test_one_worker_takes_models_in_turn(tmp_path, digits_exports):
-    """One worker process, three models named on its stdin: each ends with its DONE line, a model that
-    raises (an unknown name) ends only its own turn, and the second digits_cnn finds the first's work."""
-    from conftest import ROOT, TEST_ARTIFACTS
+    """One export worker, three jobs in turn: a model that raises (an unknown name) ends only its own
+    job, and the second digits_cnn finds the first's work."""
+    from conftest import TEST_ARTIFACTS
+    from pipeline import workers
     shutil.copytree(TEST_ARTIFACTS / "digits_cnn" / "train", tmp_path / "artifacts" / "digits_cnn" / "train")
-    w = subprocess.Popen([sys.executable, "-m", "export.run", "--artifacts", str(tmp_path / "artifacts"),
-                          "--paths", "tflite_fp32"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    out, _ = w.communicate("digits_cnn\nno_such_model\ndigits_cnn\n", timeout=600)
-    lines = out.splitlines()
-    assert [ln for ln in lines if ln.startswith("DONE ")] == \
-        ["DONE digits_cnn 0", "DONE no_such_model 1", "DONE digits_cnn 0"], out[-2000:]
-    assert "up to date" in [ln for ln in lines if ln.startswith("[export digits_cnn")][-1]
-    assert w.returncode == 0
+    items = [{"id": i, "model": m, "step": "export"} for i, m in enumerate(["digits_cnn", "no_such_model", "digits_cnn"])]
+    lines = []
+    out = workers.run(workers.Job("export.run", items, {"artifacts": str(tmp_path / "artifacts"),
+                                                         "paths": ["tflite_fp32"], "force": False}, timeout_s=600),
+                      on_line=lines.append)
+    assert [r["status"] for r in out.values()] == ["ok", "failed", "ok"], out
+    assert "no_such_model" in out[1]["error"] and "death" not in out[1], out[1]
+    assert "up to date" in [ln for ln in lines if ln.startswith("[export digits_cnn")][-1], lines

@@ -2,6 +2,7 @@
 a broken interpreter, and parents that are killed or interrupted."""
 from __future__ import annotations
 
+import os
 import signal
 import stat
 import subprocess
@@ -104,15 +105,23 @@ def _alive(pid: int) -> bool:
 PARENT = """
 import sys
 from pipeline import runlog, workers
-workers.run(workers.Job({child!r}, ({{"id": 1, "hang": True, "pid_file": sys.argv[1]}},), timeout_s=600))
+item = {{"id": 1, "hang": True, "pid_file": sys.argv[1]}}
+job = workers.Job({child!r}, (item,) if sys.argv[2] == "run" else (), timeout_s=600, stop_grace_s=float(sys.argv[3]))
+if sys.argv[2] == "run":
+    workers.run(job)
+else:
+    items = [item]
+    workers.run_queue(job, lambda: items.pop() if items else workers.WAIT)
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_workers_die_with_a_killed_or_interrupted_parent(tmp_path, sig):
+@pytest.mark.parametrize("sig,mode,grace", [(signal.SIGKILL, "run", 0), (signal.SIGINT, "run", 0),
+                                            (signal.SIGINT, "run_queue", 10)])
+def test_workers_die_with_a_killed_or_interrupted_parent(tmp_path, sig, mode, grace):
+    """SIGINT with a grace: the worker is interrupted first, so it can remove its temp files."""
     pid_file = tmp_path / "worker.pid"
-    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(child=CHILD), str(pid_file)], cwd=ROOT,
-                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(child=CHILD), str(pid_file), mode, str(grace)],
+                              cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 60
     while not pid_file.exists():
         assert parent.poll() is None and time.monotonic() < deadline, "the worker never started"
@@ -125,3 +134,91 @@ def test_workers_die_with_a_killed_or_interrupted_parent(tmp_path, sig):
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child), f"worker {child} outlived its parent ({sig.name})"
+    assert (tmp_path / "worker.pid.interrupted").exists() == bool(grace)
+
+def test_a_sigtermed_worker_cleans_up_like_an_interrupted_one(tmp_path):
+    """SIGTERM to the worker itself (not its parent): its cleanup runs (the crashy worker marks it, as a
+    writer removes its temp folder), the item fails with the exit, the parent goes on."""
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(child=CHILD), str(pid_file), "run", "0"],
+                              cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():
+        assert parent.poll() is None and time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    assert parent.wait(timeout=60) == 0
+    assert (tmp_path / "worker.pid.interrupted").exists()
+
+
+class _Queue:
+    """Items 1..n in turn, item k+n queued once item k is done (as the export stage queues a model's
+    paths once its training is done); WAIT while nothing is ready but something runs."""
+
+    def __init__(self, n: int, follow: int = 0, **marks):
+        self.ready = [{"id": i, "pid": True, **{k: True for k, v in marks.items() if v == i}} for i in range(1, n + 1)]
+        self.follow, self.running, self.taken = follow, 0, []
+
+    def take(self):
+        if self.ready:
+            self.running += 1
+            self.taken.append(self.ready[0]["id"])
+            return self.ready.pop(0)
+        return workers.WAIT if self.running else None
+
+    def done(self, i, result):
+        self.running -= 1
+        if i <= self.follow:
+            self.ready.append({"id": i + 100, "pid": True})
+
+
+def test_queue_keeps_one_worker_per_slot_and_takes_items_as_they_appear():
+    q, lines = _Queue(3, follow=3), []
+    q.ready[0]["say"] = "[item 1] hello"
+    out = workers.run_queue(workers.Job(CHILD, timeout_s=60), q.take, slots=2, on_result=q.done,
+                            on_line=lines.append)
+    assert sorted(out) == [1, 2, 3, 101, 102, 103] and all(r["status"] == "ok" for r in out.values()), out
+    assert lines == ["[item 1] hello"]
+    assert len({r["pid"] for r in out.values()}) == 2, out      # two long-lived workers served all six
+
+
+def test_queue_crash_fails_its_item_and_a_fresh_worker_takes_the_next():
+    q = _Queue(4, crash=2)
+    out = workers.run_queue(workers.Job(CHILD, timeout_s=60), q.take, slots=1, on_result=q.done)
+    assert out[2]["status"] == "failed" and out[2]["death"] == "crash" and "SIGABRT" in out[2]["error"], out[2]
+    assert [out[i]["status"] for i in (1, 3, 4)] == ["ok"] * 3
+    assert out[1]["pid"] != out[3]["pid"] == out[4]["pid"]
+
+
+def test_queue_fail_rest_and_a_worker_that_cannot_start(tmp_path):
+    q = _Queue(4, crash=2)
+    out = workers.run_queue(workers.Job(CHILD, timeout_s=60, after_death="fail_rest"), q.take, on_result=q.done)
+    assert out[1]["status"] == "ok" and out[2] == out[3] == out[4] and out[4]["death"] == "crash", out
+    py = tmp_path / "broken-python"
+    py.write_text("#!/bin/sh\nexit 3\n")
+    py.chmod(py.stat().st_mode | stat.S_IEXEC)
+    q = _Queue(3)
+    out = workers.run_queue(workers.Job(CHILD, python=str(py), timeout_s=60), q.take, slots=2, on_result=q.done)
+    assert [r["death"] for r in out.values()] == ["startup"] * 3, out
+    assert q.taken == [1, 2, 3]
+
+
+def test_a_queue_that_waits_with_nothing_running_is_a_bug_not_a_hang():
+    with pytest.raises(RuntimeError, match="says wait"):
+        workers.run_queue(workers.Job(CHILD), lambda: workers.WAIT)
+
+
+def test_session_keeps_one_worker_and_survives_a_crash():
+    """`workers.Session`: one item at a time in one long-lived worker; a crash is that item's result and the
+    next call gets a fresh worker; close() ends it."""
+    with workers.Session(workers.Job(CHILD, params={"p": "s"}, timeout_s=60)) as s:
+        a, b = s.call({"id": 1, "pid": True}), s.call({"id": 2, "pid": True})
+        assert a["status"] == b["status"] == "ok" and a["pid"] == b["pid"] and b["value"] == 4, (a, b)
+        dead = s.call({"id": 3, "crash": True})
+        assert dead["status"] == "failed" and "SIGABRT" in dead["error"] and dead["death"] == "crash", dead
+        c = s.call({"id": 4, "pid": True})
+        assert c["status"] == "ok" and c["pid"] != a["pid"], c
+        proc = s._w.proc
+    assert proc.poll() is not None       # closed with the block
+    with pytest.raises(ValueError):
+        workers.Session(workers.Job(CHILD, items=({"id": 1},)))

@@ -44,8 +44,8 @@ def et_tables(digits_trained, spec):
     from pipeline.train import load_torch
     tm = load_torch(spec, TEST_ARTIFACTS)
     calib, x = digits_trained["calib"], digits_trained["x"][:SAMPLES]
-    good, _ = qd.et_layer_errors(tm, calib, x, qd.xnnpack_quantizer())
-    bad, _ = qd.et_layer_errors(tm, calib, x, qd.xnnpack_quantizer(), shrink={BROKEN: SHRINK})
+    good, _ = qd.et_layer_errors(tm, calib, x)
+    bad, _ = qd.et_layer_errors(tm, calib, x, shrink={BROKEN: SHRINK})
     return good, bad, tm
 
 
@@ -158,7 +158,7 @@ def test_detection_model_is_a_clear_error_not_a_crash(tmp_path):
 
 
 @pytest.mark.slow   # a whole quant-debug run with its recovery plans (~1-2 min): make test-slow
-def test_quant_debug_lines_count_every_step_to_the_end(digits_trained):
+def test_quant_debug_lines_count_every_step_to_the_end(digits_trained, digits_exports):
     import re
     from pipeline.quant import recover
     lines = []
@@ -171,3 +171,18 @@ def test_quant_debug_lines_count_every_step_to_the_end(digits_trained):
     assert counts[-1][1] == len(steps) and all(n >= len(steps) for _, n in counts), counts
     assert all(" left] " in ln for ln in steps[:-1]) and " left]" not in steps[-1], steps
     assert any("executorch int8_per_tensor" in ln for ln in steps) and any("tflite int16x8" in ln for ln in steps)
+    # the plain int8 plans are made by the registry's own path functions: the .pte is the shipped file's
+    # bytes; the .tflite computes what the shipped one computes (its tensor names carry the trace
+    # suffixes of the conversions that went before it in this process)
+    import numpy as np
+
+    from pipeline import fsutil, runtimes
+    from pipeline.artifact import resolve
+    plans = TEST_ARTIFACTS / "digits_cnn" / "quant_debug"
+    assert fsutil.sha256_file(plans / "torch__et_xnnpack_int8.pte") == \
+        digits_exports[("torch", "et_xnnpack_int8")].artifact_sha256
+    rt, x = runtimes.get("litert"), models.get("digits_cnn").to_keras(digits_trained["x"][:SAMPLES])
+    mine, ref = rt.load(plans / "keras_tw__tflite_int8.tflite", 1), \
+        rt.load(resolve(digits_exports[("keras_tw", "tflite_int8")].artifact), 1)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(rt.run(mine, [x[i:i + 1]])[0], rt.run(ref, [x[i:i + 1]])[0])
