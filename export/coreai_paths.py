@@ -15,7 +15,9 @@ From PyTorch, Apple's own route (coreai-torch, coreai-opt), a straight line:
   The paths of one twin share one decomposed fp32 program (`ctx.shared`).
 From ExecuTorch: `et_coreai_fp16` lowers through `executorch.backends.apple.coreai`'s partitioner; with
   ExecuTorch 1.5.1 and coreai-core 1.0.0b3 it fails (`AIProgram` lost its public `get_graph`), a toolchain
-  version skew recorded as such, never hidden.
+  version skew recorded as such, never hidden. The skew is the toolchain's, not the model's: a probe model
+  shows it once per version set (`export/toolchain.py`), and each model's record carries that error and
+  says how it was established (`info["established_by"]`); a toolchain that lowers the probe exports the model.
 From Keras: no Apple converter takes TensorFlow/Keras to Core AI (coreai-torch is PyTorch's; coremltools'
   TF frontend writes Core ML, not `.aimodel`; coreai-opt compresses PyTorch modules only). The one route is
   ONNX: tf2onnx (the ONNX project's TF converter) then coreai-onnx, a community converter (not Apple's)
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from export.executorch_paths import exported
 from export.registry import ExportContext, Unsupported, as_inputs, register
@@ -170,23 +172,51 @@ def coreai_pal4(ctx: ExportContext) -> dict:
     return _compressed_path(ctx, "pal4", PAL4)
 
 
-@register("et_coreai_fp16", input_kind="torch", format="pte", quantization="fp16")
-def et_coreai_fp16(ctx: ExportContext) -> dict:
-    """ExecuTorch with the Core AI delegate (executorch.backends.apple.coreai), fp16 (iOS/macOS 27)."""
+ET_COREAI_LIBS = ("executorch", "coreai-core", "coreai-torch", "coreai-opt", "torch")
+
+
+def _et_coreai_lower(ep, phase=lambda name: nullcontext()):
+    """fp16 cast, then ExecuTorch's lowering with the Core AI partitioner: the edge program (`phase`:
+    `ExportContext.phase`, to time the steps)."""
     from coreai_opt.casting import cast_to_16_bit_precision
     from executorch.backends.apple.coreai import (CoreAIPartitioner, get_default_compile_config,
                                                   get_default_passes)
-    from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
-
-    from export.executorch_paths import delegation_summary
-    ep = exported(ctx)
-    with ctx.phase("quantize"):
+    with phase("quantize"):
         ep = cast_to_16_bit_precision(ep)
-    with ctx.phase("lower"):
-        edge = to_edge_transform_and_lower(ep, partitioner=[CoreAIPartitioner()],
+    with phase("lower"):
+        return to_edge_transform_and_lower(ep, partitioner=[CoreAIPartitioner()],
                                            compile_config=get_default_compile_config(),
                                            transform_passes=get_default_passes())
+
+
+def _et_coreai_probe() -> None:
+    """The path's own steps on a probe model (a conv, a ReLU, a linear: ops the partitioner delegates),
+    through to the serialized program."""
+    import torch
+    from torch import nn
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)).eval()
+    _et_coreai_lower(torch.export.export(model, (torch.zeros(1, 1, 8, 8),))).to_executorch()
+
+
+@register("et_coreai_fp16", input_kind="torch", format="pte", quantization="fp16")
+def et_coreai_fp16(ctx: ExportContext) -> dict:
+    """ExecuTorch with the Core AI delegate (executorch.backends.apple.coreai), fp16 (iOS/macOS 27)."""
+    from export import toolchain
+    with ctx.phase("probe"):    # once per toolchain version set (then read from .cache/toolchain/)
+        error = toolchain.probed("et_coreai_fp16", _et_coreai_probe, ET_COREAI_LIBS, [__file__])
+    if error:
+        # the delegate fails on any partition it converts (ExecuTorch 1.5.1 + coreai-core 1.0.0b3: its
+        # I/O check calls AIProgram.get_graph): lowering this model too would only pay for the same error
+        raise toolchain.Established(error, "a probe model (conv, ReLU, linear) lowered through the same steps "
+                                    f"with this toolchain ({', '.join(toolchain.versions(ET_COREAI_LIBS))}) "
+                                    "failed with this error; this model's own lowering was not attempted "
+                                    "(the probe runs again when a version changes)")
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    from export.executorch_paths import delegation_summary
+    edge = _et_coreai_lower(exported(ctx), ctx.phase)
+    with ctx.phase("lower"):
         info = delegation_summary(get_delegation_info(edge.exported_program().graph_module))
     with ctx.phase("serialize"):
         ctx.out.write_bytes(edge.to_executorch().buffer)

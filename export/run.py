@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import models  # noqa: E402
-from export import registry  # noqa: E402
+from export import registry, toolchain  # noqa: E402
 from pipeline import fsutil, workers  # noqa: E402
 from pipeline.artifact import fresh_record, stored, write_sidecar  # noqa: E402
 from pipeline.schema import Record, first_line, time_metric  # noqa: E402
@@ -97,8 +97,12 @@ def export_to(p: registry.ExportPath, ctx: registry.ExportContext, base: dict) -
             return Record(status="unsupported", error=first_line(str(e)), **base,
                           metrics={"export_seconds": time.perf_counter() - t0, **_phases(ctx)},
                           info={"warnings": _warning_lines(caught)})
+        except toolchain.Established as e:   # shown once on a probe model, not by exporting this one
+            return Record(status="failed", error=e.error, **base,
+                          metrics={"export_seconds": time.perf_counter() - t0, **_phases(ctx)},
+                          info={"warnings": _warning_lines(caught), "established_by": e.note})
         except Exception as e:  # noqa: BLE001 - a failed path is a result, whatever the toolchain raised
-            return Record(status="failed", error=_error_line(e), **base,
+            return Record(status="failed", error=error_line(e), **base,
                           metrics={"export_seconds": time.perf_counter() - t0, **_phases(ctx)},
                           info={"warnings": _warning_lines(caught)})
         finally:
@@ -117,7 +121,7 @@ def _phases(ctx: registry.ExportContext) -> dict[str, float]:
     return {time_metric(k): v for k, v in ctx.times.items()}
 
 
-def _error_line(e: BaseException) -> str:
+def error_line(e: BaseException) -> str:
     """The error's first line, and its root cause's when it wraps one: ExecuTorch's pass manager
     re-raises "An error occurred when running the '<pass>' pass" from the assertion that says why."""
     root = e

@@ -39,3 +39,5 @@ def test_keras_route_and_the_executorch_delegate(digits_exports):
         assert rec.status == "ok" and "coreai-onnx" in rec.info["converter"] and rec.info["input_layout"] == "nhwc"
     et = digits_exports[("torch", "et_coreai_fp16")]
     assert et.status == "failed" and "get_graph" in et.error
+    # the skew is the toolchain's: shown once on a probe model (export/toolchain.py), and said so
+    assert "probe model" in et.info["established_by"] and "executorch==" in et.info["established_by"], et.info

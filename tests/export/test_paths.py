@@ -82,7 +82,9 @@ def test_weight_transfer_twin_matches_torch(digits_exports):
     assert acc > 0.9, f"digits torch accuracy {acc:.3f}"
 
 
-@pytest.mark.parametrize("path", ["et_xnnpack_fp32", "et_xnnpack_int8"])
+# the fp32 case is `make test-slow` (47 s of the suite under load ~11): the int8 case lowers the shared
+# program too, after its PT2E prepare, and is the one in `make test`
+@pytest.mark.parametrize("path", [pytest.param("et_xnnpack_fp32", marks=pytest.mark.slow), "et_xnnpack_int8"])
 def test_shared_program_gives_the_bytes_of_a_program_of_its_own(digits_exports, digits_eval, tmp_path, path):
     """A model's paths share one torch.export'ed program (`executorch_paths.exported`): the fp32
     lowering and the PT2E prepare, each given a program of its own, write the same bytes."""
