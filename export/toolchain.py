@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from pipeline import fsutil
+from pipeline import deps, fsutil
+from pipeline.deps import versions  # noqa: F401 ("dist==version" as installed; the records name them)
 
 CACHE = fsutil.ROOT / ".cache" / "toolchain"
 
@@ -33,21 +34,10 @@ class Established(Exception):
         self.error, self.note = error, note
 
 
-def versions(dists) -> tuple[str, ...]:
-    """"dist==version" of each distribution as installed here ("dist==none" when it is not)."""
-    from importlib.metadata import PackageNotFoundError, version
-    out = []
-    for d in sorted(set(dists)):
-        try:
-            out.append(f"{d}=={version(d)}")
-        except PackageNotFoundError:
-            out.append(f"{d}==none")
-    return tuple(out)
-
-
 def key(dists, code) -> str:
-    """What a probe's outcome depends on: the library versions and the code that runs the probe."""
-    return fsutil.sha256_text(*versions(dists), fsutil.source_hash([Path(__file__), *map(Path, code)]))
+    """What a probe's outcome depends on: the library versions and the code that runs the probe (with every
+    project module it imports: pipeline/deps.py, the one cache-key helper)."""
+    return deps.key([Path(__file__), *map(Path, code)], judging=False, extra_libs=dists)
 
 
 def probed(name: str, probe: Callable[[], None], dists, code, cache: Path = CACHE) -> str:

@@ -37,4 +37,4 @@ def test_the_key_names_the_versions_installed():
     import torch
     assert f"torch=={torch.__version__}" in toolchain.versions(["torch"])
     assert toolchain.versions(["no-such-dist-here"]) == ("no-such-dist-here==none",)
-    assert toolchain.key(["torch"], []) != toolchain.key(["torch", "numpy"], [])
+    assert toolchain.key(["torch"], []) != toolchain.key(["torch", "no-such-dist-here"], [])
