@@ -148,7 +148,7 @@ def test_report_shows_apple_only(apple_bench):
     view = build(exports + benches)
     text = markdown.render(view)
     row = next(ln for ln in text.splitlines() if ln.startswith("| torch__et_coreml_w8 |"))
-    assert "executorch Apple only" in row, row
+    assert "0/1 ok; Apple only [c" in row, row    # the support-per-runtime cell: status and cause id
     assert "Deployment support differs: of 2 artifacts, 2 Apple only" in text
     assert "Backend CoreMLBackend is not registered" in text
     _, _, status = plots.support_cells(view)
@@ -196,7 +196,7 @@ def test_bench_run_loads_apple_only_artifacts_in_one_worker_per_runtime(digits_e
     view = build(exports + recs)
     text = markdown.render(view)
     row = next(ln for ln in text.splitlines() if ln.startswith("| torch__et_coreml_w8 |"))
-    assert "executorch Apple only" in row, row
+    assert "0/1 ok; Apple only [c" in row, row    # the support-per-runtime cell: status and cause id
     assert f"Deployment support differs: of {len(exports)} artifacts, {len(exports)} Apple only" in text
     assert "Backend CoreMLBackend is not registered" in text
     assert set(plots.support_cells(view)[2].values()) == {"apple_only"}
