@@ -52,8 +52,9 @@ def support_matrix(view: View) -> list[str]:
     cols = sorted(frameworks, key=lambda stem: (frameworks[stem], stem))
     lines = [f"## {SUPPORT_TITLE}", "",
              "Per export path (grouped by framework) and model: `ok` = exported and ran in every host runtime that "
-             "should run it; `partial` = some runtime did not; otherwise the export's status. `cN` = the cause, "
-             f"named in its tooltip and told once under {links.section(ERRORS_TITLE)}.", ""]
+             "should run it; `partial` = some runtime did not; otherwise the export's status."
+             + (f" `cN` = the cause, named in its tooltip and told once under {links.section(ERRORS_TITLE)}."
+                if view.causes() else ""), ""]   # no causes: no "Errors by cause" section to link to
     rows = [[frameworks[r[0]], *r]
             for r in grid(cols, models, view.support, lambda _col, _model, cell: support_cell(view, cell))]
     return lines + table(["framework", "path", *models], rows) + support_counts(view) + runtime_matrix(view)
