@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import ast
 import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
 
 from pipeline import fsutil
 
 ROOT = fsutil.ROOT
-PACKAGES = ("pipeline", "export", "models", "probes")     # the project's top-level packages
+PACKAGES = ("pipeline", "export", "models", "probes", "device_tests")     # the project's top-level packages
 # folders the project puts on sys.path to import a script by its bare name (bench/device.py: `import device`)
 SCRIPT_DIRS = (ROOT / "device_tests",)
 # the judging modules (pipeline/policy.py, pipeline/parity.py): a stage whose cached result holds no
@@ -45,7 +46,7 @@ def _imports(f: Path, mtime: float) -> tuple[tuple[Path, ...], tuple[str, ...]]:
     # only a script (a file outside any package) imports its folder's modules by their bare name: inside a
     # package `import coreai` is the library even beside pipeline/filecheck/coreai.py
     script = not (f.parent / "__init__.py").is_file()
-    for node in ast.walk(ast.parse(f.read_text(), str(f))):
+    for node in ast.walk(_parse(f)):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -62,6 +63,18 @@ def _imports(f: Path, mtime: float) -> tuple[tuple[Path, ...], tuple[str, ...]]:
             elif top not in sys.stdlib_module_names and top != "__future__":
                 others.add(top)
     return tuple(sorted(files)), tuple(sorted(others))
+
+
+# CPython 3.11.7's AST constructor keeps its recursion depth in state shared by threads (gh-106905, fixed in
+# later 3.11 releases): two threads parsing at once raise "AST constructor recursion depth mismatch"
+# (the compat ladder keys its releases from a thread pool). One parse at a time.
+_PARSE = threading.Lock()
+
+
+def _parse(f: Path) -> ast.AST:
+    text = f.read_text()
+    with _PARSE:
+        return ast.parse(text, str(f))
 
 
 def _module_files(name: str) -> list[Path]:
