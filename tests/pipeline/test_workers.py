@@ -120,8 +120,11 @@ else:
 def test_workers_die_with_a_killed_or_interrupted_parent(tmp_path, sig, mode, grace):
     """SIGINT with a grace: the worker is interrupted first, so it can remove its temp files."""
     pid_file = tmp_path / "worker.pid"
+    # SIGINT back to its default in the parent: a suite launched in the background by a non-interactive shell
+    # (`... &`) inherits SIGINT ignored, and a Python started so never turns it into KeyboardInterrupt
     parent = subprocess.Popen([sys.executable, "-c", PARENT.format(child=CHILD), str(pid_file), mode, str(grace)],
-                              cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+                              cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not pid_file.exists():
         assert parent.poll() is None and time.monotonic() < deadline, "the worker never started"
