@@ -16,7 +16,7 @@ SRC     ?=
 SAMPLES ?=
 LADDER  ?=
 
-.PHONY: setup sandbox-tool setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-slow fuzz clean help bench-pipeline package compat
+.PHONY: setup sandbox-tool setup-tflite-runtime train export bench-mobile bench probes report explore bench-check test test-serial test-slow fuzz clean help bench-pipeline package compat
 
 help:
 	@echo "make bench-mobile   set up, train, export and benchmark everything; writes results/"
@@ -118,7 +118,14 @@ bench-pipeline: setup
 bench-check: setup
 	$(PY) -m pipeline check --baseline $(BASELINE) $(if $(LATENCY),--latency $(LATENCY))
 
+# two pytest-xdist workers (one per core): the suite's tests are whole pipeline runs, CPU-bound, so more
+# workers only contend (4 workers were slower than 2); a test file stays on one worker (its module fixtures
+# are built once), and the shared caches of tests/conftest.py are built by one worker at a time
+TEST_JOBS ?= 2
 test: setup .venv/.explorer-installed
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile tests
+
+test-serial: setup .venv/.explorer-installed
 	$(PY) -m pytest -q tests
 
 test-slow: setup

@@ -12,8 +12,6 @@ twin: the registry's `build_keras()` with the twin's trained weights, `.weights.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from pipeline.generative.generate import Workload, log_softmax_at
@@ -28,10 +26,11 @@ def load_hf(folder, threads: int = 1):
     """A Hugging Face folder's causal LM, from its safetensors only (no pickle, no remote code), float32.
     A weight the folder lacks would be left at its random initialisation by transformers (a warning,
     not an error): refused here, naming it."""
-    # transformers' Hub kernels would be fetched at run time: off (nothing is downloaded here)
-    os.environ["USE_HUB_KERNELS"] = "0"
+    # transformers' Hub kernels would be fetched at run time: off (nothing is downloaded here), through the
+    # one module that switches them off before transformers' models are first imported
     import torch
-    from transformers import AutoModelForCausalLM
+    from models.lm_hf import transformers
+    AutoModelForCausalLM = transformers().AutoModelForCausalLM
     torch.set_num_threads(threads)
     model, loading = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, trust_remote_code=False,
                                                           dtype=torch.float32, output_loading_info=True)

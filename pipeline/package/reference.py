@@ -104,8 +104,8 @@ def prepare(src, samples_npz: Path | None, calib_npz: Path | None, eval_npz: Pat
     inputs_dir.mkdir(parents=True, exist_ok=True)
     from pipeline.package import samples
     files = [p for p in (samples_npz, calib_npz, eval_npz) if p]
-    for p in files:     # bombs, pickles, NaN: refused here in a moment, before a worker opens the model
-        samples.load(Path(p))
+    for p in files:     # bombs, pickles, NaN, no arrays: refused here in a moment, before a worker opens the model
+        samples.precheck(Path(p))
     item = {"id": "prepare", "source": {"kind": src.kind, "path": str(src.path.resolve()), "function": src.function,
                                         "signature": src.signature},
             "inputs_dir": str(inputs_dir.resolve()), **{k: str(Path(p).resolve()) if p else "" for k, p in

@@ -126,6 +126,16 @@ def load(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def precheck(path: Path) -> None:
+    """What is wrong with a samples file whatever the model: unreadable, hostile (`load`), no arrays, or
+    no samples. Run before a worker opens the model, so these cost a moment, not a model load."""
+    arrays = load(path)
+    if not arrays:
+        raise BadInput(f"{path}: holds no arrays; expected one per model input")
+    if all(a.ndim and not len(a) for a in arrays.values()):
+        raise BadInput(f"{path}: the arrays hold 0 samples")
+
+
 def _finite(path: Path, key: str, a: np.ndarray) -> None:
     if np.issubdtype(a.dtype, np.inexact) and a.size:
         bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)

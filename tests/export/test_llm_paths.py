@@ -179,9 +179,11 @@ def test_coreai_lm_decodes_like_the_torch_model(tmp_path):
 
 @pytest.fixture(scope="module")
 def lm_exports():
-    from conftest import TEST_ARTIFACTS
+    from conftest import TEST_ARTIFACTS, cache_lock
     from export.run import export_model
-    return {(r.source, r.path): r for r in export_model("tiny_lm", TEST_ARTIFACTS, log=lambda m: None)}, TEST_ARTIFACTS
+    with cache_lock():
+        records = export_model("tiny_lm", TEST_ARTIFACTS, log=lambda m: None)
+    return {(r.source, r.path): r for r in records}, TEST_ARTIFACTS
 
 
 def _entry_points(path: Path, fmt: str) -> set[str]:

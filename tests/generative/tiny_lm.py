@@ -36,6 +36,12 @@ def _cache_dir(*parts: str) -> Path:
 
 def _build(dest: Path, make) -> Path:
     """`make(tmp)` fills a temp folder that becomes `dest` (a crash leaves no half-built fixture)."""
+    from tests.conftest import cache_lock
+    with cache_lock():
+        return _build_unlocked(dest, make)
+
+
+def _build_unlocked(dest: Path, make) -> Path:
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
@@ -47,10 +53,16 @@ def _build(dest: Path, make) -> Path:
     return dest
 
 
+def _transformers():
+    """transformers with Hub kernels off, whichever test builds first (models/lm_hf.py)."""
+    from models.lm_hf import transformers
+    return transformers()
+
+
 def tokenizer(dest: Path) -> None:
     """A byte-level BPE of CONFIG's vocabulary trained on this file's own text (nothing downloaded)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    PreTrainedTokenizerFast = _transformers().PreTrainedTokenizerFast
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -63,9 +75,9 @@ def tokenizer(dest: Path) -> None:
 
 def hf_folder(seed: int = 0) -> Path:
     def make(tmp: Path) -> None:
-        os.environ["USE_HUB_KERNELS"] = "0"
         import torch
-        from transformers import LlamaConfig, LlamaForCausalLM
+        tf = _transformers()
+        LlamaConfig, LlamaForCausalLM = tf.LlamaConfig, tf.LlamaForCausalLM
         torch.manual_seed(seed)
         LlamaForCausalLM(LlamaConfig(**CONFIG)).eval().save_pretrained(str(tmp), safe_serialization=True)
         tokenizer(tmp)
@@ -77,7 +89,7 @@ def onnx_file(folder: Path) -> Path:
     this one takes about a second and its output is checked against the reference like any other)."""
     def make(tmp: Path) -> None:
         import torch
-        from transformers import AutoModelForCausalLM
+        AutoModelForCausalLM = _transformers().AutoModelForCausalLM
 
         from export.llm_onnx_paths import past_present_module   # the zoo path's wrapper, exported with TorchScript
         m = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True).eval()
@@ -101,7 +113,8 @@ def coreai_file(folder: Path, prefill: int = PREFILL_MAX) -> Path:
     def make(tmp: Path) -> None:
         import coreai_torch
         import torch
-        from transformers import AutoModelForCausalLM, GenerationConfig
+        tf = _transformers()
+        AutoModelForCausalLM, GenerationConfig = tf.AutoModelForCausalLM, tf.GenerationConfig
         from transformers.integrations.executorch import TorchExportableModuleWithStaticCache
         m = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True).eval()
         m.generation_config = GenerationConfig(use_cache=True, cache_implementation="static", bos_token_id=1,

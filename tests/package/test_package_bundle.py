@@ -132,8 +132,8 @@ def test_keras_file_with_eval_labels_and_rerun(user_models, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\nd\ne\n")
     # the TFLite paths (the Keras Core ML paths are covered by tests/export/test_coreml.py)
-    # two paths: the re-run's reuse and the choice need a choice; every TFLite path of a Keras model is
-    # in test_planted_int8_mismatch (int8) here and tests/export/test_paths.py (fp16, dynamic range)
+    # two paths: the re-run's reuse and the choice need a choice; every TFLite path of a Keras model is in
+    # test_savedmodel_source_with_a_planted_int8_mismatch (int8) here and tests/export/test_paths.py (fp16, dynamic)
     args = [str(user_models["keras"]), "--samples", str(user_models["ksamples"]), "--eval", str(user_models["keval"]),
             "--labels", str(labels), "--name", "kws", "--paths", "tflite_fp32,tflite_fp16"]
     assert package(tmp_path, *args) == 0
@@ -150,13 +150,6 @@ def test_keras_file_with_eval_labels_and_rerun(user_models, tmp_path):
     assert again["artifact"]["sha256"] == json.loads(first)["artifact"]["sha256"]
 
 
-def test_savedmodel_source(user_models, tmp_path):
-    assert package(tmp_path, str(user_models["savedmodel"]), "--samples", str(user_models["ksamples"]),
-                   "--paths", "tflite_fp32,tflite_int8") == 0
-    man = check_manifest(tmp_path / "dist" / "small_sm", "android", (16, 16, 3))
-    assert man["source"]["kind"] == "savedmodel"
-
-
 @pytest.mark.slow   # ~31 s; .pt2 and .keras sources stay in make test
 def test_factory_source_pte_manifest_and_random_samples(user_models, tmp_path, capsys):
     src = f"{user_models['factory']}:build"
@@ -168,13 +161,16 @@ def test_factory_source_pte_manifest_and_random_samples(user_models, tmp_path, c
     assert man["runtime"]["minimum"]["executorch_version"]
 
 
-def test_planted_int8_mismatch(user_models, tmp_path):
-    """Calibration at 1/100 of the parity samples' range: the int8 file clips every real input."""
+def test_savedmodel_source_with_a_planted_int8_mismatch(user_models, tmp_path):
+    """A SavedModel source (the .keras source is test_keras_file_with_eval_labels_and_rerun's), calibrated at
+    1/100 of the parity samples' range: the int8 file clips every real input. One package run for both
+    claims (the suite's budget)."""
     with np.load(user_models["ksamples"]) as z:
         np.savez(tmp_path / "calib.npz", image=z["image"] / 100)
-    assert package(tmp_path, str(user_models["keras"]), "--samples", str(user_models["ksamples"]),
+    assert package(tmp_path, str(user_models["savedmodel"]), "--samples", str(user_models["ksamples"]),
                    "--calib", str(tmp_path / "calib.npz"), "--paths", "tflite_fp32,tflite_int8") == 0
-    bundle = tmp_path / "dist" / "small"
+    bundle = tmp_path / "dist" / "small_sm"
+    assert check_manifest(bundle, "android", (16, 16, 3))["source"]["kind"] == "savedmodel"
     records = [json.loads(line) for line in (bundle / "records.jsonl").read_text().splitlines()]
     int8 = [r for r in records if r["kind"] == "bench" and r["path"] == "tflite_int8" and r["runtime"] == "litert"]
     assert int8 and all(r["status"] == "mismatch" for r in int8), int8
