@@ -14,11 +14,13 @@ crashed the worker (caught), hung the worker (killed), or crashed the harness (m
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import sys
 import tempfile
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,24 @@ def mutate(data: bytes, other: bytes, rng: random.Random) -> tuple[bytes, str]:
         return bytes(b[:j] + b[i:j] + b[j:]), f"duplicate {i}:{j}"
     cut_a, cut_b = rng.randrange(n), rng.randrange(len(other))
     return bytes(b[:cut_a]) + other[cut_b:], f"splice @{cut_a}/{cut_b}"
+
+
+def mutate_zip_member(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """One member of a zip (a .ptl) mutated, the archive rewritten well-formed (CRCs right): a mutant that
+    passes the zip checks and reaches the runtime's own parser. Byte mutations of the whole archive
+    almost never do (a CRC or the central directory breaks), so without these the TorchScript loader
+    would see too few mutants to be fuzzed at all."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    infos = src.infolist()
+    pick = rng.randrange(len(infos))
+    out = io.BytesIO()
+    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for j, info in enumerate(infos):
+            member = src.read(info)
+            if j == pick:
+                member, how = mutate(member, member, rng) if member else (b"\0", "filled")
+            dst.writestr(info, member)
+    return out.getvalue(), f"member {infos[pick].filename}: {how}"
 
 
 @dataclass
@@ -143,6 +163,8 @@ def fuzz_format(fmt: str, seeds: list[Path], n: int, work: Path, seed: int = 0, 
         k = rng.randrange(len(blobs))
         if fmt == "tflite" and rng.random() < 0.5:   # half of them lie about the structure
             data, how = fuzz_tflite.mutate(blobs[k], rng)
+        elif fmt == "ptl" and rng.random() < 0.5:    # half of them are well-formed zips with a damaged member
+            data, how = mutate_zip_member(blobs[k], rng)
         else:
             data, how = mutate(blobs[k], blobs[rng.randrange(len(blobs))], rng)
         path = mdir / f"m{i:05d}{ext}"
