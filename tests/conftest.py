@@ -17,6 +17,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TEST_ARTIFACTS = ROOT / ".cache" / "test-artifacts"
 
 
+# the longest test files, started first: `make test`'s two workers take files in collection order, and a
+# long file taken last would leave one core idle at the end (durations: docs/budgets.md)
+LONGEST_FIRST = ("tests/package/test_package_bundle.py", "tests/faults/test_interrupt.py",
+                 "tests/package/test_package_bad_inputs.py", "tests/faults/test_bad_inputs.py",
+                 "tests/bench/test_harness.py", "tests/faults/test_reliability.py", "tests/bench/test_device_column.py",
+                 "tests/quant/test_quant_debug.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {f: i for i, f in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::")[0], len(rank)))   # stable: the rest keep their order
+
+
 @contextlib.contextmanager
 def cache_lock():
     """One builder of the shared test caches at a time: `make test` runs in two pytest-xdist workers,

@@ -34,6 +34,8 @@ def _children(pid: int, needle: str) -> list[int]:
     return out
 
 
+@pytest.mark.slow   # ~40 s; tests/pipeline/test_workers.py's queue tests (a crash fails its item, a fresh
+#                     worker takes the next) check the protocol the export stage runs on, in make test
 def test_killed_worker_fails_its_model_and_a_fresh_one_goes_on(tmp_path, digits_exports):
     from conftest import ROOT, TEST_ARTIFACTS
     # anomaly_ae is costlier, so it goes first; it is killed during its first training epoch (nothing
