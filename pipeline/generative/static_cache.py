@@ -20,8 +20,8 @@ class StaticCache(Session):
 
     def _load(self, path: str, threads: int) -> None:
         import torch
-        from executorch.extension.pybindings import portable_lib
-        from executorch.runtime import Runtime
+        from pipeline.runtimes.executorch_rt import bindings
+        portable_lib, Runtime = bindings()
         portable_lib._unsafe_reset_threadpool(threads)
         self._torch = torch
         program = Runtime.get().load_program(path)

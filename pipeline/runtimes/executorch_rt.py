@@ -10,15 +10,45 @@ _DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float1
            7: "float64", 11: "bool"}
 
 
+def bindings():
+    """(portable_lib, executorch.runtime.Runtime): the runtime's Python bindings without the exporter.
+    `portable_lib` imports `executorch.exir._warnings`, and importing a submodule runs its package's
+    `__init__`: all of `executorch.exir` (the exporter, torchao), ~10 s of a worker's start for a runtime
+    that needs none of it (2.4 s without, torch included; measured 2026-12-08). So while the bindings
+    import, `executorch.exir` is a bare package (its folder, no `__init__` run); then it is dropped from
+    `sys.modules`, and a later `import executorch.exir` (ETDump's Inspector) gets the real one."""
+    import importlib.util
+    import sys
+    import types
+    bare = None
+    if "executorch.exir" not in sys.modules:
+        spec = importlib.util.find_spec("executorch.exir")
+        bare = types.ModuleType("executorch.exir")
+        bare.__path__ = list(spec.submodule_search_locations)
+        sys.modules["executorch.exir"] = bare
+    try:
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime as ETRuntime
+    finally:
+        if bare is not None and sys.modules.get("executorch.exir") is bare:
+            del sys.modules["executorch.exir"]
+            import executorch
+            if getattr(executorch, "exir", None) is bare:
+                del executorch.exir
+    return portable_lib, ETRuntime
+
+
 class ExecuTorch(Runtime):
     FORMATS = ("pte",)
     MODULE = "executorch.runtime"
     INSTALL_HINT = "pip install executorch==1.5.1 (make setup)"
     TIMED_CALL = "bound inputs, inference call only"
 
+    def import_runtime(self) -> None:
+        bindings()
+
     def load(self, path, threads: int = 1):
-        from executorch.extension.pybindings import portable_lib
-        from executorch.runtime import Runtime as ETRuntime
+        portable_lib, ETRuntime = bindings()
         portable_lib._unsafe_reset_threadpool(int(threads))
         program = ETRuntime.get().load_program(str(path))
         if "forward" not in program.method_names:
