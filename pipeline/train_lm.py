@@ -47,14 +47,33 @@ def steps_total(spec: ModelSpec, n: int) -> int:
     return spec.train.epochs * math.ceil(n / spec.train.batch_size)
 
 
-def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
+def torch_updater(model, total: int, lr: float):
+    """The PyTorch twin's update: Adam at `lr * lr_at(step, total)`, global gradient-norm clip
+    CLIP_NORM, mean cross-entropy over every token. -> update(x, y) (int64 [B, T] tensors) -> loss."""
     import torch
     import torch.nn.functional as F
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total))
+
+    def update(x, y) -> float:
+        opt.zero_grad()
+        logits = model(input_ids=x, use_cache=False).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+        opt.step()
+        sched.step()
+        return loss.item()
+    update.optimizer = opt
+    return update
+
+
+def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
+    import torch
     from pipeline.train import _end_epoch
     cfg = spec.train
     model = spec.build_torch().train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, steps_total(spec, len(x))))
+    update = torch_updater(model, steps_total(spec, len(x)), cfg.lr)
     xt, yt = torch.from_numpy(x).long(), torch.from_numpy(y).long()
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(cfg.epochs):
@@ -62,30 +81,55 @@ def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list
         total = 0.0
         for i in range(0, len(xt), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
-            opt.zero_grad()
-            logits = model(input_ids=xt[idx], use_cache=False).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yt[idx].reshape(-1))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
+            total += update(xt[idx], yt[idx]) * len(idx)
         losses.append(total / len(xt))
         if _end_epoch(spec, "torch", losses, writer, log):
             break
     return model.eval()
 
 
+def keras_schedule(total: int, lr: float):
+    """`lr * lr_at(step, total)` as Keras' CosineDecay with warm-up (the Keras twin's schedule)."""
+    import keras
+    return keras.optimizers.schedules.CosineDecay(0.0, total - WARMUP_UPDATES, alpha=FINAL_LR, warmup_target=lr,
+                                                  warmup_steps=WARMUP_UPDATES)
+
+
+def keras_adam(schedule):
+    """Keras' Adam as torch's for this trainer: global gradient-norm clip CLIP_NORM, epsilon 1e-8
+    (torch's default), sparse gradients made dense first. The Embedding's gradient (TensorFlow backend)
+    is a tf.IndexedSlices with one row per token occurrence, and Keras squares those rows as they are,
+    in the global norm and in Adam's second moment (`ops.square` keeps the slices): sum(g_i^2) where
+    torch has (sum g_i)^2 per embedding row. On tiny_lm's first training batch the clipped norm was
+    0.923 instead of 0.998, so every Keras gradient was clipped less than torch's.
+    Left as it is: Keras adds epsilon to sqrt(v) before Adam's bias correction, torch after it (Keras'
+    1e-8 acts as 1e-8 / sqrt(1 - 0.999^t): 3.2e-7 at the first update, 2e-8 at tiny_lm's last); only
+    gradients near that size step differently."""
+    import keras
+
+    class Adam(keras.optimizers.Adam):
+        def apply(self, grads, trainable_variables=None):
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+                grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return super().apply(grads, trainable_variables)
+
+    return Adam(schedule, epsilon=1e-8, global_clipnorm=CLIP_NORM)
+
+
+def compile_keras(model, total: int, lr: float):
+    """The Keras twin's update, as `torch_updater`'s: `keras_adam` at `keras_schedule`, mean
+    cross-entropy over every token (`fit` / `train_on_batch` then take the same steps)."""
+    import keras
+    model.compile(keras_adam(keras_schedule(total, lr)), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
 def train_keras(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
     import keras
     from pipeline.train import _end_epoch
     cfg = spec.train
-    model = spec.build_keras()
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps_total(spec, len(x)) - WARMUP_UPDATES, alpha=FINAL_LR, warmup_target=cfg.lr,
-        warmup_steps=WARMUP_UPDATES)
-    model.compile(keras.optimizers.Adam(schedule, global_clipnorm=CLIP_NORM),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = compile_keras(spec.build_keras(), steps_total(spec, len(x)), cfg.lr)
     model.optimizer.build(model.trainable_variables)   # slots made eagerly (see pipeline/train.py)
 
     class Log(keras.callbacks.Callback):
