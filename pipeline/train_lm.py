@@ -68,6 +68,18 @@ def torch_updater(model, total: int, lr: float):
     return update
 
 
+def epoch_orders(spec: ModelSpec, n: int):
+    """Each epoch's order of the `n` training windows (a seeded torch.randperm per epoch), the same for
+    both twins. Not Keras' fit(shuffle=True): with the global seed set (`_seed_all`, as every training
+    here) its TensorFlow data adapter draws the same permutation in every epoch (its
+    `tf.random.shuffle` restarts with each epoch's iterator), so the Keras twin saw one batch order
+    four times where the PyTorch twin saw four."""
+    import torch
+    gen = torch.Generator().manual_seed(spec.train.seed)
+    for _ in range(spec.train.epochs):
+        yield torch.randperm(n, generator=gen)
+
+
 def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
     import torch
     from pipeline.train import _end_epoch
@@ -75,9 +87,7 @@ def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list
     model = spec.build_torch().train()
     update = torch_updater(model, steps_total(spec, len(x)), cfg.lr)
     xt, yt = torch.from_numpy(x).long(), torch.from_numpy(y).long()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(len(xt), generator=gen)
+    for perm in epoch_orders(spec, len(xt)):
         total = 0.0
         for i in range(0, len(xt), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
@@ -126,18 +136,16 @@ def compile_keras(model, total: int, lr: float):
 
 
 def train_keras(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
-    import keras
     from pipeline.train import _end_epoch
     cfg = spec.train
     model = compile_keras(spec.build_keras(), steps_total(spec, len(x)), cfg.lr)
     model.optimizer.build(model.trainable_variables)   # slots made eagerly (see pipeline/train.py)
-
-    class Log(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            losses.append(float(logs["loss"]))
-            if _end_epoch(spec, "keras", losses, writer, log):
-                self.model.stop_training = True
-    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True, verbose=0, callbacks=[Log()])
+    for perm in epoch_orders(spec, len(x)):   # one fit per epoch, in the PyTorch twin's order
+        perm = perm.numpy()
+        hist = model.fit(x[perm], y[perm], batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0)
+        losses.append(float(hist.history["loss"][-1]))
+        if _end_epoch(spec, "keras", losses, writer, log):
+            break
     return model
 
 
