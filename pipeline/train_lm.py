@@ -10,9 +10,18 @@
 - `keras.weights.h5` (native Keras twin), `keras_tw.weights.h5` (the PyTorch weights transferred);
 - `eval.npz`: `x` int32 [n, context] held-out windows, `y` their next tokens, `calib` [k, context]
   training windows (quantization calibration).
-Both twins train on the same windows with the same schedule (Adam, linear warm-up then cosine to 10 %,
-global gradient-norm clip 1.0), each judged by the one early-stop rule (`TrainConfig.plateaued`).
-Quality: held-out perplexity (teacher-forced over `x`), per twin.
+Both twins train on the same windows in the same batch order (`epoch_orders`) with the same update
+(Adam, linear warm-up then cosine to 10 %, global gradient-norm clip 1.0: `torch_updater`,
+`compile_keras`; tests/pipeline/test_train_lm.py checks they agree), each judged by the one early-stop
+rule (`TrainConfig.plateaued`). Quality: held-out perplexity (teacher-forced over `x`), per twin.
+
+Each twin starts from its own seeded draw of the same distribution, and at 292 updates the draw decides
+the perplexity. tiny_lm, 4 epochs in the seed-0 batch order, 1 thread (2026-12-08): PyTorch from its
+init seeds 0-3 -> 34.7, 61.7, 67.2, 58.4 (mean 55.5); Keras from the Keras twin's seeds 0-3 -> 62.6,
+36.4, 54.9, 65.2 (mean 54.8). Swapping only the framework moves it by < 1: PyTorch's seed-0 weights
+trained by `train_keras` 34.3, the Keras twin's seed-0 weights trained by PyTorch's update 63.7. So
+`torch_perplexity` 34.7 vs `keras_perplexity` 62.6 compares two draws (PyTorch's seed 0 is a good one),
+not two trainers.
 """
 from __future__ import annotations
 
