@@ -10,9 +10,18 @@
 - `keras.weights.h5` (native Keras twin), `keras_tw.weights.h5` (the PyTorch weights transferred);
 - `eval.npz`: `x` int32 [n, context] held-out windows, `y` their next tokens, `calib` [k, context]
   training windows (quantization calibration).
-Both twins train on the same windows with the same schedule (Adam, linear warm-up then cosine to 10 %,
-global gradient-norm clip 1.0), each judged by the one early-stop rule (`TrainConfig.plateaued`).
-Quality: held-out perplexity (teacher-forced over `x`), per twin.
+Both twins train on the same windows in the same batch order (`epoch_orders`) with the same update
+(Adam, linear warm-up then cosine to 10 %, global gradient-norm clip 1.0: `torch_updater`,
+`compile_keras`; tests/pipeline/test_train_lm.py checks they agree), each judged by the one early-stop
+rule (`TrainConfig.plateaued`). Quality: held-out perplexity (teacher-forced over `x`), per twin.
+
+Each twin starts from its own seeded draw of the same distribution, and at 292 updates the draw decides
+the perplexity. tiny_lm, 4 epochs in the seed-0 batch order, 1 thread (2026-12-08): PyTorch from its
+init seeds 0-3 -> 34.7, 61.7, 67.2, 58.4 (mean 55.5); Keras from the Keras twin's seeds 0-3 -> 62.6,
+36.4, 54.9, 65.2 (mean 54.8). Swapping only the framework moves it by < 1: PyTorch's seed-0 weights
+trained by `train_keras` 34.3, the Keras twin's seed-0 weights trained by PyTorch's update 63.7. So
+`torch_perplexity` 34.7 vs `keras_perplexity` 62.6 compares two draws (PyTorch's seed 0 is a good one),
+not two trainers.
 """
 from __future__ import annotations
 
@@ -47,53 +56,105 @@ def steps_total(spec: ModelSpec, n: int) -> int:
     return spec.train.epochs * math.ceil(n / spec.train.batch_size)
 
 
-def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
+def torch_updater(model, total: int, lr: float):
+    """The PyTorch twin's update: Adam at `lr * lr_at(step, total)`, global gradient-norm clip
+    CLIP_NORM, mean cross-entropy over every token. -> update(x, y) (int64 [B, T] tensors) -> loss."""
     import torch
     import torch.nn.functional as F
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total))
+
+    def update(x, y) -> float:
+        opt.zero_grad()
+        logits = model(input_ids=x, use_cache=False).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+        opt.step()
+        sched.step()
+        return loss.item()
+    update.optimizer = opt
+    return update
+
+
+def epoch_orders(spec: ModelSpec, n: int):
+    """Each epoch's order of the `n` training windows (a seeded torch.randperm per epoch), the same for
+    both twins. Not Keras' fit(shuffle=True): with the global seed set (`_seed_all`, as every training
+    here) its TensorFlow data adapter draws the same permutation in every epoch (its
+    `tf.random.shuffle` restarts with each epoch's iterator), so the Keras twin saw one batch order
+    four times where the PyTorch twin saw four."""
+    import torch
+    gen = torch.Generator().manual_seed(spec.train.seed)
+    for _ in range(spec.train.epochs):
+        yield torch.randperm(n, generator=gen)
+
+
+def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
+    import torch
     from pipeline.train import _end_epoch
     cfg = spec.train
     model = spec.build_torch().train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, steps_total(spec, len(x))))
+    update = torch_updater(model, steps_total(spec, len(x)), cfg.lr)
     xt, yt = torch.from_numpy(x).long(), torch.from_numpy(y).long()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(len(xt), generator=gen)
+    for perm in epoch_orders(spec, len(xt)):
         total = 0.0
         for i in range(0, len(xt), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
-            opt.zero_grad()
-            logits = model(input_ids=xt[idx], use_cache=False).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yt[idx].reshape(-1))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
+            total += update(xt[idx], yt[idx]) * len(idx)
         losses.append(total / len(xt))
         if _end_epoch(spec, "torch", losses, writer, log):
             break
     return model.eval()
 
 
-def train_keras(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
+def keras_schedule(total: int, lr: float):
+    """`lr * lr_at(step, total)` as Keras' CosineDecay with warm-up (the Keras twin's schedule)."""
     import keras
+    return keras.optimizers.schedules.CosineDecay(0.0, total - WARMUP_UPDATES, alpha=FINAL_LR, warmup_target=lr,
+                                                  warmup_steps=WARMUP_UPDATES)
+
+
+def keras_adam(schedule):
+    """Keras' Adam as torch's for this trainer: global gradient-norm clip CLIP_NORM, epsilon 1e-8
+    (torch's default), sparse gradients made dense first. The Embedding's gradient (TensorFlow backend)
+    is a tf.IndexedSlices with one row per token occurrence, and Keras squares those rows as they are,
+    in the global norm and in Adam's second moment (`ops.square` keeps the slices): sum(g_i^2) where
+    torch has (sum g_i)^2 per embedding row. On tiny_lm's first training batch the clipped norm was
+    0.923 instead of 0.998, so every Keras gradient was clipped less than torch's.
+    Left as it is: Keras adds epsilon to sqrt(v) before Adam's bias correction, torch after it (Keras'
+    1e-8 acts as 1e-8 / sqrt(1 - 0.999^t): 3.2e-7 at the first update, 2e-8 at tiny_lm's last); only
+    gradients near that size step differently."""
+    import keras
+
+    class Adam(keras.optimizers.Adam):
+        def apply(self, grads, trainable_variables=None):
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+                grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return super().apply(grads, trainable_variables)
+
+    return Adam(schedule, epsilon=1e-8, global_clipnorm=CLIP_NORM)
+
+
+def compile_keras(model, total: int, lr: float):
+    """The Keras twin's update, as `torch_updater`'s: `keras_adam` at `keras_schedule`, mean
+    cross-entropy over every token (`fit` / `train_on_batch` then take the same steps)."""
+    import keras
+    model.compile(keras_adam(keras_schedule(total, lr)), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def train_keras(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
     from pipeline.train import _end_epoch
     cfg = spec.train
-    model = spec.build_keras()
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps_total(spec, len(x)) - WARMUP_UPDATES, alpha=FINAL_LR, warmup_target=cfg.lr,
-        warmup_steps=WARMUP_UPDATES)
-    model.compile(keras.optimizers.Adam(schedule, global_clipnorm=CLIP_NORM),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = compile_keras(spec.build_keras(), steps_total(spec, len(x)), cfg.lr)
     model.optimizer.build(model.trainable_variables)   # slots made eagerly (see pipeline/train.py)
-
-    class Log(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            losses.append(float(logs["loss"]))
-            if _end_epoch(spec, "keras", losses, writer, log):
-                self.model.stop_training = True
-    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True, verbose=0, callbacks=[Log()])
+    for perm in epoch_orders(spec, len(x)):   # one fit per epoch, in the PyTorch twin's order
+        perm = perm.numpy()
+        hist = model.fit(x[perm], y[perm], batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0)
+        losses.append(float(hist.history["loss"][-1]))
+        if _end_epoch(spec, "keras", losses, writer, log):
+            break
     return model
 
 
