@@ -20,6 +20,10 @@ def bindings():
     import importlib.util
     import sys
     import types
+    if "executorch.runtime" in sys.modules:   # imported already (every load after the first)
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime as ETRuntime
+        return portable_lib, ETRuntime
     bare = None
     if "executorch.exir" not in sys.modules:
         spec = importlib.util.find_spec("executorch.exir")

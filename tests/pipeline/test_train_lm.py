@@ -19,6 +19,26 @@ CFG = LMConfig(vocab=64, hidden=32, layers=1, heads=4, kv_heads=2, ffn=64, conte
 TOTAL, LR = 40, 3e-3
 
 
+def _scaled_torch():
+    """The torch twin with every weight but the norms x10: gradients well above Adam's epsilon, global
+    norm ~3 (the clip acts)."""
+    import torch
+    tmodel = lm_arch.build_torch(CFG, 0)
+    with torch.no_grad():
+        for name, p in tmodel.named_parameters():
+            if not name.endswith("norm.weight"):
+                p.mul_(10)
+    return tmodel
+
+
+def _torch_weight(tmodel, var):
+    """The torch parameter a Keras variable was transferred from, and its layout in Keras (Dense kernels
+    are transposed)."""
+    by_layer = {name.replace(".", "_"): name for name, _ in tmodel.named_modules()}
+    p = dict(tmodel.named_modules())[by_layer[var.path.split("/")[0]]].weight
+    return p, ((lambda a: a.T) if var.path.endswith("/kernel") else (lambda a: a))
+
+
 def test_the_keras_schedule_is_lr_at():
     schedule = train_lm.keras_schedule(TOTAL, LR)
     for step in (0, 1, 5, 9, 10, 11, 12, TOTAL // 2, TOTAL - 1, TOTAL, TOTAL + 5):
@@ -27,11 +47,7 @@ def test_the_keras_schedule_is_lr_at():
 
 def test_a_keras_update_is_a_torch_update():
     import torch
-    tmodel, kmodel = lm_arch.build_torch(CFG, 0).train(), lm_arch.build_keras(CFG, 0)
-    with torch.no_grad():   # weights x10: gradients well above Adam's epsilon, global norm ~3 (the clip acts)
-        for name, p in tmodel.named_parameters():
-            if not name.endswith("norm.weight"):
-                p.mul_(10)
+    tmodel, kmodel = _scaled_torch().train(), lm_arch.build_keras(CFG, 0)
     lm_arch.transfer(tmodel, kmodel)
     before = [v.numpy().copy() for v in kmodel.trainable_variables]
     update = train_lm.torch_updater(tmodel, TOTAL, LR)
@@ -44,12 +60,9 @@ def test_a_keras_update_is_a_torch_update():
         assert lk == pytest.approx(lt, rel=1e-5)
     assert float(kmodel.optimizer.learning_rate) == pytest.approx(LR * train_lm.lr_at(2, TOTAL), rel=1e-6)
     state = update.optimizer.state
-    modules = dict(tmodel.named_modules())
-    by_layer = {name.replace(".", "_"): name for name in modules}
     opt = kmodel.optimizer
     for i, var in enumerate(kmodel.trainable_variables):
-        p = modules[by_layer[var.path.split("/")[0]]].weight
-        layout = (lambda a: a.T) if var.path.endswith("/kernel") else (lambda a: a)
+        p, layout = _torch_weight(tmodel, var)
         for slot, keras_slots in (("exp_avg", opt._momentums), ("exp_avg_sq", opt._velocities)):
             ref, got = layout(state[p][slot].numpy()), keras_slots[i].numpy()   # Keras 3's Adam slot lists
             err = float(np.abs(ref - got).max() / np.abs(ref).max())
@@ -68,17 +81,10 @@ def test_both_trainers_take_the_same_batches_epoch_after_epoch():
     once the global seed is set (as `_seed_all` does); with it, the twins end apart by the whole update."""
     import dataclasses
 
-    import torch
-
     import models
     from models.spec import TrainConfig
     from pipeline.train import _seed_all
-    tmodel = lm_arch.build_torch(CFG, 0)
-    with torch.no_grad():
-        for name, p in tmodel.named_parameters():
-            if not name.endswith("norm.weight"):
-                p.mul_(10)
-    init = {k: v.clone() for k, v in tmodel.state_dict().items()}
+    init = {k: v.clone() for k, v in _scaled_torch().state_dict().items()}
 
     def build_torch():
         m = lm_arch.build_torch(CFG, 0)
@@ -100,10 +106,8 @@ def test_both_trainers_take_the_same_batches_epoch_after_epoch():
     kmodel = train_lm.train_keras(spec, x, y, lambda *a: None, klosses, None)
     assert len(tlosses) == len(klosses) == 3 and klosses == pytest.approx(tlosses, rel=1e-4), (tlosses, klosses)
     start = build_keras()
-    params = dict(tmodel.named_parameters())
-    by_layer = {name.replace(".", "_"): name for name, _ in tmodel.named_modules()}
     for var, var0 in zip(kmodel.trainable_variables, start.trainable_variables):
-        w = params[by_layer[var.path.split("/")[0]] + ".weight"].detach().numpy()
-        step_t = (w.T if var.path.endswith("/kernel") else w) - var0.numpy()
+        p, layout = _torch_weight(tmodel, var)
+        step_t = layout(p.detach().numpy()) - var0.numpy()
         err = float(np.linalg.norm(step_t - (var.numpy() - var0.numpy())) / np.linalg.norm(step_t))
         assert err < 5e-2, f"{var.path}: the trained twins differ by {err:.2e} of the whole update"
