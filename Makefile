@@ -2,7 +2,8 @@
 # Each target sets up .venv itself when it is missing.
 PY      := .venv/bin/python
 TFLRT   := .venv-tflite-runtime/bin/python
-PIPQ    := --disable-pip-version-check -q
+# pip install through uv with pip's own configuration, pip if uv fails (scripts/pip_install.py: ~20 s, not ~3 min)
+PIPI    := python3 scripts/pip_install.py
 # pip warns about every missing local index folder on this machine; keep the output readable
 PIPFILTER := 2>&1 | grep -v "^WARNING: Location" || true
 MODELS  ?=
@@ -45,8 +46,8 @@ sandbox-tool:
 # torch and torchvision) must never replace the pinned stack
 .venv/.installed: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install $(PIPQ) -r requirements.txt $(PIPFILTER)
-	$(PY) -m pip install $(PIPQ) --no-deps -r requirements-nodeps.txt $(PIPFILTER)
+	$(PIPI) $(PY) -r requirements.txt $(PIPFILTER)
+	$(PIPI) $(PY) --no-deps -r requirements-nodeps.txt $(PIPFILTER)
 	$(PY) -c "import torch, executorch, tensorflow, ai_edge_litert, litert_torch" 2>/dev/null
 	$(PY) -c "from models.mtcnn import weights_file; assert weights_file('onet').exists()"
 	touch $@
@@ -55,7 +56,7 @@ sandbox-tool:
 setup-tflite-runtime: .venv-tflite-runtime/.installed
 .venv-tflite-runtime/.installed: requirements-tflite-runtime.txt
 	test -x $(TFLRT) || python3 -m venv .venv-tflite-runtime
-	$(TFLRT) -m pip install $(PIPQ) -r requirements-tflite-runtime.txt $(PIPFILTER)
+	$(PIPI) $(TFLRT) -r requirements-tflite-runtime.txt $(PIPFILTER)
 	$(TFLRT) -c "import tflite_runtime.interpreter"
 	touch $@
 
@@ -106,7 +107,7 @@ explore: setup .venv/.explorer-installed
 	$(PY) -m pipeline explore $(MODEL) $(ARTIFACT) $(if $(PORT),--port $(PORT)) $(if $(NO_OPEN),--no-open)
 
 .venv/.explorer-installed: requirements-explorer.txt
-	@$(PY) -m pip install $(PIPQ) -r requirements-explorer.txt $(PIPFILTER)
+	@$(PIPI) $(PY) -r requirements-explorer.txt $(PIPFILTER)
 	@$(PY) -c "import model_explorer" 2>/dev/null || { echo "error: ai-edge-model-explorer did not install into .venv (pip install -r requirements-explorer.txt); the overlays are in results/explorer/"; exit 2; }
 	touch $@
 
