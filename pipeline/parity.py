@@ -98,6 +98,13 @@ def _on_short(metrics: dict, on: str) -> str:
     return f" on {metrics['top1_decisive_samples']:.0f} decisive samples" if on else ""
 
 
+def eval_prefix(metrics: dict) -> str:
+    """"first 100 of 500 eval samples" when the eval pass of a slow artifact stopped early (its time
+    budget, `BenchConfig.eval_max_seconds`), else "": every quality figure is on those samples."""
+    n, of = metrics.get("eval_samples"), metrics.get("eval_set_samples")
+    return f"first {n:.0f} of {of:.0f} eval samples" if n is not None and of and n < of else ""
+
+
 def top1_judged(metrics: dict) -> float | None:
     """The top-1 agreement the verdict judges (decisive samples when there are enough): the one to show."""
     return _top1(metrics)[0]

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline import fsutil, progress, runtimes, sandbox, workers
+from pipeline import fsutil, parity, progress, runtimes, sandbox, workers
 from pipeline.artifact import ArtifactId, resolve
 from pipeline.bench import anatomy, profiles
 from pipeline.bench.stats import agreement
@@ -101,7 +101,7 @@ def _identity(t: Target) -> dict:
                 artifact_sha256=fsutil.sha256_file(t.artifact))
 
 
-def _quality(t: Target, outputs: np.ndarray) -> tuple[dict[str, float], dict]:
+def _quality(t: Target, outputs: np.ndarray, limit: int = 0) -> tuple[dict[str, float], dict]:
     """Metrics on the eval set, and where the outputs differ from the reference (`pipeline/explain`:
     bound-free, since the verdict is made later, by `_apply_parity`)."""
     from pipeline.explain import evidence
@@ -109,6 +109,7 @@ def _quality(t: Target, outputs: np.ndarray) -> tuple[dict[str, float], dict]:
         ref = z[f"ref_{t.export.source}"][:len(outputs)]
         y = z["y"][:len(outputs)]
         x = z["x"][:len(outputs)]
+        in_set = len(z["y"])
     m = agreement(outputs, ref)
     # the inputs as the artifact saw them (a Keras artifact takes NHWC): element-wise maps need its layout
     seen = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if t.layout == "nhwc" and x.ndim == 4 else x
@@ -120,6 +121,9 @@ def _quality(t: Target, outputs: np.ndarray) -> tuple[dict[str, float], dict]:
         m["reconstruction_mse"] = float(((outputs - x.reshape(len(x), -1)) ** 2).mean())
         m["reference_reconstruction_mse"] = float(((ref.reshape(len(ref), -1) - x.reshape(len(x), -1)) ** 2).mean())
     m["eval_samples"] = float(len(outputs))
+    # the eval pass may stop early on a slow artifact (BenchConfig.eval_max_seconds): every figure above is
+    # on the same first samples for the artifact and the reference; this says how many the set had
+    m["eval_set_samples"] = float(min(in_set, limit) if limit else in_set)
     return m, ev
 
 
@@ -131,12 +135,13 @@ def _job(t: Target, runtime: str, prof: profiles.Profile, cfg: profiles.BenchCon
             "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds,
             "max_runs": cfg.max_runs, "max_seconds": cfg.max_seconds, "ci_pct": cfg.ci_pct,
             "eval": str(t.eval_npz) if t.eval_npz else "", "layout": t.layout,
-            "eval_limit": cfg.eval_limit,
+            "eval_limit": cfg.eval_limit, "eval_max_seconds": cfg.eval_max_seconds,
+            "eval_min_samples": cfg.eval_min_samples,
             "outputs": str(outputs) if want_outputs and t.eval_npz else "",
             "shapes": [list(s) for s in t.shapes], "input_files": dict(t.input_files),
             "repeats": cfg.repeats if prof.name == cfg.profiles[0] and runtime not in
-            cfg.compat_runtimes else cfg.other_repeats,
-            "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.compat_runtimes,
+            cfg.one_profile_runtimes else cfg.other_repeats,
+            "op_profile": cfg.op_profile and want_outputs and runtime not in cfg.one_profile_runtimes,
             # LiteRT's own benchmark on the first profile: in the worker, after its own timing
             "peer": cfg.peer and prof.name == cfg.profiles[0] and runtime == "litert" and t.format == "tflite"
             and not t.shapes, "peer_timeout_s": cfg.timeout_s / 2}
@@ -284,7 +289,7 @@ def _record(m: Measurement, cfg: profiles.BenchConfig, job: dict, result: dict, 
     info = result["info"]
     if job["outputs"] and Path(job["outputs"]).exists():
         t0 = time.perf_counter()
-        quality, ev = _quality(t, np.load(job["outputs"]))
+        quality, ev = _quality(t, np.load(job["outputs"]), job.get("eval_limit", 0))
         metrics.update(quality)
         if ev.get("differ"):
             info["evidence"] = ev
@@ -350,9 +355,15 @@ def targets_from_exports(export_records: list[Record], artifacts: Path) -> list[
     return out
 
 
+def plan(targets: list[Target], cfg: profiles.BenchConfig) -> list[tuple[Target, str, list[profiles.Profile]]]:
+    """(artifact, runtime, its profiles) to measure: every profile, but only the first for the runtimes
+    `cfg.one_profile_runtimes` names."""
+    return [(t, rt, [profiles.get(p) for p in cfg.profiles if p == cfg.profiles[0] or rt not in cfg.one_profile_runtimes])
+            for t in targets for rt in t.runtimes]
+
+
 def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=print) -> list[Record]:
-    groups = [(t, rt, [profiles.get(p) for p in cfg.profiles if p == cfg.profiles[0] or rt not in cfg.compat_runtimes])
-              for t in targets for rt in t.runtimes]
+    groups = plan(targets, cfg)
     # accuracy/agreement do not depend on the profile: evaluated once, on the first profile
     ms = [Measurement(t, rt, p, p.name == cfg.profiles[0]) for t, rt, profs in groups for p in profs]
     members, k = [], 0
@@ -377,8 +388,10 @@ def run(targets: list[Target], cfg: profiles.BenchConfig, cache_dir: Path, log=p
             logged.append(r)
             name = ArtifactId.of(r).label if t.export else str(t.artifact)
             # the figures the verdict judged (the decisive samples' top-1, the bound it met), no others
+            prefix = parity.eval_prefix(r.metrics)
             msg = (f"p50 {r.metrics['latency_p50_ms']:.3f} ms" +
-                   (f", {v.figures}" if v is not None and "max_abs_diff" in r.metrics else "")
+                   (f", {v.figures}" + (f" ({prefix})" if prefix else "")
+                    if v is not None and "max_abs_diff" in r.metrics else "")
                    if r.status == "ok" else f"{r.status}: {r.error}")
             spent = sum(v for k, v in r.metrics.items() if k.startswith("time_") and v == v)
             when = " (cached)" if o.cached else f" ({spent:.1f}s)"

@@ -77,14 +77,23 @@ class BenchConfig:
     ci_pct: float = 1.0             # stop once the median's 95% CI is within +-this % (0 = at the minimums)
     timeout_s: float = 300.0        # per profile in a worker: no result for this long = a hang, recorded
     eval_limit: int = 0             # 0 = the whole eval set
+    # the eval pass (parity, accuracy) runs the eval set in order and stops early only when it is slow:
+    # once it has `eval_min_samples` and has run `eval_max_seconds`. Core AI's Linux CPU runtime takes
+    # 50-90 ms per mobilenet_v2 inference (LiteRT: ~1 ms), so its 500 samples took 30-35 s an artifact;
+    # a prefix is judged instead, against the reference on the same samples (the record says how many)
+    eval_max_seconds: float = 3.0   # 0 = always the whole eval set
+    eval_min_samples: int = 100
     repeats: int = 3                # steady runs per worker on the first profile; spread = stability
     other_repeats: int = 1          # ... on the other profiles (their p50 is read beside the first's)
     op_profile: bool = True         # per-operator profile (first profile only; pipeline/bench/opprofile.py)
     peer: bool = True               # LiteRT's own benchmark on .tflite (first profile only; pipeline/bench/peer.py)
-    # compatibility columns: measured on the first profile only, `other_repeats` steady runs, no
-    # operator profile. The old interpreter answers "does it load the file, how fast on one thread";
-    # its thread pool makes 2-thread figures noise (p50 0.03 -> 5 ms on a busy machine)
-    compat_runtimes: tuple[str, ...] = ("tflite_runtime",)
+    # runtimes measured on the first profile only, `other_repeats` steady runs, no operator profile:
+    # - tflite_runtime, the compatibility column: the old interpreter answers "does it load the file,
+    #   how fast on one thread"; its thread pool makes 2-thread figures noise (p50 0.03 -> 5 ms, busy host)
+    # - coreai: Core AI's Linux runtime takes no thread count and ran single-threaded (2-core p50 = 1-thread
+    #   p50 within noise, 2026-12-08), and it stands in for an Apple device's: it verifies the file, its
+    #   host timing says little about an iPhone. A second profile repeated the first at ~2 s an artifact
+    one_profile_runtimes: tuple[str, ...] = ("tflite_runtime", "coreai")
 
     def __post_init__(self) -> None:
         for p in self.profiles:
@@ -95,8 +104,8 @@ class BenchConfig:
             raise ValueError(f"bench: seconds must be positive: {self}")
         if self.repeats < 1 or self.other_repeats < 1:
             raise ValueError(f"bench: repeats must be >= 1, got {self.repeats}/{self.other_repeats}")
-        if self.eval_limit < 0:
-            raise ValueError("bench: eval_limit must be >= 0")
+        if self.eval_limit < 0 or self.eval_max_seconds < 0 or self.eval_min_samples < 1:
+            raise ValueError(f"bench: need eval_limit >= 0, eval_max_seconds >= 0, eval_min_samples >= 1: {self}")
         self.stop_rule()   # its own checks
 
     def stop_rule(self):

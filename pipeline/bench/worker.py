@@ -139,6 +139,18 @@ def generated_inputs(name: str, spec_inputs: list[dict], shapes: list,
     return out
 
 
+def _eval_pass(adapter, handle, eval_x: np.ndarray, job: dict) -> list:
+    """The first output of each eval sample, in order; on a slow artifact only the first ones: the pass
+    stops once it has `eval_min_samples` and has run `eval_max_seconds` (0 = never early)."""
+    budget, least = float(job.get("eval_max_seconds") or 0.0), int(job.get("eval_min_samples") or 1)
+    outs, start = [], time.perf_counter()
+    for i in range(len(eval_x)):
+        if budget and i >= least and time.perf_counter() - start >= budget:
+            break
+        outs.append(adapter.run(handle, [eval_x[i:i + 1]])[0])
+    return outs
+
+
 def _rule(job: dict) -> Rule:
     """The job's stopping rule for one timing repeat (`pipeline/bench/stopping.py`)."""
     return Rule(job["min_runs"], job["min_seconds"], job["max_runs"], job["max_seconds"], job.get("ci_pct", 0.0))
@@ -274,7 +286,7 @@ def measure_artifact(job: dict, proc: Process | None = None, times: dict | None 
     times["time_timing_s"] = t_quality - t0
     nan_out = False
     if eval_x is not None and job.get("outputs"):
-        outs = [adapter.run(handle, [eval_x[i:i + 1]])[0] for i in range(len(eval_x))]
+        outs = _eval_pass(adapter, handle, eval_x, job)
         arr = np.concatenate([o.reshape(1, -1) for o in outs]).astype(np.float32)
         nan_out = bool(~np.isfinite(arr).all())
         tmp = job["outputs"] + ".tmp"

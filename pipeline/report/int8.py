@@ -171,10 +171,10 @@ def judge(view: View, f: Record, q: Record) -> Verdict:
 
 
 def pairs(view: View) -> list[tuple[Record, Record]]:
-    """Every model's (fp32, int8) pairs on its first profile; a compatibility runtime's pairs (measured
-    once, on the first profile) are in the full metrics table only."""
-    compat = BenchConfig.compat_runtimes
-    return [(f, q) for model in view.models("bench") for f, q in view.int8_pairs(model) if q.runtime not in compat]
+    """Every model's (fp32, int8) pairs on its first profile; a one-profile runtime's pairs (the old
+    interpreter's compatibility column: measured once) are in the full metrics table only."""
+    once = BenchConfig.one_profile_runtimes
+    return [(f, q) for model in view.models("bench") for f, q in view.int8_pairs(model) if q.runtime not in once]
 
 
 def size_by_tier(view: View, ps: list[tuple[Record, Record]]) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline import provenance
 from pipeline.artifact import ArtifactId
-from pipeline.parity import COUNT_LABEL, MEANING, STATUS_MARK
+from pipeline.parity import COUNT_LABEL, MEANING, STATUS_MARK, eval_prefix
 from pipeline.provenance import record_id
 from pipeline.report import links, mismatches
 from pipeline.report.causes import cause
@@ -171,8 +171,11 @@ def model_section(view: View, model: str, plots: dict[str, str] | None = None) -
         # whichever profile's record has them
         for r in by_prof.values():
             m.update({k: v for k, v in r.metrics.items() if k not in m})
-        quality = ([view.quality_of(model, m).value, m.get("sqnr_db"), m.get("max_abs_diff")] if recon else
-                   [view.quality_of(model, m).value, m.get("top1_agreement"), m.get("max_abs_diff")])
+        q = view.quality_of(model, m).value
+        if q is not None and eval_prefix(m):   # a slow artifact's eval pass stopped early: say on what
+            q = f"{fmt(q)} ({eval_prefix(m)})"
+        quality = ([q, m.get("sqnr_db"), m.get("max_abs_diff")] if recon else
+                   [q, m.get("top1_agreement"), m.get("max_abs_diff")])
         rows.append([ArtifactId(model, src, path).stem, rt, kib(m.get("size_bytes")), kib(m.get("size_zipped_bytes")),
                      m.get("load_ms")] + [by_prof[p].metrics.get("latency_p50_ms") if p in by_prof else None
                                           for p in profiles] + [arm_cell(view, first, c) for c in cores] +

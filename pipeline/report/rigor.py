@@ -64,8 +64,31 @@ def stop_rule_lines(view: View) -> list[str]:
         return ["(The run record holds no bench settings: results from before they were recorded.)", ""]
     rule = Rule(*(settings[k] for k in ("min_runs", "min_seconds", "max_runs", "max_seconds")),
                 settings.get("ci_pct", 0.0))
-    return [f"{describe(rule)} Repeats: {settings['repeats']} on the first profile, {settings['other_repeats']} "
-            f"on the others; {settings['warmup']} warm-up runs before them.", ""]
+    lines = [f"{describe(rule)} Repeats: {settings['repeats']} on the first profile, {settings['other_repeats']} "
+             f"on the others; {settings['warmup']} warm-up runs before them."]
+    once = settings.get("one_profile_runtimes") or settings.get("compat_runtimes") or []
+    if once:
+        lines[0] += (f" Measured on the first profile only, {settings['other_repeats']} repeat: "
+                     f"{', '.join(once)} (`BenchConfig.one_profile_runtimes` says why for each).")
+    lines += ["", *eval_rule_lines(view, settings)]
+    return lines
+
+
+def eval_rule_lines(view: View, settings: dict) -> list[str]:
+    """How much of the eval set each artifact's quality figures are on: the whole set, except that the
+    eval pass of a slow artifact stops at its time budget; which artifacts that happened to."""
+    from pipeline.parity import eval_prefix
+    budget, least = settings.get("eval_max_seconds", 0.0), settings.get("eval_min_samples", 0)
+    if not budget:
+        return []
+    short = sorted({(label(r), r.runtime, eval_prefix(r.metrics)) for r in view.kind("bench")
+                    if eval_prefix(r.metrics)})
+    text = (f"Parity and accuracy are computed on the whole eval set, except that the eval pass of a slow "
+            f"artifact stops once it has {least} samples and has run {fmt(budget)} s; its figures (and the "
+            f"reference's it is compared with) are then on those first samples.")
+    text += (f" That happened to {len(short)}: " + "; ".join(f"{a} on {rt} ({p})" for a, rt, p in short) + "."
+             if short else " No artifact of this run needed it.")
+    return [text, ""]
 
 
 def peer_section(view: View) -> list[str]:

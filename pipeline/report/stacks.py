@@ -38,7 +38,7 @@ def section(view: View) -> list[str]:
         return []
     prof = view.first_profile()
     et_rt = for_format("pte")[0]
-    lite_rt = next(rt for rt in for_format("tflite") if rt not in BenchConfig.compat_runtimes)
+    lite_rt = next(rt for rt in for_format("tflite") if rt not in BenchConfig.one_profile_runtimes)
     on_prof = view.timed(profile=prof)
     find = {(r.model, r.source, r.path, r.runtime): r for r in on_prof}
     rows = []

@@ -33,7 +33,7 @@ def test_byom_inputs_outputs_and_dtypes(byom_dir, tmp_path, name, runtime, in_dt
     assert sorted(r.info["output_shapes"]) == out_shapes
     assert not r.info["outputs_have_nan_or_inf"]
     # a compatibility runtime (the old tflite_runtime) gets `other_repeats` steady runs, the others `repeats`
-    repeats = CFG.other_repeats if runtime in CFG.compat_runtimes else CFG.repeats
+    repeats = CFG.other_repeats if runtime in CFG.one_profile_runtimes else CFG.repeats
     assert r.metrics["latency_p50_ms"] > 0 and r.metrics["runs"] >= CFG.min_runs * repeats == 20 * repeats
 
 

@@ -187,3 +187,37 @@ def test_bad_profile_and_numbers_are_rejected():
         profiles.Profile("zero", threads=0)
     with pytest.raises(ValueError, match="min_runs"):
         bench.config_with(min_runs=-5)
+
+
+def test_a_slow_eval_pass_stops_at_its_budget_and_says_on_what(digits_exports, tmp_path):
+    """The eval pass stops once it has `eval_min_samples` and has run `eval_max_seconds` (here at once):
+    every quality figure, the reference's included, is then on those first samples, and says so."""
+    import numpy as np
+
+    from conftest import ROOT
+    from pipeline import parity
+    t = _target(digits_exports, "keras", "tflite_fp32", ROOT)
+    cfg = bench.config_with(min_runs=20, min_seconds=0.0, ci_pct=0.0, warmup=2, timeout_s=120.0, peer=False,
+                            op_profile=False, eval_max_seconds=1e-9, eval_min_samples=40)
+    r = bench.measure_one(t, "litert", profiles.get("big-core"), cfg, tmp_path, want_outputs=True).record
+    assert r.status == "ok", r.error
+    m = r.metrics
+    assert (m["eval_samples"], m["eval_set_samples"]) == (40, 360), m
+    with np.load(t.eval_npz) as z:
+        ref, y = z["ref_keras"][:40], z["y"][:40]
+    assert m["reference_accuracy"] == float((ref.argmax(-1) == y).mean())
+    assert parity.eval_prefix(m) == "first 40 of 360 eval samples"
+    whole = bench.measure_one(t, "litert", profiles.get("big-core"), dataclasses.replace(cfg, eval_max_seconds=0.0),
+                              tmp_path, want_outputs=True).record.metrics
+    assert (whole["eval_samples"], parity.eval_prefix(whole)) == (360, "")
+
+
+def test_one_profile_runtimes_get_the_first_profile_only(tmp_path):
+    """Core AI's Linux runtime takes no thread count, and the old interpreter's 2-thread figures are noise:
+    both are measured on the first profile only; every other runtime on each profile."""
+    cfg = profiles.BenchConfig()
+    t = bench.Target(artifact=tmp_path / "m.aimodel", format="aimodel", runtimes=("coreai",))
+    u = bench.Target(artifact=tmp_path / "m.tflite", format="tflite", runtimes=("litert", "tflite_runtime"))
+    got = {(x.format, rt): [p.name for p in ps] for x, rt, ps in bench.plan([t, u], cfg)}
+    assert got == {("aimodel", "coreai"): ["big-core"], ("tflite", "tflite_runtime"): ["big-core"],
+                   ("tflite", "litert"): ["big-core", "2-core"]}
