@@ -2,7 +2,7 @@
 # Each target sets up .venv itself when it is missing.
 PY      := .venv/bin/python
 TFLRT   := .venv-tflite-runtime/bin/python
-# pip install through uv with pip's own configuration, pip if uv fails (scripts/pip_install.py: ~20 s, not ~3 min)
+# pip install through uv with pip's own configuration, pip if uv fails (scripts/pip_install.py: ~1 min, not ~3.5)
 PIPI    := python3 scripts/pip_install.py
 # pip warns about every missing local index folder on this machine; keep the output readable
 PIPFILTER := 2>&1 | grep -v "^WARNING: Location" || true

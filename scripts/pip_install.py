@@ -5,12 +5,12 @@
 
 Why: pip took ~3.5 of the cold `make bench-mobile`'s 15 minutes to install the pinned stack (torch,
 TensorFlow, ExecuTorch, Core AI: ~2 GB of wheels, unpacked one by one); uv installs the same pins from
-the same places in ~20 s. uv does not read pip's configuration, so the settings that say where wheels
-come from (index-url, extra-index-url, find-links, constraint, no-index, cert, timeout; from pip.conf
-files and PIP_* variables alike, as `pip config list` shows them) are passed on to it, and it picks the
-best version across every index as pip does (`--index-strategy unsafe-best-match`). Any failure of uv
-(not installable here, a resolution it refuses) falls back to pip with the same arguments, so set-up
-never depends on uv. Standard library only: it runs before the venv has anything.
+the same places in ~65 s, .pyc files included (2 cores). uv does not read pip's configuration, so the
+settings that say where wheels come from (index-url, extra-index-url, find-links, constraint,
+no-index, cert, timeout; from pip.conf files and PIP_* variables alike, as `pip config list` shows
+them) are passed on to it, and it picks the best version across every index as pip does
+(`--index-strategy unsafe-best-match`). Any failure of uv (not installable here, a resolution it
+refuses) falls back to pip with the same arguments, so set-up never depends on uv. Standard library only: it runs before the venv has anything.
 """
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ def pip_config(py: str) -> dict[str, list[str]]:
 
 def uv_command(uv: str, py: str, args: list[str], cfg: dict[str, list[str]]) -> tuple[list[str], dict]:
     """The uv command line and environment that install `args` as pip would with `cfg`."""
-    cmd = [uv, "pip", "install", "--quiet", "--python", py, "--index-strategy", "unsafe-best-match"]
+    # --compile-bytecode: pip writes .pyc files at install, uv only when asked; with PYTHONDONTWRITEBYTECODE
+    # set (as on these machines) a venv without them recompiles torch and TensorFlow in every process
+    # (~20 s each: every export and bench worker)
+    cmd = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", py, "--index-strategy",
+           "unsafe-best-match"]
     for setting, flag in FLAGS.items():
         for v in cfg.get(setting, []):
             cmd += [flag, v]
