@@ -99,6 +99,18 @@ def _end_epoch(spec: ModelSpec, framework: str, losses: list[float], writer, log
     return True
 
 
+def epoch_orders(spec: ModelSpec, n: int):
+    """Each epoch's order of the `n` training samples (a seeded torch.randperm per epoch), the same for
+    both twins. Not Keras' fit(shuffle=True): with the global seed set (`_seed_all`, as every training
+    here) its TensorFlow data adapter draws the same permutation in every epoch (its
+    `tf.random.shuffle` restarts with each epoch's iterator), so the Keras twin saw one batch order
+    in every epoch where the PyTorch twin saw a new one each time."""
+    import torch
+    gen = torch.Generator().manual_seed(spec.train.seed)
+    for _ in range(spec.train.epochs):
+        yield torch.randperm(n, generator=gen)
+
+
 def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, losses: list | None = None):
     """`losses`: the list each epoch's mean training loss is appended to (how many epochs ran)."""
     import torch
@@ -114,12 +126,10 @@ def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, lo
         # the saved weights are the same tensors, and every export reloads them into a fresh model
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    gen = torch.Generator().manual_seed(cfg.seed)
     writer = _curve_writer(tb_dir)
     losses = [] if losses is None else losses
-    for epoch in range(cfg.epochs):
+    for perm in epoch_orders(spec, len(x)):
         model.train()
-        perm = torch.randperm(len(x), generator=gen)
         total = 0.0
         for i in range(0, len(x), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
@@ -155,12 +165,6 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, lo
     losses = [] if losses is None else losses
     writer = _curve_writer(tb_dir / "train" if tb_dir else None)   # `train/`, where Keras' callback wrote
 
-    class Log(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            losses.append(float(logs["loss"]))
-            if _end_epoch(spec, "keras", losses, writer, log):
-                self.model.stop_training = True
-
     # the Keras twins are built with batch size 1 (what ships); train a batch-free copy, same layers
     trainable = _unbatched_clone(model)
     trainable.compile(model.optimizer, model.loss)
@@ -168,9 +172,13 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, lo
     # where each variable is lifted out of the graph one by one: the first epoch took 9.8 s -> 4.4 s
     # on tiny_transformer (78 variables), and the slots start at the same zeros either way
     trainable.optimizer.build(trainable.trainable_variables)
-    trainable.fit(spec.to_keras(data.x_train), y, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                  shuffle=True, verbose=0,
-                  callbacks=[Log()])
+    x = spec.to_keras(data.x_train)
+    for perm in epoch_orders(spec, len(x)):   # one fit per epoch, in the PyTorch twin's order
+        perm = perm.numpy()
+        hist = trainable.fit(x[perm], y[perm], batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0)
+        losses.append(float(hist.history["loss"][-1]))
+        if _end_epoch(spec, "keras", losses, writer, log):
+            break
     if writer:
         writer.close()
     model.set_weights(trainable.get_weights())

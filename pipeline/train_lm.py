@@ -10,7 +10,7 @@
 - `keras.weights.h5` (native Keras twin), `keras_tw.weights.h5` (the PyTorch weights transferred);
 - `eval.npz`: `x` int32 [n, context] held-out windows, `y` their next tokens, `calib` [k, context]
   training windows (quantization calibration).
-Both twins train on the same windows in the same batch order (`epoch_orders`) with the same update
+Both twins train on the same windows in the same batch order (`pipeline.train.epoch_orders`) with the same update
 (Adam, linear warm-up then cosine to 10 %, global gradient-norm clip 1.0: `torch_updater`,
 `compile_keras`; tests/pipeline/test_train_lm.py checks they agree), each judged by the one early-stop
 rule (`TrainConfig.plateaued`). Quality: held-out perplexity (teacher-forced over `x`), per twin.
@@ -77,21 +77,9 @@ def torch_updater(model, total: int, lr: float):
     return update
 
 
-def epoch_orders(spec: ModelSpec, n: int):
-    """Each epoch's order of the `n` training windows (a seeded torch.randperm per epoch), the same for
-    both twins. Not Keras' fit(shuffle=True): with the global seed set (`_seed_all`, as every training
-    here) its TensorFlow data adapter draws the same permutation in every epoch (its
-    `tf.random.shuffle` restarts with each epoch's iterator), so the Keras twin saw one batch order
-    four times where the PyTorch twin saw four."""
-    import torch
-    gen = torch.Generator().manual_seed(spec.train.seed)
-    for _ in range(spec.train.epochs):
-        yield torch.randperm(n, generator=gen)
-
-
 def train_torch(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
     import torch
-    from pipeline.train import _end_epoch
+    from pipeline.train import _end_epoch, epoch_orders
     cfg = spec.train
     model = spec.build_torch().train()
     update = torch_updater(model, steps_total(spec, len(x)), cfg.lr)
@@ -145,7 +133,7 @@ def compile_keras(model, total: int, lr: float):
 
 
 def train_keras(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
-    from pipeline.train import _end_epoch
+    from pipeline.train import _end_epoch, epoch_orders
     cfg = spec.train
     model = compile_keras(spec.build_keras(), steps_total(spec, len(x)), cfg.lr)
     model.optimizer.build(model.trainable_variables)   # slots made eagerly (see pipeline/train.py)
