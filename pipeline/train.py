@@ -111,6 +111,17 @@ def epoch_orders(spec: ModelSpec, n: int):
         yield torch.randperm(n, generator=gen)
 
 
+def fit_epochs(model, spec: ModelSpec, x: np.ndarray, y: np.ndarray, losses: list, writer, log) -> None:
+    """A compiled Keras model trained one `fit` per epoch in `epoch_orders`' order (the PyTorch twin's),
+    each epoch's loss appended to `losses`, until `_end_epoch` says stop: both Keras trainers' loop."""
+    for perm in epoch_orders(spec, len(x)):
+        perm = perm.numpy()
+        hist = model.fit(x[perm], y[perm], batch_size=spec.train.batch_size, epochs=1, shuffle=False, verbose=0)
+        losses.append(float(hist.history["loss"][-1]))
+        if _end_epoch(spec, "keras", losses, writer, log):
+            break
+
+
 def train_torch(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, losses: list | None = None):
     """`losses`: the list each epoch's mean training loss is appended to (how many epochs ran)."""
     import torch
@@ -172,13 +183,7 @@ def train_keras(spec: ModelSpec, data, log=print, tb_dir: Path | None = None, lo
     # where each variable is lifted out of the graph one by one: the first epoch took 9.8 s -> 4.4 s
     # on tiny_transformer (78 variables), and the slots start at the same zeros either way
     trainable.optimizer.build(trainable.trainable_variables)
-    x = spec.to_keras(data.x_train)
-    for perm in epoch_orders(spec, len(x)):   # one fit per epoch, in the PyTorch twin's order
-        perm = perm.numpy()
-        hist = trainable.fit(x[perm], y[perm], batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0)
-        losses.append(float(hist.history["loss"][-1]))
-        if _end_epoch(spec, "keras", losses, writer, log):
-            break
+    fit_epochs(trainable, spec, spec.to_keras(data.x_train), y, losses, writer, log)
     if writer:
         writer.close()
     model.set_weights(trainable.get_weights())

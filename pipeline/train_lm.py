@@ -133,16 +133,10 @@ def compile_keras(model, total: int, lr: float):
 
 
 def train_keras(spec: ModelSpec, x: np.ndarray, y: np.ndarray, log, losses: list, writer):
-    from pipeline.train import _end_epoch, epoch_orders
-    cfg = spec.train
-    model = compile_keras(spec.build_keras(), steps_total(spec, len(x)), cfg.lr)
+    from pipeline.train import fit_epochs
+    model = compile_keras(spec.build_keras(), steps_total(spec, len(x)), spec.train.lr)
     model.optimizer.build(model.trainable_variables)   # slots made eagerly (see pipeline/train.py)
-    for perm in epoch_orders(spec, len(x)):   # one fit per epoch, in the PyTorch twin's order
-        perm = perm.numpy()
-        hist = model.fit(x[perm], y[perm], batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0)
-        losses.append(float(hist.history["loss"][-1]))
-        if _end_epoch(spec, "keras", losses, writer, log):
-            break
+    fit_epochs(model, spec, x, y, losses, writer, log)   # one fit per epoch, in the PyTorch twin's order
     return model
 
 

@@ -10,7 +10,8 @@ settings that say where wheels come from (index-url, extra-index-url, find-links
 no-index, cert, timeout; from pip.conf files and PIP_* variables alike, as `pip config list` shows
 them) are passed on to it, and it picks the best version across every index as pip does
 (`--index-strategy unsafe-best-match`). Any failure of uv (not installable here, a resolution it
-refuses) falls back to pip with the same arguments, so set-up never depends on uv. Standard library only: it runs before the venv has anything.
+refuses) falls back to pip with the same arguments, so set-up never depends on uv. Standard library
+only: it runs before the venv has anything.
 """
 from __future__ import annotations
 

@@ -171,9 +171,9 @@ def model_section(view: View, model: str, plots: dict[str, str] | None = None) -
         # whichever profile's record has them
         for r in by_prof.values():
             m.update({k: v for k, v in r.metrics.items() if k not in m})
-        q = view.quality_of(model, m).value
-        if q is not None and eval_prefix(m):   # a slow artifact's eval pass stopped early: say on what
-            q = f"{fmt(q)} ({eval_prefix(m)})"
+        q, prefix = view.quality_of(model, m).value, eval_prefix(m)
+        if q is not None and prefix:   # a slow artifact's eval pass stopped early: say on what
+            q = f"{fmt(q)} ({prefix})"
         quality = ([q, m.get("sqnr_db"), m.get("max_abs_diff")] if recon else
                    [q, m.get("top1_agreement"), m.get("max_abs_diff")])
         rows.append([ArtifactId(model, src, path).stem, rt, kib(m.get("size_bytes")), kib(m.get("size_zipped_bytes")),

@@ -5,7 +5,7 @@ check against LiteRT's own benchmark, compute cost, top operators. Plugged in vi
 """
 from __future__ import annotations
 
-from pipeline.parity import PEER_AGREEMENT
+from pipeline.parity import PEER_AGREEMENT, eval_prefix
 from pipeline.report.table import fmt, table
 from pipeline.report.view import View, label
 from pipeline.schema import Record
@@ -77,7 +77,6 @@ def stop_rule_lines(view: View) -> list[str]:
 def eval_rule_lines(view: View, settings: dict) -> list[str]:
     """How much of the eval set each artifact's quality figures are on: the whole set, except that the
     eval pass of a slow artifact stops at its time budget; which artifacts that happened to."""
-    from pipeline.parity import eval_prefix
     budget, least = settings.get("eval_max_seconds", 0.0), settings.get("eval_min_samples", 0)
     if not budget:
         return []
